@@ -1,0 +1,91 @@
+# ssl-tools: one GNU Makefile. `make` builds build/bin/ssl-* and build/libssltools.a.
+# New lib/*.c, tools/ssl-*.c and tests/check_*.c files are picked up automatically.
+include config.mk
+
+BUILD ?= build
+SHELL := /bin/bash
+
+ifeq ($(SAN),1)
+OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+SANLD = -fsanitize=address,undefined
+endif
+ifeq ($(CI),true)
+WERROR = -Werror
+endif
+
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS   := $(shell $(PKG_CONFIG) --libs $(TEST_PKGS) 2>/dev/null)
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DSSL_VERSION=\"$(VERSION)\" -fopenmp $(OPT) $(WARN) $(WERROR) \
+             -MMD -MP -Ilib $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = -fopenmp $(SANLD) $(LDFLAGS)
+LIBS = $(PKG_LIBS) -lm
+
+LIB_SRC   := $(wildcard lib/*.c)
+TOOL_SRC  := $(wildcard tools/ssl-*.c)
+TEST_SRC  := $(wildcard tests/check_*.c)
+TESTSUP_SRC := $(filter-out tests/check_%,$(wildcard tests/*.c))
+
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_BIN  := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
+TEST_BIN  := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TESTSUP_OBJ := $(TESTSUP_SRC:%.c=$(BUILD)/%.o)
+LIBA      := $(BUILD)/libssltools.a
+MAN_PAGES := $(wildcard man/*.1 man/*.5)
+
+.PHONY: all deps check check-asan test demo install clean fixtures bench fuzz
+.DELETE_ON_ERROR:
+
+all: $(TOOL_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
+
+$(LIBA): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/%: $(BUILD)/tools/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBA) $(LIBS)
+
+$(BUILD)/tests/check_%: $(BUILD)/tests/check_%.o $(TESTSUP_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(TESTSUP_OBJ) $(LIBA) $(TEST_LIBS) $(LIBS)
+
+# Installs the Debian packages that are missing (as root), or says how.
+deps:
+	@scripts/deps.sh
+
+# Runs every Check suite (and the tool tests, which run the built binaries).
+test: all $(TEST_BIN)
+	@SSL_BIN=$(abspath $(BUILD)/bin) SSL_SRC=$(CURDIR) scripts/run-tests.sh $(TEST_BIN)
+
+check: deps
+	@$(MAKE) --no-print-directory test
+
+check-asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@if [ -f pipelines/fashion-mnist.mk ]; then $(MAKE) --no-print-directory -f pipelines/fashion-mnist.mk; \
+	 else echo "make demo: not yet (ssl-train has not landed)"; fi
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(MANPREFIX)/man5
+	install -m 755 $(TOOL_BIN) $(DESTDIR)$(PREFIX)/bin/
+	for p in $(MAN_PAGES); do case $$p in *.1) d=man1;; *.5) d=man5;; esac; \
+	  install -m 644 $$p $(DESTDIR)$(MANPREFIX)/$$d/; done
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,149 @@
+/* Tests for lib/util (parsing), lib/rng and lib/tensor. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+#include "tensor.h"
+#include "testutil.h"
+#include "util.h"
+
+START_TEST(test_parse_i64)
+{
+	char err[128];
+	int64_t v;
+	ck_assert_int_eq(parse_i64("42", 0, 100, &v, err, sizeof err), 0);
+	ck_assert_int_eq(v, 42);
+	ck_assert_int_eq(parse_i64("-3", -5, 5, &v, err, sizeof err), 0);
+	ck_assert_int_eq(v, -3);
+	ck_assert_int_eq(parse_i64("42x", 0, 100, &v, err, sizeof err), -1);
+	ck_assert_int_eq(parse_i64("", 0, 100, &v, err, sizeof err), -1);
+	ck_assert_int_eq(parse_i64("101", 0, 100, &v, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "out of range"));
+	ck_assert_int_eq(parse_i64("99999999999999999999999", 0, INT64_MAX, &v, err, sizeof err), -1);
+}
+END_TEST
+
+START_TEST(test_parse_f64)
+{
+	char err[128];
+	double v;
+	ck_assert_int_eq(parse_f64("0.5", 0, 1, &v, err, sizeof err), 0);
+	ck_assert(v == 0.5);
+	ck_assert_int_eq(parse_f64("1e-3", 0, 1, &v, err, sizeof err), 0);
+	ck_assert_int_eq(parse_f64("nan", 0, 1, &v, err, sizeof err), -1);
+	ck_assert_int_eq(parse_f64("0.5.", 0, 1, &v, err, sizeof err), -1);
+	ck_assert_int_eq(parse_f64("-0.1", 0, 1, &v, err, sizeof err), -1);
+}
+END_TEST
+
+START_TEST(test_parse_hw_labels)
+{
+	char err[128];
+	int h, w;
+	double f;
+	int64_t n;
+	ck_assert_int_eq(parse_hw("32x24", 4096, &h, &w, err, sizeof err), 0);
+	ck_assert_int_eq(h, 32);
+	ck_assert_int_eq(w, 24);
+	ck_assert_int_eq(parse_hw("28", 4096, &h, &w, err, sizeof err), 0);
+	ck_assert_int_eq(h, 28);
+	ck_assert_int_eq(w, 28);
+	ck_assert_int_eq(parse_hw("0x5", 4096, &h, &w, err, sizeof err), -1);
+	ck_assert_int_eq(parse_hw("5x", 4096, &h, &w, err, sizeof err), -1);
+	ck_assert_int_eq(parse_label_spec("1%", &f, &n, err, sizeof err), 0);
+	ck_assert(fabs(f - 0.01) < 1e-12 && n == -1);
+	ck_assert_int_eq(parse_label_spec("0.1", &f, &n, err, sizeof err), 0);
+	ck_assert(fabs(f - 0.1) < 1e-12);
+	ck_assert_int_eq(parse_label_spec("25-per-class", &f, &n, err, sizeof err), 0);
+	ck_assert_int_eq(n, 25);
+	ck_assert_int_eq(parse_label_spec("0", &f, &n, err, sizeof err), -1);
+	ck_assert_int_eq(parse_label_spec("150%", &f, &n, err, sizeof err), -1);
+	ck_assert_int_eq(parse_label_spec("x-per-class", &f, &n, err, sizeof err), -1);
+}
+END_TEST
+
+START_TEST(test_rng_keyed)
+{
+	Rng a = rng_for(1, 2, 3, 4), b = rng_for(1, 2, 3, 4), c = rng_for(1, 2, 4, 4);
+	uint64_t x = rng_u64(&a);
+	ck_assert_uint_eq(x, rng_u64(&b));
+	ck_assert_uint_ne(x, rng_u64(&c));
+}
+END_TEST
+
+START_TEST(test_rng_moments)
+{
+	Rng r = rng_for(7, 0, 0, 0);
+	double s = 0, s2 = 0, ns = 0, ns2 = 0;
+	int n = 200000, counts[10] = { 0 };
+	for (int i = 0; i < n; i++) {
+		double u = rng_uniform(&r), z = rng_normal(&r);
+		ck_assert(u >= 0 && u < 1);
+		s += u;
+		s2 += u * u;
+		ns += z;
+		ns2 += z * z;
+		counts[rng_below(&r, 10)]++;
+	}
+	ck_assert(fabs(s / n - 0.5) < 0.005);
+	ck_assert(fabs(s2 / n - 1.0 / 3) < 0.005);
+	ck_assert(fabs(ns / n) < 0.01);
+	ck_assert(fabs(ns2 / n - 1) < 0.02);
+	for (int k = 0; k < 10; k++)
+		ck_assert(abs(counts[k] - n / 10) < 600);
+}
+END_TEST
+
+START_TEST(test_rng_shuffle_is_permutation)
+{
+	int64_t p[1000];
+	int seen[1000] = { 0 };
+	Rng r = rng_for(3, 1, RNG_DOMAIN_SHUFFLE, 0);
+	for (int i = 0; i < 1000; i++)
+		p[i] = i;
+	rng_shuffle_i64(&r, p, 1000);
+	int fixed = 0;
+	for (int i = 0; i < 1000; i++) {
+		seen[p[i]]++;
+		fixed += p[i] == i;
+	}
+	for (int i = 0; i < 1000; i++)
+		ck_assert_int_eq(seen[i], 1);
+	ck_assert(fixed < 10);
+}
+END_TEST
+
+START_TEST(test_tensor_numel)
+{
+	int64_t ok[3] = { 32, 32, 3 }, neg[2] = { 4, -1 }, big[3] = { INT64_C(1) << 40, INT64_C(1) << 30, 4 };
+	DType d;
+	ck_assert_int_eq(tensor_numel_checked(ok, 3, 0), 3072);
+	ck_assert_int_eq(tensor_numel_checked(ok, 3, 1000), -1);
+	ck_assert_int_eq(tensor_numel_checked(neg, 2, 0), -1);
+	ck_assert_int_eq(tensor_numel_checked(big, 3, 0), -1);
+	ck_assert_int_eq(tensor_numel_checked(ok, TENSOR_MAX_DIM + 1, 0), -1);
+	ck_assert_int_eq(dtype_parse("<f4", 3, &d), 0);
+	ck_assert_int_eq(d, DTYPE_F32);
+	ck_assert_int_eq(dtype_parse(">f4", 3, &d), -1);
+	ck_assert_str_eq(dtype_str(DTYPE_U8), "|u1");
+}
+END_TEST
+
+static Suite *
+util_suite(void)
+{
+	Suite *s = suite_create("util");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_parse_i64);
+	tcase_add_test(tc, test_parse_f64);
+	tcase_add_test(tc, test_parse_hw_labels);
+	tcase_add_test(tc, test_rng_keyed);
+	tcase_add_test(tc, test_rng_moments);
+	tcase_add_test(tc, test_rng_shuffle_is_permutation);
+	tcase_add_test(tc, test_tensor_numel);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(util_suite)

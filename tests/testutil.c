@@ -1,0 +1,146 @@
+/* testutil: see testutil.h. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static void
+cleanup_tmpdir(void)
+{
+	char cmd[300];
+	if (tmpdir[0] && !getenv("TU_KEEP")) {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "testutil: could not remove %s\n", tmpdir);
+	}
+}
+
+const char *
+tu_tmpdir(void)
+{
+	if (!tmpdir[0]) {
+		const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+		snprintf(tmpdir, sizeof tmpdir, "%s/ssltest.XXXXXX", base);
+		if (!mkdtemp(tmpdir)) {
+			perror("mkdtemp");
+			abort();
+		}
+		atexit(cleanup_tmpdir);
+	}
+	return tmpdir;
+}
+
+const char *
+tu_path(const char *name)
+{
+	static char bufs[8][512];
+	static int next;
+	char *b = bufs[next++ % 8];
+	snprintf(b, 512, "%s/%s", tu_tmpdir(), name);
+	return b;
+}
+
+const char *
+tu_src(void)
+{
+	const char *s = getenv("SSL_SRC");
+	return s ? s : ".";
+}
+
+static char *
+slurp_fd(int fd, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap + 1);
+	ssize_t k;
+	ck_assert_ptr_nonnull(buf);
+	while ((k = read(fd, buf + n, cap - n)) != 0) {
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		n += (size_t)k;
+		if (n == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap + 1);
+			ck_assert_ptr_nonnull(buf);
+		}
+	}
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return buf;
+}
+
+void
+tu_run(TuResult *r, const char *fmt, ...)
+{
+	char cmd[8192], full[10240];
+	va_list ap;
+	char outp[512], errp[512];
+	int st, fd;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	snprintf(outp, sizeof outp, "%s/.out.%d", tu_tmpdir(), (int)getpid());
+	snprintf(errp, sizeof errp, "%s/.err.%d", tu_tmpdir(), (int)getpid());
+	/* Files, not pipes: a big stdout cannot deadlock the test. */
+	snprintf(full, sizeof full, "PATH='%s':\"$PATH\"; export PATH; ( %s ) >'%s' 2>'%s' </dev/null",
+	         getenv("SSL_BIN") ? getenv("SSL_BIN") : "build/bin", cmd, outp, errp);
+	st = system(full);
+	memset(r, 0, sizeof *r);
+	if (st == -1)
+		r->status = -1;
+	else if (WIFEXITED(st))
+		r->status = WEXITSTATUS(st);
+	else
+		r->status = 128 + WTERMSIG(st);
+	fd = open(outp, O_RDONLY);
+	r->out = fd >= 0 ? slurp_fd(fd, &r->outlen) : strdup("");
+	if (fd >= 0)
+		close(fd);
+	fd = open(errp, O_RDONLY);
+	r->err = fd >= 0 ? slurp_fd(fd, NULL) : strdup("");
+	if (fd >= 0)
+		close(fd);
+	unlink(outp);
+	unlink(errp);
+}
+
+void
+tu_result_free(TuResult *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+void
+tu_write_file(const char *path, const void *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+	ck_assert_msg(f != NULL, "cannot write %s", path);
+	ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+char *
+tu_read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	char *b;
+	ck_assert_msg(fd >= 0, "cannot read %s", path);
+	b = slurp_fd(fd, len);
+	close(fd);
+	return b;
+}

@@ -1,0 +1,43 @@
+/* testutil: shared helpers for the Check suites.
+ *
+ * Each tests/check_<module>.c defines `Suite *<module>_suite(void)` and ends
+ * with CHECK_MAIN(<module>_suite). Tool tests run the built binaries through
+ * /bin/sh with $SSL_BIN (set by `make test`) first on PATH. */
+#ifndef SSL_TESTUTIL_H
+#define SSL_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+
+#define CHECK_MAIN(suite_fn)                                              \
+	int main(void)                                                        \
+	{                                                                     \
+		SRunner *sr = srunner_create(suite_fn());                         \
+		srunner_run_all(sr, CK_NORMAL);                                   \
+		int failed = srunner_ntests_failed(sr);                           \
+		srunner_free(sr);                                                 \
+		return failed ? 1 : 0;                                            \
+	}
+
+typedef struct {
+	int    status;   /* exit status, or 128+signal */
+	char  *out;      /* stdout bytes (NUL-terminated for convenience) */
+	size_t outlen;
+	char  *err;      /* stderr text */
+} TuResult;
+
+/* Runs `sh -c cmd` (printf-style) with $SSL_BIN on PATH; captures everything. */
+void tu_run(TuResult *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tu_result_free(TuResult *r);
+/* A fresh temporary directory (removed at exit). */
+const char *tu_tmpdir(void);
+/* Path inside tu_tmpdir(); returned buffer valid until the next 8 calls. */
+const char *tu_path(const char *name);
+/* Source tree root ($SSL_SRC, or "."), for fixtures. */
+const char *tu_src(void);
+/* Writes bytes to a file; fails the test on error. */
+void tu_write_file(const char *path, const void *data, size_t len);
+/* Reads a whole file (malloc'd, NUL-terminated); fails the test on error. */
+char *tu_read_file(const char *path, size_t *len);
+
+#endif
