@@ -6,7 +6,7 @@ CC        ?= cc
 PKG_CONFIG ?= pkg-config
 
 # pkg-config names of the libraries we link
-PKGS      = libarchive openblas msgpack libjpeg libpng
+PKGS      = libarchive openblas msgpack libjpeg libpng jansson
 TEST_PKGS = check
 
 OPT       ?= -O2 -g

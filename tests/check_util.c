@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "rng.h"
+#include "subset.h"
 #include "tensor.h"
 #include "testutil.h"
 #include "util.h"
@@ -130,6 +131,30 @@ START_TEST(test_tensor_numel)
 }
 END_TEST
 
+
+START_TEST(test_subset_stratified)
+{
+	int64_t labels[100], out[100];
+	int per[3] = { 0 };
+	for (int i = 0; i < 100; i++)
+		labels[i] = i < 50 ? 0 : (i < 90 ? 1 : (i < 99 ? 2 : -1));
+	int64_t k = subset_stratified(labels, 100, 3, 0.1, 0, 5, out);
+	ck_assert_int_eq(k, 5 + 4 + 1);
+	for (int64_t i = 0; i < k; i++) {
+		if (i)
+			ck_assert(out[i] > out[i - 1]);
+		per[labels[out[i]]]++;
+	}
+	ck_assert_int_eq(per[0], 5);
+	ck_assert_int_eq(per[1], 4);
+	ck_assert_int_eq(per[2], 1);
+	int64_t again[100];
+	ck_assert_int_eq(subset_stratified(labels, 100, 3, 0.1, 0, 5, again), k);
+	ck_assert_mem_eq(out, again, (size_t)k * sizeof out[0]);
+	ck_assert_int_eq(subset_stratified(labels, 100, 3, 0, 20, 5, out), 20 + 20 + 9);
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -142,6 +167,7 @@ util_suite(void)
 	tcase_add_test(tc, test_rng_moments);
 	tcase_add_test(tc, test_rng_shuffle_is_permutation);
 	tcase_add_test(tc, test_tensor_numel);
+	tcase_add_test(tc, test_subset_stratified);
 	suite_add_tcase(s, tc);
 	return s;
 }
