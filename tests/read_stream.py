@@ -1,6 +1,5 @@
 #!/usr/bin/python3
 # Reads an ssl-stream from stdin into numpy arrays and prints a summary.
-# The example of ssl-stream(5); tests/check_stream.c runs it.
 import sys
 
 import msgpack
