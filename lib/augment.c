@@ -242,22 +242,41 @@ grow_floats(float **buf, size_t *cap, size_t n)
 	return *buf;
 }
 
-static int *
-scratch_ints(AugmentScratch *s, size_t n)
+/* Resampling weights depend only on (in size, out size, flip), and random
+ * crops repeat sizes (at 32 px, always), so each axis keeps a small
+ * direct-mapped cache of them. */
+#define RESAMPLE_SLOTS 64
+
+typedef struct {
+	int    in, out, flip, nk;  /* in == 0: empty */
+	float *w;                  /* (out, nk) */
+	int   *x0;                 /* (out) */
+	size_t wcap, xcap;
+} ResampleSlot;
+
+struct ResampleCache {
+	ResampleSlot axis[2][RESAMPLE_SLOTS];
+};
+
+static void
+resample_cache_free(struct ResampleCache *c)
 {
-	if (n > s->icap) {
-		s->ibuf = xreallocarray(s->ibuf, n, sizeof(int));
-		s->icap = n;
-	}
-	return s->ibuf;
+	if (!c)
+		return;
+	for (int a = 0; a < 2; a++)
+		for (int i = 0; i < RESAMPLE_SLOTS; i++) {
+			free(c->axis[a][i].w);
+			free(c->axis[a][i].x0);
+		}
+	free(c);
 }
 
 void
 augment_scratch_free(AugmentScratch *s)
 {
+	resample_cache_free(s->cache);
 	free(s->planes);
 	free(s->buf);
-	free(s->ibuf);
 	memset(s, 0, sizeof *s);
 }
 
@@ -285,28 +304,6 @@ trunc_level(float v)
 	i = i > 0 ? i : 0;
 	i = i < 255 ? i : 255;
 	return (float)i;
-}
-
-KERNEL static void
-row_scale(float *restrict out, float w, const float *restrict in, size_t n)
-{
-	for (size_t j = 0; j < n; j++)
-		out[j] = w * in[j];
-}
-
-KERNEL static void
-row_axpy(float *restrict out, float w, const float *restrict in, size_t n)
-{
-	for (size_t j = 0; j < n; j++)
-		out[j] += w * in[j];
-}
-
-/* Round to the nearest level, clamped. */
-KERNEL static void
-row_round(float *p, size_t n)
-{
-	for (size_t j = 0; j < n; j++)
-		p[j] = trunc_level(p[j] + 0.5f);
 }
 
 KERNEL static void
@@ -402,6 +399,37 @@ resample_coeffs(float *w, int *x0s, int ksize, int in_size, int out_size, int fl
 	return nk;
 }
 
+static int resample_ksize(int in_size, int out_size);
+
+/* The weights for one axis (0: x, 1: y), from the cache or computed into it. */
+static const ResampleSlot *
+resample_get(AugmentScratch *s, int axis, int in, int out, int flip)
+{
+	if (!s->cache)
+		s->cache = xcalloc(1, sizeof *s->cache);
+	unsigned h = ((unsigned)in * 2654435761u) ^ ((unsigned)out * 40503u) ^ (unsigned)flip;
+	ResampleSlot *e = &s->cache->axis[axis][(h ^ (h >> 16)) % RESAMPLE_SLOTS];
+	if (e->in == in && e->out == out && e->flip == flip)
+		return e;
+	int k = resample_ksize(in, out);
+	size_t nw = (size_t)out * k;
+	if (nw > e->wcap) {
+		free(e->w);
+		e->w = xmalloc(nw * sizeof *e->w);
+		e->wcap = nw;
+	}
+	if ((size_t)out > e->xcap) {
+		free(e->x0);
+		e->x0 = xmalloc((size_t)out * sizeof *e->x0);
+		e->xcap = (size_t)out;
+	}
+	e->nk = resample_coeffs(e->w, e->x0, k, in, out, flip);
+	e->in = in;
+	e->out = out;
+	e->flip = flip;
+	return e;
+}
+
 /* Horizontal pass of one plane: out (rows, OW) from in (rows, IW). */
 KERNEL static void
 resample_rows(float *restrict out, const float *restrict in, int rows, int IW, int OW, const float *w,
@@ -477,21 +505,16 @@ resize_planes(float *pl, AugmentScratch *s, const uint8_t *img, int H, int W, in
 {
 	ASSERT(box.top >= 0 && box.left >= 0 && box.height >= 1 && box.width >= 1 &&
 	       box.top + box.height <= H && box.left + box.width <= W && (C == 1 || C == 3));
-	int kx = resample_ksize(box.width, OW), ky = resample_ksize(box.height, OH), bh = box.height;
+	int bh = box.height;
 	size_t crop = (size_t)bh * box.width, tmpsz = (size_t)bh * OW;
-	float *xw = grow_floats(&s->buf, &s->cap, (size_t)OW * kx + (size_t)OH * ky + C * (crop + tmpsz));
-	float *yw = xw + (size_t)OW * kx;
-	float *src = yw + (size_t)OH * ky; /* (C, bh, bw) */
-	float *tmp = src + C * crop;       /* (bh, OW) of one plane after the horizontal pass */
-	int *x0 = scratch_ints(s, (size_t)OW + OH);
-	int *y0 = x0 + OW;
-	int nx = resample_coeffs(xw, x0, kx, box.width, OW, flip);
-	int ny = resample_coeffs(yw, y0, ky, bh, OH, 0);
+	float *src = grow_floats(&s->buf, &s->cap, C * crop + tmpsz); /* (C, bh, bw) */
+	float *tmp = src + C * crop; /* (bh, OW) of one plane after the horizontal pass */
+	const ResampleSlot *cx = resample_get(s, 0, box.width, OW, flip), *cy = resample_get(s, 1, bh, OH, 0);
 	crop_load(src, img, W, C, box);
 	/* x first, as PIL does. */
 	for (int c = 0; c < C; c++) {
-		resample_rows(tmp, src + c * crop, bh, box.width, OW, xw, x0, nx);
-		resample_cols(pl + (size_t)c * OH * OW, tmp, OH, OW, yw, y0, ny);
+		resample_rows(tmp, src + c * crop, bh, box.width, OW, cx->w, cx->x0, cx->nk);
+		resample_cols(pl + (size_t)c * OH * OW, tmp, OH, OW, cy->w, cy->x0, cy->nk);
 	}
 }
 
@@ -793,16 +816,64 @@ reflect(int i, int n)
 	return i < n ? i : period - i;
 }
 
+/* Horizontal Gaussian pass over one plane: out (H, W) from in (H, W), with
+ * torch's reflect padding built in `padded` (W + k - 1 floats). */
+KERNEL static void
+blur_rows(float *restrict out, const float *restrict in, float *restrict padded, int H, int W, const float *w,
+          int k)
+{
+	int pad = k / 2;
+	for (int y = 0; y < H; y++) {
+		const float *src = in + (size_t)y * W;
+		for (int x = 0; x < pad; x++) {
+			padded[x] = src[reflect(x - pad, W)];
+			padded[pad + W + x] = src[reflect(W + x, W)];
+		}
+		memcpy(padded + pad, src, (size_t)W * sizeof *src);
+		float *o = out + (size_t)y * W;
+		float w0 = w[0];
+		for (int x = 0; x < W; x++)
+			o[x] = w0 * padded[x];
+		for (int i = 1; i < k; i++) {
+			const float *p = padded + i;
+			float wi = w[i];
+			for (int x = 0; x < W; x++)
+				o[x] += wi * p[x];
+		}
+	}
+}
+
+/* Vertical pass: out (H, W) from in (H, W), reflected at the top and bottom, rounded. */
+KERNEL static void
+blur_cols(float *restrict out, const float *restrict in, int H, int W, const float *w, int k)
+{
+	int pad = k / 2;
+	for (int y = 0; y < H; y++) {
+		float *o = out + (size_t)y * W;
+		const float *t = in + (size_t)reflect(y - pad, H) * W;
+		float w0 = w[0];
+		for (int x = 0; x < W; x++)
+			o[x] = w0 * t[x];
+		for (int i = 1; i < k; i++) {
+			const float *ti = in + (size_t)reflect(y + i - pad, H) * W;
+			float wi = w[i];
+			for (int x = 0; x < W; x++)
+				o[x] += wi * ti[x];
+		}
+		for (int x = 0; x < W; x++)
+			o[x] = trunc_level(o[x] + 0.5f);
+	}
+}
+
 /* Gaussian blur of C planes (H, W) in place, rounded to levels. */
 static void
 blur_planes(float *pl, AugmentScratch *s, int H, int W, int C, int kernel, float sigma)
 {
 	ASSERT(kernel >= 1 && kernel % 2 == 1 && sigma > 0);
-	int pad = kernel / 2;
 	size_t plane = (size_t)H * W;
-	float *w = grow_floats(&s->buf, &s->cap, (size_t)kernel + plane + (size_t)W + 2 * (size_t)pad);
-	float *tmp = w + kernel;         /* one plane after the horizontal pass */
-	float *padded = tmp + plane;     /* one row with its reflected border */
+	float *w = grow_floats(&s->buf, &s->cap, (size_t)kernel + plane + (size_t)W + (size_t)kernel);
+	float *tmp = w + kernel;     /* one plane after the horizontal pass */
+	float *padded = tmp + plane; /* one row with its reflected border */
 
 	/* torchvision _get_gaussian_kernel1d, in float32 like torch. */
 	float half = (kernel - 1) * 0.5f, sum = 0;
@@ -814,26 +885,10 @@ blur_planes(float *pl, AugmentScratch *s, int H, int W, int C, int kernel, float
 	}
 	for (int i = 0; i < kernel; i++)
 		w[i] /= sum;
-
 	for (int c = 0; c < C; c++) {
-		float *p = pl + (size_t)c * plane;
-		for (int y = 0; y < H; y++) {
-			const float *src = p + (size_t)y * W;
-			for (int x = -pad; x < W + pad; x++)
-				padded[x + pad] = src[reflect(x, W)];
-			float *t = tmp + (size_t)y * W;
-			row_scale(t, w[0], padded, (size_t)W);
-			for (int i = 1; i < kernel; i++)
-				row_axpy(t, w[i], padded + i, (size_t)W);
-		}
-		for (int y = 0; y < H; y++) {
-			float *o = p + (size_t)y * W;
-			row_scale(o, w[0], tmp + (size_t)reflect(y - pad, H) * W, (size_t)W);
-			for (int i = 1; i < kernel; i++)
-				row_axpy(o, w[i], tmp + (size_t)reflect(y + i - pad, H) * W, (size_t)W);
-		}
+		blur_rows(tmp, pl + (size_t)c * plane, padded, H, W, w, kernel);
+		blur_cols(pl + (size_t)c * plane, tmp, H, W, w, kernel);
 	}
-	row_round(pl, plane * C);
 }
 
 void

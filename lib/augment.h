@@ -95,8 +95,7 @@ typedef struct {
 	size_t  pcap;    /* floats */
 	float  *buf;     /* temporaries of one step */
 	size_t  cap;
-	int    *ibuf;
-	size_t  icap;
+	struct ResampleCache *cache; /* resampling weights by (in, out, flip) */
 } AugmentScratch;
 
 void augment_scratch_free(AugmentScratch *s);
