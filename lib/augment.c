@@ -498,22 +498,84 @@ crop_load(float *restrict pl, const uint8_t *restrict img, int W, int C, CropBox
 	}
 }
 
-/* Crop + resize into planes pl (C, OH, OW), rounded to levels. */
+/* Vertical pass straight from the uint8 image: out (OH, bw * C), still
+ * interleaved, from the rows of box b. */
+KERNEL static void
+resample_cols_u8(float *restrict out, const uint8_t *restrict img, int W, int C, CropBox b, int OH,
+                 const float *w, const int *y0, int nk)
+{
+	size_t row = (size_t)b.width * C;
+	for (int y = 0; y < OH; y++) {
+		const float *k = w + (size_t)y * nk;
+		float *o = out + (size_t)y * row;
+		const uint8_t *t = img + ((size_t)(b.top + y0[y]) * W + b.left) * C;
+		float k0 = k[0];
+		for (size_t j = 0; j < row; j++)
+			o[j] = k0 * t[j];
+		for (int i = 1; i < nk; i++) {
+			const uint8_t *ti = t + (size_t)i * W * C;
+			float ki = k[i];
+			for (size_t j = 0; j < row; j++)
+				o[j] += ki * ti[j];
+		}
+	}
+}
+
+/* Horizontal pass over interleaved rows in (rows, IW, C) into planes pl
+ * (C, rows, OW), rounded. */
+static void
+resample_rows_interleaved(float *restrict pl, const float *restrict in, int rows, int IW, int C, int OW,
+                          const float *w, const int *x0, int nk)
+{
+	size_t plane = (size_t)rows * OW;
+	for (int y = 0; y < rows; y++) {
+		const float *src = in + (size_t)y * IW * C;
+		float *o = pl + (size_t)y * OW;
+		for (int x = 0; x < OW; x++) {
+			const float *k = w + (size_t)x * nk, *p = src + (size_t)x0[x] * C;
+			if (C == 3) {
+				float a0 = k[0] * p[0], a1 = k[0] * p[1], a2 = k[0] * p[2];
+				for (int i = 1; i < nk; i++) {
+					a0 += k[i] * p[3 * i];
+					a1 += k[i] * p[3 * i + 1];
+					a2 += k[i] * p[3 * i + 2];
+				}
+				o[x] = trunc_level(a0 + 0.5f);
+				o[plane + x] = trunc_level(a1 + 0.5f);
+				o[2 * plane + x] = trunc_level(a2 + 0.5f);
+			} else {
+				float a0 = k[0] * p[0];
+				for (int i = 1; i < nk; i++)
+					a0 += k[i] * p[i];
+				o[x] = trunc_level(a0 + 0.5f);
+			}
+		}
+	}
+}
+
+/* Crop + resize into planes pl (C, OH, OW), rounded to levels. PIL resamples
+ * x first; when the box is taller than the output, y first is much less work
+ * (the rows shrink before the taps gather), and changes only float rounding. */
 static void
 resize_planes(float *pl, AugmentScratch *s, const uint8_t *img, int H, int W, int C, CropBox box, int OH, int OW,
               int flip)
 {
 	ASSERT(box.top >= 0 && box.left >= 0 && box.height >= 1 && box.width >= 1 &&
 	       box.top + box.height <= H && box.left + box.width <= W && (C == 1 || C == 3));
-	int bh = box.height;
-	size_t crop = (size_t)bh * box.width, tmpsz = (size_t)bh * OW;
+	int bh = box.height, bw = box.width;
+	const ResampleSlot *cx = resample_get(s, 0, bw, OW, flip), *cy = resample_get(s, 1, bh, OH, 0);
+	if (bh > OH) {
+		float *tmp = grow_floats(&s->buf, &s->cap, (size_t)OH * bw * C); /* (OH, bw, C) */
+		resample_cols_u8(tmp, img, W, C, box, OH, cy->w, cy->x0, cy->nk);
+		resample_rows_interleaved(pl, tmp, OH, bw, C, OW, cx->w, cx->x0, cx->nk);
+		return;
+	}
+	size_t crop = (size_t)bh * bw, tmpsz = (size_t)bh * OW;
 	float *src = grow_floats(&s->buf, &s->cap, C * crop + tmpsz); /* (C, bh, bw) */
 	float *tmp = src + C * crop; /* (bh, OW) of one plane after the horizontal pass */
-	const ResampleSlot *cx = resample_get(s, 0, box.width, OW, flip), *cy = resample_get(s, 1, bh, OH, 0);
 	crop_load(src, img, W, C, box);
-	/* x first, as PIL does. */
 	for (int c = 0; c < C; c++) {
-		resample_rows(tmp, src + c * crop, bh, box.width, OW, cx->w, cx->x0, cx->nk);
+		resample_rows(tmp, src + c * crop, bh, bw, OW, cx->w, cx->x0, cx->nk);
 		resample_cols(pl + (size_t)c * OH * OW, tmp, OH, OW, cy->w, cy->x0, cy->nk);
 	}
 }
