@@ -96,7 +96,10 @@ clean:
 # lib/augment's kernels are plain loops written to vectorise; -O2's cheap cost
 # model and trapping-math if-conversion rules leave them scalar. These flags
 # change no values (no fast-math): the results stay torchvision's bit for bit.
-$(BUILD)/lib/augment.o: ALL_CFLAGS += -fno-trapping-math -fvect-cost-model=dynamic
+# (Probed, so that compilers without them, such as clang, still build.)
+AUGMENT_VEC_FLAGS := $(shell $(CC) -fno-trapping-math -fvect-cost-model=dynamic -Werror -E -x c /dev/null \
+                       >/dev/null 2>&1 && echo -fno-trapping-math -fvect-cost-model=dynamic)
+$(BUILD)/lib/augment.o: ALL_CFLAGS += $(AUGMENT_VEC_FLAGS)
 
 .PHONY: bench-augment
 bench-augment: $(BUILD)/bench/bench_augment
