@@ -163,3 +163,63 @@ sheet_upscale_factor(int side, int target)
 		return 1;
 	return (target + side - 1) / side;
 }
+
+void
+grid_init(PictureGrid *g, int rows, int cols)
+{
+	ASSERT(rows >= 1 && cols >= 1);
+	g->rows = rows;
+	g->cols = cols;
+	g->cells = xcalloc((size_t)rows * cols, sizeof *g->cells);
+}
+
+void
+grid_set(PictureGrid *g, int row, int col, const uint8_t *img, int h, int w, int c)
+{
+	ASSERT(row >= 0 && row < g->rows && col >= 0 && col < g->cols && h >= 1 && w >= 1 && (c == 1 || c == 3));
+	GridCell *cell = &g->cells[(size_t)row * g->cols + col];
+	size_t n = (size_t)h * w * c;
+	free(cell->pix);
+	cell->pix = memcpy(xmalloc(n), img, n);
+	cell->h = h;
+	cell->w = w;
+	cell->c = c;
+}
+
+int
+grid_write_png(const PictureGrid *g, const char *path, int target, char *err, size_t errlen)
+{
+	int rows = 0, ch = 0, cw = 0;
+	for (int i = 0; i < g->rows * g->cols; i++) {
+		const GridCell *c = &g->cells[i];
+		if (!c->pix)
+			continue;
+		rows = i / g->cols + 1;
+		ch = c->h > ch ? c->h : ch;
+		cw = c->w > cw ? c->w : cw;
+	}
+	if (!rows) {
+		snprintf(err, errlen, "%s: no pictures to write", path);
+		return -1;
+	}
+	int f = sheet_upscale_factor(ch > cw ? ch : cw, target);
+	ContactSheet sh;
+	sheet_init(&sh, rows, g->cols, ch * f, cw * f, 4);
+	for (int i = 0; i < rows * g->cols; i++) {
+		const GridCell *c = &g->cells[i];
+		if (c->pix)
+			sheet_put(&sh, i / g->cols, i % g->cols, c->pix, c->h, c->w, c->c, f);
+	}
+	int rc = sheet_write(&sh, path, err, errlen);
+	sheet_free(&sh);
+	return rc;
+}
+
+void
+grid_free(PictureGrid *g)
+{
+	for (int i = 0; g->cells && i < g->rows * g->cols; i++)
+		free(g->cells[i].pix);
+	free(g->cells);
+	memset(g, 0, sizeof *g);
+}

@@ -32,4 +32,26 @@ void sheet_free(ContactSheet *s);
 /* The integer factor that makes a side of `side` pixels at least `target` (>= 1). */
 int  sheet_upscale_factor(int side, int target);
 
+/* A grid of pictures of any sizes, copied in cell by cell, written as one
+ * contact sheet: equal cells big enough for the largest picture, every
+ * picture enlarged by the same whole factor so that the largest side is at
+ * least `target` pixels (ssl-augment --preview: a row per image, the
+ * original then its views). Rows after the last one filled are left out. */
+typedef struct {
+	int h, w, c;    /* 0 x 0: empty */
+	uint8_t *pix;   /* (h, w, c), owned */
+} GridCell;
+
+typedef struct {
+	int       rows, cols;
+	GridCell *cells; /* rows * cols */
+} PictureGrid;
+
+void grid_init(PictureGrid *g, int rows, int cols);
+/* Copies img (h, w, c), c = 1 or 3, into cell (row, col). */
+void grid_set(PictureGrid *g, int row, int col, const uint8_t *img, int h, int w, int c);
+/* -1 with a message if nothing was set or the file cannot be written. */
+int  grid_write_png(const PictureGrid *g, const char *path, int target, char *err, size_t errlen);
+void grid_free(PictureGrid *g);
+
 #endif

@@ -19,7 +19,7 @@
 #include "util.h"
 
 #define BLOCK_MAX_BYTES (64 << 20) /* a block stops growing past this many image + view bytes */
-#define PREVIEW_MAX     64
+#define PREVIEW_MAX     64 /* --preview-count */
 
 typedef struct {
 	AugmentParams p;
@@ -204,58 +204,6 @@ grow(void *buf, size_t *cap, size_t n)
 	return buf;
 }
 
-/* The first records and their views, for --preview. */
-typedef struct {
-	int      n;
-	int      H[PREVIEW_MAX], W[PREVIEW_MAX], C[PREVIEW_MAX], oh[PREVIEW_MAX], ow[PREVIEW_MAX];
-	uint8_t *img[PREVIEW_MAX], *views[PREVIEW_MAX];
-} Preview;
-
-static void
-preview_add(Preview *pv, const Slot *s, int views)
-{
-	size_t isz = (size_t)s->H * s->W * s->C, vsz = (size_t)views * s->oh * s->ow * s->C;
-	int k = pv->n++;
-	pv->H[k] = s->H;
-	pv->W[k] = s->W;
-	pv->C[k] = s->C;
-	pv->oh[k] = s->oh;
-	pv->ow[k] = s->ow;
-	pv->img[k] = memcpy(xmalloc(isz), s->img, isz);
-	pv->views[k] = memcpy(xmalloc(vsz), s->views, vsz);
-}
-
-/* Each row: the original, then its views; every image upscaled by one
- * integer factor so that 32-pixel images are big enough to see. */
-static int
-preview_write(const Preview *pv, const char *path, int views, char *err, size_t errlen)
-{
-	ContactSheet sh;
-	int ch = 1, cw = 1, side = 1;
-	for (int k = 0; k < pv->n; k++) {
-		int m[4] = { pv->H[k], pv->W[k], pv->oh[k], pv->ow[k] };
-		for (int i = 0; i < 4; i++)
-			side = m[i] > side ? m[i] : side;
-	}
-	int f = sheet_upscale_factor(side, 128);
-	for (int k = 0; k < pv->n; k++) {
-		ch = pv->H[k] > ch ? pv->H[k] : ch;
-		ch = pv->oh[k] > ch ? pv->oh[k] : ch;
-		cw = pv->W[k] > cw ? pv->W[k] : cw;
-		cw = pv->ow[k] > cw ? pv->ow[k] : cw;
-	}
-	sheet_init(&sh, pv->n, 1 + views, ch * f, cw * f, 4);
-	for (int k = 0; k < pv->n; k++) {
-		size_t vsz = (size_t)pv->oh[k] * pv->ow[k] * pv->C[k];
-		sheet_put(&sh, k, 0, pv->img[k], pv->H[k], pv->W[k], pv->C[k], f);
-		for (int v = 0; v < views; v++)
-			sheet_put(&sh, k, 1 + v, pv->views[k] + v * vsz, pv->oh[k], pv->ow[k], pv->C[k], f);
-	}
-	int rc = sheet_write(&sh, path, err, errlen);
-	sheet_free(&sh);
-	return rc;
-}
-
 /* Fails the run: the output gets no trailer, so downstream sees a truncated stream. */
 static void
 fail(StreamWriter *w, const char *msg)
@@ -293,7 +241,10 @@ main(int argc, char *argv[])
 
 	Slot *slots = xcalloc((size_t)o.block, sizeof *slots);
 	AugmentScratch *scratch = xcalloc((size_t)nthreads, sizeof *scratch);
-	Preview pv = { 0 };
+	PictureGrid pv = { 0 };
+	int64_t previewed = 0;
+	if (o.preview)
+		grid_init(&pv, o.preview_count, 1 + o.p.views);
 	int64_t done = 0;
 	int s = 1;
 	while (s == 1) {
@@ -347,22 +298,27 @@ main(int argc, char *argv[])
 			r.tensors[0] = tensor_view("views", DTYPE_U8, 4, shape, sl->views);
 			if (stream_writer_put(out, &r) < 0)
 				fail(out, "<stdout>: write error");
-			if (o.preview && pv.n < o.preview_count)
-				preview_add(&pv, sl, o.p.views);
+			if (o.preview && previewed < o.preview_count) {
+				size_t vsz = (size_t)sl->oh * sl->ow * sl->C;
+				grid_set(&pv, (int)previewed, 0, sl->img, sl->H, sl->W, sl->C);
+				for (int v = 0; v < o.p.views; v++)
+					grid_set(&pv, (int)previewed, 1 + v, sl->views + v * vsz, sl->oh, sl->ow, sl->C);
+				previewed++;
+			}
 		}
 		done += n;
 		progress_update(&pg, done, NULL);
 	}
 	progress_finish(&pg, done, NULL);
-	if (o.preview && done > 0 && preview_write(&pv, o.preview, o.p.views, err, sizeof err) < 0)
+	/* 128: 32-pixel images shown 4 times larger. */
+	if (o.preview && done > 0 && grid_write_png(&pv, o.preview, 128, err, sizeof err) < 0)
 		fail(out, err);
+	if (o.preview && done == 0)
+		note("%s: no records, no preview written", o.preview);
 	if (stream_writer_close(out) < 0)
 		die("<stdout>: write error");
 	stream_reader_close(in);
-	for (int k = 0; k < pv.n; k++) {
-		free(pv.img[k]);
-		free(pv.views[k]);
-	}
+	grid_free(&pv);
 	for (int i = 0; i < o.block; i++) {
 		free(slots[i].img);
 		free(slots[i].views);
