@@ -542,9 +542,10 @@ START_TEST(test_png_sheet)
 {
 	ContactSheet sh;
 	char err[256];
-	uint8_t img[4 * 5 * 3], g[4 * 5];
+	uint8_t img[4 * 5 * 3], g[4 * 5], g3[5 * 4];
 	fill_image(img, 4, 5, 3, 1);
 	fill_image(g, 4, 5, 1, 2);
+	fill_image(g3, 5, 4, 1, 3);
 	ck_assert_int_eq(sheet_upscale_factor(32, 96), 3);
 	ck_assert_int_eq(sheet_upscale_factor(28, 96), 4);
 	ck_assert_int_eq(sheet_upscale_factor(224, 96), 1);
@@ -569,6 +570,21 @@ START_TEST(test_png_sheet)
 	ck_assert_int_eq(sheet_write(&sh, "/nonexistent-dir/x.png", err, sizeof err), -1);
 	ck_assert_ptr_nonnull(strstr(err, "/nonexistent-dir/x.png"));
 	sheet_free(&sh);
+
+	/* A grid of pictures of different sizes: cells fit the largest (5x4),
+	 * enlarged 3 times to reach 12 pixels; the empty last row is left out. */
+	PictureGrid pg;
+	grid_init(&pg, 3, 2);
+	ck_assert_int_eq(grid_write_png(&pg, path, 12, err, sizeof err), -1);
+	grid_set(&pg, 0, 0, img, 4, 5, 3);
+	grid_set(&pg, 1, 1, g3, 5, 4, 1);
+	ck_assert_msg(grid_write_png(&pg, path, 12, err, sizeof err) == 0, "%s", err);
+	png = tu_read_file(path, &len);
+	u = (const unsigned char *)png;
+	ck_assert_int_eq((u[16] << 24 | u[17] << 16 | u[18] << 8 | u[19]), 2 * (15 + 4) + 4);
+	ck_assert_int_eq((u[20] << 24 | u[21] << 16 | u[22] << 8 | u[23]), 2 * (15 + 4) + 4);
+	free(png);
+	grid_free(&pg);
 }
 END_TEST
 
@@ -707,17 +723,23 @@ START_TEST(test_tool_threads_and_blocks)
 	TuResult r;
 	snprintf(in, sizeof in, "%s", tu_path("tb.ssl")); /* tu_path's buffers rotate */
 	write_images(in, 37, 33, 30, 3, 1, STREAM_KIND_IMAGES, 1);
-	const char *runs[] = { "--threads 1 --block 1", "--threads 2", "--threads 2 --block 5", "-j 3 --block 64" };
-	for (int i = 0; i < 4; i++) {
+	/* The input also arrives through a pipe in uneven pieces: the stream
+	 * reader's chunking must not matter either. */
+	char cut[1200];
+	snprintf(cut, sizeof cut, "(head -c 1000 '%s'; sleep 0.1; tail -c +1001 '%s') | ", in, in);
+	const char *runs[] = { "--threads 1 --block 1", "--threads 2", "--threads 2 --block 5", "-j 3 --block 64",
+		               "--block 3" };
+	for (int i = 0; i < 5; i++) {
 		char name[16];
 		snprintf(name, sizeof name, "tb%d.ssl", i);
-		tu_run(&r, "ssl-augment --recipe imagenet --size 24 --seed 3 %s '%s' >'%s'", runs[i], in, tu_path(name));
+		tu_run(&r, "%s ssl-augment --recipe imagenet --size 24 --seed 3 %s <'%s' >'%s'", i == 4 ? cut : "",
+		       runs[i], i == 4 ? "/dev/stdin" : in, tu_path(name));
 		ck_assert_msg(r.status == 0, "%s: status %d: %s", runs[i], r.status, r.err);
 		tu_result_free(&r);
 		if (i > 0)
 			ck_assert_msg(files_equal(tu_path("tb0.ssl"), tu_path(name)), "%s: output differs", runs[i]);
 	}
-	tu_run(&r, "ssl-augment --recipe imagenet --size 24 --seed 4 '%s' >'%s'", in, tu_path("tb9.ssl"));
+	tu_run(&r, "ssl-augment --recipe imagenet --size 24 --seed 4 <'%s' >'%s'", in, tu_path("tb9.ssl"));
 	ck_assert_int_eq(r.status, 0);
 	ck_assert(!files_equal(tu_path("tb0.ssl"), tu_path("tb9.ssl")));
 	tu_result_free(&r);
