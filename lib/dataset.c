@@ -1096,11 +1096,12 @@ read_cifar(Dataset *d, const char *path, int is100)
 		uint8_t *o = block + (size_t)i * 3072;
 		labels[i] = is100 ? r[d->opt.coarse ? 0 : 1] : r[0];
 		if (labels[i] >= nclass) {
+			fail(d, "%s: record %lld: label %d is out of range for %d classes", path, (long long)i, labels[i],
+			     nclass);
 			free(buf);
 			free(block);
 			free(labels);
-			return fail(d, "%s: record %lld: label %d is out of range for %d classes", path, (long long)i,
-			            labels[i], nclass);
+			return -1;
 		}
 		for (int p = 0; p < 1024; p++) {
 			o[3 * p] = px[p];

@@ -30,6 +30,15 @@ static const char *const fixture_images[] = {
 };
 
 static TwBuf
+bytes(const char *s, size_t n)
+{
+	TwBuf b = { malloc(n), n };
+	ck_assert_ptr_nonnull(b.data);
+	memcpy(b.data, s, n);
+	return b;
+}
+
+static TwBuf
 fixture_add(Fixture *f, const char *path, TwBuf b)
 {
 	f->bufs[f->nbufs++] = b;
@@ -59,11 +68,11 @@ fixture_build(Fixture *f)
 	fixture_add(f, "b/noext", tw_png(f->px[6], H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0));
 	fixture_add(f, "top.png", tw_png(f->px[7], H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0));
 	/* junk, skipped quietly */
-	fixture_add(f, "README", (TwBuf){ (uint8_t *)strdup("hello\n"), 6 });
-	fixture_add(f, "a/.DS_Store", (TwBuf){ (uint8_t *)strdup("\x00\x01"), 2 });
+	fixture_add(f, "README", bytes("hello\n", 6));
+	fixture_add(f, "a/.DS_Store", bytes("\x00\x01", 2));
 	fixture_add(f, "__MACOSX/a/._1.png", tw_png(f->px[0], H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0));
 	/* bad members: warned, skipped, counted */
-	fixture_add(f, "b/anim.gif", (TwBuf){ (uint8_t *)strdup("GIF89a...."), 10 });
+	fixture_add(f, "b/anim.gif", bytes("GIF89a....", 10));
 	{
 		TwBuf j = tw_jpeg(f->px[0], H, W, 3, 95, 0);
 		j.len /= 2;
