@@ -11,6 +11,7 @@
 #include "image.h"
 #include "imgwrite.h"
 #include "sampler.h"
+#include "stream.h"
 #include "testutil.h"
 
 enum { H = 6, W = 8 };
@@ -572,11 +573,249 @@ START_TEST(test_sampler_labels_limit)
 }
 END_TEST
 
+
+/* ---- the tool ---- */
+
+typedef struct {
+	int64_t id, label, epoch;
+	uint32_t sum;   /* of the pixel bytes */
+	char     source[64];
+} Rec;
+
+typedef struct {
+	StreamHeader h;
+	Rec         *recs;
+	int64_t      n;
+} Stream;
+
+/* Reads a whole stream file written by ssl-decode. */
+static void
+read_stream(Stream *s, const char *path)
+{
+	StreamReader *r = stream_reader_open_path(path);
+	const StreamHeader *h = stream_reader_header(r);
+	Record rec;
+	int k;
+	char err[256];
+	ck_assert_msg(h != NULL, "%s", stream_reader_error(r));
+	stream_header_copy(&s->h, h);
+	ck_assert_str_eq(s->h.kind, "images");
+	s->recs = NULL;
+	s->n = 0;
+	while ((k = stream_reader_next(r, &rec)) == 1) {
+		const Tensor *t = record_tensor(&rec, "image", DTYPE_U8, 3, err, sizeof err);
+		Rec *o;
+		ck_assert_msg(t != NULL, "%s", err);
+		s->recs = realloc(s->recs, (size_t)(s->n + 1) * sizeof *s->recs);
+		o = &s->recs[s->n++];
+		memset(o, 0, sizeof *o);   /* compared with memcmp */
+		o->id = rec.id;
+		o->label = rec.label;
+		o->epoch = rec.epoch;
+		o->sum = 0;
+		for (size_t i = 0; i < tensor_nbytes(t); i++)
+			o->sum = o->sum * 31 + ((const uint8_t *)t->data)[i];
+		snprintf(o->source, sizeof o->source, "%s", rec.source ? rec.source : "");
+	}
+	ck_assert_msg(k == 0, "%s", stream_reader_error(r));
+	stream_reader_close(r);
+}
+
+static void
+free_stream(Stream *s)
+{
+	stream_header_free(&s->h);
+	free(s->recs);
+}
+
+static const char *
+tool_fixture(void)
+{
+	static char path[512];
+	Fixture f;
+	if (!path[0]) {
+		fixture_build(&f);
+		snprintf(path, sizeof path, "%s", write_container(&f, 1));
+		fixture_free(&f);
+	}
+	return path;
+}
+
+START_TEST(test_tool_epochs_resume)
+{
+	const char *in = tool_fixture();
+	TuResult r;
+	Stream full, tail, again;
+	tu_run(&r, "ssl-decode --shuffle --seed 3 --epochs 3 '%s' > '%s'", in, tu_path("full.ssl"));
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	/* one line per bad member and the summary; nothing else */
+	ck_assert_msg(strstr(r.err, "fixture1.tar.gz: b/bad.jpg: truncated JPEG data\n") != NULL, "%s", r.err);
+	ck_assert_msg(strstr(r.err, "ssl-decode: skipped 3 of 11 members: 1 undecodable, 1 unsupported format, "
+	                            "1 empty class folder\n") != NULL, "%s", r.err);
+	tu_result_free(&r);
+	read_stream(&full, tu_path("full.ssl"));
+	ck_assert_int_eq(full.h.nclasses, 2);
+	ck_assert_str_eq(full.h.classes[1], "b");
+	ck_assert_int_eq(full.h.records_per_epoch, 8);
+	ck_assert_int_eq(full.h.epochs, 3);
+	ck_assert_int_eq(full.n, 24);
+	ck_assert_int_eq(full.h.nprov, 1);
+	for (int e = 0; e < 3; e++) {
+		int seen[8] = { 0 };
+		for (int k = 0; k < 8; k++) {
+			const Rec *x = &full.recs[e * 8 + k];
+			ck_assert_int_eq(x->epoch, e);
+			seen[x->id]++;
+			ck_assert_str_eq(x->source, fixture_images[x->id]);
+			ck_assert_int_eq(x->label, x->id < 4 ? 0 : x->id < 7 ? 1 : -1);
+		}
+		for (int i = 0; i < 8; i++)
+			ck_assert_int_eq(seen[i], 1);
+	}
+	/* epochs are shuffled differently */
+	ck_assert(memcmp(&full.recs[0], &full.recs[8], sizeof(Rec)) != 0 || full.recs[1].id != full.recs[9].id);
+	/* --start-epoch 1 is exactly the tail of the full run */
+	tu_run(&r, "ssl-decode -q --shuffle --seed 3 --epochs 3 --start-epoch 1 '%s' > '%s'", in, tu_path("tail.ssl"));
+	ck_assert_int_eq(r.status, 0);
+	tu_result_free(&r);
+	read_stream(&tail, tu_path("tail.ssl"));
+	ck_assert_int_eq(tail.h.start_epoch, 1);
+	ck_assert_int_eq(tail.n, 16);
+	ck_assert_mem_eq(tail.recs, full.recs + 8, 16 * sizeof(Rec));
+	/* the same command gives the same bytes */
+	tu_run(&r, "ssl-decode --shuffle --seed 3 --epochs 3 '%s' 2>/dev/null | cmp - '%s'", in, tu_path("full.ssl"));
+	ck_assert_msg(r.status == 0, "not byte-identical: %s", r.out);
+	tu_result_free(&r);
+	/* another seed, another order */
+	tu_run(&r, "ssl-decode -q --shuffle --seed 4 --epochs 3 '%s' > '%s'", in, tu_path("other.ssl"));
+	read_stream(&again, tu_path("other.ssl"));
+	int same = 1;
+	for (int k = 0; k < 24; k++)
+		same &= again.recs[k].id == full.recs[k].id;
+	ck_assert(!same);
+	tu_result_free(&r);
+	free_stream(&full);
+	free_stream(&tail);
+	free_stream(&again);
+}
+END_TEST
+
+START_TEST(test_tool_shards_labels_limit)
+{
+	const char *in = tool_fixture();
+	TuResult r;
+	Stream s;
+	for (int e = 0; e < 2; e++) {
+		int seen[8] = { 0 };
+		for (int i = 0; i < 3; i++) {
+			tu_run(&r, "ssl-decode -q --shuffle --epochs 2 --shard %d/3 '%s' > '%s'", i, in, tu_path("shard.ssl"));
+			ck_assert_int_eq(r.status, 0);
+			tu_result_free(&r);
+			read_stream(&s, tu_path("shard.ssl"));
+			ck_assert_int_eq(s.h.records_per_epoch, i < 2 ? 3 : 2);
+			ck_assert_str_eq(stream_header_get_meta(&s.h, "shard"), i == 0 ? "0/3" : i == 1 ? "1/3" : "2/3");
+			for (int64_t k = 0; k < s.n; k++)
+				if (s.recs[k].epoch == e)
+					seen[s.recs[k].id]++;
+			free_stream(&s);
+		}
+		for (int i = 0; i < 8; i++)
+			ck_assert_msg(seen[i] == 1, "epoch %d: id %d in %d shards", e, i, seen[i]);
+	}
+	/* one labelled image per class; the unlabelled top.png never */
+	tu_run(&r, "ssl-decode -q --labels 1-per-class --seed 9 '%s' > '%s'", in, tu_path("l.ssl"));
+	ck_assert_int_eq(r.status, 0);
+	tu_result_free(&r);
+	read_stream(&s, tu_path("l.ssl"));
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_int_eq(s.recs[0].label, 0);
+	ck_assert_int_eq(s.recs[1].label, 1);
+	free_stream(&s);
+	tu_run(&r, "ssl-decode -q --limit 3 --size 3x5 --channels 1 '%s' > '%s'", in, tu_path("l.ssl"));
+	ck_assert_int_eq(r.status, 0);
+	tu_result_free(&r);
+	read_stream(&s, tu_path("l.ssl"));
+	ck_assert_int_eq(s.n, 3);
+	ck_assert_int_eq(s.recs[2].id, 2);
+	free_stream(&s);
+}
+END_TEST
+
+START_TEST(test_tool_errors)
+{
+	const char *in = tool_fixture();
+	static const char *const bad_usage[] = {
+		"--size 0x3", "--channels 2", "--shard 3/3", "--shard x", "--epochs 2 --start-epoch 2", "--labels 0",
+		"--limit 0", "--bogus", "--max-pixels -1", "--classes ,",
+	};
+	TuResult r;
+	for (size_t i = 0; i < sizeof bad_usage / sizeof bad_usage[0]; i++) {
+		tu_run(&r, "ssl-decode %s '%s'", bad_usage[i], in);
+		ck_assert_msg(r.status == 2, "%s: status %d", bad_usage[i], r.status);
+		ck_assert_uint_eq(r.outlen, 0);
+		ck_assert_msg(strstr(r.err, "Try 'ssl-decode --help'") != NULL, "%s: %s", bad_usage[i], r.err);
+		tu_result_free(&r);
+	}
+	tu_run(&r, "ssl-decode");
+	ck_assert_int_eq(r.status, 2);
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --help");
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "usage: ssl-decode [options] INPUT..."));
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --version");
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "ssl-decode "));
+	tu_result_free(&r);
+	/* run-time errors: exit 1, one line naming the input */
+	tu_run(&r, "ssl-decode '%s' '%s'", in, tu_path("nothere.tar"));
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_uint_eq(r.outlen, 0);
+	ck_assert_msg(strstr(r.err, "ssl-decode: ") && strstr(r.err, "nothere.tar: No such file or directory\n"), "%s",
+	              r.err);
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --strict '%s'", in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_uint_eq(r.outlen, 0);
+	ck_assert_msg(strstr(r.err, "fixture1.tar.gz: b/") != NULL, "%s", r.err);
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --classes x,y '%s'", in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "--classes"));
+	tu_result_free(&r);
+	/* a cut stream is not a success downstream */
+	tu_run(&r, "ssl-decode --epochs 50 '%s' 2>/dev/null | head -c 3000 | ssl-info", in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strstr(r.err, "truncated") != NULL, "%s", r.err);
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_tool_idx_classes)
+{
+	TuResult r;
+	Stream s;
+	mkdir(tu_path("tidx"), 0755);
+	write_idx(tu_path("tidx/t10k-images-idx3-ubyte.gz"), tu_path("tidx/t10k-labels-idx1-ubyte.gz"), 4, 3, 2, 1);
+	tu_run(&r, "ssl-decode --classes 'T-shirt/top,Trouser,Ankle boot' '%s' > '%s'", tu_path("tidx/t10k-images-idx3-ubyte.gz"),
+	       tu_path("idx.ssl"));
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_result_free(&r);
+	read_stream(&s, tu_path("idx.ssl"));
+	ck_assert_int_eq(s.n, 4);
+	ck_assert_int_eq(s.h.nclasses, 3);
+	ck_assert_str_eq(s.h.classes[2], "Ankle boot");
+	ck_assert_str_eq(s.recs[3].source, "t10k-images-idx3-ubyte.gz#3");
+	ck_assert_int_eq(s.recs[3].label, 0);
+	free_stream(&s);
+}
+END_TEST
+
 static Suite *
 decode_suite(void)
 {
 	Suite *s = suite_create("decode");
-	TCase *ds = tcase_create("dataset"), *sm = tcase_create("sampler");
+	TCase *ds = tcase_create("dataset"), *sm = tcase_create("sampler"), *tool = tcase_create("tool");
 	tcase_set_timeout(ds, 20);
 	tcase_add_loop_test(ds, test_containers, 0, (int)(sizeof containers / sizeof containers[0]));
 	tcase_add_test(ds, test_strict);
@@ -588,8 +827,14 @@ decode_suite(void)
 	tcase_add_test(sm, test_sampler_shuffle);
 	tcase_add_test(sm, test_sampler_shards);
 	tcase_add_test(sm, test_sampler_labels_limit);
+	tcase_set_timeout(tool, 30);
+	tcase_add_test(tool, test_tool_epochs_resume);
+	tcase_add_test(tool, test_tool_shards_labels_limit);
+	tcase_add_test(tool, test_tool_errors);
+	tcase_add_test(tool, test_tool_idx_classes);
 	suite_add_tcase(s, ds);
 	suite_add_tcase(s, sm);
+	suite_add_tcase(s, tool);
 	return s;
 }
 

@@ -224,8 +224,8 @@ main(int argc, char *argv[])
 	char err[256], shard[64];
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
-	if (isatty(STDOUT_FILENO))
-		die("stdout is a terminal; send the images stream to a pipe or a file");
+	if (isatty(STDOUT_FILENO))   /* before the work, not after it */
+		die("<stdout>: refusing to write a binary stream to a terminal; redirect or pipe it");
 
 	d = load_dataset(&o, argc - optind, argv + optind);
 	n = dataset_count(d);
