@@ -91,3 +91,12 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- bench-decode (ssl-decode): images/s vs PIL on the CIFAR-10 train JPEGs ----
+.PHONY: bench-decode
+$(BUILD)/bench/bench_decode: bench/bench_decode.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(LIBA) $(LIBS)
+bench-decode: $(BUILD)/bench/bench_decode
+	bench/decode.sh $(BUILD)
+# ---- end bench-decode ----
