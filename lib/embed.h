@@ -33,4 +33,14 @@ int embed_load(Embeddings *e, const char *path, char *err, size_t errlen);
 int embed_load_reader(Embeddings *e, StreamReader *r, char *err, size_t errlen);
 void embed_free(Embeddings *e);
 
+/* Checks that a training and a test set can be probed together, and settles
+ * the classes: the same dimension; class lists that agree where both headers
+ * have one; every label known (not -1) and inside the classes; at least two
+ * classes among the training labels; every class of the test set present in
+ * the training set. K is the header's class count (or 1 + the largest label
+ * when neither header names classes) and *names gets K malloc'd names
+ * (embed_names_free). 0, or -1 with a one-line message in err. */
+int  embed_check_pair(const Embeddings *train, const Embeddings *test, int *K, char ***names, char *err, size_t errlen);
+void embed_names_free(char **names, int K);
+
 #endif

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,24 @@ count2(int64_t n, int64_t m)
 	if (n < 0 || m < 0 || size_mul((size_t)n, (size_t)m, &out) < 0)
 		die("probe: %lld x %lld elements: too large", (long long)n, (long long)m);
 	return out ? out : 1;
+}
+
+static void progress_report(const ProbeProgress *pg, const char *stage, int64_t done, int64_t total, const char *fmt,
+                            ...) ATTR_PRINTF(5, 6);
+
+static void
+progress_report(const ProbeProgress *pg, const char *stage, int64_t done, int64_t total, const char *fmt, ...)
+{
+	char buf[128];
+	va_list ap;
+	if (!pg || !pg->fn)
+		return;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(buf, sizeof buf, fmt, ap);
+		va_end(ap);
+	}
+	pg->fn(pg->ctx, stage, done, total, fmt ? buf : NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -387,7 +406,7 @@ cmp_double(const void *a, const void *b)
 
 double
 linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_t n, int D, int K, const double *grid,
-                int ngrid, double val_frac, uint64_t seed, const LbfgsParams *lp)
+                int ngrid, double val_frac, uint64_t seed, const LbfgsParams *lp, const ProbeProgress *pg)
 {
 	int64_t *fit = xcalloc(count2(n, 1), sizeof *fit), *val = xcalloc(count2(n, 1), sizeof *val);
 	int64_t nfit, nval, *yfit, *yval;
@@ -421,7 +440,10 @@ linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_t n, in
 	probe_gather(xval, yval, x, y, D, val, nval);
 	linear_init(&m, K, D);
 	/* increasing C = decreasing regularisation: each fit starts from the
-	 * previous optimum, which is close and cheaper to move from */
+	 * previous optimum, which is close and cheaper to move from. The
+	 * criterion is validation cross-entropy, not accuracy: on the small
+	 * validation sets of the few-label protocols accuracy moves in steps
+	 * of one item and picks by noise; the log-loss is smooth in C. */
 	for (int i = 0; i < ngrid; i++) {
 		LbfgsResult res;
 		int b = s->best;
@@ -430,8 +452,8 @@ linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_t n, in
 		s->C[i] = sorted[i];
 		scores_loss_acc(&s->val_loss[i], &s->val_acc[i], scores, yval, nval, K);
 		s->n = i + 1;
-		if (i == 0 || s->val_acc[i] > s->val_acc[b] ||
-		    (s->val_acc[i] == s->val_acc[b] && s->val_loss[i] < s->val_loss[b])) {
+		progress_report(pg, "C search", i + 1, ngrid, "C %g: val loss %.4f", s->C[i], s->val_loss[i]);
+		if (i == 0 || s->val_loss[i] < s->val_loss[b]) {
 			s->best = i;
 			worse = 0;
 		} else if (++worse >= 2) {
@@ -513,7 +535,7 @@ nb_select(float *hs, int64_t *hi, const float *sims, int64_t n, int k)
 
 void
 knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const float *query, int64_t nq, int D,
-           int K, int k, double T)
+           int K, int k, double T, const ProbeProgress *pg)
 {
 	enum { QB = 256 };
 	int kk = (int64_t)k < n ? k : (int)n;
@@ -537,6 +559,7 @@ knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const
 			for (int j = 0; j < kk; j++)
 				v[y[ix[j]]] += exp((double)s[j] / T);
 		}
+		progress_report(pg, "knn", q0 + qb, nq, NULL);
 	}
 	free(sims);
 	free(hs);
@@ -704,7 +727,7 @@ mlp_evaluate(double *loss, double *acc, MlpWork *w, const MlpModel *m, const flo
 
 void
 mlp_fit(MlpModel *m, const float *xfit, const int64_t *yfit, int64_t nfit, const float *xval, const int64_t *yval,
-        int64_t nval, int D, int K, const MlpOptions *o)
+        int64_t nval, int D, int K, const MlpOptions *o, const ProbeProgress *pg)
 {
 	int H = o->hidden, B = (int64_t)o->batch < nfit ? o->batch : (int)nfit, bad = 0;
 	size_t np;
@@ -760,6 +783,7 @@ mlp_fit(MlpModel *m, const float *xfit, const int64_t *yfit, int64_t nfit, const
 		if (nval == 0)
 			continue;
 		mlp_evaluate(&vloss, &vacc, &w, m, xval, yval, nval);
+		progress_report(pg, "mlp", ep + 1, o->max_epochs, "val loss %.4f", vloss);
 		if (vloss < m->best_val_loss) {
 			m->best_val_loss = vloss;
 			m->best_val_acc = vacc;
@@ -872,7 +896,7 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 		probe_l2_normalize(xtr, ntrain, D);
 		probe_l2_normalize(xte, ntest, D);
 		r->k_used = (int64_t)cfg->k < ntrain ? cfg->k : (int)ntrain;
-		knn_scores(scores, xtr, ytrain, ntrain, xte, ntest, D, K, cfg->k, cfg->T);
+		knn_scores(scores, xtr, ytrain, ntrain, xte, ntest, D, K, cfg->k, cfg->T, &cfg->progress);
 	} else {
 		float *mean = xcalloc((size_t)D, sizeof *mean), *scale = xcalloc((size_t)D, sizeof *scale);
 		probe_standardize_fit(mean, scale, xtr, ntrain, D);
@@ -886,7 +910,7 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 				r->C = cfg->C;
 			} else {
 				r->C = linear_select_C(&r->search, xtr, ytrain, ntrain, D, K, cfg->grid, cfg->ngrid,
-				                       cfg->val_frac, cfg->seed, &cfg->lbfgs);
+				                       cfg->val_frac, cfg->seed, &cfg->lbfgs, &cfg->progress);
 				r->C_chosen = 1;
 				r->nfit = r->search.nfit;
 				r->nval = r->search.nval;
@@ -908,7 +932,7 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 			probe_gather(xfit, yfit, xtr, ytrain, D, fit, r->nfit);
 			probe_gather(xval, yval, xtr, ytrain, D, val, r->nval);
 			r->cfg.mlp.seed = cfg->seed;
-			mlp_fit(&r->mlp, xfit, yfit, r->nfit, xval, yval, r->nval, D, K, &r->cfg.mlp);
+			mlp_fit(&r->mlp, xfit, yfit, r->nfit, xval, yval, r->nval, D, K, &r->cfg.mlp, &cfg->progress);
 			mlp_scores(scores, &r->mlp, xte, ntest);
 			mlp_free(&r->mlp);
 			free(fit);
@@ -950,7 +974,7 @@ report_settings_text(FILE *fp, const ProbeResult *r)
 	case PROBE_LINEAR:
 		fprintf(fp, "C          %g (lambda %.4g = 1/(C n))", r->C, r->lambda);
 		if (r->C_chosen && r->search.nval > 0)
-			fprintf(fp, ", chosen by accuracy on a held-out %g%% of the training items (%lld fit, %lld val)\n",
+			fprintf(fp, ", chosen by cross-entropy on a held-out %g%% of the training items (%lld fit, %lld val)\n",
 			        100 * c->val_frac, (long long)r->search.nfit, (long long)r->search.nval);
 		else if (r->C_chosen)
 			fprintf(fp, ", the middle of the grid: too few items to hold any out\n");
@@ -959,9 +983,9 @@ report_settings_text(FILE *fp, const ProbeResult *r)
 		if (r->C_chosen && r->search.nval > 0) {
 			fprintf(fp, "C search  ");
 			for (int i = 0; i < r->search.n; i++)
-				fprintf(fp, " %g: %.2f%%%s", r->search.C[i], 100 * r->search.val_acc[i],
-				        i == r->search.best ? "*" : "");
-			fprintf(fp, "  (validation accuracy)\n");
+				fprintf(fp, "%s%g: %.4f %.2f%%%s", i ? ", " : " ", r->search.C[i], r->search.val_loss[i],
+				        100 * r->search.val_acc[i], i == r->search.best ? " *" : "");
+			fprintf(fp, "  (validation loss, accuracy)\n");
 		}
 		fprintf(fp, "optimizer  L-BFGS, %d iterations, %d evaluations, %s, max |gradient| %.2g, objective %.6g\n",
 		        r->opt.iters, r->opt.evals, lbfgs_status_str(r->opt.status), r->opt.gmax, r->opt.f);

@@ -31,6 +31,13 @@
 
 #define PROBE_MAX_GRID 32
 
+/* Reports progress of long work (NULL fn: nothing): stage ("C search",
+ * "mlp", "knn"), done of total units, a short text (may be NULL). */
+typedef struct {
+	void (*fn)(void *ctx, const char *stage, int64_t done, int64_t total, const char *extra);
+	void *ctx;
+} ProbeProgress;
+
 /* ---- features ---- */
 
 /* Per-dimension mean and 1/std (population std; 1 where the std is 0). */
@@ -95,11 +102,11 @@ typedef struct {
 } LinearSearch;
 
 /* Fits on a fit/val split of (x, y) for each C of the grid, increasing, with
- * warm starts; picks the best validation accuracy (ties: lower validation
- * loss, then the smaller C) and stops after two grid points in a row that do
- * worse than the best. Returns the chosen C. */
+ * warm starts; picks the lowest validation cross-entropy (ties: the smaller
+ * C) and stops after two grid points in a row that do worse than the best.
+ * Returns the chosen C. */
 double linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_t n, int D, int K, const double *grid,
-                       int ngrid, double val_frac, uint64_t seed, const LbfgsParams *lp);
+                       int ngrid, double val_frac, uint64_t seed, const LbfgsParams *lp, const ProbeProgress *pg);
 
 /* ---- kNN ---- */
 
@@ -108,7 +115,7 @@ double linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_
  * exp(sim / T), per class. train (n, D) and query (nq, D) must be L2
  * normalised already; k is capped at n. */
 void knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const float *query, int64_t nq, int D,
-                int K, int k, double T);
+                int K, int k, double T, const ProbeProgress *pg);
 
 /* ---- MLP ---- */
 
@@ -134,7 +141,7 @@ void mlp_options_default(MlpOptions *o);
 /* Trains from a seeded initialisation; keeps the parameters of the epoch with
  * the lowest validation loss (all epochs run when nval == 0, the last kept). */
 void mlp_fit(MlpModel *m, const float *xfit, const int64_t *yfit, int64_t nfit, const float *xval,
-             const int64_t *yval, int64_t nval, int D, int K, const MlpOptions *o);
+             const int64_t *yval, int64_t nval, int D, int K, const MlpOptions *o, const ProbeProgress *pg);
 void mlp_scores(double *scores, const MlpModel *m, const float *x, int64_t n);
 void mlp_free(MlpModel *m);
 
@@ -156,6 +163,7 @@ typedef struct {
 	/* mlp */
 	MlpOptions  mlp;
 	uint64_t    seed;
+	ProbeProgress progress;
 } ProbeConfig;
 
 typedef struct {

@@ -364,14 +364,14 @@ START_TEST(test_knn_hand)
 	const float q[1 * 2] = { 0.8f, 0.6f };
 	double v[3];
 	/* sims: item0 .8, item1 .96, item2 .96, item3 .6, item4 -.8 */
-	knn_scores(v, tr, y, 5, q, 1, 2, 3, 2, 0.5);
+	knn_scores(v, tr, y, 5, q, 1, 2, 3, 2, 0.5, NULL);
 	ck_assert(fabs(v[1] - exp(0.96 / 0.5)) < 1e-5 * v[1]);
 	ck_assert(v[0] == 0 && v[2] > 0 && fabs(v[2] - v[1]) < 1e-5 * v[1]);
 	/* k = 1: only item 1 */
-	knn_scores(v, tr, y, 5, q, 1, 2, 3, 1, 0.5);
+	knn_scores(v, tr, y, 5, q, 1, 2, 3, 1, 0.5, NULL);
 	ck_assert(v[1] > 0 && v[0] == 0 && v[2] == 0);
 	/* k beyond n: everything votes */
-	knn_scores(v, tr, y, 5, q, 1, 2, 3, 50, 1.0);
+	knn_scores(v, tr, y, 5, q, 1, 2, 3, 50, 1.0, NULL);
 	ck_assert(fabs(v[0] - (exp(0.8) + exp(-0.8))) < 1e-5);
 }
 END_TEST
@@ -396,7 +396,7 @@ START_TEST(test_knn_select_vs_sort)
 	probe_l2_normalize(tr, N, D);
 	probe_l2_normalize(q, NQ, D);
 	for (int k = 1; k <= N; k += 12) {
-		knn_scores(v, tr, y, N, q, NQ, D, K, k, 0.1);
+		knn_scores(v, tr, y, N, q, NQ, D, K, k, 0.1, NULL);
 		for (int a = 0; a < NQ; a++) {
 			double sims[N], ref[K] = { 0 };
 			int order[N];
