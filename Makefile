@@ -38,6 +38,7 @@ MAN_PAGES := $(wildcard man/*.1 man/*.5)
 
 .PHONY: all deps check check-asan test demo install clean fixtures bench fuzz
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 all: $(TOOL_BIN)
 
