@@ -115,9 +115,9 @@ int  checkpoint_check_config(const Checkpoint *ck, const ModelConfig *want, char
 int  checkpoint_restore_model(const Checkpoint *ck, Model *m, unsigned flags, char *err, size_t errlen);
 /* The same for any table (names and shapes must match exactly). */
 int  checkpoint_restore_params(const Checkpoint *ck, ParamTable *t, unsigned flags, char *err, size_t errlen);
-/* Optimizer kind and state tensors (by name, optim_state(o)) and the step
- * counter. -1 when the file has no optimizer, another kind, or mismatched
- * state. */
+/* Optimizer state tensors (by name, optim_state(o)) and the step counter.
+ * Build o from ck->optim (the kind and hyper-parameters are not checked
+ * here). -1 when the file has no optimizer or the state does not match. */
 int  checkpoint_restore_optim(const Checkpoint *ck, Optim *o, char *err, size_t errlen);
 
 /* Writes ck's save fields, the model's config and every ParamTable entry,
