@@ -360,7 +360,7 @@ fill_meta(Trainer *t)
 	snprintf(tr->objective, sizeof tr->objective, "%s", t->s.objective == OBJECTIVE_SIMCLR ? "simclr" : "supervised");
 	tr->step = t->step;
 	tr->epoch = t->epoch;
-	tr->epoch_records = t->epoch_records;
+	tr->epoch_records = t->epoch_records + t->skip_left; /* a resumed run still skipping keeps its place */
 	tr->first_epoch = t->first_epoch;
 	tr->total_steps = t->total;
 	tr->warmup_steps = t->warmup;
@@ -818,6 +818,16 @@ train_step(Trainer *t, char *err, size_t errlen)
 		return -1;
 	}
 	optim_step(t->o, lr);
+	if (!all_finite(pt->params, pt->nparams)) {
+		for (int i = 0; i < pt->n; i++)
+			if (pt->e[i].grad && !all_finite(pt->e[i].data, (size_t)pt->e[i].numel)) {
+				snprintf(err, errlen, "step %lld (epoch %lld): the update made '%s' non-finite (lr %g): training "
+				         "diverged; lower --lr or add warm-up",
+				         (long long)t->step + 1, (long long)t->batch_epoch, pt->e[i].name, lr);
+				break;
+			}
+		return -1;
+	}
 	t->step++;
 	t->last_loss = loss;
 	t->last_acc = acc;
@@ -960,8 +970,8 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 interrupted:
 	log_flush_row(t);
 	progress_finish(&t->prog, t->step - t->step_start, NULL);
-	if (!t->have_norm) {
-		snprintf(err, errlen, "interrupted before the first step; nothing written");
+	if (!t->have_norm || (t->s.resume && t->step == t->step_start)) {
+		snprintf(err, errlen, "interrupted before the first step; %s", t->s.resume ? "the checkpoint is unchanged" : "nothing written");
 		return TRAIN_INTERRUPTED;
 	}
 	if (save(t, err, errlen) < 0)
@@ -972,6 +982,10 @@ interrupted:
 truncated:
 	log_flush_row(t);
 	progress_finish(&t->prog, t->step - t->step_start, NULL);
+	if (t->s.resume && t->step == t->step_start) {
+		snprintf(err, errlen, "%s; no step trained, %s is unchanged", werr, t->s.out_path);
+		return TRAIN_FAILED;
+	}
 	if (!t->have_norm || save(t, err, errlen) < 0) {
 		char e2[1600];
 		snprintf(e2, sizeof e2, "%s; no checkpoint written%s%s", werr, t->have_norm ? ": " : "",

@@ -2,11 +2,13 @@
  * stream into a checkpoint file. See ssl-train(1); the loop is lib/trainer.c,
  * the file format lib/checkpoint.c. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint.h"
 #include "parallel.h"
@@ -78,6 +80,7 @@ typedef struct {
 } Options;
 
 static volatile sig_atomic_t got_signal;
+static int input_fd = -1, devnull_fd = -1;
 
 static void
 usage(FILE *fp)
@@ -340,6 +343,11 @@ static void
 on_signal(int sig)
 {
 	got_signal = sig;
+	/* The input now reads as ended: a read blocked on a live upstream (or
+	 * the rest of a partly done fread) returns at once, and the loop
+	 * stops after the current step. dup2 is async-signal-safe. */
+	if (input_fd >= 0 && devnull_fd >= 0)
+		dup2(devnull_fd, input_fd);
 }
 
 static void
@@ -389,6 +397,7 @@ main(int argc, char *argv[])
 	Options o;
 	Checkpoint resume, init;
 	StreamReader *in;
+	FILE *fp;
 	const StreamHeader *h;
 	StreamHeader prov;
 	Trainer *t;
@@ -424,7 +433,16 @@ main(int argc, char *argv[])
 		return 0;
 	}
 
-	in = stream_reader_open_path(o.input);
+	if (!o.input || strcmp(o.input, "-") == 0) {
+		fp = stdin;
+		in = stream_reader_open(fp, "<stdin>");
+	} else {
+		if (!(fp = fopen(o.input, "rb")))
+			die("%s:", o.input);
+		in = stream_reader_open(fp, o.input);
+	}
+	input_fd = fileno(fp);
+	devnull_fd = open("/dev/null", O_RDONLY);
 	if (!(h = stream_reader_header(in)))
 		die("%s", stream_reader_error(in));
 	if (!o.resume && o.s.steps < 0 && (h->records_per_epoch <= 0 || h->epochs <= 0))
@@ -473,6 +491,8 @@ main(int argc, char *argv[])
 	}
 	trainer_free(t);
 	stream_reader_close(in);
+	if (fp != stdin)
+		fclose(fp);
 	stream_header_free(&prov);
 	checkpoint_free(&resume);
 	checkpoint_free(&init);
