@@ -27,6 +27,7 @@ LIB_SRC   := $(wildcard lib/*.c)
 TOOL_SRC  := $(wildcard tools/ssl-*.c)
 TEST_SRC  := $(wildcard tests/check_*.c)
 TESTSUP_SRC := $(filter-out tests/check_%,$(wildcard tests/*.c))
+TEST_SCRIPTS := $(wildcard tests/check-*.sh)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_BIN  := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
@@ -37,6 +38,7 @@ MAN_PAGES := $(wildcard man/*.1 man/*.5)
 
 .PHONY: all deps check check-asan test demo install clean fixtures bench fuzz
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 all: $(TOOL_BIN)
 
@@ -66,7 +68,7 @@ deps:
 
 # Runs every Check suite (and the tool tests, which run the built binaries).
 test: all $(TEST_BIN)
-	@SSL_BIN=$(abspath $(BUILD)/bin) SSL_SRC=$(CURDIR) scripts/run-tests.sh $(TEST_BIN)
+	@SSL_BIN=$(abspath $(BUILD)/bin) SSL_SRC=$(CURDIR) scripts/run-tests.sh $(TEST_BIN) $(TEST_SCRIPTS)
 
 check: deps
 	@$(MAKE) --no-print-directory test
