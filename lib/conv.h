@@ -9,8 +9,8 @@
  * are PyTorch's (OC, C, K, K). Convert at the edges with lib/layers.h
  * (nchw_to_cnhw / cnhw_to_nchw).
  *
- * im2col runs in chunks of s->chunk images so the workspace `col` stays
- * bounded (conv_col_floats); 1x1 stride-1 unpadded convolutions need none.
+ * im2col runs in chunks of s->chunk images so the workspace stays bounded
+ * (conv_work_floats); 1x1 stride-1 unpadded convolutions skip im2col.
  *
  * Forward overwrites `out`; backward accumulates (+=) into dinp, dweight and
  * dbias. dinp == NULL skips the input gradient (first layer), dbias/bias
@@ -26,23 +26,30 @@ typedef struct {
 	int OC, K, S, P; /* output channels, square kernel, stride, zero padding */
 	int OH, OW;      /* set by conv_shape_init */
 	int chunk;       /* images per im2col chunk; set by conv_shape_init */
+	int threads;     /* OpenMP team the workspace is planned for (parallel_threads()) */
 } ConvShape;
 
-/* Fills s; chunk is the most images whose columns fit col_budget floats
- * (at least 1). -1 when a size is invalid or the output would be empty. */
-int    conv_shape_init(ConvShape *s, int C, int H, int W, int OC, int K, int S, int P,
-                       size_t col_budget);
-/* Workspace floats that `col` must hold (0 for a 1x1/1/0 convolution). */
-size_t conv_col_floats(const ConvShape *s);
+/* Fills s for batches of at most max_n images. Chunks are a few hundred
+ * output columns (enough for an efficient sgemm, small enough for the cache
+ * and to share n images among threads). -1 when a size is invalid or the
+ * output would be empty. */
+int    conv_shape_init(ConvShape *s, int C, int H, int W, int OC, int K, int S, int P, int max_n);
+/* Workspace floats that `work` must hold: one column chunk per thread, and
+ * per-thread weight-gradient partials for backward. */
+size_t conv_work_floats(const ConvShape *s);
 /* Forward FLOPs for one image (2 * C*K*K * OC * OH*OW). */
 int64_t conv_flops(const ConvShape *s);
 
-/* out (OC,n,OH,OW) = conv(inp (C,n,H,W), weight (OC,C,K,K)) + bias (OC). */
-void conv2d_forward(float *out, float *col,
+/* out (OC,n,OH,OW) = conv(inp (C,n,H,W), weight (OC,C,K,K)) + bias (OC).
+ * Threads take chunks of images; each runs im2col and a one-thread sgemm. */
+void conv2d_forward(float *out, float *work,
                     const float *inp, const float *weight, const float *bias,
                     int n, const ConvShape *s);
-/* dinp (C,n,H,W) +=, dweight (OC,C,K,K) +=, dbias (OC) += from dout (OC,n,OH,OW). */
-void conv2d_backward(float *dinp, float *dweight, float *dbias, float *col,
+/* dinp (C,n,H,W) +=, dweight (OC,C,K,K) +=, dbias (OC) += from dout (OC,n,OH,OW).
+ * Per chunk: dweight_t += dout x col^T, then col = weight^T x dout and
+ * col2im into the chunk's own images (no two threads touch one image);
+ * the per-thread weight partials are summed at the end. */
+void conv2d_backward(float *dinp, float *dweight, float *dbias, float *work,
                      const float *dout, const float *inp, const float *weight,
                      int n, const ConvShape *s);
 

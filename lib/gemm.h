@@ -5,16 +5,16 @@
  *
  * op(A) is M x K, op(B) is K x N, C is M x N; ta/tb nonzero mean the stored
  * matrix is transposed (A stored K x M). Leading dimensions are in elements,
- * as in cblas_sgemm with CblasRowMajor. beta == 0 overwrites C (NaNs in C do
- * not survive). */
+ * as cblas_sgemm with CblasRowMajor. beta == 0 overwrites C. */
 #ifndef SSL_GEMM_H
 #define SSL_GEMM_H
 
-/* OpenBLAS with the thread count of lib/parallel.h; call outside OpenMP regions. */
+/* Splits C into column (or row) slices over the OpenMP team (lib/parallel.h);
+ * inside a parallel region it runs on the calling thread alone. */
 void gemm(int ta, int tb, int M, int N, int K, float alpha,
           const float *A, int lda, const float *B, int ldb,
           float beta, float *C, int ldc);
-/* The same on one thread: safe inside an OpenMP parallel region. */
+/* One thread (OpenBLAS single-threaded): for kernels that split work themselves. */
 void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);

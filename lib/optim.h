@@ -56,7 +56,7 @@ ParamTable *optim_state(Optim *o);
 int64_t optim_get_step(const Optim *o);          /* updates done (AdamW bias correction) */
 void    optim_set_step(Optim *o, int64_t step);  /* after loading a checkpoint */
 
-/* Linear warm-up from base/warmup to base over steps [0, warmup), then
+/* Linear warm-up, base * (step + 1) / warmup for steps [0, warmup), then
  * cosine decay to 0 at step total: base * 0.5 * (1 + cos(pi * (step -
  * warmup) / (total - warmup))). Steps >= total give 0. */
 float lr_at(int64_t step, int64_t total, int64_t warmup, float base);
