@@ -4,7 +4,8 @@
  * shape (D), dtype <f4) into one N x D float matrix, with labels, ids and a
  * copy of the header (class names, provenance). Every record must have the
  * same D as the first. Labels are kept as they are (-1 = unknown); checking
- * them is the caller's business, since what is acceptable depends on use. */
+ * them is the caller's business, since what is acceptable depends on use.
+ * Messages number records from 1, as lib/stream does. */
 #ifndef SSL_EMBED_H
 #define SSL_EMBED_H
 
