@@ -121,3 +121,12 @@ $(BUILD)/bench/bench_augment: $(BUILD)/bench/bench_augment.o $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBA) $(LIBS)
 # ---- end ssl-augment ---------------------------------------------------------
+
+# ---- bench-decode (ssl-decode): images/s vs PIL on the CIFAR-10 train JPEGs ----
+.PHONY: bench-decode
+$(BUILD)/bench/bench_decode: bench/bench_decode.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(LIBA) $(LIBS)
+bench-decode: $(BUILD)/bench/bench_decode
+	bench/decode.sh $(BUILD)
+# ---- end bench-decode ----
