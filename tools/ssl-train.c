@@ -12,15 +12,10 @@
 
 #include "checkpoint.h"
 #include "parallel.h"
+#include "plot.h"
 #include "stream.h"
 #include "trainer.h"
 #include "util.h"
-#if defined(__has_include)
-#if __has_include("plot.h")
-#include "plot.h"
-#define HAVE_PLOT 1
-#endif
-#endif
 
 enum {
 	OPT_ARCH = 256, OPT_STEM, OPT_WIDTH, OPT_ZIR, OPT_PROJ_LAYERS, OPT_PROJ_HIDDEN, OPT_PROJ_DIM, OPT_OBJECTIVE,
@@ -378,7 +373,6 @@ make_plot(const Options *o)
 		snprintf(path, sizeof path, "%.*s.png", n, o->s.out_path);
 		png = path;
 	}
-#ifdef HAVE_PLOT
 	{
 		char err[512];
 		if (plot_log_tsv(o->s.log_path, png, err, sizeof err) < 0)
@@ -386,9 +380,6 @@ make_plot(const Options *o)
 		else
 			note("plot written to %s", png);
 	}
-#else
-	warn("%s: not written: this build has no lib/plot", png);
-#endif
 }
 
 int
