@@ -394,6 +394,7 @@ main(int argc, char *argv[])
 	Trainer *t;
 	TrainStatus st;
 	char err[1024];
+	int rc = 0;
 
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
@@ -451,34 +452,25 @@ main(int argc, char *argv[])
 		die("%s", err);
 	catch_signals();
 	st = trainer_run(t, err, sizeof err);
-	switch (st) {
-	case TRAIN_DONE:
+	if (st == TRAIN_DONE) {
 		note("%lld steps done; model written to %s", (long long)trainer_step(t), o.s.out_path);
 		make_plot(&o);
-		break;
-	case TRAIN_INTERRUPTED: {
-		char cmd[8192];
-		int sig = got_signal ? got_signal : SIGTERM;
+	} else if (st == TRAIN_INTERRUPTED || st == TRAIN_TRUNCATED) {
 		warn("%s", err);
 		if (trainer_checkpoint_written(t)) {
-			trainer_resume_command(cmd, sizeof cmd, h->prov, h->nprov, o.input == NULL || strcmp(o.input, "-") == 0,
-			                       argc, argv, o.s.out_path, trainer_epoch(t));
+			char cmd[8192];
+			trainer_resume_command(cmd, sizeof cmd, h->prov, h->nprov, fp == stdin, argc, argv, o.s.out_path,
+			                       trainer_epoch(t));
 			warn("to resume: %s", cmd);
 		}
-		return 128 + sig;
-	}
-	case TRAIN_TRUNCATED: {
-		char cmd[8192];
+		rc = st == TRAIN_TRUNCATED ? 1 : 128 + (got_signal ? got_signal : SIGTERM);
+	} else if (st == TRAIN_DIVERGED) {
+		warn("%s; %s", err,
+		     trainer_checkpoint_written(t) || o.resume ? "the last checkpoint is intact" : "no checkpoint was written");
+		rc = 1;
+	} else {
 		warn("%s", err);
-		trainer_resume_command(cmd, sizeof cmd, h->prov, h->nprov, o.input == NULL || strcmp(o.input, "-") == 0,
-		                       argc, argv, o.s.out_path, trainer_epoch(t));
-		warn("to resume: %s", cmd);
-		return 1;
-	}
-	case TRAIN_DIVERGED:
-		die("%s; %s", err,
-		    trainer_checkpoint_written(t) || o.resume ? "the last checkpoint is intact" : "no checkpoint was written");
-	case TRAIN_FAILED: die("%s", err);
+		rc = 1;
 	}
 	trainer_free(t);
 	stream_reader_close(in);
@@ -487,5 +479,5 @@ main(int argc, char *argv[])
 	stream_header_free(&prov);
 	checkpoint_free(&resume);
 	checkpoint_free(&init);
-	return 0;
+	return rc;
 }
