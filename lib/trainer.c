@@ -904,6 +904,17 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 	t->t_start = t->row_t0 = now_seconds();
 	t->step_start = t->step;
 	progress_init(&t->prog, "train", "steps", t->total - t->step, t->s.progress, t->s.quiet);
+	{
+		char per[64] = "";
+		const OptimConfig *oc = t->s.resume ? &t->s.resume->optim : &t->s.optim;
+		if (t->spe > 0 && t->epochs > 0)
+			snprintf(per, sizeof per, " (%lld per epoch x %lld epochs)", (long long)t->spe, (long long)t->epochs);
+		note("%s %s width %d, %dx%dx%d, %.3fM parameters; %lld steps of %d %s%s; %s lr %.4g, warm-up %lld steps",
+		     model_arch_name(t->cfg.arch), model_stem_name(t->cfg.stem), t->cfg.width, t->H, t->W, t->C,
+		     params_count(model_params(t->m)) / 1e6, (long long)t->total, t->B,
+		     t->s.objective == OBJECTIVE_SIMCLR ? "pairs" : "images", per, optim_kind_name(oc->kind), t->lr_base,
+		     (long long)t->warmup);
+	}
 	if (t->s.resume)
 		note("resuming at step %lld of %lld (epoch %lld, %lld records of it already trained on)",
 		     (long long)t->step, (long long)t->total, (long long)t->epoch, (long long)t->skip_left);
