@@ -775,17 +775,17 @@ log_read(Log *l, const char *path, char *err, size_t errlen)
 	ssize_t len;
 	int64_t lineno = 0;
 	int rc = 0;
+	char want[256] = "";
+	for (int k = 0; k < NCOLS; k++) {
+		strcat(want, log_columns[k]);
+		if (k < NCOLS - 1)
+			strcat(want, "\t");
+	}
 	while ((len = getline(&line, &cap, fp)) >= 0) {
 		lineno++;
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
 		if (lineno == 1) {
-			char want[256] = "";
-			for (int k = 0; k < NCOLS; k++) {
-				strcat(want, log_columns[k]);
-				if (k < NCOLS - 1)
-					strcat(want, "\t");
-			}
 			if (strcmp(line, want) != 0) {
 				snprintf(err, errlen, "%s: line 1: not an ssl-train log (the header must be the tab-separated "
 				         "columns %s ... %s)", path, log_columns[0], log_columns[NCOLS - 1]);
@@ -794,7 +794,8 @@ log_read(Log *l, const char *path, char *err, size_t errlen)
 			}
 			continue;
 		}
-		if (len == 0)
+		/* blank lines, and the header again where a resumed run appended */
+		if (len == 0 || strcmp(line, want) == 0)
 			continue;
 		if ((rc = log_parse_line(l, line, path, lineno, err, errlen)) < 0)
 			break;
