@@ -91,10 +91,11 @@ void augment_plan(ViewPlan *v, const AugmentParams *p, int H, int W, Rng *r);
 
 /* Per-thread workspace: grows as needed, never shrinks. Zero-initialise. */
 typedef struct {
-	float  *buf;
-	size_t  cap;     /* floats */
-	int    *ibuf;
-	size_t  icap;    /* ints */
+	float  *planes;  /* the view being made, (C, H, W) float levels */
+	size_t  pcap;    /* floats */
+	float  *buf;     /* temporaries of one step */
+	size_t  cap;
+	struct ResampleCache *cache; /* resampling weights by (in, out, flip) */
 } AugmentScratch;
 
 void augment_scratch_free(AugmentScratch *s);
@@ -111,15 +112,17 @@ void augment_record(uint8_t *out, AugmentScratch *s, const uint8_t *img, int H, 
 /* Crops box from img (H,W,C) and resizes it to out (OH,OW,C); flip mirrors x. */
 void augment_resize_crop(uint8_t *out, AugmentScratch *s, const uint8_t *img, int H, int W, int C, CropBox box,
                          int OH, int OW, int flip);
-/* In place on img (npix pixels of C channels). */
-void augment_brightness(uint8_t *img, size_t npix, int C, double factor);
-void augment_contrast(uint8_t *img, size_t npix, int C, double factor);
-void augment_saturation(uint8_t *img, size_t npix, int C, double factor);
-void augment_hue(uint8_t *img, size_t npix, int C, double shift); /* shift in [-0.5, 0.5] */
-/* ColorJitter with fixed factors: ops order[0..nops) (JITTER_*), fused into
- * at most two passes over the image. */
-void augment_jitter(uint8_t *img, size_t npix, int C, const int *order, int nops, double bright,
-                    double contrast, double saturation, double hue);
+/* In place on img (npix pixels of C channels); s holds a float copy. */
+void augment_brightness(uint8_t *img, AugmentScratch *s, size_t npix, int C, double factor);
+void augment_contrast(uint8_t *img, AugmentScratch *s, size_t npix, int C, double factor);
+void augment_saturation(uint8_t *img, AugmentScratch *s, size_t npix, int C, double factor);
+void augment_hue(uint8_t *img, AugmentScratch *s, size_t npix, int C, double shift); /* shift in [-0.5, 0.5] */
+/* ColorJitter with fixed factors: ops order[0..nops) (JITTER_*) in turn. */
+void augment_jitter(uint8_t *img, AugmentScratch *s, size_t npix, int C, const int *order, int nops,
+                    double bright, double contrast, double saturation, double hue);
+/* The same, per pixel and plainly written: the reference for tests. */
+void augment_jitter_ref(uint8_t *img, size_t npix, int C, const int *order, int nops, double bright,
+                        double contrast, double saturation, double hue);
 void augment_grayscale(uint8_t *img, size_t npix, int C);
 /* Kernel sizes odd and >= 1; sigma > 0. */
 void augment_blur(uint8_t *img, AugmentScratch *s, int H, int W, int C, int kernel, float sigma);

@@ -116,6 +116,22 @@ jpeg_on_message(j_common_ptr ci, int level)
 	}
 }
 
+/* A progressive JPEG may hold thousands of tiny scans that take minutes to
+ * decode; real files have about ten. libjpeg-turbo's own tools stop at 500
+ * (djpeg -maxscans), and so do we. */
+#define JPEG_MAX_SCANS 500
+
+static void
+jpeg_on_progress(j_common_ptr ci)
+{
+	j_decompress_ptr di = (j_decompress_ptr)ci;
+	JpegErr *e = (JpegErr *)ci->err;
+	if (di->input_scan_number > JPEG_MAX_SCANS) {
+		snprintf(e->msg, sizeof e->msg, "JPEG: more than %d scans", JPEG_MAX_SCANS);
+		longjmp(e->jb, 1);
+	}
+}
+
 /* Adobe CMYK JPEGs store inverted ink values (Photoshop's convention, which
  * libjpeg and PIL follow); RGB = (255 - C)(255 - K) / 255 on real inks. */
 static void
@@ -139,6 +155,7 @@ static int
 decode_jpeg(const uint8_t *buf, size_t len, int64_t max_pixels, Image *out, char *err, size_t errlen)
 {
 	struct jpeg_decompress_struct ci;
+	struct jpeg_progress_mgr prog;
 	JpegErr je;
 	uint8_t *volatile pixels = NULL;
 	uint8_t *volatile cmyk = NULL;
@@ -158,6 +175,8 @@ decode_jpeg(const uint8_t *buf, size_t len, int64_t max_pixels, Image *out, char
 		return -1;
 	}
 	jpeg_create_decompress(&ci);
+	prog.progress_monitor = jpeg_on_progress;
+	ci.progress = &prog;
 	jpeg_mem_src(&ci, buf, (unsigned long)len);
 	jpeg_read_header(&ci, TRUE);
 	if (check_dims(ci.image_width, ci.image_height, max_pixels, err, errlen) < 0) {

@@ -127,9 +127,10 @@ void
 sheet_put(ContactSheet *s, int row, int col, const uint8_t *img, int h, int w, int c, int factor)
 {
 	ASSERT(row >= 0 && row < s->rows && col >= 0 && col < s->cols && (c == 1 || c == 3) && factor >= 1);
-	int y0 = s->gap + row * (s->cell_h + s->gap), x0 = s->gap + col * (s->cell_w + s->gap);
 	int hh = (int64_t)h * factor < s->cell_h ? h * factor : s->cell_h;
 	int ww = (int64_t)w * factor < s->cell_w ? w * factor : s->cell_w;
+	int y0 = s->gap + row * (s->cell_h + s->gap) + (s->cell_h - hh) / 2;
+	int x0 = s->gap + col * (s->cell_w + s->gap) + (s->cell_w - ww) / 2;
 	for (int y = 0; y < hh; y++) {
 		uint8_t *d = s->pix + ((size_t)(y0 + y) * s->W + x0) * 3;
 		const uint8_t *srow = img + (size_t)(y / factor) * w * c;

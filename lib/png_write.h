@@ -13,7 +13,7 @@
 int png_write_u8(const char *path, const uint8_t *img, int H, int W, int C, char *err, size_t errlen);
 
 /* A grid of equal cells on a dark background, RGB. Images smaller than a
- * cell sit in its top-left corner; 1-channel images are shown as gray. */
+ * cell are centred in it; 1-channel images are shown as gray. */
 typedef struct {
 	int      rows, cols;
 	int      cell_h, cell_w;  /* pixels, after upscaling */
@@ -25,7 +25,7 @@ typedef struct {
 /* Dies on allocation failure or an absurd size (sides are capped at 32768). */
 void sheet_init(ContactSheet *s, int rows, int cols, int cell_h, int cell_w, int gap);
 /* Puts img (h, w, c), c = 1 or 3, upscaled by an integer factor (nearest
- * neighbour) into cell (row, col); clipped to the cell. */
+ * neighbour) into cell (row, col), centred; clipped to the cell. */
 void sheet_put(ContactSheet *s, int row, int col, const uint8_t *img, int h, int w, int c, int factor);
 int  sheet_write(const ContactSheet *s, const char *path, char *err, size_t errlen);
 void sheet_free(ContactSheet *s);

@@ -4,7 +4,7 @@
  *           (tests/fixtures/augment.msgpack, from tests/ref/make_augment_fixtures.py),
  *           within 2 levels; the max difference per op is printed.
  * sampling: RandomResizedCrop's boxes against the definition of get_params.
- * kernels:  fused jitter == the ops one by one, flip, centre crop, blur edges.
+ * kernels:  fast jitter == its plain reference, flip, centre crop, blur edges.
  * tool:     ssl-augment on small generated streams. */
 #include <math.h>
 #include <stdio.h>
@@ -130,20 +130,20 @@ START_TEST(test_parity_torchvision)
 			ck_assert(tensor_same_shape(&in, &want));
 			memcpy(got, in.data, tensor_nbytes(&in));
 			if (strcmp(op, "brightness") == 0) {
-				augment_brightness(got, npix, C, num(c, "factor"));
+				augment_brightness(got, &scratch, npix, C, num(c, "factor"));
 			} else if (strcmp(op, "contrast") == 0) {
-				augment_contrast(got, npix, C, num(c, "factor"));
+				augment_contrast(got, &scratch, npix, C, num(c, "factor"));
 			} else if (strcmp(op, "saturation") == 0) {
-				augment_saturation(got, npix, C, num(c, "factor"));
+				augment_saturation(got, &scratch, npix, C, num(c, "factor"));
 			} else if (strcmp(op, "hue") == 0) {
-				augment_hue(got, npix, C, num(c, "factor"));
+				augment_hue(got, &scratch, npix, C, num(c, "factor"));
 			} else if (strcmp(op, "jitter") == 0) {
 				const msgpack_object *o = map_get(c, "order");
 				ck_assert(o && o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4);
 				int order[4];
 				for (int i = 0; i < 4; i++)
 					order[i] = (int)o->via.array.ptr[i].via.u64;
-				augment_jitter(got, npix, C, order, 4, num(c, "brightness"),
+				augment_jitter(got, &scratch, npix, C, order, 4, num(c, "brightness"),
 				               num(c, "contrast"), num(c, "saturation"),
 				               num(c, "hue"));
 			} else if (strcmp(op, "grayscale") == 0) {
@@ -300,13 +300,22 @@ fill_image(uint8_t *img, int H, int W, int C, uint64_t seed)
 			}
 }
 
-START_TEST(test_jitter_fused_equals_sequential)
+START_TEST(test_jitter_fast_equals_ref)
 {
 	enum { H = 19, W = 23 };
 	uint8_t img[H * W * 3], a[H * W * 3], b[H * W * 3];
-	fill_image(img, H, W, 3, 3);
-	for (int trial = 0; trial < 200; trial++) {
+	AugmentScratch s = { 0 };
+	for (int trial = 0; trial < 400; trial++) {
 		Rng r = rng_for(9, 0, (uint64_t)trial, 0);
+		int C = trial % 5 == 4 ? 1 : 3;
+		fill_image(img, H, W, C, (uint64_t)trial);
+		/* Grays, extremes and ties, where hue is undefined or channels are equal. */
+		for (int i = 0; i < H * W; i += 1 + (int)rng_below(&r, 7)) {
+			uint8_t *p = img + (size_t)i * C;
+			int kind = (int)rng_below(&r, 4), v = (int)rng_below(&r, 256);
+			for (int c = 0; c < C; c++)
+				p[c] = kind == 0 ? (uint8_t)v : kind == 1 ? (uint8_t)(c ? v : 255) : kind == 2 ? (uint8_t)(c == 1 ? 0 : v) : p[c];
+		}
 		int order[4] = { 0, 1, 2, 3 };
 		for (int i = 3; i > 0; i--) {
 			int j = (int)rng_below(&r, (uint64_t)i + 1), t = order[i];
@@ -318,23 +327,18 @@ START_TEST(test_jitter_fused_equals_sequential)
 			        rng_uniform_range(&r, -0.5, 0.5) };
 		memcpy(a, img, sizeof img);
 		memcpy(b, img, sizeof img);
-		augment_jitter(a, H * W, 3, order, nops, f[0], f[1], f[2], f[3]);
-		for (int k = 0; k < nops; k++) {
-			switch (order[k]) {
-			case JITTER_BRIGHTNESS: augment_brightness(b, H * W, 3, f[0]); break;
-			case JITTER_CONTRAST: augment_contrast(b, H * W, 3, f[1]); break;
-			case JITTER_SATURATION: augment_saturation(b, H * W, 3, f[2]); break;
-			default: augment_hue(b, H * W, 3, f[3]); break;
-			}
-		}
-		ck_assert_msg(memcmp(a, b, sizeof a) == 0, "trial %d: fused jitter differs from the ops in turn", trial);
+		augment_jitter(a, &s, H * W, C, order, nops, f[0], f[1], f[2], f[3]);
+		augment_jitter_ref(b, H * W, C, order, nops, f[0], f[1], f[2], f[3]);
+		ck_assert_msg(memcmp(a, b, (size_t)H * W * C) == 0, "trial %d: jitter differs from its reference", trial);
 	}
 	/* Factor 1 leaves the image alone, exactly. (A zero hue shift does not:
 	 * torchvision's HSV round trip truncates, and so do we.) */
+	fill_image(img, H, W, 3, 3);
 	memcpy(a, img, sizeof img);
 	int bcs[3] = { 2, 0, 1 };
-	augment_jitter(a, H * W, 3, bcs, 3, 1, 1, 1, 0);
+	augment_jitter(a, &s, H * W, 3, bcs, 3, 1, 1, 1, 0);
 	ck_assert(memcmp(a, img, sizeof a) == 0);
+	augment_scratch_free(&s);
 }
 END_TEST
 
@@ -568,6 +572,265 @@ START_TEST(test_png_sheet)
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* the tool */
+
+/* n records of H x W x C photo-like images over `epochs` epochs, ids 10..,
+ * labels i % 3, sources "c/i.png". kind: the header's kind. */
+static void
+write_images(const char *path, int n, int H, int W, int C, int epochs, const char *kind, int trailer)
+{
+	char *names[] = { "cat", "dog", "frog" };
+	char *argv[] = { "ssl-decode", "x" };
+	char src[32];
+	size_t isz = (size_t)H * W * C;
+	uint8_t *px = malloc(isz);
+	FILE *f = fopen(path, "wb");
+	StreamHeader h;
+	ck_assert(px && f);
+	stream_header_init(&h, kind);
+	stream_header_set_classes(&h, 3, names);
+	h.records_per_epoch = n / epochs;
+	h.epochs = epochs;
+	stream_header_add_provenance(&h, 2, argv);
+	StreamWriter *w = stream_writer_open(f, path, &h);
+	ck_assert_ptr_nonnull(w);
+	for (int i = 0; i < n; i++) {
+		int64_t shape[3] = { H, W, C };
+		Record rec = { .id = 10 + i % (n / epochs), .label = i % 3, .epoch = i / (n / epochs), .ntensors = 1 };
+		fill_image(px, H, W, C, (uint64_t)i);
+		snprintf(src, sizeof src, "c/%d.png", i);
+		rec.source = src;
+		rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, px);
+		ck_assert_int_eq(stream_writer_put(w, &rec), 0);
+	}
+	if (trailer)
+		ck_assert_int_eq(stream_writer_close(w), 0);
+	else
+		stream_writer_abort(w);
+	ck_assert_int_eq(fclose(f), 0);
+	stream_header_free(&h);
+	free(px);
+}
+
+static int
+files_equal(const char *a, const char *b)
+{
+	size_t la, lb;
+	char *x = tu_read_file(a, &la), *y = tu_read_file(b, &lb);
+	int eq = la == lb && memcmp(x, y, la) == 0;
+	free(x);
+	free(y);
+	return eq;
+}
+
+/* Reads a views stream and checks every record against the input images
+ * and against augment_record() called here: the tool adds nothing of its own. */
+static void
+check_views(const char *path, int n, int H, int W, int C, const char *recipe, uint64_t seed, int views, int oh,
+            int ow)
+{
+	StreamReader *r = stream_reader_open_path(path);
+	const StreamHeader *h = stream_reader_header(r);
+	ck_assert_msg(h != NULL, "%s", stream_reader_error(r));
+	ck_assert_str_eq(h->kind, "views");
+	ck_assert_int_eq(h->nclasses, 3);
+	ck_assert_str_eq(h->classes[2], "frog");
+	ck_assert_int_eq(h->nprov, 2);
+	ck_assert_str_eq(h->prov[1].tool, "ssl-augment");
+	ck_assert_str_eq(stream_header_get_meta(h, "augment_recipe"), recipe);
+	AugmentParams p;
+	AugmentScratch s = { 0 };
+	augment_recipe(&p, recipe);
+	p.views = views;
+	p.out_h = oh;
+	p.out_w = ow;
+	size_t vsz = (size_t)views * oh * ow * C;
+	uint8_t *img = malloc((size_t)H * W * C), *want = malloc(vsz);
+	Record rec;
+	int k = 0, st;
+	char err[256], src[32];
+	while ((st = stream_reader_next(r, &rec)) == 1) {
+		int per = n / (int)h->epochs;
+		ck_assert_int_eq(rec.id, 10 + k % per);
+		ck_assert_int_eq(rec.label, k % 3);
+		ck_assert_int_eq(rec.epoch, k / per);
+		snprintf(src, sizeof src, "c/%d.png", k);
+		ck_assert_str_eq(rec.source, src);
+		const Tensor *t = record_tensor(&rec, "views", DTYPE_U8, 4, err, sizeof err);
+		ck_assert_msg(t != NULL, "%s", err);
+		ck_assert(t->shape[0] == views && t->shape[1] == oh && t->shape[2] == ow && t->shape[3] == C);
+		fill_image(img, H, W, C, (uint64_t)k);
+		augment_record(want, &s, img, H, W, C, oh, ow, &p, seed, rec.epoch, rec.id);
+		ck_assert_msg(memcmp(t->data, want, vsz) == 0, "record %d differs from augment_record", k);
+		k++;
+	}
+	ck_assert_msg(st == 0, "%s", stream_reader_error(r));
+	ck_assert_int_eq(k, n);
+	stream_reader_close(r);
+	augment_scratch_free(&s);
+	free(img);
+	free(want);
+}
+
+START_TEST(test_tool_cifar)
+{
+	const char *in = tu_path("in.ssl"), *out = tu_path("out.ssl");
+	TuResult r;
+	write_images(in, 24, 40, 36, 3, 2, STREAM_KIND_IMAGES, 1);
+	tu_run(&r, "ssl-augment --recipe cifar --seed 1 <'%s' >'%s'", in, out);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_str_eq(r.err, "");
+	tu_result_free(&r);
+	check_views(out, 24, 40, 36, 3, "cifar", 1, 2, 32, 32);
+	tu_run(&r, "ssl-info '%s'", out);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "tensor views: |u1 2x32x32x3 in 24 records"));
+	tu_result_free(&r);
+	/* Overrides reach the lib: 3 views of 20x24 with blur and solarize. */
+	tu_run(&r, "ssl-augment -r stl10 --size 20x24 --views 3 --solarize-p 0.5 --seed 7 '%s' >'%s'", in, out);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	StreamReader *rd = stream_reader_open_path(out);
+	Record rec;
+	char err[128];
+	ck_assert_int_eq(stream_reader_next(rd, &rec), 1);
+	const Tensor *t = record_tensor(&rec, "views", DTYPE_U8, 4, err, sizeof err);
+	ck_assert(t && t->shape[0] == 3 && t->shape[1] == 20 && t->shape[2] == 24);
+	stream_reader_close(rd);
+}
+END_TEST
+
+START_TEST(test_tool_threads_and_blocks)
+{
+	char in[512];
+	TuResult r;
+	snprintf(in, sizeof in, "%s", tu_path("tb.ssl")); /* tu_path's buffers rotate */
+	write_images(in, 37, 33, 30, 3, 1, STREAM_KIND_IMAGES, 1);
+	const char *runs[] = { "--threads 1 --block 1", "--threads 2", "--threads 2 --block 5", "-j 3 --block 64" };
+	for (int i = 0; i < 4; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "tb%d.ssl", i);
+		tu_run(&r, "ssl-augment --recipe imagenet --size 24 --seed 3 %s '%s' >'%s'", runs[i], in, tu_path(name));
+		ck_assert_msg(r.status == 0, "%s: status %d: %s", runs[i], r.status, r.err);
+		tu_result_free(&r);
+		if (i > 0)
+			ck_assert_msg(files_equal(tu_path("tb0.ssl"), tu_path(name)), "%s: output differs", runs[i]);
+	}
+	tu_run(&r, "ssl-augment --recipe imagenet --size 24 --seed 4 '%s' >'%s'", in, tu_path("tb9.ssl"));
+	ck_assert_int_eq(r.status, 0);
+	ck_assert(!files_equal(tu_path("tb0.ssl"), tu_path("tb9.ssl")));
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_tool_mnist_none)
+{
+	const char *in = tu_path("m.ssl"), *out = tu_path("mo.ssl");
+	TuResult r;
+	write_images(in, 6, 28, 28, 1, 1, STREAM_KIND_IMAGES, 1);
+	tu_run(&r, "ssl-augment --recipe mnist --seed 2 '%s' >'%s'", in, out);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	check_views(out, 6, 28, 28, 1, "mnist", 2, 2, 28, 28);
+	/* none without --size: the input, once. */
+	write_images(in, 5, 21, 17, 3, 1, STREAM_KIND_IMAGES, 1);
+	tu_run(&r, "ssl-augment --recipe none '%s' >'%s'", in, out);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	check_views(out, 5, 21, 17, 3, "none", 0, 1, 21, 17);
+	tu_run(&r, "ssl-augment --recipe none --size 16 '%s' >'%s'", in, out);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	check_views(out, 5, 21, 17, 3, "none", 0, 1, 16, 16);
+}
+END_TEST
+
+static void
+expect_fail(int status, const char *needle, const char *fmt, const char *a, const char *b)
+{
+	TuResult r;
+	tu_run(&r, fmt, a, b);
+	ck_assert_msg(r.status == status, "'%s': status %d, expected %d: %s", fmt, r.status, status, r.err);
+	ck_assert_msg(strstr(r.err, needle) != NULL, "'%s': no '%s' in: %s", fmt, needle, r.err);
+	ck_assert_msg(strchr(r.err, '\n') == r.err + strlen(r.err) - 1 || status == 2, "not one line: %s", r.err);
+	if (status == 2)
+		ck_assert_uint_eq(r.outlen, 0);
+	tu_result_free(&r);
+}
+
+/* A stream that must read as truncated (no trailer). */
+static void
+expect_truncated(const char *path)
+{
+	StreamReader *r = stream_reader_open_path(path);
+	Record rec;
+	int s;
+	if (stream_reader_header(r))
+		while ((s = stream_reader_next(r, &rec)) == 1)
+			;
+	ck_assert_ptr_nonnull(strstr(stream_reader_error(r), "truncated"));
+	stream_reader_close(r);
+}
+
+START_TEST(test_tool_errors)
+{
+	const char *in = tu_path("e.ssl"), *out = tu_path("eo.ssl");
+	TuResult r;
+	write_images(in, 4, 20, 20, 3, 1, STREAM_KIND_IMAGES, 1);
+	tu_run(&r, "ssl-augment --help");
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "--recipe NAME"));
+	tu_result_free(&r);
+	expect_fail(2, "--recipe is required", "ssl-augment '%s' >'%s'", in, out);
+	expect_fail(2, "unknown recipe", "ssl-augment --recipe simclr '%s' >'%s'", in, out);
+	expect_fail(2, "--flip", "ssl-augment --recipe cifar --flip -0.1 '%s' >'%s'", in, out);
+	expect_fail(2, "--scale", "ssl-augment --recipe cifar --scale 0.9,0.1 '%s' >'%s'", in, out);
+	expect_fail(2, "--jitter", "ssl-augment --recipe cifar --jitter 0.4,0.4 '%s' >'%s'", in, out);
+	expect_fail(2, "--jitter", "ssl-augment --recipe cifar --jitter 0.4,0.4,0.4,0.7 '%s' >'%s'", in, out);
+	expect_fail(2, "--views", "ssl-augment --recipe cifar --views 0 '%s' >'%s'", in, out);
+	expect_fail(2, "--size", "ssl-augment --recipe cifar --size 0 '%s' >'%s'", in, out);
+	expect_fail(2, "do not apply", "ssl-augment --recipe none --ratio 1,2 '%s' >'%s'", in, out);
+	expect_fail(2, "--blur-sigma", "ssl-augment --recipe stl10 --blur-sigma 0,1 '%s' >'%s'", in, out);
+
+	/* Run-time errors: one line naming input and record; output without trailer. */
+	write_images(in, 4, 20, 20, 3, 1, STREAM_KIND_EMBEDDINGS, 1);
+	expect_fail(1, "stream kind is 'embeddings', expected 'images'", "ssl-augment --recipe cifar '%s' >'%s'", in,
+	            out);
+	write_images(in, 4, 28, 28, 1, 1, STREAM_KIND_IMAGES, 1);
+	expect_fail(1, "record 1 (id 10): 1-channel image", "ssl-augment --recipe cifar <'%s' >'%s'", in, out);
+	expect_truncated(out);
+	write_images(in, 4, 20, 20, 3, 1, STREAM_KIND_IMAGES, 1);
+	expect_fail(1, "smaller than the output 24x24", "ssl-augment --recipe none --size 24 '%s' >'%s'", in, out);
+	expect_truncated(out);
+	write_images(in, 300, 20, 20, 3, 1, STREAM_KIND_IMAGES, 0);
+	expect_fail(1, "truncated", "ssl-augment --recipe cifar --block 16 '%s' >'%s'", in, out);
+	expect_truncated(out);
+	write_images(in, 4, 20, 20, 3, 1, STREAM_KIND_IMAGES, 1);
+	expect_fail(1, "x.png", "ssl-augment --recipe cifar --preview /nonexistent/x.png '%s' >'%s'", in, out);
+	expect_truncated(out);
+}
+END_TEST
+
+START_TEST(test_tool_preview)
+{
+	const char *in = tu_path("p.ssl"), *png = tu_path("p.png");
+	TuResult r;
+	write_images(in, 5, 40, 36, 3, 1, STREAM_KIND_IMAGES, 1);
+	tu_run(&r, "ssl-augment --recipe cifar --views 3 --preview '%s' --preview-count 4 '%s' >/dev/null", png, in);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	size_t len;
+	unsigned char *u = (unsigned char *)tu_read_file(png, &len);
+	ck_assert(len > 24 && memcmp(u, "\x89PNG", 4) == 0);
+	/* 4 rows and 1 + 3 columns of 40x36 cells upscaled by 4, 4-pixel gaps. */
+	int W = u[16] << 24 | u[17] << 16 | u[18] << 8 | u[19], H = u[20] << 24 | u[21] << 16 | u[22] << 8 | u[23];
+	ck_assert_int_eq(W, 4 * (36 * 4 + 4) + 4);
+	ck_assert_int_eq(H, 4 * (40 * 4 + 4) + 4);
+	free(u);
+}
+END_TEST
+
 Suite *
 augment_suite(void)
 {
@@ -582,13 +845,21 @@ augment_suite(void)
 	tcase_add_test(tc, test_plan_frequencies);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("kernels");
-	tcase_add_test(tc, test_jitter_fused_equals_sequential);
+	tcase_add_test(tc, test_jitter_fast_equals_ref);
 	tcase_add_test(tc, test_flip_and_identity_resize);
 	tcase_add_test(tc, test_blur_and_solarize);
 	tcase_add_test(tc, test_center_crop);
 	tcase_add_test(tc, test_recipes_and_checks);
 	tcase_add_test(tc, test_record_determinism);
 	tcase_add_test(tc, test_png_sheet);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("tool");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_tool_cifar);
+	tcase_add_test(tc, test_tool_threads_and_blocks);
+	tcase_add_test(tc, test_tool_mnist_none);
+	tcase_add_test(tc, test_tool_errors);
+	tcase_add_test(tc, test_tool_preview);
 	suite_add_tcase(s, tc);
 	return s;
 }

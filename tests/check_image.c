@@ -1,9 +1,12 @@
 /* Tests for lib/image: every decoder on images written here with libjpeg and
  * libpng, damaged input, the pixel limit, channel conversion and resizing. */
-#include <png.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+
+#include <jpeglib.h>
+#include <png.h>
 
 #include "image.h"
 #include "imgwrite.h"
@@ -318,6 +321,69 @@ START_TEST(test_pixel_limit)
 }
 END_TEST
 
+
+/* A gray progressive JPEG with 1 + 63 * (al + 1) scans: every AC
+ * coefficient in its own band, refined one bit at a time. */
+static TwBuf
+jpeg_many_scans(const uint8_t *px, int h, int w, int al)
+{
+	struct jpeg_compress_struct ci;
+	struct jpeg_error_mgr jerr;
+	jpeg_scan_info *scans = calloc(1 + 63 * (size_t)(al + 1), sizeof *scans);
+	unsigned char *mem = NULL;
+	unsigned long memlen = 0;
+	int n = 0;
+	TwBuf b;
+	ck_assert_ptr_nonnull(scans);
+	scans[n++] = (jpeg_scan_info){ 1, { 0 }, 0, 0, 0, 0 };
+	for (int k = 1; k < 64; k++) {
+		scans[n++] = (jpeg_scan_info){ 1, { 0 }, k, k, 0, al };
+		for (int a = al; a > 0; a--)
+			scans[n++] = (jpeg_scan_info){ 1, { 0 }, k, k, a, a - 1 };
+	}
+	ci.err = jpeg_std_error(&jerr);
+	jpeg_create_compress(&ci);
+	jpeg_mem_dest(&ci, &mem, &memlen);
+	ci.image_width = (JDIMENSION)w;
+	ci.image_height = (JDIMENSION)h;
+	ci.input_components = 1;
+	ci.in_color_space = JCS_GRAYSCALE;
+	jpeg_set_defaults(&ci);
+	ci.scan_info = scans;
+	ci.num_scans = n;
+	jpeg_start_compress(&ci, TRUE);
+	while (ci.next_scanline < ci.image_height) {
+		JSAMPROW row = (JSAMPROW)(px + (size_t)ci.next_scanline * (size_t)w);
+		jpeg_write_scanlines(&ci, &row, 1);
+	}
+	jpeg_finish_compress(&ci);
+	jpeg_destroy_compress(&ci);
+	free(scans);
+	b.data = malloc(memlen);
+	ck_assert_ptr_nonnull(b.data);
+	memcpy(b.data, mem, memlen);
+	b.len = memlen;
+	free(mem);
+	return b;
+}
+
+START_TEST(test_jpeg_scan_limit)
+{
+	uint8_t g[16 * 16];
+	char err[256];
+	Image im;
+	tw_pattern(g, 16, 16, 1, 4);
+	TwBuf ok = jpeg_many_scans(g, 16, 16, 6), bomb = jpeg_many_scans(g, 16, 16, 9);   /* 442 and 631 scans */
+	ck_assert_msg(image_decode(ok.data, ok.len, 0, &im, err, sizeof err) == 0, "%s", err);
+	ck_assert(mean_abs_diff(im.data, g, sizeof g) < 3.0);
+	free(im.data);
+	ck_assert_int_eq(image_decode(bomb.data, bomb.len, 0, &im, err, sizeof err), -1);
+	ck_assert_str_eq(err, "JPEG: more than 500 scans");
+	free(ok.data);
+	free(bomb.data);
+}
+END_TEST
+
 START_TEST(test_channels)
 {
 	uint8_t rgb[] = { 255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255, 10, 20, 30 }, g[5], back[15];
@@ -424,6 +490,7 @@ image_suite(void)
 	tcase_add_test(dec, test_pnm_formats);
 	tcase_add_test(limits, test_truncated_every_cut);
 	tcase_add_test(limits, test_pixel_limit);
+	tcase_add_test(limits, test_jpeg_scan_limit);
 	tcase_add_test(px, test_channels);
 	tcase_add_test(px, test_resize_area_exact);
 	tcase_add_test(px, test_resize_bilinear_and_mixed);
