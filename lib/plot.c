@@ -437,7 +437,7 @@ draw_axes(PlotCanvas *c, const PlotPanel *p, double xmin, double xmax, double ym
 	plot_format_tick(buf, sizeof buf, a->xhi, xs);
 	int right = plot_text_width(buf, s) / 2 + 8;
 	right = right < 16 ? 16 : right;
-	int bottom = th + 10 + (p->xlabel ? th + 10 : 0) + 4;
+	int bottom = th + 10 + s + (p->xlabel ? th + 10 : 0) + 4;
 	a->px = p->x + left;
 	a->py = p->y + top;
 	a->pw = p->w - left - right - right_reserve;
@@ -455,7 +455,7 @@ draw_axes(PlotCanvas *c, const PlotPanel *p, double xmin, double xmax, double ym
 		plot_fill_rect(c, x, a->py + a->ph, 1, 4, frame);
 		plot_format_tick(buf, sizeof buf, v, xs);
 		int w = plot_text_width(buf, s);
-		plot_text(c, x - w / 2, a->py + a->ph + 7, buf, ink, s);
+		plot_text(c, x - w / 2, a->py + a->ph + 7 + s, buf, ink, s);
 	}
 	for (int i = 0; i < ny; i++) {
 		double v = a->ylo + i * ys;
@@ -471,7 +471,7 @@ draw_axes(PlotCanvas *c, const PlotPanel *p, double xmin, double xmax, double ym
 		plot_text(c, a->px, p->y + 6, p->title, ink, s);
 	if (p->xlabel) {
 		int w = plot_text_width(p->xlabel, s);
-		plot_text(c, a->px + (a->pw - w) / 2, a->py + a->ph + 7 + th + 10, p->xlabel, ink, s);
+		plot_text(c, a->px + (a->pw - w) / 2, a->py + a->ph + 7 + s + th + 10, p->xlabel, ink, s);
 	}
 	if (p->ylabel) {
 		int w = plot_text_width(p->ylabel, s);
@@ -775,17 +775,17 @@ log_read(Log *l, const char *path, char *err, size_t errlen)
 	ssize_t len;
 	int64_t lineno = 0;
 	int rc = 0;
+	char want[256] = "";
+	for (int k = 0; k < NCOLS; k++) {
+		strcat(want, log_columns[k]);
+		if (k < NCOLS - 1)
+			strcat(want, "\t");
+	}
 	while ((len = getline(&line, &cap, fp)) >= 0) {
 		lineno++;
 		if (len > 0 && line[len - 1] == '\n')
 			line[--len] = '\0';
 		if (lineno == 1) {
-			char want[256] = "";
-			for (int k = 0; k < NCOLS; k++) {
-				strcat(want, log_columns[k]);
-				if (k < NCOLS - 1)
-					strcat(want, "\t");
-			}
 			if (strcmp(line, want) != 0) {
 				snprintf(err, errlen, "%s: line 1: not an ssl-train log (the header must be the tab-separated "
 				         "columns %s ... %s)", path, log_columns[0], log_columns[NCOLS - 1]);
@@ -794,7 +794,8 @@ log_read(Log *l, const char *path, char *err, size_t errlen)
 			}
 			continue;
 		}
-		if (len == 0)
+		/* blank lines, and the header again where a resumed run appended */
+		if (len == 0 || strcmp(line, want) == 0)
 			continue;
 		if ((rc = log_parse_line(l, line, path, lineno, err, errlen)) < 0)
 			break;

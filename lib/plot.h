@@ -99,7 +99,8 @@ void plot_scatter(PlotCanvas *c, const PlotPanel *p, const float *xy, const int6
 
 /* The training log of ssl-train: a TSV file whose first line is exactly
  *   step epoch loss lr images_per_s contrastive_top1 monitor_knn_top1
- * (tab-separated) and then one line per logged step; a cell may be empty
+ * (tab-separated) and then one line per logged step (the header line may
+ * come again, where a resumed run appended to the log); a cell may be empty
  * (monitor_knn_top1 is, except where the monitor ran). Writes a PNG of
  * PLOT_LOG_W x plot_log_height(panels) pixels, panels stacked over a shared
  * step axis: loss, contrastive top-1, monitor kNN top-1 (only when some row

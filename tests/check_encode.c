@@ -268,6 +268,7 @@ START_TEST(test_encode_eval_deterministic)
 	ck_assert_int_eq(b.n, NREC);
 	assert_close(a.x, b.x, (size_t)NREC * a.dim, 1e-5);
 	/* Provenance differs ("-" vs the path), the records do not. */
+	emb_free(&b);
 	read_embeddings(&b, r3.out, r3.outlen);
 	ck_assert_int_eq(memcmp(a.x, b.x, (size_t)NREC * a.dim * sizeof(float)), 0);
 	emb_free(&a);

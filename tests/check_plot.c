@@ -351,6 +351,15 @@ START_TEST(test_log_png)
 	ck_assert_int_gt(count_color(&p, lr_purple, y0 + 2 * ph, p.h), 300);
 	free(p.rgb);
 
+	/* a resumed run may append the header again: it is skipped */
+	FILE *f = fopen(tsv, "a");
+	fprintf(f, "%s301\t6\t0.5\t0.01\t700\t0.9\t0.6\n", log_header);
+	fclose(f);
+	ck_assert_msg(plot_log_tsv(tsv, png, err, sizeof err) == 0, "%s", err);
+	png_load(&p, png);
+	ck_assert_int_eq(p.h, plot_log_height(4));
+	free(p.rgb);
+
 	/* just the header: still a picture (training has not logged yet) */
 	tu_write_file(tsv, log_header, strlen(log_header));
 	ck_assert_msg(plot_log_tsv(tsv, png, err, sizeof err) == 0, "%s", err);
