@@ -53,19 +53,21 @@ bn_train_any(float *out, float *mean, float *rstd, float *run_mean, float *run_v
 		channel_update_running(run_mean, run_var, c, mu, var, M, momentum);
 		/* The same float a, b as bn_relu_recompute and the backward's ReLU
 		 * mask, so the recomputed activation is bit-identical. */
-		float a = gamma[c] * rstd[c], b = beta[c] - mean[c] * a;
+		/* (x - mean) * a + beta, not x * a + (beta - mean * a): no cancellation
+		 * when |mean| >> std */
+		const float a = gamma[c] * rstd[c], m = mean[c], b = beta[c];
 		if (mode == 0) {
 			for (size_t j = 0; j < M; j++)
-				y[j] = x[j] * a + b;
+				y[j] = (x[j] - m) * a + b;
 		} else if (mode == 1) {
 			for (size_t j = 0; j < M; j++) {
-				float v = x[j] * a + b;
+				float v = (x[j] - m) * a + b;
 				y[j] = v > 0.0f ? v : 0.0f;
 			}
 		} else {
 			const float *r = res + c * M;
 			for (size_t j = 0; j < M; j++) {
-				float v = x[j] * a + b + r[j];
+				float v = (x[j] - m) * a + b + r[j];
 				y[j] = v > 0.0f ? v : 0.0f;
 			}
 		}
@@ -82,19 +84,19 @@ bn_eval_any(float *out, const float *inp, const float *res, const float *run_mea
 		const float *x = inp + c * M;
 		float *y = out + c * M;
 		double rs = 1.0 / sqrt((double)run_var[c] + eps);
-		float a = (float)(gamma[c] * rs), b = (float)(beta[c] - run_mean[c] * gamma[c] * rs);
+		const float a = (float)(gamma[c] * rs), m = run_mean[c], b = beta[c];
 		if (mode == 0) {
 			for (size_t j = 0; j < M; j++)
-				y[j] = x[j] * a + b;
+				y[j] = (x[j] - m) * a + b;
 		} else if (mode == 1) {
 			for (size_t j = 0; j < M; j++) {
-				float v = x[j] * a + b;
+				float v = (x[j] - m) * a + b;
 				y[j] = v > 0.0f ? v : 0.0f;
 			}
 		} else {
 			const float *r = res + c * M;
 			for (size_t j = 0; j < M; j++) {
-				float v = x[j] * a + b + r[j];
+				float v = (x[j] - m) * a + b + r[j];
 				y[j] = v > 0.0f ? v : 0.0f;
 			}
 		}
@@ -156,9 +158,9 @@ bn_relu_recompute(float *out, const float *inp, const float *mean, const float *
 	for (int c = 0; c < C; c++) {
 		const float *x = inp + c * M;
 		float *y = out + c * M;
-		float a = gamma[c] * rstd[c], b = beta[c] - mean[c] * a;
+		const float a = gamma[c] * rstd[c], m = mean[c], b = beta[c];
 		for (size_t j = 0; j < M; j++) {
-			float v = x[j] * a + b;
+			float v = (x[j] - m) * a + b;
 			y[j] = v > 0.0f ? v : 0.0f;
 		}
 	}
@@ -179,7 +181,7 @@ bn_backward_any(float *dinp, float *dres, float *dgamma, float *dbeta,
 		const float *x = inp + c * M, *dy = dout + c * M;
 		const float *o = mode == 2 ? outp + c * M : NULL;
 		const float mu = mean[c], rs = rstd[c];
-		const float a = mode == 1 ? gamma[c] * rs : 0.0f, b = mode == 1 ? beta[c] - mu * a : 0.0f;
+		const float a = gamma[c] * rs, m = mu, b = mode == 1 ? beta[c] : 0.0f;
 		double sg = 0, sgx = 0;
 		if (mode == 0) {
 #pragma omp simd reduction(+ : sg, sgx)
@@ -190,7 +192,7 @@ bn_backward_any(float *dinp, float *dres, float *dgamma, float *dbeta,
 		} else if (mode == 1) {
 #pragma omp simd reduction(+ : sg, sgx)
 			for (size_t j = 0; j < M; j++) {
-				float g = x[j] * a + b > 0.0f ? dy[j] : 0.0f;
+				float g = (x[j] - m) * a + b > 0.0f ? dy[j] : 0.0f;
 				sg += g;
 				sgx += (double)g * ((x[j] - mu) * rs);
 			}
@@ -218,7 +220,7 @@ bn_backward_any(float *dinp, float *dres, float *dgamma, float *dbeta,
 				dx[j] += k * (dy[j] - mg - (x[j] - mu) * rs * mgx);
 		} else if (mode == 1) {
 			for (size_t j = 0; j < M; j++) {
-				float g = x[j] * a + b > 0.0f ? dy[j] : 0.0f;
+				float g = (x[j] - m) * a + b > 0.0f ? dy[j] : 0.0f;
 				dx[j] += k * (g - mg - (x[j] - mu) * rs * mgx);
 			}
 		} else {

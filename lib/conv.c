@@ -185,7 +185,8 @@ conv2d_backward(float *dinp, float *dweight, float *dbias, float *work,
 		if (t)
 			memset(dw, 0, sizeof(float) * wsz);
 		float *col = work + (size_t)t * csz;
-#pragma omp for schedule(dynamic, 1)
+/* static: each thread's partial sums the same chunks every run (reproducible) */
+#pragma omp for schedule(static)
 		for (int ch = 0; ch < nchunks; ch++) {
 			int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
 			int ncol = (int)(nb * ohw);

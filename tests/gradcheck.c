@@ -68,3 +68,38 @@ gc_fill_normal(float *x, size_t n, uint64_t seed, uint64_t id, float scale)
 	for (size_t i = 0; i < n; i++)
 		x[i] = (float)(rng_normal(&r) * scale);
 }
+
+GcResult
+gradcheck_auto(GcLoss loss, void *ctx, float *x, const float *grad, size_t len,
+               double eps, int max_points, double floor, double kink_tol)
+{
+	GcResult r = { 0, 0, 0, 0 };
+	double scale = floor;
+	for (size_t j = 0; j < len; j++)
+		if (fabs(grad[j]) > scale)
+			scale = fabs(grad[j]);
+	size_t step = len <= (size_t)max_points ? 1 : (len + max_points - 1) / max_points;
+	double l0 = loss(ctx);
+	for (size_t j = 0; j < len; j += step) {
+		float x0 = x[j];
+		float xp = (float)(x0 + eps), xm = (float)(x0 - eps);
+		x[j] = xp;
+		double lp = loss(ctx);
+		x[j] = xm;
+		double lm = loss(ctx);
+		x[j] = x0;
+		double sr = (lp - l0) / ((double)xp - x0), sl = (l0 - lm) / ((double)x0 - xm);
+		if (fabs(sr - sl) > kink_tol * scale) {
+			r.skipped++;
+			continue;
+		}
+		double fd = (lp - lm) / ((double)xp - (double)xm);
+		double e = fabs(fd - grad[j]) / scale;
+		if (!(e <= r.max_err)) {
+			r.max_err = isnan(e) ? INFINITY : e;
+			r.worst = j;
+		}
+		r.checked++;
+	}
+	return r;
+}

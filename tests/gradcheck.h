@@ -36,4 +36,11 @@ uint64_t gc_mask_hash(uint64_t h, const float *v, size_t n);
 /* Fills with N(0, 1) * scale from rng_for(seed, 0, id, 0). */
 void gc_fill_normal(float *x, size_t n, uint64_t seed, uint64_t id, float scale);
 
+/* The same without a branch signature, for whole networks: a point is
+ * skipped when the one-sided slopes (L(x+e) - L(x)) / e and (L(x) -
+ * L(x-e)) / e differ by more than kink_tol * scale, i.e. a kink lies within
+ * the step. */
+GcResult gradcheck_auto(GcLoss loss, void *ctx, float *x, const float *grad, size_t len,
+                        double eps, int max_points, double floor, double kink_tol);
+
 #endif
