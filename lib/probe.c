@@ -476,10 +476,26 @@ linear_objective(const LinearModel *m, double *dW, double *db, const float *x, c
 	return f;
 }
 
+typedef struct {
+	const ProbeProgress *pg;
+	int                  max_iter;
+} StepProgress;
+
+static void
+linear_step_progress(void *ctx, const LbfgsResult *now)
+{
+	const StepProgress *sp = ctx;
+	/* the iteration limit is the only total known in advance */
+	progress_report(sp->pg, "linear", now->iters, sp->max_iter, "objective %.6g, max |gradient| %.2g", now->f,
+	                now->gmax);
+}
+
 int
 linear_fit(LinearModel *m, LbfgsResult *res, const float *x, const int64_t *y, int64_t n, double C,
-           const LbfgsParams *lp)
+           const LbfgsParams *lp, const ProbeProgress *pg)
 {
+	LbfgsParams p = *lp;
+	StepProgress sp = { pg, lp->max_iter };
 	LinearCtx c;
 	size_t np, KD = count2(m->K, m->D), DD = count2(m->D, m->D), nD = count2(n, m->D);
 	double *theta, *L = xcalloc(DD, sizeof *L), *U = xcalloc(DD, sizeof *U), *Wd, lambda = linear_lambda(C, n);
@@ -504,7 +520,11 @@ linear_fit(LinearModel *m, LbfgsResult *res, const float *x, const int64_t *y, i
 	linear_to_theta(theta, m);
 	memcpy(Wd, theta, KD * sizeof *Wd);
 	precond_to_v(theta, Wd, U, K, D);
-	rc = lbfgs_minimize(res, theta, (int64_t)np, linear_lbfgs_func, &c, lp);
+	if (pg && pg->fn) {
+		p.on_step = linear_step_progress;
+		p.on_step_ctx = &sp;
+	}
+	rc = lbfgs_minimize(res, theta, (int64_t)np, linear_lbfgs_func, &c, &p);
 	precond_to_w(Wd, theta, U, K, D);
 	memcpy(theta, Wd, KD * sizeof *Wd);
 	linear_from_theta(m, theta);
@@ -611,7 +631,7 @@ linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_t n, in
 	for (int i = 0; i < ngrid; i++) {
 		LbfgsResult res;
 		int b = s->best;
-		linear_fit(&m, &res, xfit, yfit, nfit, sorted[i], lp);
+		linear_fit(&m, &res, xfit, yfit, nfit, sorted[i], lp, NULL);
 		linear_scores(scores, &m, xval, nval);
 		s->C[i] = sorted[i];
 		scores_loss_acc(&s->val_loss[i], &s->val_acc[i], scores, yval, nval, K);
@@ -701,7 +721,9 @@ void
 knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const float *query, int64_t nq, int D,
            int K, int k, double T, const ProbeProgress *pg)
 {
-	enum { QB = 256 };
+	/* queries per sgemm: 256, fewer when n is so large that the (QB, n)
+	 * similarity block would pass 128 MiB */
+	int QB = n > (1 << 25) / 256 ? (int)((1 << 25) / n > 0 ? (1 << 25) / n : 1) : 256;
 	int kk = (int64_t)k < n ? k : (int)n;
 	float *sims = xcalloc(count2(QB, n), sizeof *sims);
 	float *hs = xcalloc(count2(QB, kk), sizeof *hs);
@@ -1081,7 +1103,7 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 			}
 			r->lambda = linear_lambda(r->C, ntrain);
 			linear_init(&m, K, D);
-			linear_fit(&m, &r->opt, xtr, ytrain, ntrain, r->C, &cfg->lbfgs);
+			linear_fit(&m, &r->opt, xtr, ytrain, ntrain, r->C, &cfg->lbfgs, &cfg->progress);
 			linear_scores(scores, &m, xte, ntest);
 			linear_free(&m);
 		} else {

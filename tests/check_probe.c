@@ -339,7 +339,7 @@ START_TEST(test_linear_fit_blobs)
 	make_blobs(xt, yt, NT, D, K, 1.0, 11, 2);
 	lbfgs_params_default(&p);
 	linear_init(&m, K, D);
-	ck_assert_int_eq(linear_fit(&m, &res, x, y, N, 1.0, &p), 0);
+	ck_assert_int_eq(linear_fit(&m, &res, x, y, N, 1.0, &p, NULL), 0);
 	ck_assert(res.status == LBFGS_CONVERGED_GTOL || res.status == LBFGS_CONVERGED_FTOL);
 	ck_assert(res.gmax < 1e-3);
 	linear_scores(s, &m, xt, NT);
@@ -381,7 +381,7 @@ START_TEST(test_linear_correlated)
 		}
 	lbfgs_params_default(&p);
 	linear_init(&m, K, D);
-	linear_fit(&m, &res, x, y, N, 10.0, &p);
+	linear_fit(&m, &res, x, y, N, 10.0, &p, NULL);
 	ck_assert_msg(res.status == LBFGS_CONVERGED_GTOL, "%s after %d iterations", lbfgs_status_str(res.status),
 	              res.iters);
 	ck_assert_msg(res.iters < 60, "%d iterations", res.iters);
@@ -390,7 +390,7 @@ START_TEST(test_linear_correlated)
 	ck_assert_msg(res.gmax < 1e-4, "gradient %g", res.gmax);
 	{
 		double f0 = res.f;
-		linear_fit(&m, &res, x, y, N, 10.0, &p);
+		linear_fit(&m, &res, x, y, N, 10.0, &p, NULL);
 		ck_assert(fabs(res.f - f0) < 1e-9 * fmax(1, f0));
 		ck_assert_int_le(res.iters, 2);
 	}
@@ -685,7 +685,7 @@ START_TEST(test_linear_parity)
 			memcpy(ste, d.xte, (size_t)d.nte * PD * sizeof *ste);
 			probe_standardize_apply(ste, d.nte, PD, mean, scale);
 			lbfgs_params_default(&p);
-			linear_fit(&m, &res, str, d.ytr, d.ntr, Cs[i], &p); /* from their solution: stays there */
+			linear_fit(&m, &res, str, d.ytr, d.ntr, Cs[i], &p, NULL); /* from their solution: stays there */
 			ck_assert(res.f <= ours_at_theirs + 1e-9);
 			linear_scores(s, &m, ste, d.nte);
 			for (int64_t q = 0; q < d.nte; q++)
