@@ -11,6 +11,11 @@
 #include "subset.h"
 #include "util.h"
 
+/* Below this many elements a loop runs on one thread: starting the team
+ * costs more, and its workers, spinning after the region, would take the
+ * cores from the OpenBLAS threads of the next sgemm. */
+#define OMP_MIN_WORK (INT64_C(1) << 18)
+
 /* Checked n * m element counts for our buffers. */
 static size_t
 count2(int64_t n, int64_t m)
@@ -70,7 +75,7 @@ probe_standardize_fit(float *mean, float *scale, const float *x, int64_t n, int 
 void
 probe_standardize_apply(float *x, int64_t n, int D, const float *mean, const float *scale)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)n * D >= OMP_MIN_WORK)
 	for (int64_t i = 0; i < n; i++) {
 		float *r = x + (size_t)i * (size_t)D;
 		for (int j = 0; j < D; j++)
@@ -81,7 +86,7 @@ probe_standardize_apply(float *x, int64_t n, int D, const float *mean, const flo
 void
 probe_l2_normalize(float *x, int64_t n, int D)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)n * D >= OMP_MIN_WORK)
 	for (int64_t i = 0; i < n; i++) {
 		float *r = x + (size_t)i * (size_t)D;
 		double ss = 0;
@@ -379,7 +384,7 @@ linear_eval(LinearCtx *c, const double *theta, double *g)
 	}
 	/* logits = X W^T */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, K, D, 1.0f, c->x, D, c->Wf, D, 0.0f, c->G, K);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)n * K >= OMP_MIN_WORK / 16)
 	for (int64_t i = 0; i < n; i++) {
 		float *gi = c->G + (size_t)i * (size_t)K;
 		int yi = (int)c->y[i];
@@ -734,7 +739,7 @@ knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const
 		int qb = nq - q0 < QB ? (int)(nq - q0) : QB;
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qb, (int)n, D, 1.0f, query + (size_t)q0 * (size_t)D,
 		            D, train, D, 0.0f, sims, (int)n);
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)qb * n >= OMP_MIN_WORK)
 		for (int q = 0; q < qb; q++) {
 			float *s = hs + (size_t)q * (size_t)kk;
 			int64_t *ix = hi + (size_t)q * (size_t)kk;
@@ -828,7 +833,8 @@ mlp_forward(MlpWork *w, const MlpModel *m, int b)
 {
 	int D = m->D, H = m->H, K = m->K;
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, H, D, 1.0f, w->xb, D, m->W1, D, 0.0f, w->h, H);
-#pragma omp parallel for schedule(static)
+	/* no OpenMP in the MLP's small elementwise loops: between sgemm calls
+	 * the spinning OpenMP workers would take the cores OpenBLAS needs */
 	for (int i = 0; i < b; i++)
 		for (int j = 0; j < H; j++) {
 			size_t at = (size_t)i * (size_t)H + (size_t)j;
@@ -956,7 +962,6 @@ mlp_fit(MlpModel *m, const float *xfit, const int64_t *yfit, int64_t nfit, const
 			b1p *= beta1;
 			b2p *= beta2;
 			lr_t = o->lr * sqrt(1 - b2p) / (1 - b1p);
-#pragma omp parallel for schedule(static)
 			for (size_t j = 0; j < np; j++) {
 				float gj = w.grad[j];
 				mom[j] = (float)(beta1 * mom[j] + (1 - beta1) * gj);

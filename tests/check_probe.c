@@ -978,8 +978,27 @@ START_TEST(test_tool_methods_inputs)
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "train"), "items_used")), 60);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "train"), "labels")), "10%");
 	json_decref(j);
-	j = run_json("--train train.emb --test test.emb --labels 3-per-class --method knn");
+	j = run_json("--train train.emb --test test.emb --labels 3-per-class --method knn --seed 4");
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "train"), "items_used")), 15);
+	{
+		/* the very subset lib/subset picks: the same kNN votes from it */
+		int64_t idx[600], m = subset_stratified(d.ytr, d.ntr, PK, -1, 3, 4, idx), ys[15], correct = 0;
+		float xs[15 * PD], *te = malloc((size_t)d.nte * PD * sizeof *te);
+		double *v = calloc((size_t)d.nte * PK, sizeof *v);
+		ck_assert_int_eq(m, 15);
+		probe_gather(xs, ys, d.xtr, d.ytr, PD, idx, m);
+		memcpy(te, d.xte, (size_t)d.nte * PD * sizeof *te);
+		probe_l2_normalize(xs, m, PD);
+		probe_l2_normalize(te, d.nte, PD);
+		knn_scores(v, xs, ys, m, te, d.nte, PD, PK, 200, 0.1, NULL);
+		for (int64_t q = 0; q < d.nte; q++)
+			correct += probe_argmax(v + q * PK, PK) == d.yte[q];
+		ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(j, "results"), 0),
+		                                                    "correct")),
+		                 correct);
+		free(te);
+		free(v);
+	}
 	/* k capped at the 15 training items */
 	ck_assert_int_eq(json_integer_value(json_object_get(
 	                     json_object_get(json_array_get(json_object_get(j, "results"), 0), "settings"), "k_used")),
