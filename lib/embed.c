@@ -147,6 +147,11 @@ embed_check_pair(const Embeddings *train, const Embeddings *test, int *K, char *
 		snprintf(err, errlen, "%s: no records", train->n == 0 ? train->name : test->name);
 		return -1;
 	}
+	if (train->n > INT32_MAX || test->n > INT32_MAX) {
+		snprintf(err, errlen, "%s: more than %d records", train->n > INT32_MAX ? train->name : test->name,
+		         INT32_MAX);
+		return -1;
+	}
 	if (train->dim != test->dim) {
 		snprintf(err, errlen, "%s: embeddings of %d dims, but %s has %d", test->name, test->dim, train->name,
 		         train->dim);

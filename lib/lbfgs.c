@@ -17,6 +17,8 @@ lbfgs_params_default(LbfgsParams *p)
 	p->c1 = 1e-4;
 	p->c2 = 0.9;
 	p->max_ls = 25;
+	p->on_step = NULL;
+	p->on_step_ctx = NULL;
 }
 
 const char *
@@ -279,6 +281,8 @@ lbfgs_minimize(LbfgsResult *res, double *x, int64_t n, LbfgsFunc f, void *ctx, c
 		/* a search that ran out of budget but still went downhill is
 		 * a step like any other */
 		retried = 0;
+		if (p->on_step)
+			p->on_step(p->on_step_ctx, res);
 		if (p->ftol > 0 && fprev - fx <= p->ftol * fmax(fmax(fabs(fprev), fabs(fx)), 1.0)) {
 			res->status = LBFGS_CONVERGED_FTOL;
 			break;

@@ -19,6 +19,8 @@
  * off from it. */
 typedef double (*LbfgsFunc)(void *ctx, const double *x, double *g, int64_t n);
 
+typedef struct LbfgsResult LbfgsResult;
+
 typedef struct {
 	int    m;         /* correction pairs kept (10) */
 	int    max_iter;  /* iterations (1000) */
@@ -26,6 +28,9 @@ typedef struct {
 	double ftol;      /* stop when (f_prev - f) <= ftol * max(|f_prev|, |f|, 1) (1e-12; 0: off) */
 	double c1, c2;    /* Wolfe constants: sufficient decrease 1e-4, curvature 0.9 */
 	int    max_ls;    /* function evaluations per line search (25) */
+	/* called after each accepted step with the state so far (NULL: never) */
+	void (*on_step)(void *ctx, const LbfgsResult *now);
+	void  *on_step_ctx;
 } LbfgsParams;
 
 typedef enum {
@@ -36,13 +41,13 @@ typedef enum {
 	LBFGS_NONFINITE          /* f or g not finite at the starting point */
 } LbfgsStatus;
 
-typedef struct {
+struct LbfgsResult {
 	LbfgsStatus status;
 	int         iters;   /* accepted steps */
 	int         evals;   /* function evaluations */
 	double      f;       /* objective at the returned x */
 	double      gmax;    /* max |g_i| at the returned x */
-} LbfgsResult;
+};
 
 void lbfgs_params_default(LbfgsParams *p);
 /* Minimises f from the starting point x (n), overwriting x with the result,

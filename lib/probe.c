@@ -11,6 +11,11 @@
 #include "subset.h"
 #include "util.h"
 
+/* Below this many elements a loop runs on one thread: starting the team
+ * costs more, and its workers, spinning after the region, would take the
+ * cores from the OpenBLAS threads of the next sgemm. */
+#define OMP_MIN_WORK (INT64_C(1) << 18)
+
 /* Checked n * m element counts for our buffers. */
 static size_t
 count2(int64_t n, int64_t m)
@@ -70,7 +75,7 @@ probe_standardize_fit(float *mean, float *scale, const float *x, int64_t n, int 
 void
 probe_standardize_apply(float *x, int64_t n, int D, const float *mean, const float *scale)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)n * D >= OMP_MIN_WORK)
 	for (int64_t i = 0; i < n; i++) {
 		float *r = x + (size_t)i * (size_t)D;
 		for (int j = 0; j < D; j++)
@@ -81,7 +86,7 @@ probe_standardize_apply(float *x, int64_t n, int D, const float *mean, const flo
 void
 probe_l2_normalize(float *x, int64_t n, int D)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)n * D >= OMP_MIN_WORK)
 	for (int64_t i = 0; i < n; i++) {
 		float *r = x + (size_t)i * (size_t)D;
 		double ss = 0;
@@ -202,14 +207,26 @@ linear_free(LinearModel *m)
 	m->W = m->b = NULL;
 }
 
-/* Everything one evaluation needs, allocated once per fit. */
+/* Everything one evaluation needs, allocated once per fit.
+ *
+ * With a preconditioner (L != NULL) the solver works on V = W L, where
+ * L L' = S + mu I, S = X'X/n the features' second moments: the logits are
+ * X W' = Xw V' with whitened features Xw = X L^-T, and the penalty is still
+ * (lambda/2)||W||^2 with W = V L^-1. The problem and its minimiser are the
+ * same; only the coordinates change. For correlated features (every real
+ * encoder's) the Hessian in W is badly conditioned and L-BFGS crawls; in V
+ * it is close to the identity (exactly so for mu = lambda and a quadratic
+ * loss), and it converges in tens of iterations instead of hundreds. */
 typedef struct {
-	const float   *x;       /* (n, D) */
+	const float   *x;       /* (n, D): the features, whitened when L is set */
 	const int64_t *y;
 	int64_t        n;
 	int            D, K;
 	double         lambda;
-	float         *Wf;      /* (K, D) float copy of the parameters */
+	const double  *L, *U;   /* (D, D) lower Cholesky factor and U = L'; NULL: none */
+	double        *Wd;      /* (K, D) W = V L^-1 (with L) */
+	double        *Zd;      /* (K, D) lambda W L^-T, the penalty's gradient in V */
+	float         *Wf;      /* (K, D) float copy of V for sgemm */
 	float         *dWf;     /* (K, D) */
 	float         *G;       /* (n, K) logits, then dLoss/dlogits */
 	double        *rowloss; /* (n) */
@@ -218,12 +235,15 @@ typedef struct {
 static void
 linear_ctx_init(LinearCtx *c, const float *x, const int64_t *y, int64_t n, int D, int K, double lambda)
 {
+	memset(c, 0, sizeof *c);
 	c->x = x;
 	c->y = y;
 	c->n = n;
 	c->D = D;
 	c->K = K;
 	c->lambda = lambda;
+	c->Wd = xcalloc(count2(K, D), sizeof *c->Wd);
+	c->Zd = xcalloc(count2(K, D), sizeof *c->Zd);
 	c->Wf = xcalloc(count2(K, D), sizeof *c->Wf);
 	c->dWf = xcalloc(count2(K, D), sizeof *c->dWf);
 	c->G = xcalloc(count2(n, K), sizeof *c->G);
@@ -233,30 +253,138 @@ linear_ctx_init(LinearCtx *c, const float *x, const int64_t *y, int64_t n, int D
 static void
 linear_ctx_free(LinearCtx *c)
 {
+	free(c->Wd);
+	free(c->Zd);
 	free(c->Wf);
 	free(c->dWf);
 	free(c->G);
 	free(c->rowloss);
 }
 
-/* Parameters theta = [W (K, D) row-major, b (K)] in double; returns the
- * objective and writes its gradient to g (NULL: objective only). */
+/* w = v L^-1 for each of the K rows (w L = v: back substitution on U = L'). */
+static void
+precond_to_w(double *W, const double *V, const double *U, int K, int D)
+{
+	for (int k = 0; k < K; k++) {
+		const double *v = V + (size_t)k * (size_t)D;
+		double *w = W + (size_t)k * (size_t)D;
+		for (int j = D - 1; j >= 0; j--) {
+			const double *u = U + (size_t)j * (size_t)D;
+			double s = v[j];
+			for (int i = j + 1; i < D; i++)
+				s -= w[i] * u[i];
+			w[j] = s / u[j];
+		}
+	}
+}
+
+/* z = a w L^-T for each row (z L' = a w: forward substitution on L). */
+static void
+precond_grad(double *Z, const double *W, const double *L, double a, int K, int D)
+{
+	for (int k = 0; k < K; k++) {
+		const double *w = W + (size_t)k * (size_t)D;
+		double *z = Z + (size_t)k * (size_t)D;
+		for (int j = 0; j < D; j++) {
+			const double *l = L + (size_t)j * (size_t)D;
+			double s = a * w[j];
+			for (int i = 0; i < j; i++)
+				s -= z[i] * l[i];
+			z[j] = s / l[j];
+		}
+	}
+}
+
+/* v = w L for each row. */
+static void
+precond_to_v(double *V, const double *W, const double *U, int K, int D)
+{
+	for (int k = 0; k < K; k++) {
+		const double *w = W + (size_t)k * (size_t)D;
+		double *v = V + (size_t)k * (size_t)D;
+		for (int j = 0; j < D; j++) {
+			const double *u = U + (size_t)j * (size_t)D;
+			double s = 0;
+			for (int i = j; i < D; i++)
+				s += w[i] * u[i];
+			v[j] = s;
+		}
+	}
+}
+
+/* In-place Cholesky A = L L' of a symmetric (D, D) matrix (lower triangle
+ * read, L written there, upper zeroed). -1 when not positive definite. */
+static int
+cholesky(double *A, int D)
+{
+	for (int j = 0; j < D; j++) {
+		double *aj = A + (size_t)j * (size_t)D, d = aj[j];
+		for (int k = 0; k < j; k++)
+			d -= aj[k] * aj[k];
+		if (!(d > 0))
+			return -1;
+		aj[j] = sqrt(d);
+		for (int i = j + 1; i < D; i++) {
+			double *ai = A + (size_t)i * (size_t)D, s = ai[j];
+			for (int k = 0; k < j; k++)
+				s -= ai[k] * aj[k];
+			ai[j] = s / aj[j];
+		}
+		for (int k = j + 1; k < D; k++)
+			aj[k] = 0;
+	}
+	return 0;
+}
+
+/* L (lower) and U = L' for S + mu I, S = X'X/n, mu = lambda plus a little
+ * jitter (S is rounded in float and may be singular; any positive definite
+ * L gives the same minimiser, so more jitter only costs iterations). */
+static void
+precond_build(double *L, double *U, const float *x, int64_t n, int D, double lambda)
+{
+	float *S = xcalloc(count2(D, D), sizeof *S);
+	double tr = 0, mu;
+	cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, D, (int)n, 1.0f / (float)n, x, D, 0.0f, S, D);
+	for (int j = 0; j < D; j++)
+		tr += S[(size_t)j * (size_t)D + (size_t)j];
+	mu = lambda + 1e-6 * (tr / D > 0 ? tr / D : 1);
+	for (;;) {
+		for (int i = 0; i < D; i++)
+			for (int j = 0; j <= i; j++)
+				L[(size_t)i * (size_t)D + (size_t)j] = S[(size_t)i * (size_t)D + (size_t)j] + (i == j ? mu : 0);
+		if (cholesky(L, D) == 0)
+			break;
+		mu *= 10;
+	}
+	for (int i = 0; i < D; i++)
+		for (int j = 0; j < D; j++)
+			U[(size_t)i * (size_t)D + (size_t)j] = L[(size_t)j * (size_t)D + (size_t)i];
+	free(S);
+}
+
+/* Parameters theta = [V (K, D) row-major, b (K)] in double (V = W without a
+ * preconditioner); returns the objective and writes its gradient with
+ * respect to theta to g (NULL: objective only). */
 static double
 linear_eval(LinearCtx *c, const double *theta, double *g)
 {
 	int D = c->D, K = c->K;
 	int64_t n = c->n;
 	size_t KD = (size_t)K * (size_t)D;
-	const double *b = theta + KD;
+	const double *b = theta + KD, *W = theta;
 	double loss = 0, reg = 0, invn = 1.0 / (double)n;
 
+	if (c->L) {
+		precond_to_w(c->Wd, theta, c->U, K, D);
+		W = c->Wd;
+	}
 	for (size_t j = 0; j < KD; j++) {
 		c->Wf[j] = (float)theta[j];
-		reg += theta[j] * theta[j];
+		reg += W[j] * W[j];
 	}
 	/* logits = X W^T */
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, K, D, 1.0f, c->x, D, c->Wf, D, 0.0f, c->G, K);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((int64_t)n * K >= OMP_MIN_WORK / 16)
 	for (int64_t i = 0; i < n; i++) {
 		float *gi = c->G + (size_t)i * (size_t)K;
 		int yi = (int)c->y[i];
@@ -280,8 +408,14 @@ linear_eval(LinearCtx *c, const double *theta, double *g)
 		return loss;
 	/* dW = G^T X, db = column sums of G */
 	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, D, (int)n, 1.0f, c->G, K, c->x, D, 0.0f, c->dWf, D);
-	for (size_t j = 0; j < KD; j++)
-		g[j] = (double)c->dWf[j] + c->lambda * theta[j];
+	if (c->L) {
+		precond_grad(c->Zd, W, c->L, c->lambda, K, D);
+		for (size_t j = 0; j < KD; j++)
+			g[j] = (double)c->dWf[j] + c->Zd[j];
+	} else {
+		for (size_t j = 0; j < KD; j++)
+			g[j] = (double)c->dWf[j] + c->lambda * theta[j];
+	}
 	for (int k = 0; k < K; k++)
 		g[KD + (size_t)k] = 0;
 	for (int64_t i = 0; i < n; i++)
@@ -347,23 +481,78 @@ linear_objective(const LinearModel *m, double *dW, double *db, const float *x, c
 	return f;
 }
 
+typedef struct {
+	const ProbeProgress *pg;
+	int                  max_iter;
+} StepProgress;
+
+static void
+linear_step_progress(void *ctx, const LbfgsResult *now)
+{
+	const StepProgress *sp = ctx;
+	/* the iteration limit is the only total known in advance */
+	progress_report(sp->pg, "linear", now->iters, sp->max_iter, "objective %.6g, max |gradient| %.2g", now->f,
+	                now->gmax);
+}
+
 int
 linear_fit(LinearModel *m, LbfgsResult *res, const float *x, const int64_t *y, int64_t n, double C,
-           const LbfgsParams *lp)
+           const LbfgsParams *lp, const ProbeProgress *pg)
 {
+	LbfgsParams p = *lp;
+	StepProgress sp = { pg, lp->max_iter };
 	LinearCtx c;
-	size_t np;
-	double *theta;
-	int rc;
-	if (size_add(count2(m->K, m->D), (size_t)m->K, &np) < 0)
+	size_t np, KD = count2(m->K, m->D), DD = count2(m->D, m->D), nD = count2(n, m->D);
+	double *theta, *L = xcalloc(DD, sizeof *L), *U = xcalloc(DD, sizeof *U), *Wd, lambda = linear_lambda(C, n);
+	float *Lf = xcalloc(DD, sizeof *Lf), *xw = xcalloc(nD, sizeof *xw);
+	int rc, D = m->D, K = m->K;
+	if (size_add(KD, (size_t)K, &np) < 0)
 		die("probe: too many parameters");
 	theta = xcalloc(np, sizeof *theta);
-	linear_ctx_init(&c, x, y, n, m->D, m->K, linear_lambda(C, n));
+	Wd = xcalloc(KD, sizeof *Wd);
+
+	/* whitened features xw = x L^-T (see LinearCtx) */
+	precond_build(L, U, x, n, D, lambda);
+	for (size_t j = 0; j < DD; j++)
+		Lf[j] = (float)L[j];
+	memcpy(xw, x, nD * sizeof *xw);
+	cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)n, D, 1.0f, Lf, D, xw, D);
+
+	linear_ctx_init(&c, xw, y, n, D, K, lambda);
+	c.L = L;
+	c.U = U;
+	/* the warm start, moved into V = W L */
 	linear_to_theta(theta, m);
-	rc = lbfgs_minimize(res, theta, (int64_t)np, linear_lbfgs_func, &c, lp);
+	memcpy(Wd, theta, KD * sizeof *Wd);
+	precond_to_v(theta, Wd, U, K, D);
+	if (pg && pg->fn) {
+		p.on_step = linear_step_progress;
+		p.on_step_ctx = &sp;
+	}
+	rc = lbfgs_minimize(res, theta, (int64_t)np, linear_lbfgs_func, &c, &p);
+	precond_to_w(Wd, theta, U, K, D);
+	memcpy(theta, Wd, KD * sizeof *Wd);
 	linear_from_theta(m, theta);
 	linear_ctx_free(&c);
+	/* report the objective and gradient of the problem as posed (in W,
+	 * on the features as given), not of the whitened coordinates */
+	{
+		double *g = xcalloc(np, sizeof *g), gmax = 0;
+		linear_ctx_init(&c, x, y, n, D, K, lambda);
+		linear_to_theta(theta, m);
+		res->f = linear_eval(&c, theta, g);
+		for (size_t j = 0; j < np; j++)
+			gmax = fmax(gmax, fabs(g[j]));
+		res->gmax = gmax;
+		linear_ctx_free(&c);
+		free(g);
+	}
 	free(theta);
+	free(Wd);
+	free(L);
+	free(U);
+	free(Lf);
+	free(xw);
 	return rc;
 }
 
@@ -447,7 +636,7 @@ linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_t n, in
 	for (int i = 0; i < ngrid; i++) {
 		LbfgsResult res;
 		int b = s->best;
-		linear_fit(&m, &res, xfit, yfit, nfit, sorted[i], lp);
+		linear_fit(&m, &res, xfit, yfit, nfit, sorted[i], lp, NULL);
 		linear_scores(scores, &m, xval, nval);
 		s->C[i] = sorted[i];
 		scores_loss_acc(&s->val_loss[i], &s->val_acc[i], scores, yval, nval, K);
@@ -537,7 +726,9 @@ void
 knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const float *query, int64_t nq, int D,
            int K, int k, double T, const ProbeProgress *pg)
 {
-	enum { QB = 256 };
+	/* queries per sgemm: 256, fewer when n is so large that the (QB, n)
+	 * similarity block would pass 128 MiB */
+	int QB = n > (1 << 25) / 256 ? (int)((1 << 25) / n > 0 ? (1 << 25) / n : 1) : 256;
 	int kk = (int64_t)k < n ? k : (int)n;
 	float *sims = xcalloc(count2(QB, n), sizeof *sims);
 	float *hs = xcalloc(count2(QB, kk), sizeof *hs);
@@ -548,7 +739,7 @@ knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const
 		int qb = nq - q0 < QB ? (int)(nq - q0) : QB;
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qb, (int)n, D, 1.0f, query + (size_t)q0 * (size_t)D,
 		            D, train, D, 0.0f, sims, (int)n);
-#pragma omp parallel for schedule(dynamic, 4)
+#pragma omp parallel for schedule(dynamic, 4) if ((int64_t)qb * n >= OMP_MIN_WORK)
 		for (int q = 0; q < qb; q++) {
 			float *s = hs + (size_t)q * (size_t)kk;
 			int64_t *ix = hi + (size_t)q * (size_t)kk;
@@ -642,7 +833,8 @@ mlp_forward(MlpWork *w, const MlpModel *m, int b)
 {
 	int D = m->D, H = m->H, K = m->K;
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, H, D, 1.0f, w->xb, D, m->W1, D, 0.0f, w->h, H);
-#pragma omp parallel for schedule(static)
+	/* no OpenMP in the MLP's small elementwise loops: between sgemm calls
+	 * the spinning OpenMP workers would take the cores OpenBLAS needs */
 	for (int i = 0; i < b; i++)
 		for (int j = 0; j < H; j++) {
 			size_t at = (size_t)i * (size_t)H + (size_t)j;
@@ -770,7 +962,6 @@ mlp_fit(MlpModel *m, const float *xfit, const int64_t *yfit, int64_t nfit, const
 			b1p *= beta1;
 			b2p *= beta2;
 			lr_t = o->lr * sqrt(1 - b2p) / (1 - b1p);
-#pragma omp parallel for schedule(static)
 			for (size_t j = 0; j < np; j++) {
 				float gj = w.grad[j];
 				mom[j] = (float)(beta1 * mom[j] + (1 - beta1) * gj);
@@ -917,7 +1108,7 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 			}
 			r->lambda = linear_lambda(r->C, ntrain);
 			linear_init(&m, K, D);
-			linear_fit(&m, &r->opt, xtr, ytrain, ntrain, r->C, &cfg->lbfgs);
+			linear_fit(&m, &r->opt, xtr, ytrain, ntrain, r->C, &cfg->lbfgs, &cfg->progress);
 			linear_scores(scores, &m, xte, ntest);
 			linear_free(&m);
 		} else {

@@ -86,10 +86,14 @@ void linear_free(LinearModel *m);
  * and db (K) when they are not NULL. */
 double linear_objective(const LinearModel *m, double *dW, double *db, const float *x, const int64_t *y, int64_t n,
                         double C);
-/* Minimises the objective from m's current parameters (a warm start). 0 when
- * L-BFGS converged, 1 otherwise (res says how it stopped). */
+/* Minimises the objective from m's current parameters (a warm start),
+ * reporting each L-BFGS step to pg (may be NULL) as stage "linear". The
+ * solver works in whitened coordinates (see LinearCtx in probe.c) and its
+ * gradient tolerance applies there; res->f and res->gmax are then those of
+ * the objective above at the result. 0 when L-BFGS converged, 1 otherwise
+ * (res says how it stopped). */
 int linear_fit(LinearModel *m, LbfgsResult *res, const float *x, const int64_t *y, int64_t n, double C,
-               const LbfgsParams *lp);
+               const LbfgsParams *lp, const ProbeProgress *pg);
 void linear_scores(double *scores, const LinearModel *m, const float *x, int64_t n);
 
 typedef struct {

@@ -339,8 +339,9 @@ START_TEST(test_linear_fit_blobs)
 	make_blobs(xt, yt, NT, D, K, 1.0, 11, 2);
 	lbfgs_params_default(&p);
 	linear_init(&m, K, D);
-	ck_assert_int_eq(linear_fit(&m, &res, x, y, N, 1.0, &p), 0);
-	ck_assert(res.gmax <= p.gtol || res.status == LBFGS_CONVERGED_FTOL);
+	ck_assert_int_eq(linear_fit(&m, &res, x, y, N, 1.0, &p, NULL), 0);
+	ck_assert(res.status == LBFGS_CONVERGED_GTOL || res.status == LBFGS_CONVERGED_FTOL);
+	ck_assert(res.gmax < 1e-3);
 	linear_scores(s, &m, xt, NT);
 	metrics_compute(&met, s, yt, NT, K, 5);
 	ck_assert_msg(met.correct > 0.8 * NT, "%lld of %d", (long long)met.correct, NT);
@@ -349,6 +350,53 @@ START_TEST(test_linear_fit_blobs)
 	free(x);
 	free(xt);
 	free(s);
+}
+END_TEST
+
+/* Strongly correlated features (x = z M, M with singular values from 1 to
+ * 1e-3): the whitening in linear_fit must make them as quick to fit as the
+ * latent z, and give the same objective as a fit on z re-expressed. */
+START_TEST(test_linear_correlated)
+{
+	enum { N = 400, D = 16, K = 3 };
+	float *z = calloc(N * D, sizeof *z), *x = calloc(N * D, sizeof *x);
+	int64_t y[N];
+	double M[D * D];
+	Rng r = rng_for(41, 0, 0, 0);
+	LinearModel m;
+	LbfgsParams p;
+	LbfgsResult res;
+	make_blobs(z, y, N, D, K, 0.7, 42, 43);
+	/* M = diag(s) R with R a random rotation-ish mix: column j of x mixes
+	 * all of z, with very different gains */
+	for (int i = 0; i < D; i++)
+		for (int j = 0; j < D; j++)
+			M[i * D + j] = pow(10.0, -3.0 * i / (D - 1)) * (rng_normal(&r) + (i == j ? 3 : 0));
+	for (int n = 0; n < N; n++)
+		for (int j = 0; j < D; j++) {
+			double s = 0;
+			for (int i = 0; i < D; i++)
+				s += z[n * D + i] * M[i * D + j];
+			x[n * D + j] = (float)s;
+		}
+	lbfgs_params_default(&p);
+	linear_init(&m, K, D);
+	linear_fit(&m, &res, x, y, N, 10.0, &p, NULL);
+	ck_assert_msg(res.status == LBFGS_CONVERGED_GTOL, "%s after %d iterations", lbfgs_status_str(res.status),
+	              res.iters);
+	ck_assert_msg(res.iters < 60, "%d iterations", res.iters);
+	/* the optimum: the gradient of the objective as posed is tiny, and a
+	 * restart from it does not move */
+	ck_assert_msg(res.gmax < 1e-4, "gradient %g", res.gmax);
+	{
+		double f0 = res.f;
+		linear_fit(&m, &res, x, y, N, 10.0, &p, NULL);
+		ck_assert(fabs(res.f - f0) < 1e-9 * fmax(1, f0));
+		ck_assert_int_le(res.iters, 2);
+	}
+	linear_free(&m);
+	free(z);
+	free(x);
 }
 END_TEST
 
@@ -637,7 +685,7 @@ START_TEST(test_linear_parity)
 			memcpy(ste, d.xte, (size_t)d.nte * PD * sizeof *ste);
 			probe_standardize_apply(ste, d.nte, PD, mean, scale);
 			lbfgs_params_default(&p);
-			linear_fit(&m, &res, str, d.ytr, d.ntr, Cs[i], &p); /* from their solution: stays there */
+			linear_fit(&m, &res, str, d.ytr, d.ntr, Cs[i], &p, NULL); /* from their solution: stays there */
 			ck_assert(res.f <= ours_at_theirs + 1e-9);
 			linear_scores(s, &m, ste, d.nte);
 			for (int64_t q = 0; q < d.nte; q++)
@@ -930,8 +978,27 @@ START_TEST(test_tool_methods_inputs)
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "train"), "items_used")), 60);
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "train"), "labels")), "10%");
 	json_decref(j);
-	j = run_json("--train train.emb --test test.emb --labels 3-per-class --method knn");
+	j = run_json("--train train.emb --test test.emb --labels 3-per-class --method knn --seed 4");
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "train"), "items_used")), 15);
+	{
+		/* the very subset lib/subset picks: the same kNN votes from it */
+		int64_t idx[600], m = subset_stratified(d.ytr, d.ntr, PK, -1, 3, 4, idx), ys[15], correct = 0;
+		float xs[15 * PD], *te = malloc((size_t)d.nte * PD * sizeof *te);
+		double *v = calloc((size_t)d.nte * PK, sizeof *v);
+		ck_assert_int_eq(m, 15);
+		probe_gather(xs, ys, d.xtr, d.ytr, PD, idx, m);
+		memcpy(te, d.xte, (size_t)d.nte * PD * sizeof *te);
+		probe_l2_normalize(xs, m, PD);
+		probe_l2_normalize(te, d.nte, PD);
+		knn_scores(v, xs, ys, m, te, d.nte, PD, PK, 200, 0.1, NULL);
+		for (int64_t q = 0; q < d.nte; q++)
+			correct += probe_argmax(v + q * PK, PK) == d.yte[q];
+		ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(json_object_get(j, "results"), 0),
+		                                                    "correct")),
+		                 correct);
+		free(te);
+		free(v);
+	}
 	/* k capped at the 15 training items */
 	ck_assert_int_eq(json_integer_value(json_object_get(
 	                     json_object_get(json_array_get(json_object_get(j, "results"), 0), "settings"), "k_used")),
@@ -1073,6 +1140,7 @@ probe_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_linear_gradient);
 	tcase_add_test(tc, test_linear_fit_blobs);
+	tcase_add_test(tc, test_linear_correlated);
 	tcase_add_test(tc, test_knn_hand);
 	tcase_add_test(tc, test_knn_select_vs_sort);
 	tcase_add_test(tc, test_mlp_xor);

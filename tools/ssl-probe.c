@@ -73,7 +73,8 @@ usage(FILE *fp)
 	        "                        (default: chosen on a held-out part of the training set)\n"
 	        "  --holdout FRACTION    held-out part for choosing C and MLP early stopping (0.2)\n"
 	        "  --max-iter N          linear: L-BFGS iterations at most (1000)\n"
-	        "  --tol X               linear: stop when every gradient entry is below X (1e-5)\n"
+	        "  --tol X               linear: stop when every gradient entry is below X, in the\n"
+	        "                        whitened coordinates L-BFGS works in (1e-5)\n"
 	        "  --k N                 knn: neighbours (200)\n"
 	        "  --knn-t T             knn: temperature of the exp(sim/T) votes (0.1)\n"
 	        "  --hidden N            mlp: hidden units (512)\n"
@@ -165,21 +166,43 @@ parse_options(int argc, char **argv, Options *o)
 typedef struct {
 	Progress    p;
 	char        stage[32];
-	int         force, quiet;
+	int         force, quiet, open;
+	int64_t     done;
 } ProgressState;
+
+static const char *
+progress_unit(const char *stage)
+{
+	return strcmp(stage, "knn") == 0 ? "queries" : strcmp(stage, "mlp") == 0 ? "epochs"
+	     : strcmp(stage, "linear") == 0 ? "iterations" : "C values";
+}
+
+static void
+progress_close(ProgressState *s)
+{
+	if (s->open)
+		progress_finish(&s->p, s->done, NULL);
+	s->open = 0;
+	s->stage[0] = '\0';
+}
 
 static void
 on_progress(void *ctx, const char *stage, int64_t done, int64_t total, const char *extra)
 {
 	ProgressState *s = ctx;
 	if (strcmp(s->stage, stage) != 0) {
+		progress_close(s);
 		snprintf(s->stage, sizeof s->stage, "%s", stage);
-		progress_init(&s->p, stage, strcmp(stage, "knn") == 0 ? "queries" : "steps", total, s->force, s->quiet);
+		progress_init(&s->p, stage, progress_unit(stage), total, s->force, s->quiet);
+		s->open = 1;
 	}
-	if (done >= total)
+	s->done = done;
+	if (done >= total) {
 		progress_finish(&s->p, done, extra);
-	else
+		s->open = 0;
+	} else {
 		progress_update(&s->p, done, extra);
+	}
 }
 
 int
@@ -232,8 +255,8 @@ main(int argc, char *argv[])
 	for (int i = 0; i < o.nmethods; i++) {
 		ProbeResult r;
 		o.cfg.method = o.methods[i];
-		ps.stage[0] = '\0';
 		probe_run(&r, &o.cfg, xtrain, ytrain, ntrain, te.x, te.labels, te.n, tr.dim, K);
+		progress_close(&ps);
 		if (o.json) {
 			json_array_append_new(results, probe_result_json(&r, &info));
 		} else {
