@@ -528,11 +528,12 @@ fill(StreamReader *r)
 			r->end -= r->start;
 			r->start = 0;
 		} else {
-			size_t need = r->pos > r->end ? r->pos : r->end + READ_CHUNK;
-			size_t ncap = r->cap * 2 > need ? r->cap * 2 : need;
+			/* doubled as the bytes arrive, not sized to what the object
+			 * claims: 300 KiB that claim a 1 GiB bin cost 512 KiB */
+			size_t ncap = r->cap * 2;
 			size_t most = (size_t)object_limit(r) + READ_CHUNK;
 			if (ncap > most)
-				ncap = most > need ? most : need;
+				ncap = most > r->end + READ_CHUNK ? most : r->end + READ_CHUNK;
 			r->buf = xrealloc(r->buf, ncap);
 			r->cap = ncap;
 		}
