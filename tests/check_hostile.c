@@ -838,6 +838,32 @@ s_trailer_lies(msgpack_packer *pk)
 	pk_trailer(pk, 5);
 }
 
+/* A dtype holding a newline and an escape (found by fuzz_stream): the
+ * message still is one line. */
+static void
+s_dtype_ctl(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 4);
+	pk_str(pk, "id");
+	msgpack_pack_int(pk, 0);
+	pk_str(pk, "label");
+	msgpack_pack_int(pk, -1);
+	pk_str(pk, "epoch");
+	msgpack_pack_int(pk, 0);
+	pk_str(pk, "embedding");
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "dtype");
+	pk_str(pk, "<\n\x1b[2J");
+	pk_str(pk, "shape");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_int(pk, 1);
+	pk_str(pk, "data");
+	msgpack_pack_bin(pk, 4);
+	msgpack_pack_bin_body(pk, "abcd", 4);
+	pk_trailer(pk, 1);
+}
+
+static void c_stream_dtype_ctl(Expect *e) { stream_case(e, "dt.ssl", s_dtype_ctl, "record 1 (id 0)", "unsupported dtype '<??[2J'"); }
 static void c_stream_overflow(Expect *e) { stream_case(e, "ovf.ssl", s_overflow, "record 1 (id 7)", "tensor 'image'"); }
 static void c_stream_overflow_f4(Expect *e) { stream_case(e, "ovf4.ssl", s_overflow_f4, "record 1 (id 7)", "tensor 'image'"); }
 static void c_stream_negative(Expect *e) { stream_case(e, "neg.ssl", s_negative, "record 1 (id 7)", "negative"); }
@@ -892,6 +918,7 @@ static const Case cases[] = {
 	{ "stream without trailer", c_stream_no_trailer },
 	{ "stream trailer count lies", c_stream_trailer_lies },
 	{ "stream nesting bomb on stdin", c_stream_pipe },
+	{ "stream dtype with a newline", c_stream_dtype_ctl },
 };
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
