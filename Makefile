@@ -92,6 +92,36 @@ clean:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
+# ---- compute core: benches and fixtures (lib/model et al.) ----
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBA) $(LIBS)
+
+bench: $(BENCH_BIN)
+
+# Regenerates the PyTorch parity fixtures (development only; needs Debian's python3-torch).
+fixtures:
+	/usr/bin/python3 tests/ref/make_core_fixtures.py tests/fixtures
+# ---- end compute core ----
+
+# ---- ssl-augment (issue 3) --------------------------------------------------
+# lib/augment's kernels are plain loops written to vectorise; -O2's cheap cost
+# model and trapping-math if-conversion rules leave them scalar. These flags
+# change no values (no fast-math): the results stay torchvision's bit for bit.
+$(BUILD)/lib/augment.o: ALL_CFLAGS += -fno-trapping-math -fvect-cost-model=dynamic
+
+.PHONY: bench-augment
+bench-augment: $(BUILD)/bench/bench_augment
+	@bench/bench_augment.sh $(BUILD)
+
+$(BUILD)/bench/bench_augment: $(BUILD)/bench/bench_augment.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBA) $(LIBS)
+# ---- end ssl-augment ---------------------------------------------------------
+
 # ---- bench-decode (ssl-decode): images/s vs PIL on the CIFAR-10 train JPEGs ----
 .PHONY: bench-decode
 $(BUILD)/bench/bench_decode: bench/bench_decode.c $(LIBA)

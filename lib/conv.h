@@ -1,0 +1,63 @@
+/* conv: 2-D convolution (cross-correlation, as PyTorch), forward and backward.
+ *
+ * Layout. Activations are channel-major "CNHW": element (c, i, y, x) of a
+ * batch of n images is at ((c * n + i) * H + y) * W + x. With it every
+ * convolution of the whole batch is one sgemm,
+ *     out (OC, n*OH*OW) = weight (OC, C*K*K) x col (C*K*K, n*OH*OW),
+ * whose N = n*OH*OW stays large even for the 4x4 maps at the end of a CIFAR
+ * ResNet, and BatchNorm reads each channel as one contiguous run. Weights
+ * are PyTorch's (OC, C, K, K). Convert at the edges with lib/layers.h
+ * (nchw_to_cnhw / cnhw_to_nchw).
+ *
+ * im2col runs in chunks of s->chunk images so the workspace stays bounded
+ * (conv_work_floats); 1x1 stride-1 unpadded convolutions skip im2col.
+ *
+ * Forward overwrites `out`; backward accumulates (+=) into dinp, dweight and
+ * dbias. dinp == NULL skips the input gradient (first layer), dbias/bias
+ * NULL: no bias. */
+#ifndef SSL_CONV_H
+#define SSL_CONV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+	int C, H, W;     /* input channels and size */
+	int OC, K, S, P; /* output channels, square kernel, stride, zero padding */
+	int OH, OW;      /* set by conv_shape_init */
+	int chunk;       /* images per im2col chunk; set by conv_shape_init */
+	int threads;     /* OpenMP team the workspace is planned for (parallel_threads()) */
+} ConvShape;
+
+/* Fills s for batches of at most max_n images. Chunks are a few hundred
+ * output columns (enough for an efficient sgemm, small enough for the cache
+ * and to share n images among threads). -1 when a size is invalid or the
+ * output would be empty. */
+int    conv_shape_init(ConvShape *s, int C, int H, int W, int OC, int K, int S, int P, int max_n);
+/* Workspace floats that `work` must hold: one column chunk per thread, and
+ * per-thread weight-gradient partials for backward. */
+size_t conv_work_floats(const ConvShape *s);
+/* Forward FLOPs for one image (2 * C*K*K * OC * OH*OW). */
+int64_t conv_flops(const ConvShape *s);
+
+/* out (OC,n,OH,OW) = conv(inp (C,n,H,W), weight (OC,C,K,K)) + bias (OC).
+ * Threads take chunks of images; each runs im2col and a one-thread sgemm. */
+void conv2d_forward(float *out, float *work,
+                    const float *inp, const float *weight, const float *bias,
+                    int n, const ConvShape *s);
+/* dinp (C,n,H,W) +=, dweight (OC,C,K,K) +=, dbias (OC) += from dout (OC,n,OH,OW).
+ * Per chunk: dweight_t += dout x col^T, then col = weight^T x dout and
+ * col2im into the chunk's own images (no two threads touch one image);
+ * the per-thread weight partials are summed at the end. */
+void conv2d_backward(float *dinp, float *dweight, float *dbias, float *work,
+                     const float *dout, const float *inp, const float *weight,
+                     int n, const ConvShape *s);
+
+/* Naive twins: direct loops, double accumulation, no workspace. */
+void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
+                        int n, const ConvShape *s);
+void conv2d_backward_ref(float *dinp, float *dweight, float *dbias,
+                         const float *dout, const float *inp, const float *weight,
+                         int n, const ConvShape *s);
+
+#endif
