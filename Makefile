@@ -144,7 +144,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DSSL_VERSION=\"$(VERSION)\" -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
-               -fsanitize=fuzzer-no-link $(WARN) -Wno-source-uses-openmp $(WERROR) -MMD -MP -Ilib $(PKG_CFLAGS)
+               -fsanitize=fuzzer-no-link -fopenmp $(WARN) -Wno-pass-failed $(WERROR) -MMD -MP -Ilib $(PKG_CFLAGS)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_DIR)/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:lib/%.c=$(FUZZ_DIR)/lib/%.o)
@@ -156,7 +156,7 @@ $(FUZZ_DIR)/%.o: fuzz/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/fuzz_%.o $(FUZZ_LIB_OBJ)
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LIBS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -fopenmp -o $@ $^ $(LIBS)
 $(FUZZ_DIR)/make_corpus: fuzz/make_corpus.c $(BUILD)/tests/imgwrite.o $(LIBA)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests -o $@ $< $(BUILD)/tests/imgwrite.o $(ALL_LDFLAGS) $(LIBA) $(TEST_LIBS) $(LIBS)

@@ -3,7 +3,8 @@
  * of unknown origin is committed.
  *
  * usage: make_corpus DIR
- * Creates DIR/stream, DIR/image, DIR/dataset and DIR/options with small
+ * Creates DIR/stream, DIR/image, DIR/dataset, DIR/options and
+ * DIR/checkpoint with small
  * valid inputs (and a few near misses) in the layout each harness expects
  * (see the comment at the top of fuzz/fuzz_*.c). The writers of
  * tests/imgwrite.c report through Check, so the work runs as one Check test
@@ -18,7 +19,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "imgwrite.h"
+#include "model.h"
+#include "optim.h"
 #include "stream.h"
 #include "tensor.h"
 #include "util.h"
@@ -284,12 +288,99 @@ options(void)
 	}
 }
 
+/* ---- checkpoints: a selector byte, then the file ---- */
+
+static void
+checkpoint_seed(const char *name, ModelArch arch, int proj_layers, int num_classes, OptimKind kind, int train,
+                uint8_t sel)
+{
+	ModelConfig c;
+	OptimConfig oc;
+	Checkpoint ck;
+	Model *m;
+	Optim *o = NULL;
+	float mean[3] = { 0.5f, 0.25f, 0.125f }, std[3] = { 0.25f, 0.5f, 1.0f };
+	char *classes[3] = { "cat", "dog", "frog" }, *args[2] = { "--size", "8x8" }, err[512];
+	Provenance prov = { .tool = "ssl-decode", .version = "0.1.0", .nargs = 2, .args = args };
+	uint8_t *data;
+	size_t len;
+	ParamTable *t;
+	model_config_default(&c);
+	c.arch = arch;
+	c.width = 1;
+	c.in_h = c.in_w = 8;
+	c.proj_layers = proj_layers;
+	c.proj_hidden = 8;
+	c.proj_dim = 4;
+	c.num_classes = num_classes;
+	if (!(m = model_new(&c, 1, MODEL_TRAIN, err, sizeof err)))
+		die("checkpoint seed %s: %s", name, err);
+	model_init(m, 7);
+	checkpoint_init(&ck);
+	ck.mean = mean;
+	ck.std = std;
+	ck.nclasses = num_classes;
+	ck.classes = classes;
+	ck.nprov = 1;
+	ck.prov = &prov;
+	if (kind >= 0) {
+		optim_config_default(&oc, kind);
+		o = optim_new(&oc, model_params(m));
+		t = optim_state(o);
+		for (int i = 0; i < t->n; i++)
+			for (int64_t k = 0; k < t->e[i].numel; k++)
+				if (t->e[i].data)
+					t->e[i].data[k] = 0.01f * (float)(k % 7);
+		optim_set_step(o, 5);
+		ck.has_optim = 1;
+		ck.optim = oc;
+	}
+	if (train) {
+		ck.has_train = 1;
+		snprintf(ck.train.objective, sizeof ck.train.objective, "%s", num_classes ? "supervised" : "simclr");
+		ck.train.step = 5;
+		ck.train.epoch = 1;
+		ck.train.epoch_records = 2;
+		ck.train.total_steps = 10;
+		ck.train.warmup_steps = 1;
+		ck.train.records_per_epoch = 8;
+		ck.train.epochs = 2;
+		ck.train.batch = 2;
+		ck.train.lr = 0.1;
+		ck.train.lr_arg = 0.1;
+		ck.train.temperature = 0.5;
+		ck.train.seed = 3;
+		ck.train.threads = 1;
+		ck.train.loss = 1.5;
+	}
+	if (checkpoint_save(tmp, &ck, m, o, err, sizeof err) < 0)
+		die("checkpoint seed %s: %s", name, err);
+	data = slurp(tmp, &len);
+	put("checkpoint", name, &sel, 1, data, len);
+	free(data);
+	unlink(tmp);
+	optim_free(o);
+	model_free(m);
+}
+
+static void
+checkpoints(void)
+{
+	subdir("checkpoint");
+	checkpoint_seed("resnet18-lars", ARCH_RESNET18, 2, 0, OPTIM_LARS, 1, 3);
+	checkpoint_seed("resnet18-lars-nocrc", ARCH_RESNET18, 2, 0, OPTIM_LARS, 1, 2);
+	checkpoint_seed("resnet34-sgd-fc", ARCH_RESNET34, 3, 3, OPTIM_SGD, 1, 3);
+	checkpoint_seed("resnet50-adamw", ARCH_RESNET50, 2, 0, OPTIM_ADAMW, 0, 3);
+	checkpoint_seed("resnet18-bare", ARCH_RESNET18, 0, 3, (OptimKind)-1, 0, 1);
+}
+
 START_TEST(make_all)
 {
 	streams();
 	images();
 	datasets();
 	options();
+	checkpoints();
 }
 END_TEST
 

@@ -11,6 +11,9 @@ rm -rf "$dir/seeds"
 "$dir/make_corpus" "$dir/seeds" || exit 1
 mkdir -p "$dir/artifacts" "$dir/logs"
 fail=0
+# one thread each: runs are reproducible, and the machine is shared
+OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+export OMP_NUM_THREADS OPENBLAS_NUM_THREADS
 for bin in "$@"; do
 	name=${bin##*/fuzz_}
 	log=$dir/logs/$name.log
