@@ -22,7 +22,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -1445,6 +1448,239 @@ START_TEST(test_producer_fails)
 }
 END_TEST
 
+/* ---------------------------------------------------- faults in training */
+
+#define TRAIN "ssl-train --arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 4 --threads 1 " \
+              "--lr 0.2 --lr-abs --checkpoint-every 1 --quiet"
+
+/* 12 random 8x8 pictures in two classes, through the real tools: 60
+ * epochs of 2 augmented views each, 180 training steps. */
+static const char *
+views_stream(void)
+{
+	static char path[600];
+	char dir[600], name[64];
+	uint8_t px[8 * 8 * 3];
+	TwBuf b[12];
+	TwMember m[12];
+	TuResult r;
+	unsigned seed = 7;
+	snprintf(dir, sizeof dir, "%s/pics", tu_tmpdir());
+	for (int i = 0; i < 12; i++) {
+		for (size_t k = 0; k < sizeof px; k++) {
+			seed = seed * 1103515245u + 12345u;
+			px[k] = (uint8_t)(seed >> 16);
+		}
+		b[i] = tw_png(px, 8, 8, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+		snprintf(name, sizeof name, "%c/%d.png", 'a' + i % 2, i);
+		m[i] = (TwMember){ strdup(name), b[i].data, b[i].len };
+	}
+	tw_folder(dir, m, 12);
+	snprintf(path, sizeof path, "%s/pics.views", tu_tmpdir());
+	tu_run(&r, "ssl-decode -q -e 60 '%s' | ssl-augment --recipe cifar --size 8 -j 1 > '%s'", dir, path);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_result_free(&r);
+	for (int i = 0; i < 12; i++) {
+		free(b[i].data);
+		free((char *)m[i].path);
+	}
+	return path;
+}
+
+/* Starts cmd with ssl-train as the process itself (exec), so that a
+ * signal reaches the trainer, not a shell. */
+static pid_t
+spawn(const char *cmd)
+{
+	char full[8192];
+	pid_t pid;
+	snprintf(full, sizeof full, "PATH='%s':\"$PATH\"; export PATH; exec %s </dev/null >/dev/null 2>>'%s'",
+	         getenv("SSL_BIN") ? getenv("SSL_BIN") : "build/bin", cmd, tu_path("train.err"));
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static double
+seconds(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + tv.tv_usec * 1e-6;
+}
+
+typedef struct {
+	int     loads, torn;  /* checkpoint_load calls while training ran, and failures */
+	int64_t step;         /* step of the last checkpoint loaded */
+} Watch;
+
+/* While pid runs (for at most `wait` seconds), loads the checkpoint at
+ * path again and again: a reader must never see a torn file. Returns 1
+ * when the process ended by itself (status in *st). */
+static int
+watch(pid_t pid, const char *path, double wait, Watch *w, int *st)
+{
+	double end = seconds() + wait;
+	while (seconds() < end) {
+		Checkpoint ck;
+		char err[512];
+		if (waitpid(pid, st, WNOHANG) == pid)
+			return 1;
+		if (access(path, F_OK) == 0) {
+			if (checkpoint_load(&ck, path, err, sizeof err) < 0) {
+				fprintf(stderr, "torn: %s\n", err);
+				w->torn++;
+			} else {
+				w->loads++;
+				w->step = ck.train.step;
+				checkpoint_free(&ck);
+			}
+		}
+		usleep(3000);
+	}
+	return 0;
+}
+
+static void
+assert_same_weights(const char *a, const char *b)
+{
+	Checkpoint x, y;
+	Model *m1, *m2;
+	Optim *o1, *o2;
+	char err[512];
+	ck_assert_msg(checkpoint_load(&x, a, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(checkpoint_load(&y, b, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(x.train.step, y.train.step);
+	m1 = model_new(&x.config, 1, MODEL_TRAIN, err, sizeof err);
+	m2 = model_new(&y.config, 1, MODEL_TRAIN, err, sizeof err);
+	ck_assert(m1 && m2);
+	ck_assert_int_eq(checkpoint_restore_model(&x, m1, 0, err, sizeof err), 0);
+	ck_assert_int_eq(checkpoint_restore_model(&y, m2, 0, err, sizeof err), 0);
+	o1 = optim_new(&x.optim, model_params(m1));
+	o2 = optim_new(&y.optim, model_params(m2));
+	ck_assert_int_eq(checkpoint_restore_optim(&x, o1, err, sizeof err), 0);
+	ck_assert_int_eq(checkpoint_restore_optim(&y, o2, err, sizeof err), 0);
+	for (int k = 0; k < 2; k++) {
+		ParamTable *p = k ? optim_state(o1) : model_params(m1), *q = k ? optim_state(o2) : model_params(m2);
+		for (int i = 0; i < p->n; i++) {
+			ParamEntry *e = &p->e[i], *f = params_find(q, e->name);
+			ck_assert_ptr_nonnull(f);
+			ck_assert_msg(memcmp(e->data ? (void *)e->data : (void *)e->i64, f->data ? (void *)f->data : (void *)f->i64,
+			                     (size_t)e->numel * (e->data ? 4 : 8)) == 0,
+			              "%s differs between %s and %s", e->name, a, b);
+		}
+	}
+	optim_free(o1);
+	optim_free(o2);
+	model_free(m1);
+	model_free(m2);
+	checkpoint_free(&x);
+	checkpoint_free(&y);
+}
+
+/* Temporary files of the atomic writes beside path. */
+static int
+count_temps(const char *path)
+{
+	char dir[600], prefix[300];
+	const char *slash = strrchr(path, '/');
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+	snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	snprintf(prefix, sizeof prefix, "%s.tmp.", slash + 1);
+	ck_assert_ptr_nonnull(d = opendir(dir));
+	while ((de = readdir(d)))
+		n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return n;
+}
+
+/* SIGKILL at random moments (the trainer checkpoints every step, so most
+ * kills land in or near a write), then --resume from the same stream:
+ * every checkpoint ever on disk loads (a reader polls it all along), and
+ * the run, killed three times, ends bitwise equal to an uninterrupted one.
+ * Then a file size limit (a real EFBIG from the kernel, as a full disk
+ * gives ENOSPC) fails the next write: the previous checkpoint stays as it
+ * was, and the temporary is removed. */
+START_TEST(test_train_sigkill_resume)
+{
+	const char *views = views_stream(), *full = tu_path("full.ssl"), *part = tu_path("part.ssl");
+	char cmd[2048], *before, *after;
+	size_t n1, n2;
+	Watch w = { 0 };
+	unsigned seed = 2024;
+	int st, kills = 0, temps;
+	int64_t killed_at[3] = { 0 };
+	TuResult r;
+	pid_t pid;
+
+	snprintf(cmd, sizeof cmd, TRAIN " -o '%s' '%s'", full, views);
+	pid = spawn(cmd);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "uninterrupted run: status %x", st);
+
+	for (int round = 0; round < 3; round++) {
+		double delay;
+		seed = seed * 1103515245u + 12345u;
+		delay = 0.12 + (double)(seed >> 16 & 0xffff) / 65536.0 * 0.25;
+		if (access(part, F_OK) == 0)
+			snprintf(cmd, sizeof cmd, TRAIN " --resume '%s' -o '%s' '%s'", part, part, views);
+		else
+			snprintf(cmd, sizeof cmd, TRAIN " -o '%s' '%s'", part, views);
+		pid = spawn(cmd);
+		if (watch(pid, part, delay, &w, &st)) {
+			ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %x", st);
+			break;   /* it finished first */
+		}
+		kill(pid, SIGKILL);
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+		if (access(part, F_OK) == 0) {
+			Checkpoint ck;
+			char err[512];
+			ck_assert_msg(checkpoint_load(&ck, part, err, sizeof err) == 0, "after SIGKILL: %s", err);
+			killed_at[kills++] = ck.train.step;
+			checkpoint_free(&ck);
+		}
+	}
+	ck_assert_int_eq(w.torn, 0);
+	ck_assert_msg(kills >= 1, "no kill landed after the first checkpoint");
+	ck_assert_msg(killed_at[kills - 1] < 180, "the run had finished");
+
+	/* a write that fails: the file size limit is below a checkpoint's size */
+	before = tu_read_file(part, &n1);
+	temps = count_temps(part);
+	tu_run(&r, "trap '' XFSZ; ulimit -f %zu; " TRAIN " --resume '%s' -o '%s' '%s'", n1 / 512 / 2, part, part, views);
+	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.err, "File too large") != NULL && strstr(r.err, part) != NULL, "%s", r.err);
+	after = tu_read_file(part, &n2);
+	ck_assert_msg(n1 == n2 && memcmp(before, after, n1) == 0, "the previous checkpoint changed");
+	ck_assert_int_eq(count_temps(part), temps);
+	tu_result_free(&r);
+	free(before);
+	free(after);
+
+	/* the last resume runs to the end */
+	snprintf(cmd, sizeof cmd, TRAIN " --resume '%s' -o '%s' '%s'", part, part, views);
+	pid = spawn(cmd);
+	while (!watch(pid, part, 1.0, &w, &st))
+		;
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "final resume: status %x", st);
+	ck_assert_int_eq(w.torn, 0);
+	assert_same_weights(full, part);
+	if (getenv("HOSTILE_VERBOSE"))
+		fprintf(stderr, "hostile: SIGKILL at steps %lld %lld %lld of 180, %d loads while training, %d torn, "
+		        "%d temporaries left by the kills; EFBIG kept the step-%lld checkpoint; resumed = uninterrupted\n",
+		        (long long)killed_at[0], (long long)killed_at[1], (long long)killed_at[2], w.loads, w.torn,
+		        count_temps(part), (long long)killed_at[kills - 1]);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -1452,6 +1688,7 @@ hostile_suite(void)
 	TCase *tc = tcase_create("inputs");
 	TCase *bulk = tcase_create("bulk");
 	TCase *pipes = tcase_create("pipes");
+	TCase *faults = tcase_create("faults");
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_case, 0, NCASES);
 	tcase_set_timeout(bulk, 30);
@@ -1463,8 +1700,11 @@ hostile_suite(void)
 	tcase_add_test(pipes, test_cut_stream);
 	tcase_add_test(pipes, test_producer_killed);
 	tcase_add_test(pipes, test_producer_fails);
+	tcase_set_timeout(faults, 60);
+	tcase_add_test(faults, test_train_sigkill_resume);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, bulk);
+	suite_add_tcase(s, faults);
 	suite_add_tcase(s, pipes);
 	return s;
 }
