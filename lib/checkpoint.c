@@ -5,12 +5,12 @@
  * second copy of the model in memory.
  *
  * Reading takes the whole file into memory, then walks the msgpack bytes
- * once with a small scanner before msgpack-c sees them (as lib/stream.c
- * does): msgpack-c allocates for a container's claimed element count before
- * reading the elements, so a few hostile bytes could ask for gigabytes. The
- * scanner refuses a claim larger than the bytes left, a nesting deeper than
- * the format needs, and tells a truncated file (bytes missing) from a
- * malformed one. Tensors then borrow the file's bytes until restored. */
+ * once with the scanner of msgpack_util.h before msgpack-c sees them (as
+ * lib/stream.c does): msgpack-c allocates for a container's claimed element
+ * count before reading the elements, so a few hostile bytes could ask for
+ * gigabytes. The scanner refuses a nesting deeper than the format needs and
+ * tells a truncated file (bytes missing, as for any claim larger than the
+ * bytes left) from a malformed one. Tensors then borrow the file's bytes until restored. */
 #include "checkpoint.h"
 
 #include <errno.h>
@@ -20,11 +20,12 @@
 #include <sys/stat.h>
 
 #include "atomicfile.h"
+#include "msgpack_util.h"
 #include "util.h"
 
 #define CK_MAX_FILE_BYTES  (INT64_C(1) << 36)  /* 64 GiB: far beyond any ResNet */
 #define CK_MAX_TENSOR_BYTES (INT64_C(1) << 34)
-#define CK_SCAN_MAX_DEPTH  8                   /* the format needs 4 */
+#define CK_SCAN_MAX_DEPTH  8                   /* containers open at once; the format needs 4 */
 #define CK_LIST_NAMES      3                   /* names quoted per mismatch kind */
 
 /* ------------------------------------------------------------------ crc */
@@ -136,40 +137,33 @@ ck_write(void *data, const char *buf, size_t len)
 }
 
 static int
-pack_str(msgpack_packer *pk, const char *s)
-{
-	size_t n = strlen(s);
-	return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, s, n);
-}
-
-static int
 pack_kv_i64(msgpack_packer *pk, const char *k, int64_t v)
 {
-	return pack_str(pk, k) | msgpack_pack_int64(pk, v);
+	return mpu_pack_str(pk, k) | msgpack_pack_int64(pk, v);
 }
 
 static int
 pack_kv_f64(msgpack_packer *pk, const char *k, double v)
 {
-	return pack_str(pk, k) | msgpack_pack_double(pk, v);
+	return mpu_pack_str(pk, k) | msgpack_pack_double(pk, v);
 }
 
 static int
 pack_kv_f32(msgpack_packer *pk, const char *k, float v)
 {
-	return pack_str(pk, k) | msgpack_pack_float(pk, v);
+	return mpu_pack_str(pk, k) | msgpack_pack_float(pk, v);
 }
 
 static int
 pack_kv_bool(msgpack_packer *pk, const char *k, int v)
 {
-	return pack_str(pk, k) | (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+	return mpu_pack_str(pk, k) | (v ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
 }
 
 static int
 pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
 {
-	return pack_str(pk, k) | pack_str(pk, v);
+	return mpu_pack_str(pk, k) | mpu_pack_str(pk, v);
 }
 
 static int
@@ -193,7 +187,7 @@ pack_config(msgpack_packer *pk, const ModelConfig *c)
 static int
 pack_floats(msgpack_packer *pk, const char *k, const float *v, int n)
 {
-	int rc = pack_str(pk, k) | msgpack_pack_array(pk, (size_t)n);
+	int rc = mpu_pack_str(pk, k) | msgpack_pack_array(pk, (size_t)n);
 	for (int i = 0; i < n; i++)
 		rc |= msgpack_pack_float(pk, v[i]);
 	return rc;
@@ -205,7 +199,7 @@ pack_table(msgpack_packer *pk, const ParamTable *t)
 	int rc = msgpack_pack_map(pk, (size_t)t->n);
 	for (int i = 0; i < t->n && !rc; i++) {
 		Tensor v = params_tensor(&t->e[i]);
-		rc |= pack_str(pk, t->e[i].name);
+		rc |= mpu_pack_str(pk, t->e[i].name);
 		rc |= tensor_pack(pk, &v);
 	}
 	return rc;
@@ -226,7 +220,7 @@ pack_optim(msgpack_packer *pk, const Checkpoint *ck, Optim *o)
 	rc |= pack_kv_f32(pk, "eps", c->eps);
 	rc |= pack_kv_bool(pk, "decay_all", c->decay_all);
 	rc |= pack_kv_i64(pk, "step", optim_get_step(o));
-	rc |= pack_str(pk, "state");
+	rc |= mpu_pack_str(pk, "state");
 	rc |= pack_table(pk, optim_state(o));
 	return rc;
 }
@@ -250,7 +244,7 @@ pack_train(msgpack_packer *pk, const CheckpointTrain *t)
 	rc |= pack_kv_bool(pk, "lr_abs", t->lr_abs);
 	rc |= pack_kv_f64(pk, "warmup_epochs", t->warmup_epochs);
 	rc |= pack_kv_f64(pk, "temperature", t->temperature);
-	rc |= pack_str(pk, "seed") | msgpack_pack_uint64(pk, t->seed);
+	rc |= mpu_pack_str(pk, "seed") | msgpack_pack_uint64(pk, t->seed);
 	rc |= pack_kv_i64(pk, "threads", t->threads);
 	rc |= pack_kv_f64(pk, "loss", t->loss);
 	rc |= pack_kv_str(pk, "rng", "counter-based: rng_for(seed, epoch, id, view); no hidden state");
@@ -265,9 +259,9 @@ pack_prov(msgpack_packer *pk, const Provenance *p, int n)
 		rc |= msgpack_pack_map(pk, 3);
 		rc |= pack_kv_str(pk, "tool", p[i].tool ? p[i].tool : "");
 		rc |= pack_kv_str(pk, "version", p[i].version ? p[i].version : "");
-		rc |= pack_str(pk, "args") | msgpack_pack_array(pk, (size_t)p[i].nargs);
+		rc |= mpu_pack_str(pk, "args") | msgpack_pack_array(pk, (size_t)p[i].nargs);
 		for (int j = 0; j < p[i].nargs; j++)
-			rc |= pack_str(pk, p[i].args[j]);
+			rc |= mpu_pack_str(pk, p[i].args[j]);
 	}
 	return rc;
 }
@@ -321,22 +315,22 @@ checkpoint_save(const char *path, const Checkpoint *ck, Model *m, Optim *o, char
 	msgpack_packer_init(&pk, &w, ck_write);
 	rc |= msgpack_pack_map(&pk, 8 + (ck->has_optim != 0) + (ck->has_train != 0));
 	rc |= pack_kv_str(&pk, "format", CHECKPOINT_FORMAT);
-	rc |= pack_str(&pk, "version") | msgpack_pack_array(&pk, 2);
+	rc |= mpu_pack_str(&pk, "version") | msgpack_pack_array(&pk, 2);
 	rc |= msgpack_pack_int(&pk, CHECKPOINT_VERSION_MAJOR) | msgpack_pack_int(&pk, CHECKPOINT_VERSION_MINOR);
-	rc |= pack_str(&pk, "config") | pack_config(&pk, c);
-	rc |= pack_str(&pk, "normalize") | msgpack_pack_map(&pk, 2);
+	rc |= mpu_pack_str(&pk, "config") | pack_config(&pk, c);
+	rc |= mpu_pack_str(&pk, "normalize") | msgpack_pack_map(&pk, 2);
 	rc |= pack_floats(&pk, "mean", ck->mean, c->in_channels);
 	rc |= pack_floats(&pk, "std", ck->std, c->in_channels);
-	rc |= pack_str(&pk, "params") | pack_table(&pk, pt);
+	rc |= mpu_pack_str(&pk, "params") | pack_table(&pk, pt);
 	if (ck->has_optim)
-		rc |= pack_str(&pk, "optimizer") | pack_optim(&pk, ck, o);
+		rc |= mpu_pack_str(&pk, "optimizer") | pack_optim(&pk, ck, o);
 	if (ck->has_train)
-		rc |= pack_str(&pk, "train") | pack_train(&pk, &ck->train);
-	rc |= pack_str(&pk, "classes") | msgpack_pack_array(&pk, (size_t)ck->nclasses);
+		rc |= mpu_pack_str(&pk, "train") | pack_train(&pk, &ck->train);
+	rc |= mpu_pack_str(&pk, "classes") | msgpack_pack_array(&pk, (size_t)ck->nclasses);
 	for (int i = 0; i < ck->nclasses; i++)
-		rc |= pack_str(&pk, ck->classes[i]);
-	rc |= pack_str(&pk, "provenance") | pack_prov(&pk, ck->prov, ck->nprov);
-	rc |= pack_str(&pk, "checksum");
+		rc |= mpu_pack_str(&pk, ck->classes[i]);
+	rc |= mpu_pack_str(&pk, "provenance") | pack_prov(&pk, ck->prov, ck->nprov);
+	rc |= mpu_pack_str(&pk, "checksum");
 	/* The value is written by hand so that its encoding (and so the bytes
 	 * the CRC covers) is fixed: uint32, 0xce and 4 big-endian bytes. */
 	tail[0] = 0xce;
@@ -359,112 +353,7 @@ checkpoint_save(const char *path, const Checkpoint *ck, Model *m, Optim *o, char
 	return 0;
 }
 
-/* -------------------------------------------------------------- scanning */
-
-static int
-be_len(const unsigned char *p, int nbytes, uint64_t *v)
-{
-	*v = 0;
-	for (int i = 0; i < nbytes; i++)
-		*v = *v << 8 | p[i];
-	return 0;
-}
-
-/* Walks one complete msgpack object starting at buf[0]. 0 with *end set;
- * 1: the bytes stop inside the object (truncated); -1: malformed (message). */
-static int
-scan_object(const unsigned char *buf, size_t size, size_t *end, char *why, size_t whylen)
-{
-	uint64_t left[CK_SCAN_MAX_DEPTH + 1];
-	int depth = 0;
-	size_t pos = 0;
-	left[0] = 1;
-	while (depth >= 0) {
-		uint64_t n = 0, skip = 0, elems = 0;
-		unsigned b;
-		if (left[depth] == 0) {
-			depth--;
-			continue;
-		}
-		left[depth]--;
-		if (pos >= size)
-			return 1;
-		b = buf[pos++];
-		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-			continue;
-		} else if (b >= 0x80 && b <= 0x8f) {
-			elems = 2 * (uint64_t)(b & 0x0f);
-		} else if (b >= 0x90 && b <= 0x9f) {
-			elems = b & 0x0f;
-		} else if (b >= 0xa0 && b <= 0xbf) {
-			skip = b & 0x1f;
-		} else {
-			static const signed char lenbytes[32] = {
-				/* c0 */ 0, -1, 0, 0, 1, 2, 4, 1, 2, 4, 0, 0, 0, 0, 0, 0,
-				/* d0 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 2, 4, 2, 4,
-			};
-			static const unsigned char fixed[32] = {
-				/* c0 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 8, 1, 2, 4, 8,
-				/* d0 */ 1, 2, 4, 8, 2, 3, 5, 9, 17, 0, 0, 0, 0, 0, 0, 0,
-			};
-			int lb = lenbytes[b - 0xc0];
-			if (lb < 0) {
-				snprintf(why, whylen, "malformed msgpack (byte 0x%02x at offset %zu)", b, pos - 1);
-				return -1;
-			}
-			skip = fixed[b - 0xc0];
-			if (lb > 0) {
-				if (size - pos < (size_t)lb)
-					return 1;
-				be_len(buf + pos, lb, &n);
-				pos += (size_t)lb;
-				if (b >= 0xc7 && b <= 0xc9)
-					skip = n + 1;      /* ext: type byte and payload */
-				else if (b >= 0xdc && b <= 0xdd)
-					elems = n;         /* array */
-				else if (b >= 0xde)
-					elems = 2 * n;     /* map */
-				else
-					skip = n;          /* str, bin */
-			}
-		}
-		if (skip) {
-			if (size - pos < skip)
-				return 1;
-			pos += (size_t)skip;
-		}
-		if (elems) {
-			/* Each element takes at least one byte. */
-			if (elems > size - pos)
-				return 1;
-			if (depth == CK_SCAN_MAX_DEPTH) {
-				snprintf(why, whylen, "malformed: nesting deeper than %d", CK_SCAN_MAX_DEPTH);
-				return -1;
-			}
-			left[++depth] = elems;
-		}
-	}
-	*end = pos;
-	return 0;
-}
-
 /* -------------------------------------------------------------- decoding */
-
-static int
-key_is(const msgpack_object *k, const char *s)
-{
-	size_t n = strlen(s);
-	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, s, n) == 0;
-}
-
-static const msgpack_object *
-map_get(const msgpack_object *m, const char *key)
-{
-	for (uint32_t i = 0; i < m->via.map.size; i++)
-		if (key_is(&m->via.map.ptr[i].key, key))
-			return &m->via.map.ptr[i].val;
-	return NULL;
-}
 
 /* Keys of a map must be strings, each once. */
 static int
@@ -489,84 +378,15 @@ check_keys(const msgpack_object *m, const char *what, char *why, size_t whylen)
 }
 
 static int
-obj_i64(const msgpack_object *o, int64_t *v)
-{
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		if (o->via.u64 > (uint64_t)INT64_MAX)
-			return -1;
-		*v = (int64_t)o->via.u64;
-		return 0;
-	}
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-		*v = o->via.i64;
-		return 0;
-	}
-	return -1;
-}
-
-static int
-obj_f64(const msgpack_object *o, double *v)
-{
-	int64_t i;
-	if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) {
-		*v = o->via.f64;
-		return 0;
-	}
-	if (obj_i64(o, &i) == 0) {
-		*v = (double)i;
-		return 0;
-	}
-	return -1;
-}
-
-static int
-obj_bool(const msgpack_object *o, int *v)
-{
-	int64_t i;
-	if (o->type == MSGPACK_OBJECT_BOOLEAN) {
-		*v = o->via.boolean;
-		return 0;
-	}
-	if (obj_i64(o, &i) == 0 && (i == 0 || i == 1)) {
-		*v = (int)i;
-		return 0;
-	}
-	return -1;
-}
-
-/* A str into buf (NUL-free, shorter than len). */
-static int
-obj_str(const msgpack_object *o, char *buf, size_t len)
-{
-	if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= len || memchr(o->via.str.ptr, 0, o->via.str.size))
-		return -1;
-	memcpy(buf, o->via.str.ptr, o->via.str.size);
-	buf[o->via.str.size] = '\0';
-	return 0;
-}
-
-static char *
-obj_strdup(const msgpack_object *o)
-{
-	char *s;
-	if (o->type != MSGPACK_OBJECT_STR || memchr(o->via.str.ptr, 0, o->via.str.size))
-		return NULL;
-	s = xmalloc((size_t)o->via.str.size + 1);
-	memcpy(s, o->via.str.ptr, o->via.str.size);
-	s[o->via.str.size] = '\0';
-	return s;
-}
-
-static int
 get_int(const msgpack_object *m, const char *sect, const char *key, int64_t min, int64_t max, int64_t *v, char *why,
         size_t whylen)
 {
-	const msgpack_object *o = map_get(m, key);
+	const msgpack_object *o = mpu_map_get(m, key);
 	if (!o) {
 		snprintf(why, whylen, "%s: missing '%s'", sect, key);
 		return -1;
 	}
-	if (obj_i64(o, v) < 0 || *v < min || *v > max) {
+	if (mpu_get_i64(o, v) < 0 || *v < min || *v > max) {
 		snprintf(why, whylen, "%s: '%s' must be an integer in [%lld, %lld]", sect, key, (long long)min,
 		         (long long)max);
 		return -1;
@@ -577,12 +397,12 @@ get_int(const msgpack_object *m, const char *sect, const char *key, int64_t min,
 static int
 get_f64(const msgpack_object *m, const char *sect, const char *key, double *v, char *why, size_t whylen)
 {
-	const msgpack_object *o = map_get(m, key);
+	const msgpack_object *o = mpu_map_get(m, key);
 	if (!o) {
 		snprintf(why, whylen, "%s: missing '%s'", sect, key);
 		return -1;
 	}
-	if (obj_f64(o, v) < 0 || !isfinite(*v)) {
+	if (mpu_get_f64(o, v) < 0 || !isfinite(*v)) {
 		snprintf(why, whylen, "%s: '%s' must be a finite number", sect, key);
 		return -1;
 	}
@@ -592,12 +412,12 @@ get_f64(const msgpack_object *m, const char *sect, const char *key, double *v, c
 static int
 get_bool(const msgpack_object *m, const char *sect, const char *key, int *v, char *why, size_t whylen)
 {
-	const msgpack_object *o = map_get(m, key);
+	const msgpack_object *o = mpu_map_get(m, key);
 	if (!o) {
 		snprintf(why, whylen, "%s: missing '%s'", sect, key);
 		return -1;
 	}
-	if (obj_bool(o, v) < 0) {
+	if (mpu_get_bool(o, v) < 0) {
 		snprintf(why, whylen, "%s: '%s' must be a boolean", sect, key);
 		return -1;
 	}
@@ -608,7 +428,7 @@ static int
 get_map(const msgpack_object *m, const char *sect, const char *key, int required, const msgpack_object **out,
         char *why, size_t whylen)
 {
-	const msgpack_object *o = map_get(m, key);
+	const msgpack_object *o = mpu_map_get(m, key);
 	*out = NULL;
 	if (!o) {
 		if (!required)
@@ -645,11 +465,11 @@ decode_config(const msgpack_object *m, ModelConfig *c, char *why, size_t whylen)
 	const msgpack_object *o;
 	int64_t v;
 	memset(c, 0, sizeof *c);
-	if (!(o = map_get(m, "arch")) || obj_str(o, s, sizeof s) < 0 || model_arch_parse(s, &c->arch) < 0) {
+	if (!(o = mpu_map_get(m, "arch")) || mpu_get_str(o, s, sizeof s) < 0 || model_arch_parse(s, &c->arch) < 0) {
 		snprintf(why, whylen, "config: '%s' is missing or not a known architecture", "arch");
 		return -1;
 	}
-	if (!(o = map_get(m, "stem")) || obj_str(o, s, sizeof s) < 0 || model_stem_parse(s, &c->stem) < 0) {
+	if (!(o = mpu_map_get(m, "stem")) || mpu_get_str(o, s, sizeof s) < 0 || model_stem_parse(s, &c->stem) < 0) {
 		snprintf(why, whylen, "config: '%s' is missing or not a known stem", "stem");
 		return -1;
 	}
@@ -666,7 +486,7 @@ decode_config(const msgpack_object *m, ModelConfig *c, char *why, size_t whylen)
 static int
 decode_floats(const msgpack_object *m, const char *key, int n, int positive, float **out, char *why, size_t whylen)
 {
-	const msgpack_object *o = map_get(m, key);
+	const msgpack_object *o = mpu_map_get(m, key);
 	float *v;
 	if (!o || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != (uint32_t)n) {
 		snprintf(why, whylen, "normalize: '%s' must be an array of %d numbers (one per input channel)", key, n);
@@ -675,7 +495,7 @@ decode_floats(const msgpack_object *m, const char *key, int n, int positive, flo
 	v = xcalloc((size_t)n, sizeof *v);
 	for (int i = 0; i < n; i++) {
 		double d;
-		if (obj_f64(&o->via.array.ptr[i], &d) < 0 || !isfinite(d) || (positive && !(d > 0))) {
+		if (mpu_get_f64(&o->via.array.ptr[i], &d) < 0 || !isfinite(d) || (positive && !(d > 0))) {
 			snprintf(why, whylen, "normalize: %s[%d] must be a finite number%s", key, i, positive ? " above 0" : "");
 			free(v);
 			return -1;
@@ -694,7 +514,7 @@ decode_tensors(const msgpack_object *m, const char *sect, CkTensor **out, int *n
 	for (uint32_t i = 0; i < m->via.map.size; i++) {
 		const msgpack_object_kv *kv = &m->via.map.ptr[i];
 		char tw[200];
-		if (obj_str(&kv->key, a[i].name, sizeof a[i].name) < 0 || !a[i].name[0]) {
+		if (mpu_get_str(&kv->key, a[i].name, sizeof a[i].name) < 0 || !a[i].name[0]) {
 			snprintf(why, whylen, "%s: entry %u: the name is empty, too long or not a string", sect, i);
 			free(a);
 			return -1;
@@ -731,7 +551,7 @@ decode_optim(const msgpack_object *m, Checkpoint *ck, CkPriv *pv, char *why, siz
 	const msgpack_object *o, *state;
 	char s[32];
 	double d;
-	if (!(o = map_get(m, "kind")) || obj_str(o, s, sizeof s) < 0 || optim_kind_parse(s, &c->kind) < 0) {
+	if (!(o = mpu_map_get(m, "kind")) || mpu_get_str(o, s, sizeof s) < 0 || optim_kind_parse(s, &c->kind) < 0) {
 		snprintf(why, whylen, "optimizer: 'kind' is missing or not one of sgd, lars, adamw");
 		return -1;
 	}
@@ -779,7 +599,7 @@ decode_train(const msgpack_object *m, CheckpointTrain *t, char *why, size_t whyl
 	const msgpack_object *o;
 	int64_t v;
 	memset(t, 0, sizeof *t);
-	if (!(o = map_get(m, "objective")) || obj_str(o, t->objective, sizeof t->objective) < 0) {
+	if (!(o = mpu_map_get(m, "objective")) || mpu_get_str(o, t->objective, sizeof t->objective) < 0) {
 		snprintf(why, whylen, "train: 'objective' is missing or not a short string");
 		return -1;
 	}
@@ -789,7 +609,7 @@ decode_train(const msgpack_object *m, CheckpointTrain *t, char *why, size_t whyl
 			return -1;
 	for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++) {
 		/* The last loss may be anything a person wants to see, even NaN. */
-		if (strcmp(dbls[i].key, "loss") == 0 && (o = map_get(m, "loss")) && obj_f64(o, &t->loss) == 0)
+		if (strcmp(dbls[i].key, "loss") == 0 && (o = mpu_map_get(m, "loss")) && mpu_get_f64(o, &t->loss) == 0)
 			continue;
 		if (get_f64(m, "train", dbls[i].key, (double *)((char *)t + dbls[i].off), why, whylen) < 0)
 			return -1;
@@ -802,7 +622,7 @@ decode_train(const msgpack_object *m, CheckpointTrain *t, char *why, size_t whyl
 	t->threads = (int)v;
 	if (get_bool(m, "train", "lr_abs", &t->lr_abs, why, whylen) < 0)
 		return -1;
-	if (!(o = map_get(m, "seed")) || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+	if (!(o = mpu_map_get(m, "seed")) || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
 		snprintf(why, whylen, "train: 'seed' is missing or not a non-negative integer");
 		return -1;
 	}
@@ -824,7 +644,7 @@ decode_classes(const msgpack_object *o, Checkpoint *ck, char *why, size_t whylen
 	}
 	ck->classes = xcalloc(o->via.array.size ? o->via.array.size : 1, sizeof *ck->classes);
 	for (uint32_t i = 0; i < o->via.array.size; i++) {
-		if (!(ck->classes[i] = obj_strdup(&o->via.array.ptr[i]))) {
+		if (!(ck->classes[i] = mpu_strdup(&o->via.array.ptr[i]))) {
 			snprintf(why, whylen, "classes[%u] is not a string", i);
 			return -1;
 		}
@@ -845,22 +665,22 @@ decode_prov(const msgpack_object *o, Checkpoint *ck, char *why, size_t whylen)
 		const msgpack_object *e = &o->via.array.ptr[i], *tool, *ver, *args;
 		Provenance *p = &ck->prov[i];
 		ck->nprov++;
-		if (e->type != MSGPACK_OBJECT_MAP || !(tool = map_get(e, "tool")) || !(p->tool = obj_strdup(tool))) {
+		if (e->type != MSGPACK_OBJECT_MAP || !(tool = mpu_map_get(e, "tool")) || !(p->tool = mpu_strdup(tool))) {
 			snprintf(why, whylen, "provenance[%u]: not a map with a 'tool' string", i);
 			return -1;
 		}
-		if ((ver = map_get(e, "version")) && !(p->version = obj_strdup(ver))) {
+		if ((ver = mpu_map_get(e, "version")) && !(p->version = mpu_strdup(ver))) {
 			snprintf(why, whylen, "provenance[%u]: 'version' is not a string", i);
 			return -1;
 		}
-		if ((args = map_get(e, "args"))) {
+		if ((args = mpu_map_get(e, "args"))) {
 			if (args->type != MSGPACK_OBJECT_ARRAY) {
 				snprintf(why, whylen, "provenance[%u]: 'args' is not an array", i);
 				return -1;
 			}
 			p->args = xcalloc(args->via.array.size ? args->via.array.size : 1, sizeof *p->args);
 			for (uint32_t j = 0; j < args->via.array.size; j++) {
-				if (!(p->args[j] = obj_strdup(&args->via.array.ptr[j]))) {
+				if (!(p->args[j] = mpu_strdup(&args->via.array.ptr[j]))) {
 					snprintf(why, whylen, "provenance[%u]: args[%u] is not a string", i, j);
 					return -1;
 				}
@@ -910,7 +730,8 @@ load(Checkpoint *ck, CkPriv *pv, char *why, size_t whylen)
 {
 	msgpack_object root;
 	const msgpack_object *o, *cfg, *norm, *params, *optm, *train;
-	size_t end = 0, off = 0;
+	MpuScan scan;
+	size_t end, off = 0;
 	int64_t major, minor;
 	int s;
 
@@ -922,13 +743,16 @@ load(Checkpoint *ck, CkPriv *pv, char *why, size_t whylen)
 		snprintf(why, whylen, "not an ssl-tools checkpoint (does not start with a msgpack map)");
 		return -1;
 	}
-	s = scan_object(pv->bytes, pv->size, &end, why, whylen);
-	if (s == 1) {
+	mpu_scan_init(&scan, CK_SCAN_MAX_DEPTH, UINT64_MAX, UINT64_MAX);
+	scan.whole = 1;
+	s = mpu_scan_step(&scan, pv->bytes, pv->size, why, whylen);
+	if (s == 0) {
 		snprintf(why, whylen, "truncated file (%zu bytes, the data stops inside the map)", pv->size);
 		return -1;
 	}
 	if (s < 0)
 		return -1;
+	end = scan.pos;
 	if (end != pv->size) {
 		snprintf(why, whylen, "%zu bytes of garbage after the checkpoint", pv->size - end);
 		return -1;
@@ -940,12 +764,12 @@ load(Checkpoint *ck, CkPriv *pv, char *why, size_t whylen)
 	}
 	if (check_keys(&root, "checkpoint", why, whylen) < 0)
 		return -1;
-	if (!(o = map_get(&root, "format")) || !key_is(o, CHECKPOINT_FORMAT)) {
+	if (!(o = mpu_map_get(&root, "format")) || !mpu_key_is(o, CHECKPOINT_FORMAT)) {
 		snprintf(why, whylen, "not an ssl-tools checkpoint ('format' is not \"%s\")", CHECKPOINT_FORMAT);
 		return -1;
 	}
-	if (!(o = map_get(&root, "version")) || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2
-	    || obj_i64(&o->via.array.ptr[0], &major) < 0 || obj_i64(&o->via.array.ptr[1], &minor) < 0) {
+	if (!(o = mpu_map_get(&root, "version")) || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2
+	    || mpu_get_i64(&o->via.array.ptr[0], &major) < 0 || mpu_get_i64(&o->via.array.ptr[1], &minor) < 0) {
 		snprintf(why, whylen, "'version' must be [major, minor]");
 		return -1;
 	}
@@ -959,7 +783,7 @@ load(Checkpoint *ck, CkPriv *pv, char *why, size_t whylen)
 		const msgpack_object_kv *last = root.via.map.size ? &root.via.map.ptr[root.via.map.size - 1] : NULL;
 		const unsigned char *t = pv->bytes + pv->size - 5;
 		uint32_t want, got;
-		if (!last || !key_is(&last->key, "checksum") || pv->size < 6 || t[0] != 0xce) {
+		if (!last || !mpu_key_is(&last->key, "checksum") || pv->size < 6 || t[0] != 0xce) {
 			snprintf(why, whylen, "no checksum at the end of the file (corrupt, or not written by ssl-train)");
 			return -1;
 		}
@@ -1001,9 +825,9 @@ load(Checkpoint *ck, CkPriv *pv, char *why, size_t whylen)
 			return -1;
 		ck->has_train = 1;
 	}
-	if ((o = map_get(&root, "classes")) && decode_classes(o, ck, why, whylen) < 0)
+	if ((o = mpu_map_get(&root, "classes")) && decode_classes(o, ck, why, whylen) < 0)
 		return -1;
-	if ((o = map_get(&root, "provenance")) && decode_prov(o, ck, why, whylen) < 0)
+	if ((o = mpu_map_get(&root, "provenance")) && decode_prov(o, ck, why, whylen) < 0)
 		return -1;
 	return 0;
 }

@@ -146,16 +146,6 @@ struct Dataset {
 static int
 fail(Dataset *d, const char *fmt, ...) ATTR_PRINTF(2, 3);
 
-/* Member names come from strangers: a newline or escape sequence in one
- * must not break the one-line message or reach the terminal. */
-static void
-printable(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
-}
-
 static int
 fail(Dataset *d, const char *fmt, ...)
 {
@@ -163,7 +153,7 @@ fail(Dataset *d, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(d->err, sizeof d->err, fmt, ap);
 	va_end(ap);
-	printable(d->err);
+	str_printable(d->err);
 	return -1;
 }
 
@@ -226,7 +216,7 @@ skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	snprintf(msg, sizeof msg, "%s: %s: %s", d->inputs[d->cur_input], member, what);
-	printable(msg);
+	str_printable(msg);
 	d->skipped++;
 	d->skip_kind[kind]++;
 	if (d->opt.strict)

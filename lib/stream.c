@@ -1,7 +1,7 @@
 /* stream: the ssl-tools tensor stream; see stream.h and man/ssl-stream.5.
  *
  * Reading. The reader frames each msgpack object itself before msgpack-c
- * sees it: a small resumable scanner walks the bytes in our buffer, skips
+ * sees it: the resumable scanner of msgpack_util.h walks the bytes in our buffer, skips
  * str/bin/ext payloads without looking at them, and decides where the object
  * ends. Only a complete object (every byte present) goes to msgpack_unpack.
  * Why not msgpack_unpacker: it allocates 16 bytes per element as soon as it
@@ -24,12 +24,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "msgpack_util.h"
 #include "util.h"
 
 #define READ_CHUNK     (64 * 1024)
 #define INITIAL_BUF    (256 * 1024)
 #define OBJECT_SLACK   (INT64_C(16) << 20)  /* keys, shapes, strings around the tensors */
-#define SCAN_MAX_DEPTH 16                   /* the format needs 4 */
+#define SCAN_MAX_DEPTH 16                   /* containers open at once; the format needs 4 */
 #define SCAN_MAX_ELEMS (1u << 20)           /* elements per object (classes, args, ...) */
 #define ZONE_CHUNK     (16 * 1024)
 
@@ -180,13 +181,6 @@ record_tensor(const Record *rec, const char *name, DType dtype, int ndim, char *
 
 /* ------------------------------------------------------ tensor encoding */
 
-static int
-pack_cstr(msgpack_packer *pk, const char *s)
-{
-	size_t n = strlen(s);
-	return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, s, n);
-}
-
 int
 tensor_pack(msgpack_packer *pk, const Tensor *t)
 {
@@ -194,77 +188,36 @@ tensor_pack(msgpack_packer *pk, const Tensor *t)
 	size_t nbytes = tensor_nbytes(t);
 	ASSERT(t->ndim >= 0 && t->ndim <= TENSOR_MAX_DIM);
 	rc |= msgpack_pack_map(pk, 3);
-	rc |= pack_cstr(pk, "dtype");
-	rc |= pack_cstr(pk, dtype_str(t->dtype));
-	rc |= pack_cstr(pk, "shape");
+	rc |= mpu_pack_str(pk, "dtype");
+	rc |= mpu_pack_str(pk, dtype_str(t->dtype));
+	rc |= mpu_pack_str(pk, "shape");
 	rc |= msgpack_pack_array(pk, (size_t)t->ndim);
 	for (int i = 0; i < t->ndim; i++)
 		rc |= msgpack_pack_int64(pk, t->shape[i]);
-	rc |= pack_cstr(pk, "data");
+	rc |= mpu_pack_str(pk, "data");
 	rc |= msgpack_pack_bin(pk, nbytes);
 	rc |= msgpack_pack_bin_body(pk, t->data, nbytes);
 	return rc ? -1 : 0;
 }
 
-static int
-key_is(const msgpack_object *k, const char *s)
-{
-	size_t n = strlen(s);
-	return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, s, n) == 0;
-}
-
-/* An integer that fits int64 (msgpack has separate unsigned and signed kinds). */
-static int
-obj_i64(const msgpack_object *o, int64_t *v)
-{
-	if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-		if (o->via.u64 > (uint64_t)INT64_MAX)
-			return -1;
-		*v = (int64_t)o->via.u64;
-		return 0;
-	}
-	if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-		*v = o->via.i64;
-		return 0;
-	}
-	return -1;
-}
-
-/* Strings from the input (a dtype, a tensor name) appear in messages: a
- * newline or an escape sequence among them must not break the one-line
- * message or reach the terminal. */
-static void
-printable(char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
-}
-
 int
 tensor_unpack(const msgpack_object *o, Tensor *t, int64_t max_bytes, char *err, size_t errlen)
 {
-	const msgpack_object *dtype = NULL, *shape = NULL, *data = NULL;
+	static const char *const names[] = { "dtype", "shape", "data" };
+	const msgpack_object *v[3], *dtype, *shape, *data;
 	int64_t numel;
 	size_t isz;
+	int dup;
 	if (o->type != MSGPACK_OBJECT_MAP) {
 		snprintf(err, errlen, "a tensor must be a map");
 		return -1;
 	}
-	for (uint32_t i = 0; i < o->via.map.size; i++) {
-		const msgpack_object_kv *kv = &o->via.map.ptr[i];
-		const msgpack_object **slot = key_is(&kv->key, "dtype") ? &dtype
-		                             : key_is(&kv->key, "shape") ? &shape
-		                             : key_is(&kv->key, "data")  ? &data
-		                                                         : NULL;
-		if (!slot)
-			continue; /* unknown keys are for newer minor versions */
-		if (*slot) {
-			snprintf(err, errlen, "duplicate key '%.*s'", (int)kv->key.via.str.size, kv->key.via.str.ptr);
-			return -1;
-		}
-		*slot = &kv->val;
+	/* unknown keys are for newer minor versions */
+	if ((dup = mpu_map_pick(o, names, 3, v)) >= 0) {
+		snprintf(err, errlen, "duplicate key '%s'", names[dup]);
+		return -1;
 	}
+	dtype = v[0], shape = v[1], data = v[2];
 	if (!dtype || !shape || !data) {
 		snprintf(err, errlen, "missing '%s'", !dtype ? "dtype" : !shape ? "shape" : "data");
 		return -1;
@@ -277,7 +230,7 @@ tensor_unpack(const msgpack_object *o, Tensor *t, int64_t max_bytes, char *err, 
 	if (dtype_parse(dtype->via.str.ptr, dtype->via.str.size, &t->dtype) < 0) {
 		snprintf(err, errlen, "unsupported dtype '%.*s' (want |u1 <i4 <i8 <f4 <f8)",
 		         dtype->via.str.size > 16 ? 16 : (int)dtype->via.str.size, dtype->via.str.ptr);
-		printable(err);
+		str_printable(err);
 		return -1;
 	}
 	if (shape->type != MSGPACK_OBJECT_ARRAY) {
@@ -290,7 +243,7 @@ tensor_unpack(const msgpack_object *o, Tensor *t, int64_t max_bytes, char *err, 
 	}
 	t->ndim = (int)shape->via.array.size;
 	for (int i = 0; i < t->ndim; i++) {
-		if (obj_i64(&shape->via.array.ptr[i], &t->shape[i]) < 0) {
+		if (mpu_get_i64(&shape->via.array.ptr[i], &t->shape[i]) < 0) {
 			snprintf(err, errlen, "shape[%d] is not an integer", i);
 			return -1;
 		}
@@ -340,11 +293,7 @@ struct StreamReader {
 	size_t         cap, start, end;
 	size_t         held;        /* size of the object handed out last */
 	int            eof;
-	/* scanner, resumable across reads; positions relative to start */
-	size_t         pos;
-	int            depth;
-	uint64_t       left[SCAN_MAX_DEPTH];
-	uint64_t       elems;
+	MpuScan        scan;        /* resumable across reads; positions relative to start */
 	msgpack_zone   zone;
 	char          *src;         /* NUL-terminated copy of a record's source */
 	size_t         srccap;
@@ -364,7 +313,7 @@ rerr(StreamReader *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->err + n, sizeof r->err - (size_t)n, fmt, ap);
 	va_end(ap);
-	printable(r->err);
+	str_printable(r->err);
 	r->state = RS_ERROR;
 }
 
@@ -446,90 +395,6 @@ object_limit(const StreamReader *r)
 	return r->max_bytes > INT64_MAX - OBJECT_SLACK ? INT64_MAX : r->max_bytes + OBJECT_SLACK;
 }
 
-/* Advances the scanner over the bytes present. 1: the object is complete
- * and r->pos is its size; 0: needs more bytes; -1: refused (message in
- * why). */
-static int
-scan(StreamReader *r, char *why, size_t whylen)
-{
-	const unsigned char *p = r->buf + r->start;
-	size_t avail = r->end - r->start;
-	uint64_t limit = (uint64_t)object_limit(r);
-	while (r->depth > 0) {
-		size_t hdr, pos = r->pos;
-		uint64_t skip = 0, n = 0;
-		int container = 0;
-		unsigned b;
-		if (pos >= avail)
-			return 0;
-		b = p[pos];
-#define NEED(k) do { if (avail - pos < (k)) return 0; } while (0)
-#define BE16(q) ((uint64_t)(q)[0] << 8 | (q)[1])
-#define BE32(q) ((uint64_t)(q)[0] << 24 | (uint64_t)(q)[1] << 16 | (uint64_t)(q)[2] << 8 | (q)[3])
-		if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-			hdr = 1;
-		} else if (b <= 0x8f) {
-			hdr = 1, n = 2 * (uint64_t)(b & 0x0f), container = 1;
-		} else if (b <= 0x9f) {
-			hdr = 1, n = b & 0x0f, container = 1;
-		} else if (b <= 0xbf) {
-			hdr = 1, skip = b & 0x1f;
-		} else {
-			switch (b) {
-			case 0xc4: case 0xd9: NEED(2); hdr = 2, skip = p[pos + 1]; break;
-			case 0xc5: case 0xda: NEED(3); hdr = 3, skip = BE16(p + pos + 1); break;
-			case 0xc6: case 0xdb: NEED(5); hdr = 5, skip = BE32(p + pos + 1); break;
-			case 0xc7: NEED(2); hdr = 3, skip = p[pos + 1]; break;
-			case 0xc8: NEED(3); hdr = 4, skip = BE16(p + pos + 1); break;
-			case 0xc9: NEED(5); hdr = 6, skip = BE32(p + pos + 1); break;
-			case 0xca: hdr = 5; break;
-			case 0xcb: hdr = 9; break;
-			case 0xcc: case 0xd0: hdr = 2; break;
-			case 0xcd: case 0xd1: hdr = 3; break;
-			case 0xce: case 0xd2: hdr = 5; break;
-			case 0xcf: case 0xd3: hdr = 9; break;
-			case 0xd4: hdr = 3; break;
-			case 0xd5: hdr = 4; break;
-			case 0xd6: hdr = 6; break;
-			case 0xd7: hdr = 10; break;
-			case 0xd8: hdr = 18; break;
-			case 0xdc: NEED(3); hdr = 3, n = BE16(p + pos + 1), container = 1; break;
-			case 0xdd: NEED(5); hdr = 5, n = BE32(p + pos + 1), container = 1; break;
-			case 0xde: NEED(3); hdr = 3, n = 2 * BE16(p + pos + 1), container = 1; break;
-			case 0xdf: NEED(5); hdr = 5, n = 2 * BE32(p + pos + 1), container = 1; break;
-			default: /* 0xc1 */
-				snprintf(why, whylen, "malformed msgpack (byte 0xc1 at offset %zu)", pos);
-				return -1;
-			}
-		}
-#undef NEED
-#undef BE16
-#undef BE32
-		if ((uint64_t)pos + hdr + skip > limit) {
-			snprintf(why, whylen, "object larger than the limit of %llu bytes", (unsigned long long)limit);
-			return -1;
-		}
-		r->pos = pos + hdr + (size_t)skip;
-		r->left[r->depth - 1]--;
-		if (container && n > 0) {
-			if (n > SCAN_MAX_ELEMS - r->elems) {
-				snprintf(why, whylen, "a container claims %llu elements (limit %u per object)",
-				         (unsigned long long)n, SCAN_MAX_ELEMS);
-				return -1;
-			}
-			if (r->depth == SCAN_MAX_DEPTH) {
-				snprintf(why, whylen, "nesting deeper than %d levels", SCAN_MAX_DEPTH);
-				return -1;
-			}
-			r->elems += n;
-			r->left[r->depth++] = n;
-		}
-		while (r->depth > 0 && r->left[r->depth - 1] == 0)
-			r->depth--;
-	}
-	return r->pos <= avail ? 1 : 0;
-}
-
 /* Makes room and reads more. -1 on a read error (message set). */
 static int
 fill(StreamReader *r)
@@ -553,7 +418,7 @@ fill(StreamReader *r)
 	}
 	/* A large payload is read in one go; otherwise in chunks so that a
 	 * slow producer's records flow without waiting for a full buffer. */
-	want = r->start + r->pos > r->end ? r->start + r->pos - r->end : 0;
+	want = r->start + r->scan.pos > r->end ? r->start + r->scan.pos - r->end : 0;
 	if (want < READ_CHUNK)
 		want = READ_CHUNK;
 	if (want > r->cap - r->end)
@@ -584,16 +449,13 @@ next_object(StreamReader *r, msgpack_object *o, const char *where)
 	if (r->start == r->end)
 		r->start = r->end = 0;
 	msgpack_zone_clear(&r->zone);
-	r->pos = 0;
-	r->depth = 1;
-	r->left[0] = 1;
-	r->elems = 0;
-	while ((s = scan(r, why, sizeof why)) == 0) {
+	mpu_scan_init(&r->scan, SCAN_MAX_DEPTH, SCAN_MAX_ELEMS, (uint64_t)object_limit(r));
+	while ((s = mpu_scan_step(&r->scan, r->buf + r->start, r->end - r->start, why, sizeof why)) == 0) {
 		if (r->eof) {
 			if (r->end == r->start)
 				return 0;
 			rerr(r, "%s: truncated stream (EOF inside an object, %zu of at least %zu bytes present)", where,
-			     r->end - r->start, r->pos > r->end - r->start ? r->pos : r->end - r->start + 1);
+			     r->end - r->start, r->scan.pos > r->end - r->start ? r->scan.pos : r->end - r->start + 1);
 			return -1;
 		}
 		if (fill(r) < 0)
@@ -603,12 +465,12 @@ next_object(StreamReader *r, msgpack_object *o, const char *where)
 		rerr(r, "%s: %s", where, why);
 		return -1;
 	}
-	ret = msgpack_unpack((const char *)r->buf + r->start, r->pos, &off, &r->zone, o);
-	if ((ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES) || off != r->pos) {
+	ret = msgpack_unpack((const char *)r->buf + r->start, r->scan.pos, &off, &r->zone, o);
+	if ((ret != MSGPACK_UNPACK_SUCCESS && ret != MSGPACK_UNPACK_EXTRA_BYTES) || off != r->scan.pos) {
 		rerr(r, "%s: malformed msgpack%s", where, ret == MSGPACK_UNPACK_NOMEM_ERROR ? " (out of memory)" : "");
 		return -1;
 	}
-	r->held = r->pos;
+	r->held = r->scan.pos;
 	return 1;
 }
 
@@ -616,18 +478,9 @@ next_object(StreamReader *r, msgpack_object *o, const char *where)
 static char *
 dup_str(const msgpack_object *o, const char *what, char *why, size_t whylen)
 {
-	char *s;
-	if (o->type != MSGPACK_OBJECT_STR) {
-		snprintf(why, whylen, "%s must be a string", what);
-		return NULL;
-	}
-	if (memchr(o->via.str.ptr, '\0', o->via.str.size)) {
-		snprintf(why, whylen, "%s contains a NUL byte", what);
-		return NULL;
-	}
-	s = xmalloc((size_t)o->via.str.size + 1);
-	memcpy(s, o->via.str.ptr, o->via.str.size);
-	s[o->via.str.size] = '\0';
+	char *s = mpu_strdup(o);
+	if (!s)
+		snprintf(why, whylen, o->type != MSGPACK_OBJECT_STR ? "%s must be a string" : "%s contains a NUL byte", what);
 	return s;
 }
 
@@ -638,7 +491,7 @@ header_count(const msgpack_object *o, const char *what, int64_t *v, char *why, s
 		*v = -1;
 		return 0;
 	}
-	if (obj_i64(o, v) < 0 || *v < 0) {
+	if (mpu_get_i64(o, v) < 0 || *v < 0) {
 		snprintf(why, whylen, "%s must be a non-negative integer or nil", what);
 		return -1;
 	}
@@ -654,15 +507,15 @@ decode_provenance(const msgpack_object *o, Provenance *p, char *why, size_t whyl
 	}
 	for (uint32_t i = 0; i < o->via.map.size; i++) {
 		const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-		if (key_is(k, "tool") || key_is(k, "version")) {
-			char **slot = key_is(k, "tool") ? &p->tool : &p->version;
+		if (mpu_key_is(k, "tool") || mpu_key_is(k, "version")) {
+			char **slot = mpu_key_is(k, "tool") ? &p->tool : &p->version;
 			if (*slot) {
 				snprintf(why, whylen, "duplicate key in a provenance entry");
 				return -1;
 			}
 			if (!(*slot = dup_str(v, "a provenance tool or version", why, whylen)))
 				return -1;
-		} else if (key_is(k, "args")) {
+		} else if (mpu_key_is(k, "args")) {
 			if (v->type != MSGPACK_OBJECT_ARRAY || p->args) {
 				snprintf(why, whylen, "provenance args must be one array of strings");
 				return -1;
@@ -692,34 +545,28 @@ decode_header(StreamReader *r, const msgpack_object *o, char *why, size_t whylen
 	enum { K_FORMAT, K_VERSION, K_KIND, K_CLASSES, K_RPE, K_EPOCHS, K_START, K_META, K_PROV, K_N };
 	static const char *const names[K_N] = { "format", "version", "kind", "classes", "records_per_epoch",
 		                                    "epochs", "start_epoch", "meta", "provenance" };
-	const msgpack_object *v[K_N] = { 0 };
+	const msgpack_object *v[K_N];
 	StreamHeader *h = &r->hdr;
 	const msgpack_object *x;
 	int64_t major, minor;
+	int dup;
 
 	if (o->type != MSGPACK_OBJECT_MAP) {
 		snprintf(why, whylen, "not an ssl-stream (the first object is not a map)");
 		return -1;
 	}
-	for (uint32_t i = 0; i < o->via.map.size; i++) {
-		for (int k = 0; k < K_N; k++) {
-			if (!key_is(&o->via.map.ptr[i].key, names[k]))
-				continue;
-			if (v[k]) {
-				snprintf(why, whylen, "duplicate key '%s'", names[k]);
-				return -1;
-			}
-			v[k] = &o->via.map.ptr[i].val;
-		}
+	if ((dup = mpu_map_pick(o, names, K_N, v)) >= 0) {
+		snprintf(why, whylen, "duplicate key '%s'", names[dup]);
+		return -1;
 	}
 	x = v[K_FORMAT];
-	if (!x || !key_is(x, STREAM_FORMAT)) {
+	if (!x || !mpu_key_is(x, STREAM_FORMAT)) {
 		snprintf(why, whylen, "not an ssl-stream (format is not \"%s\")", STREAM_FORMAT);
 		return -1;
 	}
 	x = v[K_VERSION];
-	if (!x || x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size != 2 || obj_i64(&x->via.array.ptr[0], &major) < 0
-	    || obj_i64(&x->via.array.ptr[1], &minor) < 0 || major < 0 || minor < 0 || major > INT32_MAX
+	if (!x || x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size != 2 || mpu_get_i64(&x->via.array.ptr[0], &major) < 0
+	    || mpu_get_i64(&x->via.array.ptr[1], &minor) < 0 || major < 0 || minor < 0 || major > INT32_MAX
 	    || minor > INT32_MAX) {
 		snprintf(why, whylen, "version must be [major, minor]");
 		return -1;
@@ -732,13 +579,10 @@ decode_header(StreamReader *r, const msgpack_object *o, char *why, size_t whylen
 	h->version_major = (int)major;
 	h->version_minor = (int)minor;
 	x = v[K_KIND];
-	if (!x || x->type != MSGPACK_OBJECT_STR || x->via.str.size == 0 || x->via.str.size >= sizeof h->kind
-	    || memchr(x->via.str.ptr, '\0', x->via.str.size)) {
+	if (!x || mpu_get_str(x, h->kind, sizeof h->kind) < 0 || !h->kind[0]) {
 		snprintf(why, whylen, "kind must be a string of 1 to %zu bytes", sizeof h->kind - 1);
 		return -1;
 	}
-	memcpy(h->kind, x->via.str.ptr, x->via.str.size);
-	h->kind[x->via.str.size] = '\0';
 	if ((x = v[K_CLASSES])) {
 		if (x->type != MSGPACK_OBJECT_ARRAY || x->via.array.size > INT32_MAX) {
 			snprintf(why, whylen, "classes must be an array of strings");
@@ -757,7 +601,7 @@ decode_header(StreamReader *r, const msgpack_object *o, char *why, size_t whylen
 	if (v[K_EPOCHS] && header_count(v[K_EPOCHS], "epochs", &h->epochs, why, whylen) < 0)
 		return -1;
 	h->start_epoch = 0;
-	if (v[K_START] && (obj_i64(v[K_START], &h->start_epoch) < 0 || h->start_epoch < 0)) {
+	if (v[K_START] && (mpu_get_i64(v[K_START], &h->start_epoch) < 0 || h->start_epoch < 0)) {
 		snprintf(why, whylen, "start_epoch must be a non-negative integer");
 		return -1;
 	}
@@ -822,8 +666,8 @@ stream_reader_header(StreamReader *r)
 static int
 is_reserved(const msgpack_object *k)
 {
-	return key_is(k, "id") || key_is(k, "label") || key_is(k, "epoch") || key_is(k, "source")
-	    || key_is(k, "end");
+	return mpu_key_is(k, "id") || mpu_key_is(k, "label") || mpu_key_is(k, "epoch") || mpu_key_is(k, "source")
+	    || mpu_key_is(k, "end");
 }
 
 /* After the trailer only EOF may follow. */
@@ -851,16 +695,16 @@ decode_trailer(StreamReader *r, const msgpack_object *o)
 	int64_t n;
 	for (uint32_t i = 0; i < o->via.map.size; i++) {
 		const msgpack_object_kv *kv = &o->via.map.ptr[i];
-		if (key_is(&kv->key, "end"))
+		if (mpu_key_is(&kv->key, "end"))
 			end = &kv->val;
-		else if (key_is(&kv->key, "records"))
+		else if (mpu_key_is(&kv->key, "records"))
 			records = &kv->val;
 	}
 	if (end->type != MSGPACK_OBJECT_BOOLEAN || !end->via.boolean) {
 		rerr(r, "trailer: 'end' must be true");
 		return -1;
 	}
-	if (!records || obj_i64(records, &n) < 0) {
+	if (!records || mpu_get_i64(records, &n) < 0) {
 		rerr(r, "trailer: 'records' must be an integer");
 		return -1;
 	}
@@ -899,36 +743,28 @@ decode_record(StreamReader *r, const msgpack_object *o, Record *rec)
 {
 	const StreamHeader *h = &r->hdr;
 	long long recno = (long long)r->count + 1;
-	const msgpack_object *id = NULL, *label = NULL, *epoch = NULL, *source = NULL;
+	static const char *const names[] = { "id", "label", "epoch", "source" };
+	const msgpack_object *v[4], *id, *label, *epoch, *source;
 	char idbuf[40] = "", why[320];
 	size_t used = 0;
+	int dup;
 
-	for (uint32_t i = 0; i < o->via.map.size; i++) {
-		const msgpack_object_kv *kv = &o->via.map.ptr[i];
-		const msgpack_object **slot = key_is(&kv->key, "id")      ? &id
-		                             : key_is(&kv->key, "label")  ? &label
-		                             : key_is(&kv->key, "epoch")  ? &epoch
-		                             : key_is(&kv->key, "source") ? &source
-		                                                          : NULL;
-		if (!slot)
-			continue;
-		if (*slot) {
-			rerr(r, "record %lld: duplicate key '%.*s'", recno, (int)kv->key.via.str.size, kv->key.via.str.ptr);
-			return -1;
-		}
-		*slot = &kv->val;
+	if ((dup = mpu_map_pick(o, names, 4, v)) >= 0) {
+		rerr(r, "record %lld: duplicate key '%s'", recno, names[dup]);
+		return -1;
 	}
+	id = v[0], label = v[1], epoch = v[2], source = v[3];
 	memset(rec, 0, offsetof(Record, tensors));
-	if (!id || obj_i64(id, &rec->id) < 0 || rec->id < 0) {
+	if (!id || mpu_get_i64(id, &rec->id) < 0 || rec->id < 0) {
 		rerr(r, "record %lld: %s", recno, id ? "id must be a non-negative integer" : "missing 'id'");
 		return -1;
 	}
 	snprintf(idbuf, sizeof idbuf, " (id %lld)", (long long)rec->id);
-	if (!label || obj_i64(label, &rec->label) < 0 || rec->label < -1
+	if (!label || mpu_get_i64(label, &rec->label) < 0 || rec->label < -1
 	    || (h->nclasses > 0 && rec->label >= h->nclasses)) {
 		if (!label)
 			snprintf(why, sizeof why, "missing 'label'");
-		else if (obj_i64(label, &rec->label) < 0)
+		else if (mpu_get_i64(label, &rec->label) < 0)
 			snprintf(why, sizeof why, "label must be an integer");
 		else
 			snprintf(why, sizeof why, "label %lld is outside [-1, %d)", (long long)rec->label,
@@ -936,7 +772,7 @@ decode_record(StreamReader *r, const msgpack_object *o, Record *rec)
 		rerr(r, "record %lld%s: %s", recno, idbuf, why);
 		return -1;
 	}
-	if (!epoch || obj_i64(epoch, &rec->epoch) < 0) {
+	if (!epoch || mpu_get_i64(epoch, &rec->epoch) < 0) {
 		rerr(r, "record %lld%s: %s", recno, idbuf, epoch ? "epoch must be an integer" : "missing 'epoch'");
 		return -1;
 	}
@@ -1018,9 +854,8 @@ stream_reader_next(StreamReader *r, Record *rec)
 		rerr(r, "%s: not a map", where);
 		return -1;
 	}
-	for (uint32_t i = 0; i < o.via.map.size; i++)
-		if (key_is(&o.via.map.ptr[i].key, "end"))
-			return decode_trailer(r, &o) < 0 ? -1 : 0;
+	if (mpu_map_get(&o, "end"))
+		return decode_trailer(r, &o) < 0 ? -1 : 0;
 	if (decode_record(r, &o, rec) < 0)
 		return -1;
 	r->count++;
@@ -1093,49 +928,49 @@ pack_header(StreamWriter *w, const StreamHeader *h)
 {
 	msgpack_packer *pk = &w->pk;
 	msgpack_pack_map(pk, 9);
-	pack_cstr(pk, "format");
-	pack_cstr(pk, STREAM_FORMAT);
-	pack_cstr(pk, "version");
+	mpu_pack_str(pk, "format");
+	mpu_pack_str(pk, STREAM_FORMAT);
+	mpu_pack_str(pk, "version");
 	msgpack_pack_array(pk, 2);
 	msgpack_pack_int(pk, STREAM_VERSION_MAJOR);
 	msgpack_pack_int(pk, STREAM_VERSION_MINOR);
-	pack_cstr(pk, "kind");
-	pack_cstr(pk, h->kind);
-	pack_cstr(pk, "classes");
+	mpu_pack_str(pk, "kind");
+	mpu_pack_str(pk, h->kind);
+	mpu_pack_str(pk, "classes");
 	msgpack_pack_array(pk, (size_t)h->nclasses);
 	for (int i = 0; i < h->nclasses; i++)
-		pack_cstr(pk, h->classes[i]);
-	pack_cstr(pk, "records_per_epoch");
+		mpu_pack_str(pk, h->classes[i]);
+	mpu_pack_str(pk, "records_per_epoch");
 	if (h->records_per_epoch < 0)
 		msgpack_pack_nil(pk);
 	else
 		msgpack_pack_int64(pk, h->records_per_epoch);
-	pack_cstr(pk, "epochs");
+	mpu_pack_str(pk, "epochs");
 	if (h->epochs < 0)
 		msgpack_pack_nil(pk);
 	else
 		msgpack_pack_int64(pk, h->epochs);
-	pack_cstr(pk, "start_epoch");
+	mpu_pack_str(pk, "start_epoch");
 	msgpack_pack_int64(pk, h->start_epoch);
-	pack_cstr(pk, "meta");
+	mpu_pack_str(pk, "meta");
 	msgpack_pack_map(pk, (size_t)h->nmeta);
 	for (int i = 0; i < h->nmeta; i++) {
-		pack_cstr(pk, h->meta[i].key);
-		pack_cstr(pk, h->meta[i].value);
+		mpu_pack_str(pk, h->meta[i].key);
+		mpu_pack_str(pk, h->meta[i].value);
 	}
-	pack_cstr(pk, "provenance");
+	mpu_pack_str(pk, "provenance");
 	msgpack_pack_array(pk, (size_t)h->nprov);
 	for (int i = 0; i < h->nprov; i++) {
 		const Provenance *p = &h->prov[i];
 		msgpack_pack_map(pk, 3);
-		pack_cstr(pk, "tool");
-		pack_cstr(pk, p->tool);
-		pack_cstr(pk, "version");
-		pack_cstr(pk, p->version ? p->version : "");
-		pack_cstr(pk, "args");
+		mpu_pack_str(pk, "tool");
+		mpu_pack_str(pk, p->tool);
+		mpu_pack_str(pk, "version");
+		mpu_pack_str(pk, p->version ? p->version : "");
+		mpu_pack_str(pk, "args");
 		msgpack_pack_array(pk, (size_t)p->nargs);
 		for (int j = 0; j < p->nargs; j++)
-			pack_cstr(pk, p->args[j]);
+			mpu_pack_str(pk, p->args[j]);
 	}
 }
 
@@ -1173,20 +1008,20 @@ stream_writer_put(StreamWriter *w, const Record *rec)
 	if (w->err)
 		return -1;
 	msgpack_pack_map(pk, 3 + (rec->source ? 1 : 0) + (size_t)rec->ntensors);
-	pack_cstr(pk, "id");
+	mpu_pack_str(pk, "id");
 	msgpack_pack_int64(pk, rec->id);
-	pack_cstr(pk, "label");
+	mpu_pack_str(pk, "label");
 	msgpack_pack_int64(pk, rec->label);
-	pack_cstr(pk, "epoch");
+	mpu_pack_str(pk, "epoch");
 	msgpack_pack_int64(pk, rec->epoch);
 	if (rec->source) {
-		pack_cstr(pk, "source");
-		pack_cstr(pk, rec->source);
+		mpu_pack_str(pk, "source");
+		mpu_pack_str(pk, rec->source);
 	}
 	for (int i = 0; i < rec->ntensors; i++) {
 		const Tensor *t = &rec->tensors[i];
 		ASSERT(t->name[0] != '\0');
-		pack_cstr(pk, t->name);
+		mpu_pack_str(pk, t->name);
 		tensor_pack(pk, t);
 	}
 	if (w->err)
@@ -1202,9 +1037,9 @@ stream_writer_close(StreamWriter *w)
 	if (!w)
 		return -1;
 	msgpack_pack_map(&w->pk, 2);
-	pack_cstr(&w->pk, "end");
+	mpu_pack_str(&w->pk, "end");
 	msgpack_pack_true(&w->pk);
-	pack_cstr(&w->pk, "records");
+	mpu_pack_str(&w->pk, "records");
 	msgpack_pack_int64(&w->pk, w->count);
 	writer_flush(w);
 	rc = w->err || fflush(w->fp) == EOF || ferror(w->fp) ? -1 : 0;

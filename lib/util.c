@@ -313,6 +313,14 @@ opt_f64(const char *opt, const char *s, double min, double max)
 	return v;
 }
 
+void
+str_printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 int
 fshut(FILE *fp, const char *name)
 {

@@ -65,6 +65,11 @@ int parse_label_spec(const char *s, double *frac, int64_t *per_class, char *err,
 int64_t opt_i64(const char *opt, const char *s, int64_t min, int64_t max);
 double  opt_f64(const char *opt, const char *s, double min, double max);
 
+/* Replaces control characters in s with '?': strings from the input that
+ * appear in a message must not break the one-line message or reach the
+ * terminal as escape sequences. */
+void str_printable(char *s);
+
 /* Flushes and checks a stream; returns 1 (and warns) on error (sbase fshut). */
 int fshut(FILE *fp, const char *name);
 
