@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "augment.h"
+#include "cli.h"
 #include "png_write.h"
 #include "progress.h"
 #include "provargs.h"
@@ -25,7 +26,8 @@ typedef struct {
 	AugmentParams p;
 	const char   *input;
 	uint64_t      seed;
-	int           threads, block, progress, quiet;
+	int           block;
+	Cli           cli;
 	const char   *preview;
 	int           preview_count;
 } Options;
@@ -42,7 +44,7 @@ typedef struct {
 } Slot;
 
 enum { O_SCALE = 256, O_RATIO, O_FLIP, O_JITTER, O_JITTER_P, O_GRAY_P, O_BLUR_P, O_BLUR_SIGMA, O_SOL_P,
-       O_SOL_T, O_SEED, O_BLOCK, O_PREVIEW, O_PREVIEW_N, O_PROGRESS, O_VERSION };
+       O_SOL_T, O_SEED, O_BLOCK, O_PREVIEW, O_PREVIEW_N, O_LAST };
 static const char optstring[] = "r:s:n:j:qh";
 static const struct option longopts[] = {
 	{ "recipe", required_argument, NULL, 'r' },        { "size", required_argument, NULL, 's' },
@@ -54,8 +56,8 @@ static const struct option longopts[] = {
 	{ "views", required_argument, NULL, 'n' },         { "seed", required_argument, NULL, O_SEED },
 	{ "threads", required_argument, NULL, 'j' },       { "block", required_argument, NULL, O_BLOCK },
 	{ "preview", required_argument, NULL, O_PREVIEW }, { "preview-count", required_argument, NULL, O_PREVIEW_N },
-	{ "progress", no_argument, NULL, O_PROGRESS },     { "quiet", no_argument, NULL, 'q' },
-	{ "help", no_argument, NULL, 'h' },                { "version", no_argument, NULL, O_VERSION },
+	CLI_OPT_PROGRESS,                                  CLI_OPT_QUIET,
+	CLI_OPT_HELP,                                      CLI_OPT_VERSION,
 	{ NULL, 0, NULL, 0 },
 };
 /* Left out of the provenance: they change how the work runs, not the stream. */
@@ -110,16 +112,17 @@ static void
 parse_options(int argc, char **argv, Options *o)
 {
 	/* Overrides are applied after the recipe, whatever the order on the command line. */
-	static int given[O_VERSION + 1];
+	static int given[O_LAST];
 	double scale[2], ratio[2], jit[4], sigma[2], flip = 0, jitter_p = 0, gray_p = 0, blur_p = 0, sol_p = 0;
 	int ch, h = 0, w = 0, sol_t = 0, views = 0;
 	const char *recipe = NULL;
 	char err[256];
 	memset(o, 0, sizeof *o);
+	o->cli = cli_init("ssl-augment", usage);
 	o->block = 256;
 	o->preview_count = 8;
 	while ((ch = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
-		if (ch >= 0 && ch <= O_VERSION)
+		if (ch >= 0 && ch < O_LAST)
 			given[ch] = 1;
 		switch (ch) {
 		case 'r': recipe = optarg; break;
@@ -139,15 +142,11 @@ parse_options(int argc, char **argv, Options *o)
 		case O_SOL_T: sol_t = (int)opt_i64("--solarize-threshold", optarg, 0, 255); break;
 		case 'n': views = (int)opt_i64("--views", optarg, 1, AUGMENT_MAX_VIEWS); break;
 		case O_SEED: o->seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
-		case 'j': o->threads = (int)opt_i64("--threads", optarg, 0, 1024); break;
+		case 'j': o->cli.threads = (int)opt_i64("--threads", optarg, 0, 1024); break;
 		case O_BLOCK: o->block = (int)opt_i64("--block", optarg, 1, 1 << 20); break;
 		case O_PREVIEW: o->preview = optarg; break;
 		case O_PREVIEW_N: o->preview_count = (int)opt_i64("--preview-count", optarg, 1, PREVIEW_MAX); break;
-		case O_PROGRESS: o->progress = 1; break;
-		case 'q': o->quiet = 1; break;
-		case 'h': usage(stdout); exit(0);
-		case O_VERSION: printf("ssl-augment %s\n", SSL_VERSION); exit(0);
-		default: die_usage("unknown option");
+		default: cli_option(&o->cli, ch, optarg);
 		}
 	}
 	if (optind < argc - 1)
@@ -222,9 +221,7 @@ main(int argc, char *argv[])
 	int pargc = provargs_filter(argc, argv, optstring, longopts, run_only_long, "jq", pargv);
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
-	set_quiet(o.quiet);
-	if (o.threads > 0)
-		omp_set_num_threads(o.threads);
+	cli_apply(&o.cli);
 	int nthreads = omp_get_max_threads();
 
 	StreamReader *in = stream_reader_open_or_die(o.input, STREAM_KIND_IMAGES);
@@ -237,7 +234,7 @@ main(int argc, char *argv[])
 	StreamWriter *out = stream_writer_stdout_or_die(&h);
 	int64_t total = ih->records_per_epoch > 0 && ih->epochs > 0 ? ih->records_per_epoch * ih->epochs : -1;
 	Progress pg;
-	progress_init(&pg, "augment", "images", total, o.progress, o.quiet);
+	progress_init(&pg, "augment", "images", total, o.cli.progress, o.cli.quiet);
 
 	Slot *slots = xcalloc((size_t)o.block, sizeof *slots);
 	AugmentScratch *scratch = xcalloc((size_t)nthreads, sizeof *scratch);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "dataset.h"
 #include "image.h"
 #include "progress.h"
@@ -17,7 +18,7 @@ typedef struct {
 	DatasetOptions ds;
 	SamplerOptions sm;
 	int64_t        epochs, start_epoch;
-	int            progress, quiet;
+	Cli            cli;
 	char          *classes_arg;
 	char          *classes_buf;   /* the names point into it */
 	char         **class_names;
@@ -80,7 +81,7 @@ static void
 parse_options(int argc, char **argv, Options *o)
 {
 	enum { O_START = 256, O_SHUFFLE, O_SEED, O_SHARD, O_LABELS, O_LIMIT, O_CLASSES, O_COARSE, O_STRICT,
-	       O_MAXPX, O_PROGRESS, O_VERSION };
+	       O_MAXPX };
 	static const struct option longopts[] = {
 		{ "size", required_argument, NULL, 's' },       { "channels", required_argument, NULL, 'c' },
 		{ "epochs", required_argument, NULL, 'e' },     { "start-epoch", required_argument, NULL, O_START },
@@ -88,13 +89,14 @@ parse_options(int argc, char **argv, Options *o)
 		{ "shard", required_argument, NULL, O_SHARD },  { "labels", required_argument, NULL, O_LABELS },
 		{ "limit", required_argument, NULL, O_LIMIT },  { "classes", required_argument, NULL, O_CLASSES },
 		{ "coarse", no_argument, NULL, O_COARSE },      { "strict", no_argument, NULL, O_STRICT },
-		{ "max-pixels", required_argument, NULL, O_MAXPX }, { "progress", no_argument, NULL, O_PROGRESS },
-		{ "quiet", no_argument, NULL, 'q' },            { "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, O_VERSION },    { NULL, 0, NULL, 0 },
+		{ "max-pixels", required_argument, NULL, O_MAXPX }, CLI_OPT_PROGRESS,
+		CLI_OPT_QUIET,                                  CLI_OPT_HELP,
+		CLI_OPT_VERSION,                                { NULL, 0, NULL, 0 },
 	};
 	char err[256];
 	int ch;
 	memset(o, 0, sizeof *o);
+	o->cli = cli_init("ssl-decode", usage);
 	o->epochs = 1;
 	o->sm.nshards = 1;
 	o->ds.max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
@@ -131,16 +133,7 @@ parse_options(int argc, char **argv, Options *o)
 		case O_COARSE: o->ds.coarse = 1; break;
 		case O_STRICT: o->ds.strict = 1; break;
 		case O_MAXPX: o->ds.max_pixels = opt_i64("--max-pixels", optarg, 1, INT64_C(1) << 40); break;
-		case O_PROGRESS: o->progress = 1; break;
-		case 'q': o->quiet = 1; break;
-		case 'h':
-			usage(stdout);
-			exit(fshut(stdout, "<stdout>"));
-		case O_VERSION:
-			printf("ssl-decode %s\n", SSL_VERSION);
-			exit(fshut(stdout, "<stdout>"));
-		default:
-			die_usage("unknown option");
+		default: cli_option(&o->cli, ch, optarg);
 		}
 	}
 	if (optind >= argc)
@@ -148,7 +141,7 @@ parse_options(int argc, char **argv, Options *o)
 	if (o->start_epoch >= o->epochs)
 		die_usage("--start-epoch %lld: must be below --epochs %lld", (long long)o->start_epoch,
 		          (long long)o->epochs);
-	set_quiet(o->quiet);
+	cli_apply(&o->cli);
 }
 
 static void
@@ -173,7 +166,7 @@ load_dataset(Options *o, int ninputs, char **inputs)
 	Progress p;
 	Dataset *d;
 	char summary[512];
-	progress_init(&p, "decode", "images", -1, o->progress, o->quiet);
+	progress_init(&p, "decode", "images", -1, o->cli.progress, o->cli.quiet);
 	o->ds.warn = on_warning;
 	o->ds.progress = on_progress;
 	o->ds.ctx = &p;
@@ -195,7 +188,7 @@ emit(StreamWriter *w, const Dataset *d, Sampler *s, const Options *o)
 	Progress p;
 	int64_t per = sampler_epoch_size(s), done = 0;
 	char src[4200];
-	progress_init(&p, "write", "records", per * (o->epochs - o->start_epoch), o->progress, o->quiet);
+	progress_init(&p, "write", "records", per * (o->epochs - o->start_epoch), o->cli.progress, o->cli.quiet);
 	for (int64_t e = o->start_epoch; e < o->epochs; e++) {
 		const int64_t *ids = sampler_epoch(s, e);
 		for (int64_t k = 0; k < per; k++) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "progress.h"
 #include "stream.h"
 #include "util.h"
@@ -44,7 +45,7 @@ typedef struct {
 } Stats;
 
 static void
-usage(FILE *fp, int status)
+usage(FILE *fp)
 {
 	fprintf(fp,
 	        "usage: ssl-info [--json] [--quiet] [--progress] [file]\n"
@@ -54,7 +55,6 @@ usage(FILE *fp, int status)
 	        "  --progress    show progress on stderr\n"
 	        "  -h, --help    print this help and exit\n"
 	        "  --version     print the version and exit\n");
-	exit(status);
 }
 
 static void
@@ -350,13 +350,14 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "progress", no_argument, NULL, 'P' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		CLI_OPT_QUIET,
+		CLI_OPT_PROGRESS,
+		CLI_OPT_HELP,
+		CLI_OPT_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
-	int json = 0, quiet = 0, progress = 0, c, s;
+	Cli cli = cli_init("ssl-info", usage);
+	int json = 0, c, s;
 	const char *path = "-";
 	StreamReader *r;
 	const StreamHeader *h;
@@ -368,18 +369,14 @@ main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
-		case 'q': quiet = 1; break;
-		case 'P': progress = 1; break;
-		case 'h': usage(stdout, 0); break;
-		case 'V': printf("ssl-info %s\n", SSL_VERSION); return 0;
-		default: die_usage("unknown option");
+		default: cli_option(&cli, c, optarg);
 		}
 	}
 	if (argc - optind > 1)
 		die_usage("one file at most");
 	if (argc - optind == 1)
 		path = argv[optind];
-	set_quiet(quiet);
+	cli_apply(&cli);
 
 	r = stream_reader_open_path(path);
 	h = stream_reader_header(r);
@@ -391,13 +388,13 @@ main(int argc, char **argv)
 	progress_init(&pg, "info", "records",
 	              h->records_per_epoch > 0 && h->epochs > 0 && h->records_per_epoch <= INT64_MAX / h->epochs
 	                  ? h->records_per_epoch * h->epochs : -1,
-	              progress, quiet);
+	              cli.progress, cli.quiet);
 	while ((s = stream_reader_next(r, &rec)) == 1) {
 		add_record(&st, &rec);
 		progress_update(&pg, st.records, NULL);
 	}
 	progress_finish(&pg, st.records, NULL);
-	if (!quiet) {
+	if (!cli.quiet) {
 		if (json)
 			print_json(stream_reader_name(r), h, &st, s == 0, s < 0 ? stream_reader_error(r) : NULL);
 		else

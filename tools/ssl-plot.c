@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "plot.h"
 #include "progress.h"
 #include "rng.h"
@@ -18,19 +19,19 @@ typedef struct {
 	const char *output;
 	int64_t     max_points;
 	uint64_t    seed;
-	int         quiet, progress;
+	Cli         cli;
 } Options;
 
-enum { OPT_OUTPUT = 'o', OPT_MAX_POINTS = 256, OPT_SEED, OPT_QUIET, OPT_PROGRESS, OPT_HELP, OPT_VERSION };
+enum { OPT_OUTPUT = 'o', OPT_MAX_POINTS = 256, OPT_SEED };
 
 static const struct option longopts[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "max-points", required_argument, NULL, OPT_MAX_POINTS },
 	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "progress", no_argument, NULL, OPT_PROGRESS },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
+	CLI_OPT_QUIET,
+	CLI_OPT_PROGRESS,
+	CLI_OPT_HELP,
+	CLI_OPT_VERSION,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -58,17 +59,14 @@ parse_options(int argc, char **argv, Options *o)
 {
 	int c;
 	memset(o, 0, sizeof *o);
+	o->cli = cli_init("ssl-plot", usage);
 	o->max_points = 5000;
 	while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT: o->output = optarg; break;
 		case OPT_MAX_POINTS: o->max_points = opt_i64("--max-points", optarg, 2, 10000000); break;
 		case OPT_SEED: o->seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
-		case OPT_QUIET: o->quiet = 1; break;
-		case OPT_PROGRESS: o->progress = 1; break;
-		case OPT_HELP: usage(stdout); exit(0);
-		case OPT_VERSION: printf("ssl-plot %s\n", SSL_VERSION); exit(0);
-		default: die_usage("unknown option");
+		default: cli_option(&o->cli, c, optarg);
 		}
 	}
 	if (optind >= argc)
@@ -101,7 +99,7 @@ sample_stream(const Options *o, StreamReader *r, float **xout, int64_t **yout, i
 	const StreamHeader *h = stream_reader_header(r);
 	Progress pg;
 	progress_init(&pg, "read", "records", h->records_per_epoch > 0 && h->epochs > 0 ? h->records_per_epoch * h->epochs : -1,
-	              o->progress, o->quiet);
+	              o->cli.progress, o->cli.quiet);
 	while ((rc = stream_reader_next(r, &rec)) > 0) {
 		const Tensor *t = record_tensor(&rec, "embedding", DTYPE_F32, 1, err, sizeof err);
 		if (!t)
@@ -176,7 +174,7 @@ main(int argc, char *argv[])
 	char err[512];
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
-	set_quiet(o.quiet);
+	cli_apply(&o.cli);
 	if (strcmp(o.command, "curves") == 0) {
 		if (plot_log_tsv(o.input, o.output, err, sizeof err) < 0)
 			die("%s", err);

@@ -1,14 +1,13 @@
 /* ssl-probe: train a probe on frozen embeddings and report test accuracy.
  * See ssl-probe(1); the methods live in lib/probe.c. */
-#include <cblas.h>
 #include <getopt.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "embed.h"
 #include "probe.h"
 #include "progress.h"
@@ -25,13 +24,13 @@ typedef struct {
 	const char *labels;      /* NULL: all training labels */
 	double      labels_frac;
 	int64_t     labels_per_class;
-	int         json, threads, quiet, progress;
+	int         json;
+	Cli         cli;
 } Options;
 
 enum {
 	OPT_TRAIN = 256, OPT_TEST, OPT_METHOD, OPT_C, OPT_HOLDOUT, OPT_MAX_ITER, OPT_TOL, OPT_K, OPT_KNN_T, OPT_HIDDEN,
-	OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_WD, OPT_PATIENCE, OPT_LABELS, OPT_SEED, OPT_JSON, OPT_THREADS, OPT_QUIET,
-	OPT_PROGRESS, OPT_HELP, OPT_VERSION
+	OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_WD, OPT_PATIENCE, OPT_LABELS, OPT_SEED, OPT_JSON
 };
 
 static const struct option longopts[] = {
@@ -53,11 +52,11 @@ static const struct option longopts[] = {
 	{ "labels", required_argument, NULL, OPT_LABELS },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "json", no_argument, NULL, OPT_JSON },
-	{ "threads", required_argument, NULL, OPT_THREADS },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "progress", no_argument, NULL, OPT_PROGRESS },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
+	CLI_OPT_THREADS,
+	CLI_OPT_QUIET,
+	CLI_OPT_PROGRESS,
+	CLI_OPT_HELP,
+	CLI_OPT_VERSION,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -117,6 +116,7 @@ parse_options(int argc, char **argv, Options *o)
 	int c;
 	char err[256];
 	memset(o, 0, sizeof *o);
+	o->cli = cli_init("ssl-probe", usage);
 	probe_config_default(&o->cfg);
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
@@ -144,12 +144,7 @@ parse_options(int argc, char **argv, Options *o)
 			break;
 		case OPT_SEED: o->cfg.seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
 		case OPT_JSON: o->json = 1; break;
-		case OPT_THREADS: o->threads = (int)opt_i64("--threads", optarg, 1, 1024); break;
-		case OPT_QUIET: o->quiet = 1; break;
-		case OPT_PROGRESS: o->progress = 1; break;
-		case OPT_HELP: usage(stdout); exit(0);
-		case OPT_VERSION: printf("ssl-probe %s\n", SSL_VERSION); exit(0);
-		default: die_usage("unknown option");
+		default: cli_option(&o->cli, c, optarg);
 		}
 	}
 	if (optind < argc)
@@ -220,13 +215,9 @@ main(int argc, char *argv[])
 
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
-	set_quiet(o.quiet);
-	if (o.threads > 0) {
-		omp_set_num_threads(o.threads);
-		openblas_set_num_threads(o.threads);
-	}
-	ps.force = o.progress;
-	ps.quiet = o.quiet;
+	cli_apply(&o.cli);
+	ps.force = o.cli.progress;
+	ps.quiet = o.cli.quiet;
 	o.cfg.progress = (ProbeProgress){ on_progress, &ps };
 
 	if (embed_load(&tr, o.train, err, sizeof err) < 0)
