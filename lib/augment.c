@@ -138,6 +138,17 @@ augment_check_input(const AugmentParams *p, int H, int W, int C, int *out_h, int
 /* ------------------------------------------------------------------------ */
 /* random decisions */
 
+/* b's size clamped to [1, H] x [1, W], placed in the middle of the image. */
+static CropBox
+centred(CropBox b, int H, int W)
+{
+	b.height = b.height < 1 ? 1 : b.height > H ? H : b.height;
+	b.width = b.width < 1 ? 1 : b.width > W ? W : b.width;
+	b.top = (H - b.height) / 2;
+	b.left = (W - b.width) / 2;
+	return b;
+}
+
 CropBox
 augment_crop_sample(Rng *r, int H, int W, double smin, double smax, double rmin, double rmax, int *fallback)
 {
@@ -167,11 +178,7 @@ augment_crop_sample(Rng *r, int H, int W, double smin, double smax, double rmin,
 		b.height = (int)nearbyint(W / rmin);
 	else if (in_ratio > rmax)
 		b.width = (int)nearbyint(H * rmax);
-	b.height = b.height < 1 ? 1 : b.height > H ? H : b.height;
-	b.width = b.width < 1 ? 1 : b.width > W ? W : b.width;
-	b.top = (H - b.height) / 2;
-	b.left = (W - b.width) / 2;
-	return b;
+	return centred(b, H, W);
 }
 
 CropBox
@@ -182,11 +189,7 @@ augment_crop_center(int H, int W, int out_h, int out_w)
 		b.height = (int)nearbyint((double)W * out_h / out_w);
 	else if ((int64_t)H * out_w < (int64_t)W * out_h)
 		b.width = (int)nearbyint((double)H * out_w / out_h);
-	b.height = b.height < 1 ? 1 : b.height > H ? H : b.height;
-	b.width = b.width < 1 ? 1 : b.width > W ? W : b.width;
-	b.top = (H - b.height) / 2;
-	b.left = (W - b.width) / 2;
-	return b;
+	return centred(b, H, W);
 }
 
 void

@@ -377,15 +377,23 @@ check_keys(const msgpack_object *m, const char *what, char *why, size_t whylen)
 	return 0;
 }
 
+/* The value of key in the map m, or NULL and "sect: missing 'key'". */
+static const msgpack_object *
+need_key(const msgpack_object *m, const char *sect, const char *key, char *why, size_t whylen)
+{
+	const msgpack_object *o = mpu_map_get(m, key);
+	if (!o)
+		snprintf(why, whylen, "%s: missing '%s'", sect, key);
+	return o;
+}
+
 static int
 get_int(const msgpack_object *m, const char *sect, const char *key, int64_t min, int64_t max, int64_t *v, char *why,
         size_t whylen)
 {
-	const msgpack_object *o = mpu_map_get(m, key);
-	if (!o) {
-		snprintf(why, whylen, "%s: missing '%s'", sect, key);
+	const msgpack_object *o = need_key(m, sect, key, why, whylen);
+	if (!o)
 		return -1;
-	}
 	if (mpu_get_i64(o, v) < 0 || *v < min || *v > max) {
 		snprintf(why, whylen, "%s: '%s' must be an integer in [%lld, %lld]", sect, key, (long long)min,
 		         (long long)max);
@@ -397,11 +405,9 @@ get_int(const msgpack_object *m, const char *sect, const char *key, int64_t min,
 static int
 get_f64(const msgpack_object *m, const char *sect, const char *key, double *v, char *why, size_t whylen)
 {
-	const msgpack_object *o = mpu_map_get(m, key);
-	if (!o) {
-		snprintf(why, whylen, "%s: missing '%s'", sect, key);
+	const msgpack_object *o = need_key(m, sect, key, why, whylen);
+	if (!o)
 		return -1;
-	}
 	if (mpu_get_f64(o, v) < 0 || !isfinite(*v)) {
 		snprintf(why, whylen, "%s: '%s' must be a finite number", sect, key);
 		return -1;
@@ -412,11 +418,9 @@ get_f64(const msgpack_object *m, const char *sect, const char *key, double *v, c
 static int
 get_bool(const msgpack_object *m, const char *sect, const char *key, int *v, char *why, size_t whylen)
 {
-	const msgpack_object *o = mpu_map_get(m, key);
-	if (!o) {
-		snprintf(why, whylen, "%s: missing '%s'", sect, key);
+	const msgpack_object *o = need_key(m, sect, key, why, whylen);
+	if (!o)
 		return -1;
-	}
 	if (mpu_get_bool(o, v) < 0) {
 		snprintf(why, whylen, "%s: '%s' must be a boolean", sect, key);
 		return -1;
