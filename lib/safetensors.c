@@ -357,6 +357,22 @@ safetensors_open(SafeTensors *st, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+int
+safetensors_sniff(const char *path)
+{
+	unsigned char b[9];
+	uint64_t n = 0;
+	FILE *fp = fopen(path, "rb");
+	size_t got = fp ? fread(b, 1, sizeof b, fp) : 0;
+	if (fp)
+		fclose(fp);
+	if (got != sizeof b)
+		return 0;
+	for (int i = 7; i >= 0; i--)
+		n = n << 8 | b[i];
+	return n >= 2 && n <= SAFETENSORS_MAX_HEADER && b[8] == '{';
+}
+
 const StTensor *
 safetensors_find(const SafeTensors *st, const char *name)
 {
