@@ -845,13 +845,13 @@ safetensors_infer_config(const SafeTensors *st, ModelConfig *c, char *err, size_
 }
 
 static void
-list_add(char *buf, size_t len, int *count, const char *item)
+list_add(char *buf, size_t len, int *count, const char *item, const char *sep)
 {
 	size_t used = strlen(buf);
 	if (*count < ST_LIST_NAMES && used < len)
-		snprintf(buf + used, len - used, "%s%s", *count ? ", " : "", item);
+		snprintf(buf + used, len - used, "%s%s", *count ? sep : "", item);
 	else if (*count == ST_LIST_NAMES && used < len)
-		snprintf(buf + used, len - used, ", ...");
+		snprintf(buf + used, len - used, "%s...", sep);
 	(*count)++;
 }
 
@@ -874,20 +874,20 @@ safetensors_restore(const SafeTensors *st, ParamTable *t, unsigned flags, int *i
 			continue;
 		if (!(f = safetensors_find(st, e->name))) {
 			snprintf(item, sizeof item, "'%s'", e->name);
-			list_add(missing, sizeof missing, &nmissing, item);
+			list_add(missing, sizeof missing, &nmissing, item, ", ");
 			continue;
 		}
 		if (f->ndim != e->ndim || memcmp(f->shape, e->shape, sizeof(int64_t) * (size_t)e->ndim) != 0) {
 			snprintf(item, sizeof item, "'%s' %s in the file, %s in the model", e->name,
 			         shape_str(f->shape, f->ndim, s1, sizeof s1), shape_str(e->shape, e->ndim, s2, sizeof s2));
-			list_add(shapes, sizeof shapes, &nshapes, item);
+			list_add(shapes, sizeof shapes, &nshapes, item, "; ");
 			continue;
 		}
 		if (e->dtype == DTYPE_I64 ? f->dtype != ST_I64
 		                          : f->dtype != ST_F32 && f->dtype != ST_F64 && f->dtype != ST_F16 && f->dtype != ST_BF16) {
 			snprintf(item, sizeof item, "'%s' %s in the file, %s in the model", e->name,
 			         safetensors_dtype_name(f->dtype), e->dtype == DTYPE_I64 ? "I64" : "F32 (or F64, F16, BF16)");
-			list_add(dts, sizeof dts, &ndts, item);
+			list_add(dts, sizeof dts, &ndts, item, "; ");
 		}
 	}
 	for (int i = 0; i < st->ntensors; i++) {
@@ -896,7 +896,7 @@ safetensors_restore(const SafeTensors *st, ParamTable *t, unsigned flags, int *i
 			nignored++;
 		else if (!params_find(t, name)) {
 			snprintf(item, sizeof item, "'%.100s'", name);
-			list_add(extra, sizeof extra, &nextra, item);
+			list_add(extra, sizeof extra, &nextra, item, ", ");
 		}
 	}
 	if (nmissing || nextra || nshapes || ndts) {
@@ -906,11 +906,11 @@ safetensors_restore(const SafeTensors *st, ParamTable *t, unsigned flags, int *i
 #define PART(n, list, what)                                                                                   \
 	do {                                                                                                      \
 		if ((n) && u < errlen)                                                                                \
-			u += (size_t)snprintf(err + u, errlen - u, "%s %d %s (%s)", parts++ ? ";" : "", (n), (what), \
+			u += (size_t)snprintf(err + u, errlen - u, "%s %d %s (%s)", parts++ ? "." : "", (n), (what), \
 			                      (list));                                                                    \
 	} while (0)
 		PART(nmissing, missing, nmissing == 1 ? "tensor missing" : "tensors missing");
-		PART(nextra, extra, "not in the model");
+		PART(nextra, extra, nextra == 1 ? "tensor not in the model" : "tensors not in the model");
 		PART(nshapes, shapes, nshapes == 1 ? "shape differs" : "shapes differ");
 		PART(ndts, dts, ndts == 1 ? "dtype differs" : "dtypes differ");
 #undef PART
@@ -920,7 +920,7 @@ safetensors_restore(const SafeTensors *st, ParamTable *t, unsigned flags, int *i
 		    u < errlen) {
 			describe(&fcfg, d1, sizeof d1);
 			describe(&mcfg, d2, sizeof d2);
-			snprintf(err + u, errlen - u, "; the file holds %s, the model is %s", d1, d2);
+			snprintf(err + u, errlen - u, ". The file holds %s; the model is %s", d1, d2);
 		}
 		return -1;
 	}

@@ -82,7 +82,7 @@ parse_options(int argc, char **argv, Options *o)
 		die_usage("-o FILE.safetensors is needed");
 }
 
-/* Metadata as "# key: value", then "name<TAB>dtype<TAB>d0,d1,..". */
+/* Metadata as "# key: value", then "name<TAB>dtype<TAB>[d0, d1, ...]". */
 static int
 list(const char *path)
 {
@@ -94,10 +94,10 @@ list(const char *path)
 		printf("# %s: %s\n", st.meta[i].key, st.meta[i].value);
 	for (int i = 0; i < st.ntensors; i++) {
 		const StTensor *t = &st.t[i];
-		printf("%s\t%s\t", t->name, safetensors_dtype_name(t->dtype));
+		printf("%s\t%s\t[", t->name, safetensors_dtype_name(t->dtype));
 		for (int d = 0; d < t->ndim; d++)
-			printf("%s%lld", d ? "," : "", (long long)t->shape[d]);
-		putchar('\n');
+			printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
+		printf("]\n");
 	}
 	safetensors_free(&st);
 	return fshut(stdout, "<stdout>");

@@ -40,7 +40,7 @@ NP_OF = {v: k for k, v in DTYPES.items()}
 
 def save_file(tensors, path, metadata=None):
     """tensors: name -> numpy array or torch tensor (header in this order)."""
-    arrays = {k: np.ascontiguousarray(v.detach().cpu().numpy() if torch.is_tensor(v) else v)
+    arrays = {k: np.array(v.detach().cpu().numpy() if torch.is_tensor(v) else v, order="C")  # keeps 0-d
               for k, v in tensors.items()}
     header, pos = {}, 0
     if metadata:
