@@ -133,3 +133,13 @@ $(BUILD)/bench/bench_decode: bench/bench_decode.c $(LIBA)
 bench-decode: $(BUILD)/bench/bench_decode
 	bench/decode.sh $(BUILD)
 # ---- end bench-decode ----
+
+# ---- safetensors export/import (issue 10) ----
+.PHONY: bench-export fixtures-safetensors
+# The round trip with PyTorch on this machine (Debian's python3-torch).
+bench-export: all
+	@SSL_BIN=$(abspath $(BUILD)/bin) bench/export_roundtrip.sh
+# Regenerates tests/fixtures/resnet18_w8*.safetensors (development only).
+fixtures-safetensors:
+	/usr/bin/python3 tests/ref/make_safetensors_fixture.py tests/fixtures
+# ---- end safetensors ----
