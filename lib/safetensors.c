@@ -185,12 +185,15 @@ parse_tensor(StTensor *t, const char *name, json_t *v, uint64_t data_size, char 
 	return 0;
 }
 
-static const StTensor *sort_base;
+typedef struct {
+	uint64_t begin, end;
+	int      i;
+} Range;
 
 static int
 by_offset(const void *a, const void *b)
 {
-	const StTensor *x = &sort_base[*(const int *)a], *y = &sort_base[*(const int *)b];
+	const Range *x = a, *y = b;
 	if (x->begin != y->begin)
 		return x->begin < y->begin ? -1 : 1;
 	if (x->end != y->end)
@@ -202,18 +205,17 @@ by_offset(const void *a, const void *b)
 static int
 check_tiling(const SafeTensors *st, uint64_t data_size, char *why, size_t whylen)
 {
-	int *ix = xcalloc(st->ntensors ? (size_t)st->ntensors : 1, sizeof *ix);
+	Range *r = xcalloc(st->ntensors ? (size_t)st->ntensors : 1, sizeof *r);
 	uint64_t pos = 0;
-	int rc = 0, prev = -1;
+	int rc = 0;
 	for (int i = 0; i < st->ntensors; i++)
-		ix[i] = i;
-	sort_base = st->t;
-	qsort(ix, (size_t)st->ntensors, sizeof *ix, by_offset);
+		r[i] = (Range){ st->t[i].begin, st->t[i].end, i };
+	qsort(r, (size_t)st->ntensors, sizeof *r, by_offset);
 	for (int i = 0; i < st->ntensors && !rc; i++) {
-		const StTensor *t = &st->t[ix[i]];
+		const StTensor *t = &st->t[r[i].i];
 		if (t->begin < pos) {
 			snprintf(why, whylen, "tensor '%.100s': data_offsets [%llu, %llu] overlap those of '%.100s'", t->name,
-			         (unsigned long long)t->begin, (unsigned long long)t->end, st->t[prev].name);
+			         (unsigned long long)t->begin, (unsigned long long)t->end, st->t[r[i - 1].i].name);
 			rc = -1;
 		} else if (t->begin > pos) {
 			snprintf(why, whylen, "tensor '%.100s': %llu unused bytes before its data_offsets [%llu, %llu]", t->name,
@@ -221,13 +223,12 @@ check_tiling(const SafeTensors *st, uint64_t data_size, char *why, size_t whylen
 			rc = -1;
 		}
 		pos = t->end;
-		prev = ix[i];
 	}
 	if (!rc && pos != data_size) {
 		snprintf(why, whylen, "%llu bytes after the last tensor's data", (unsigned long long)(data_size - pos));
 		rc = -1;
 	}
-	free(ix);
+	free(r);
 	return rc;
 }
 
@@ -638,8 +639,13 @@ safetensors_export_model(const char *path, const ModelConfig *c, const float *me
 	}
 	norm_s = json_dumps(norm, JSON_COMPACT);
 	json_decref(norm);
-	if (!cfg_s || !norm_s)
-		die("out of memory");
+	if (!cfg_s || !norm_s) {
+		snprintf(err, errlen, "%s: the metadata could not be formatted", path);
+		free(cfg_s);
+		free(norm_s);
+		free(w);
+		return -1;
+	}
 	snprintf(version, sizeof version, "ssl-tools %s", SSL_VERSION);
 	meta[0] = (StMeta){ "format", "pt" };
 	meta[1] = (StMeta){ SAFETENSORS_META_CONFIG, cfg_s };
