@@ -300,7 +300,7 @@ load_model(ModelFile *f, const Options *o, int *D)
 		if (safetensors_restore(&f->st, model_params(m), parts, NULL, err, sizeof err) < 0)
 			die("%s", err);
 	} else if (checkpoint_restore_model(&f->ck, m, 0, err, sizeof err) < 0) {
-		die("%s: %s", o->model, err);
+		die("%s", err); /* err names the file */
 	}
 	return m;
 }
