@@ -824,12 +824,12 @@ infer(ShapeFn shape_of, const void *ctx, ModelConfig *c, char *why, size_t whyle
 		return -1;
 	}
 	D = (bottleneck ? 32 : 8) * c->width;
-	if ((s = shape_of(ctx, "head.0.weight", &nd)) && nd == 2 && s[1] == D && s[0] <= 65536) {
+	if ((s = shape_of(ctx, "head.0.weight", &nd)) && nd == 2 && s[1] == D && s[0] >= 1 && s[0] <= 65536) {
 		const int64_t *last;
 		c->proj_hidden = (int)s[0];
 		c->proj_layers = shape_of(ctx, "head.6.weight", &nd) ? 3 : 2;
 		last = shape_of(ctx, c->proj_layers == 3 ? "head.6.weight" : "head.3.weight", &nd);
-		if (last && nd == 2 && last[0] <= 65536)
+		if (last && nd == 2 && last[0] >= 1 && last[0] <= 65536)
 			c->proj_dim = (int)last[0];
 		else
 			c->proj_layers = c->proj_hidden = 0;
