@@ -167,3 +167,13 @@ fuzz-build: $(FUZZ_BIN) $(FUZZ_DIR)/make_corpus
 fuzz: fuzz-build
 	@fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_BIN)
 # ---- end fuzz ----
+
+# ---- safetensors export/import (issue 10) ----
+.PHONY: bench-export fixtures-safetensors
+# The round trip with PyTorch on this machine (Debian's python3-torch).
+bench-export: all
+	@SSL_BIN=$(abspath $(BUILD)/bin) bench/export_roundtrip.sh
+# Regenerates tests/fixtures/resnet18_w8*.safetensors (development only).
+fixtures-safetensors:
+	/usr/bin/python3 tests/ref/make_safetensors_fixture.py tests/fixtures
+# ---- end safetensors ----

@@ -4,7 +4,7 @@
  *
  * usage: make_corpus DIR
  * Creates DIR/stream, DIR/image, DIR/dataset, DIR/options and
- * DIR/checkpoint with small
+ * DIR/checkpoint and DIR/safetensors with small
  * valid inputs (and a few near misses) in the layout each harness expects
  * (see the comment at the top of fuzz/fuzz_*.c). The writers of
  * tests/imgwrite.c report through Check, so the work runs as one Check test
@@ -23,6 +23,7 @@
 #include "imgwrite.h"
 #include "model.h"
 #include "optim.h"
+#include "safetensors.h"
 #include "stream.h"
 #include "tensor.h"
 #include "util.h"
@@ -374,6 +375,49 @@ checkpoints(void)
 	checkpoint_seed("resnet18-bare", ARCH_RESNET18, 0, 3, (OptimKind)-1, 0, 1);
 }
 
+/* ---- safetensors: a selector byte, then the file ---- */
+
+static void
+safetensors_seeds(void)
+{
+	static const char hdr[] = "{\"__metadata__\":{\"format\":\"pt\"},"
+	                          "\"d\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[0,8]},"
+	                          "\"h\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[8,12]},"
+	                          "\"b\":{\"dtype\":\"BF16\",\"shape\":[1,1],\"data_offsets\":[12,14]},"
+	                          "\"n\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[14,22]}}";
+	uint8_t small[8 + sizeof hdr - 1 + 22] = { (uint8_t)(sizeof hdr - 1) }, sel;
+	ModelConfig c;
+	char err[512];
+	float mean[1] = { 0.5f }, std[1] = { 0.25f };
+	size_t len;
+	uint8_t *data;
+	Model *m;
+	subdir("safetensors");
+	memcpy(small + 8, hdr, sizeof hdr - 1);
+	sel = 0;
+	put("safetensors", "dtypes", &sel, 1, small, sizeof small);
+	put("safetensors", "empty", &sel, 1, "\2\0\0\0\0\0\0\0{}", 10);
+	/* a whole model as ssl-export writes it: resnet18 of width 1, head, fc */
+	model_config_default(&c);
+	c.width = 1;
+	c.in_channels = 1;
+	c.in_h = c.in_w = 8;
+	c.proj_hidden = 4;
+	c.proj_dim = 2;
+	c.num_classes = 3;
+	if (!(m = model_new(&c, 1, MODEL_INFER, err, sizeof err)))
+		die("safetensors seed: %s", err);
+	model_init(m, 1);
+	if (safetensors_export_model(tmp, &c, mean, std, model_params(m), ST_MODEL_HEAD | ST_MODEL_FC, err, sizeof err) < 0)
+		die("safetensors seed: %s", err);
+	data = slurp(tmp, &len);
+	sel = 7;
+	put("safetensors", "resnet18-w1", &sel, 1, data, len);
+	free(data);
+	unlink(tmp);
+	model_free(m);
+}
+
 START_TEST(make_all)
 {
 	streams();
@@ -381,6 +425,7 @@ START_TEST(make_all)
 	datasets();
 	options();
 	checkpoints();
+	safetensors_seeds();
 }
 END_TEST
 

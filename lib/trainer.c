@@ -469,6 +469,19 @@ plan_schedule(Trainer *t, char *err, size_t errlen)
 	return 0;
 }
 
+/* --init-from: every encoder tensor from the file, checked by name and
+ * shape; the file's head.* and fc.* are left out (the model's stay fresh). */
+static int
+init_from_file(const SafeTensors *st, Model *m, int quiet, char *err, size_t errlen)
+{
+	int ignored = 0;
+	if (safetensors_restore(st, model_params(m), 0, &ignored, err, errlen) < 0)
+		return -1;
+	if (!quiet)
+		note("encoder weights from %s%s", st->name, ignored ? " (its head/fc tensors left out)" : "");
+	return 0;
+}
+
 static int
 build_model(Trainer *t, char *err, size_t errlen)
 {
@@ -512,6 +525,8 @@ build_model(Trainer *t, char *err, size_t errlen)
 		return -1;
 	}
 	model_init(t->m, s->seed);
+	if (s->init_from && init_from_file(s->init_from, t->m, s->quiet, err, errlen) < 0)
+		return -1;
 	t->mean = xcalloc((size_t)t->C, sizeof *t->mean);
 	t->std = xcalloc((size_t)t->C, sizeof *t->std);
 	if (s->resume || s->init) {
@@ -1067,6 +1082,10 @@ trainer_write_untrained(const TrainSetup *s, char *err, size_t errlen)
 		return -1;
 	}
 	model_init(m, s->seed);
+	if (s->init_from && init_from_file(s->init_from, m, s->quiet, err, errlen) < 0) {
+		model_free(m);
+		return -1;
+	}
 	checkpoint_init(&meta);
 	meta.mean = mean;
 	meta.std = std;
@@ -1182,6 +1201,8 @@ trainer_resume_command(char *buf, size_t len, const Provenance *prov, int nprov,
 		int k = is_opt(argv, i, argc, "--resume");
 		if (!k)
 			k = is_opt(argv, i, argc, "--init");
+		if (!k) /* the checkpoint has the weights; --resume refuses --init-from */
+			k = is_opt(argv, i, argc, "--init-from");
 		if (k) {
 			i += k - 1;
 			continue;

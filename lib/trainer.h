@@ -24,6 +24,7 @@
 #include "checkpoint.h"
 #include "model.h"
 #include "optim.h"
+#include "safetensors.h"
 #include "stream.h"
 
 typedef enum { OBJECTIVE_SIMCLR, OBJECTIVE_SUPERVISED } TrainObjective;
@@ -45,6 +46,7 @@ typedef struct {
 	/* where the run starts: NULL for a fresh run */
 	const Checkpoint *resume;       /* everything from the checkpoint (model, optimizer, step) */
 	const Checkpoint *init;         /* encoder weights and normalisation (fine-tuning) */
+	const SafeTensors *init_from;   /* encoder weights (--init-from; model from the options above) */
 	/* outputs */
 	const char    *out_path;        /* -o MODEL */
 	int64_t        ckpt_every_steps;  /* 0: none */
@@ -92,7 +94,8 @@ Model  *trainer_model(Trainer *t);
 
 /* Writes a random-initialised model (the baseline for probes) without a
  * stream: the config must hold the input size; normalisation from s->mean/
- * std, else 0.5 / 0.25 per channel. */
+ * std, else 0.5 / 0.25 per channel. With s->init_from the encoder comes
+ * from that file (importing weights trained elsewhere as a checkpoint). */
 int trainer_write_untrained(const TrainSetup *s, char *err, size_t errlen);
 
 /* The shell command that continues an interrupted run: the upstream

@@ -14,6 +14,7 @@
 #include "npy.h"
 #include "parallel.h"
 #include "progress.h"
+#include "safetensors.h"
 #include "stream.h"
 #include "util.h"
 
@@ -69,7 +70,8 @@ usage(FILE *fp)
 	fprintf(fp,
 	        "usage: ssl-encode -m MODEL [options] [file]\n"
 	        "Reads an images stream (file, or stdin when absent or -), writes an embeddings stream.\n"
-	        "  -m, --model MODEL     checkpoint written by ssl-train (required)\n"
+	        "  -m, --model MODEL     checkpoint written by ssl-train, or a safetensors file\n"
+	        "                        written by ssl-export (required)\n"
 	        "  --layer L             encoder (default), proj-hidden, proj or logits\n"
 	        "  --l2                  scale each embedding to unit L2 norm\n"
 	        "  --batch N             images per forward pass (256)\n"
@@ -250,29 +252,72 @@ batch_write(Batch *b, StreamWriter *w, int npy)
 	b->n = 0;
 }
 
+/* The model file: a checkpoint, or a safetensors file whose metadata gives
+ * the architecture and the normalisation (ssl-export(1)). */
+typedef struct {
+	Checkpoint  ck;
+	SafeTensors st;
+	int         is_st;
+	ModelConfig config;
+	float       st_mean[16], st_std[16];
+	const float *mean, *std;
+} ModelFile;
+
+static Model *
+load_model(ModelFile *f, const Options *o, int *D)
+{
+	char err[1024];
+	Model *m;
+	checkpoint_init(&f->ck);
+	memset(&f->st, 0, sizeof f->st);
+	if ((f->is_st = safetensors_sniff(o->model))) {
+		int rc;
+		if (safetensors_open(&f->st, o->model, err, sizeof err) < 0)
+			die("%s", err);
+		if ((rc = safetensors_model_config(&f->st, &f->config, f->st_mean, f->st_std, err, sizeof err)) < 0)
+			die("%s", err);
+		if (rc == 0)
+			die("%s: no %s metadata: the architecture, input size and normalisation are unknown "
+			    "(ssl-export writes them; or import the weights with ssl-train --init-from)",
+			    o->model, SAFETENSORS_META_CONFIG);
+		f->mean = f->st_mean;
+		f->std = f->st_std;
+	} else {
+		if (checkpoint_load(&f->ck, o->model, err, sizeof err) < 0)
+			die("%s", err);
+		f->config = f->ck.config;
+		f->mean = f->ck.mean;
+		f->std = f->ck.std;
+	}
+	if (!(m = model_new(&f->config, o->batch, MODEL_INFER, err, sizeof err)))
+		die("%s: %s", o->model, err);
+	*D = model_output_dim(m, o->layer);
+	if (*D <= 0)
+		die("%s: the model has no %s layer (%s)", o->model, o->layer_name,
+		    o->layer == MODEL_OUT_LOGITS ? "no classifier" : "no projection head");
+	if (f->is_st) {
+		unsigned parts = (f->config.proj_layers ? ST_MODEL_HEAD : 0) | (f->config.num_classes ? ST_MODEL_FC : 0);
+		if (safetensors_restore(&f->st, model_params(m), parts, NULL, err, sizeof err) < 0)
+			die("%s", err);
+	} else if (checkpoint_restore_model(&f->ck, m, 0, err, sizeof err) < 0) {
+		die("%s", err); /* err names the file */
+	}
+	return m;
+}
+
 int
 main(int argc, char *argv[])
 {
 	Options o;
-	Checkpoint ck;
+	ModelFile f;
+	int D;
 	char err[1024];
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
 	set_quiet(o.quiet);
 	parallel_set_threads(o.threads);
 
-	checkpoint_init(&ck);
-	if (checkpoint_load(&ck, o.model, err, sizeof err) < 0)
-		die("%s", err);
-	Model *m = model_new(&ck.config, o.batch, MODEL_INFER, err, sizeof err);
-	if (!m)
-		die("%s: %s", o.model, err);
-	int D = model_output_dim(m, o.layer);
-	if (D <= 0)
-		die("%s: the model has no %s layer (%s)", o.model, o.layer_name,
-		    o.layer == MODEL_OUT_LOGITS ? "no classifier" : "no projection head");
-	if (checkpoint_restore_model(&ck, m, 0, err, sizeof err) < 0)
-		die("%s", err);   /* err names the file */
+	Model *m = load_model(&f, &o, &D);
 
 	StreamReader *r = stream_reader_open_or_die(o.input, STREAM_KIND_IMAGES);
 	StreamHeader h;
@@ -294,7 +339,7 @@ main(int argc, char *argv[])
 	StreamWriter *w = stream_writer_stdout_or_die(&h);
 
 	Batch b;
-	batch_init(&b, &ck.config, D, o.batch);
+	batch_init(&b, &f.config, D, o.batch);
 	Progress pg;
 	int64_t total = h.records_per_epoch > 0 && h.epochs > 0 && h.records_per_epoch <= INT64_MAX / h.epochs
 	                        ? h.records_per_epoch * h.epochs : -1;
@@ -306,7 +351,7 @@ main(int argc, char *argv[])
 		batch_add(&b, &rec, r, o.resize);
 		if (b.n == b.max) {
 			done += b.n;
-			batch_encode(&b, m, o.layer, ck.mean, ck.std, o.l2);
+			batch_encode(&b, m, o.layer, f.mean, f.std, o.l2);
 			batch_write(&b, w, o.npy != NULL);
 			progress_update(&pg, done, NULL);
 		}
@@ -315,7 +360,7 @@ main(int argc, char *argv[])
 		die("%s", stream_reader_error(r));
 	if (b.n) {
 		done += b.n;
-		batch_encode(&b, m, o.layer, ck.mean, ck.std, o.l2);
+		batch_encode(&b, m, o.layer, f.mean, f.std, o.l2);
 		batch_write(&b, w, o.npy != NULL);
 	}
 	progress_finish(&pg, done, NULL);
@@ -333,7 +378,8 @@ main(int argc, char *argv[])
 	stream_reader_close(r);
 	stream_header_free(&h);
 	model_free(m);
-	checkpoint_free(&ck);
+	checkpoint_free(&f.ck);
+	safetensors_free(&f.st);
 	free(labels_path);
 	return status;
 }

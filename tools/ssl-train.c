@@ -13,6 +13,7 @@
 #include "checkpoint.h"
 #include "parallel.h"
 #include "plot.h"
+#include "safetensors.h"
 #include "stream.h"
 #include "trainer.h"
 #include "util.h"
@@ -22,7 +23,7 @@ enum {
 	OPT_INIT, OPT_BATCH, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
 	OPT_WARMUP_EPOCHS, OPT_WARMUP_STEPS, OPT_STEPS, OPT_SEED, OPT_THREADS, OPT_CKPT_EVERY, OPT_RESUME, OPT_LOG,
 	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_PROGRESS, OPT_QUIET, OPT_VERBOSE,
-	OPT_HELP, OPT_VERSION, OPT_END
+	OPT_HELP, OPT_VERSION, OPT_INIT_FROM, OPT_END
 };
 
 static const struct option longopts[] = {
@@ -36,6 +37,7 @@ static const struct option longopts[] = {
 	{ "proj-dim", required_argument, NULL, OPT_PROJ_DIM },
 	{ "objective", required_argument, NULL, OPT_OBJECTIVE },
 	{ "init", required_argument, NULL, OPT_INIT },
+	{ "init-from", required_argument, NULL, OPT_INIT_FROM },
 	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "temperature", required_argument, NULL, OPT_TEMP },
 	{ "optim", required_argument, NULL, OPT_OPTIM },
@@ -69,7 +71,7 @@ static const struct option longopts[] = {
 typedef struct {
 	TrainSetup  s;
 	const char *input;        /* NULL: stdin */
-	const char *resume, *init, *plot;
+	const char *resume, *init, *init_from, *plot;
 	int         threads, has_input_size, nstd;
 	char        given[OPT_END];
 } Options;
@@ -92,6 +94,9 @@ usage(FILE *fp)
 	        "  --proj-dim N              head output dimension (128)\n"
 	        "  --objective O             simclr, or supervised (cross-entropy on view 0 and labels) (simclr)\n"
 	        "  --init MODEL              supervised: start the encoder from this checkpoint\n"
+	        "  --init-from FILE          start the encoder from a safetensors file (torchvision names,\n"
+	        "                            e.g. from ssl-export or PyTorch); --arch, --stem, --width and\n"
+	        "                            the normalisation default to the file's\n"
 	        "  --batch N                 pairs (simclr) or images (supervised) per step (256)\n"
 	        "  --temperature T           NT-Xent temperature (0.5)\n"
 	        "  --optim O                 sgd, lars or adamw (sgd)\n"
@@ -191,6 +196,7 @@ parse_options(int argc, char **argv, Options *o)
 				die_usage("--objective: '%s' is not simclr or supervised", optarg);
 			break;
 		case OPT_INIT: o->init = optarg; break;
+		case OPT_INIT_FROM: o->init_from = optarg; break;
 		case OPT_BATCH: s->batch = (int)opt_i64("--batch", optarg, 1, 1 << 16); break;
 		case OPT_TEMP: s->temperature = opt_f64("--temperature", optarg, 1e-4, 1e4); break;
 		case OPT_OPTIM: {
@@ -268,6 +274,8 @@ parse_options(int argc, char **argv, Options *o)
 		die_usage("--init is for --objective supervised");
 	if (o->init && o->resume)
 		die_usage("--init and --resume do not go together (a resumed run has its weights)");
+	if (o->init_from && (o->init || o->resume))
+		die_usage("--init-from and %s do not go together", o->init ? "--init" : "--resume");
 	if (o->has_input_size && s->steps != 0)
 		die_usage("--input-size is only for --steps 0 (otherwise the stream gives the size)");
 	if (o->has_input_size && o->input)
@@ -334,6 +342,44 @@ check_resume(const Options *o, const Checkpoint *ck)
 		die("%s: the run is complete (step %lld of %lld)", o->resume, (long long)t->step, (long long)t->total_steps);
 }
 
+/* --init-from: the encoder the file holds (from its metadata, else from
+ * its tensors) gives --arch, --stem and --width when they are not given,
+ * and its normalisation the --mean/--std. Names and shapes are checked
+ * against the model when it is built. */
+static void
+setup_init_from(Options *o, SafeTensors *st)
+{
+	TrainSetup *s = &o->s;
+	ModelConfig fc;
+	float mean[16], std[16];
+	char err[1024];
+	int rc;
+	if (safetensors_open(st, o->init_from, err, sizeof err) < 0)
+		die("%s", err);
+	if ((rc = safetensors_model_config(st, &fc, mean, std, err, sizeof err)) < 0)
+		die("%s", err);
+	if (rc == 0 && safetensors_infer_config(st, &fc, err, sizeof err) < 0)
+		die("%s (not a ResNet encoder under torchvision's names)", err);
+	if (!o->given[OPT_ARCH])
+		s->model.arch = fc.arch;
+	if (!o->given[OPT_STEM])
+		s->model.stem = fc.stem;
+	if (!o->given[OPT_WIDTH]) {
+		s->model.width = fc.width;
+		if (!o->given[OPT_PROJ_HIDDEN])
+			s->model.proj_hidden = 32 * fc.width;
+	}
+	if (rc == 1 && !s->nnorm) {
+		s->nnorm = fc.in_channels;
+		memcpy(s->mean, mean, sizeof(float) * (size_t)fc.in_channels);
+		memcpy(s->std, std, sizeof(float) * (size_t)fc.in_channels);
+	} else if (rc == 0 && !s->nnorm) {
+		warn("%s has no normalisation metadata: give --mean/--std as its weights were trained with "
+		     "(otherwise they come from the first batch)", o->init_from);
+	}
+	s->init_from = st;
+}
+
 static void
 on_signal(int sig)
 {
@@ -387,6 +433,7 @@ main(int argc, char *argv[])
 {
 	Options o;
 	Checkpoint resume, init;
+	SafeTensors init_from;
 	StreamReader *in;
 	FILE *fp;
 	const StreamHeader *h;
@@ -402,6 +449,9 @@ main(int argc, char *argv[])
 	parallel_set_threads(o.threads);
 	checkpoint_init(&resume);
 	checkpoint_init(&init);
+	memset(&init_from, 0, sizeof init_from);
+	if (o.init_from)
+		setup_init_from(&o, &init_from);
 	if (o.resume) {
 		if (checkpoint_load(&resume, o.resume, err, sizeof err) < 0)
 			die("%s", err);
@@ -420,8 +470,12 @@ main(int argc, char *argv[])
 		o.s.prov = prov.prov;
 		if (trainer_write_untrained(&o.s, err, sizeof err) < 0)
 			die("%s", err);
-		note("untrained model (seed %llu) written to %s", (unsigned long long)o.s.seed, o.s.out_path);
+		if (o.init_from)
+			note("model with the encoder of %s written to %s", o.init_from, o.s.out_path);
+		else
+			note("untrained model (seed %llu) written to %s", (unsigned long long)o.s.seed, o.s.out_path);
 		stream_header_free(&prov);
+		safetensors_free(&init_from);
 		return 0;
 	}
 
@@ -479,5 +533,6 @@ main(int argc, char *argv[])
 	stream_header_free(&prov);
 	checkpoint_free(&resume);
 	checkpoint_free(&init);
+	safetensors_free(&init_from);
 	return rc;
 }

@@ -1,0 +1,143 @@
+/* ssl-export: write a checkpoint's encoder (and, on request, its projection
+ * head and classifier) as a safetensors file under torchvision's names, for
+ * PyTorch; or list what a safetensors file holds. See ssl-export(1). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "model.h"
+#include "progress.h"
+#include "safetensors.h"
+#include "util.h"
+
+typedef struct {
+	const char *output, *input;
+	unsigned    flags;
+	int         list, quiet, progress;
+} Options;
+
+enum { OPT_OUTPUT = 'o', OPT_HEAD = 256, OPT_FC, OPT_LIST, OPT_QUIET, OPT_PROGRESS, OPT_HELP, OPT_VERSION };
+
+static const struct option longopts[] = {
+	{ "output", required_argument, NULL, OPT_OUTPUT },
+	{ "head", no_argument, NULL, OPT_HEAD },
+	{ "fc", no_argument, NULL, OPT_FC },
+	{ "list", no_argument, NULL, OPT_LIST },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	        "usage: ssl-export [--head] [--fc] [--quiet] [--progress] -o FILE.safetensors MODEL\n"
+	        "       ssl-export --list FILE.safetensors\n"
+	        "Writes the encoder of the checkpoint MODEL as safetensors, under torchvision's ResNet names.\n"
+	        "  -o, --output FILE     the safetensors file to write (atomically)\n"
+	        "  --head                also the projection head (head.0, head.1, head.3; head.4, head.6)\n"
+	        "  --fc                  also the classifier (fc.weight, fc.bias)\n"
+	        "  --list                print the metadata and tensors of a safetensors file\n"
+	        "  --quiet               no progress or notes on stderr\n"
+	        "  --progress            show progress even when stderr is not a terminal\n"
+	        "  --help                show this help and exit\n"
+	        "  --version             show the version and exit\n");
+}
+
+static void
+parse_options(int argc, char **argv, Options *o)
+{
+	int c;
+	memset(o, 0, sizeof *o);
+	while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_OUTPUT:
+			if (!*optarg)
+				die_usage("-o: empty file name");
+			o->output = optarg;
+			break;
+		case OPT_HEAD: o->flags |= ST_MODEL_HEAD; break;
+		case OPT_FC: o->flags |= ST_MODEL_FC; break;
+		case OPT_LIST: o->list = 1; break;
+		case OPT_QUIET: o->quiet = 1; break;
+		case OPT_PROGRESS: o->progress = 1; break;
+		case OPT_HELP: usage(stdout); exit(0);
+		case OPT_VERSION: printf("ssl-export %s\n", SSL_VERSION); exit(0);
+		default: die_usage("unknown option");
+		}
+	}
+	if (optind >= argc)
+		die_usage(o->list ? "--list: a safetensors file is needed" : "a checkpoint (MODEL) is needed");
+	o->input = argv[optind++];
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (o->list && (o->output || o->flags))
+		die_usage("--list only reads; -o, --head and --fc are for exporting");
+	if (!o->list && !o->output)
+		die_usage("-o FILE.safetensors is needed");
+}
+
+/* Metadata as "# key: value", then "name<TAB>dtype<TAB>[d0, d1, ...]". */
+static int
+list(const char *path)
+{
+	SafeTensors st;
+	char err[1024];
+	if (safetensors_open(&st, path, err, sizeof err) < 0)
+		die("%s", err);
+	for (int i = 0; i < st.nmeta; i++)
+		printf("# %s: %s\n", st.meta[i].key, st.meta[i].value);
+	for (int i = 0; i < st.ntensors; i++) {
+		const StTensor *t = &st.t[i];
+		printf("%s\t%s\t[", t->name, safetensors_dtype_name(t->dtype));
+		for (int d = 0; d < t->ndim; d++)
+			printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
+		printf("]\n");
+	}
+	safetensors_free(&st);
+	return fshut(stdout, "<stdout>");
+}
+
+int
+main(int argc, char *argv[])
+{
+	Options o;
+	Checkpoint ck;
+	Progress pg;
+	char err[1024];
+	Model *m;
+	setprogname(argv[0]);
+	parse_options(argc, argv, &o);
+	set_quiet(o.quiet);
+	if (o.list)
+		return list(o.input);
+
+	progress_init(&pg, "export", "steps", 3, o.progress, o.quiet);
+	checkpoint_init(&ck);
+	if (checkpoint_load(&ck, o.input, err, sizeof err) < 0)
+		die("%s", err);
+	if ((o.flags & ST_MODEL_HEAD) && !ck.config.proj_layers)
+		die("%s: --head: the model has no projection head", o.input);
+	if ((o.flags & ST_MODEL_FC) && !ck.config.num_classes)
+		die("%s: --fc: the model has no classifier", o.input);
+	progress_update(&pg, 1, "read");
+	if (!(m = model_new(&ck.config, 1, MODEL_INFER, err, sizeof err)))
+		die("%s: %s", o.input, err);
+	if (checkpoint_restore_model(&ck, m, 0, err, sizeof err) < 0)
+		die("%s", err);
+	progress_update(&pg, 2, "restored");
+	if (safetensors_export_model(o.output, &ck.config, ck.mean, ck.std, model_params(m), o.flags, err, sizeof err) < 0)
+		die("%s", err);
+	progress_finish(&pg, 3, NULL);
+	note("%s: %s encoder%s%s (%s stem, width %d) written to %s", o.input, model_arch_name(ck.config.arch),
+	     o.flags & ST_MODEL_HEAD ? " + head" : "", o.flags & ST_MODEL_FC ? " + fc" : "",
+	     model_stem_name(ck.config.stem), ck.config.width, o.output);
+	model_free(m);
+	checkpoint_free(&ck);
+	return 0;
+}
