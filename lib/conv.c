@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bn.h"
 #include "gemm.h"
 #include "parallel.h"
 #include "simd.h"
@@ -46,18 +47,31 @@ conv_is_pointwise(const ConvShape *s)
 
 /* Column floats of one chunk (also used by pointwise convolutions when an
  * input transform needs a transformed copy). */
+/* Stride 1 and "same" padding (out size = in size): the backward data pass
+ * is then itself such a convolution, of dout with the flipped, transposed
+ * weights, and needs no col2im. */
+static int
+conv_is_same(const ConvShape *s)
+{
+	return s->S == 1 && s->OH == s->H && s->OW == s->W && 2 * s->P == s->K - 1;
+}
+
 static size_t
 conv_chunk_floats(const ConvShape *s)
 {
-	return (size_t)s->C * s->K * s->K * s->OH * s->OW * s->chunk;
+	int c = conv_is_same(s) && s->OC > s->C ? s->OC : s->C;
+	return (size_t)c * s->K * s->K * s->OH * s->OW * s->chunk;
 }
 
-/* work: [threads x chunk columns][(threads - 1) x weight partials][threads x 2*OC doubles] */
+/* work: [threads x chunk columns][(threads - 1) x weight partials]
+ *       [flipped weights][threads x 2*OC doubles] */
 size_t
 conv_work_floats(const ConvShape *s)
 {
-	return conv_chunk_floats(s) * s->threads + (size_t)(s->threads - 1) * s->OC * s->C * s->K * s->K +
-	       (size_t)s->threads * 4 * s->OC + 4;
+	size_t wsz = (size_t)s->OC * s->C * s->K * s->K;
+	size_t cmax = s->C > s->OC ? (size_t)s->C : (size_t)s->OC;
+	return conv_chunk_floats(s) * s->threads + (size_t)(s->threads - 1) * wsz + (conv_is_same(s) ? wsz : 0) +
+	       (size_t)s->threads * 4 * cmax + 4;
 }
 
 int64_t
@@ -75,6 +89,65 @@ share(int nchunks, int t, int T, int *lo, int *hi)
 	*hi = (int)((long)nchunks * (t + 1) / T);
 }
 
+/* dst[0..L) = f(src[j]) for a run (transform: relu((v - m) * a + b)) */
+static inline void
+run_copy(float *dst, const float *src, size_t L, int tf, float m, float a, float b)
+{
+	if (!tf) {
+		memcpy(dst, src, sizeof(float) * L);
+		return;
+	}
+#pragma omp simd
+	for (size_t j = 0; j < L; j++) {
+		float v = (src[j] - m) * a + b;
+		dst[j] = v > 0.0f ? v : 0.0f;
+	}
+}
+
+/* im2col for stride 1 and same padding: each (c, kh, kw) row of an image is
+ * the input plane shifted by (kh - P, kw - P), so it is one long run plus
+ * zeroed borders, whatever the width (the 4x4 maps at the end of a CIFAR
+ * ResNet make per-row loops slow). */
+SIMD_CLONES static void
+im2col_same(float *col, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
+{
+	const int K = s->K, P = s->P, H = s->H, W = s->W;
+	const size_t hw = (size_t)H * W, ld = (size_t)nb * hw;
+	const int tf = f && f->in_mean;
+	for (long r = 0; r < (long)s->C * K * K; r++) {
+		int kw = (int)(r % K), kh = (int)(r / K % K), c = (int)(r / (K * K));
+		float m = tf ? f->in_mean[c] : 0.0f, a = tf ? f->in_scale[c] : 1.0f, b = tf ? f->in_shift[c] : 0.0f;
+		int dy = kh - P, dx = kw - P;
+		int lo = dy < 0 ? -dy : 0, hi = dy > 0 ? H - dy : H; /* output rows that read inside */
+		if (hi < lo)
+			hi = lo;
+		for (int ii = 0; ii < nb; ii++) {
+			float *dst = col + (size_t)r * ld + (size_t)ii * hw;
+			const float *src = inp + ((size_t)c * n + i0 + ii) * hw;
+			memset(dst, 0, sizeof(float) * (size_t)lo * W);
+			memset(dst + (size_t)hi * W, 0, sizeof(float) * (size_t)(H - hi) * W);
+			size_t L = (size_t)(hi - lo) * W;
+			if (!L)
+				continue;
+			float *d = dst + (size_t)lo * W;
+			const float *sp = src + (size_t)(lo + dy) * W; /* + dx, kept in bounds below */
+			if (dx == 0) {
+				run_copy(d, sp, L, tf, m, a, b);
+			} else if (dx < 0) { /* column j reads j + dx; the first -dx of each row are padding */
+				run_copy(d - dx, sp, L + dx, tf, m, a, b);
+				for (int y = 0; y < hi - lo; y++)
+					for (int k = 0; k < -dx; k++)
+						d[(size_t)y * W + k] = 0.0f;
+			} else {
+				run_copy(d, sp + dx, L - dx, tf, m, a, b);
+				for (int y = 0; y < hi - lo; y++)
+					for (int k = W - dx; k < W; k++)
+						d[(size_t)y * W + k] = 0.0f;
+			}
+		}
+	}
+}
+
 /* col (C*K*K, nb*OH*OW) from images [i0, i0+nb) of inp (C,n,H,W), through
  * the input transform relu((x - m) * a + b) when f has one (padding stays 0:
  * it pads the transformed input). */
@@ -85,6 +158,10 @@ im2col(float *col, const float *inp, int n, int i0, int nb, const ConvShape *s, 
 	const long rows = (long)s->C * K * K;
 	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
 	const int tf = f && f->in_mean;
+	if (conv_is_same(s) && W > 1) {
+		im2col_same(col, inp, n, i0, nb, s, f);
+		return;
+	}
 	for (long r = 0; r < rows; r++) {
 		int kw = (int)(r % K), kh = (int)(r / K % K), c = (int)(r / (K * K));
 		float m = tf ? f->in_mean[c] : 0.0f, a = tf ? f->in_scale[c] : 1.0f, b = tf ? f->in_shift[c] : 0.0f;
@@ -185,6 +262,19 @@ row_sums(const float *x, int len, double *sum, double *sumsq)
 	*sumsq += b;
 }
 
+/* BN backward sums over chunk ch of dinp (see ConvFuse.dinp_sums) */
+static void
+chunk_sums(double *ts, const float *dinp, const float *inp, int n, int ch, const ConvShape *s, const ConvFuse *f)
+{
+	int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
+	size_t hw = (size_t)s->H * s->W;
+	for (int c = 0; c < s->C; c++) {
+		size_t off = ((size_t)c * n + i0) * hw;
+		bn_grad_sums_recompute(&ts[2 * c], dinp + off, inp + off, (size_t)nb * hw, f->in_mean[c], f->in_rstd[c],
+		                       f->in_scale[c], f->in_shift[c]);
+	}
+}
+
 void
 conv2d_forward_fused(float *out, float *work, const float *inp, const float *weight, const float *bias,
                      int n, const ConvShape *s, const ConvFuse *f)
@@ -245,6 +335,22 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 	const int direct = conv_is_pointwise(s) && !(f && f->in_mean);
 	const int overwrite = f && f->dinp_overwrite;
 	float *partial = work + csz * s->threads; /* (threads - 1) weight gradients */
+	/* same convolutions: dinp = conv(dout, wt), wt[c][oc][kh][kw] = w[oc][c][K-1-kh][K-1-kw] */
+	const int transposed = dinp && conv_is_same(s) && !conv_is_pointwise(s);
+	float *wt = partial + (size_t)(s->threads - 1) * wsz;
+	/* BN backward sums of the transformed input's gradient, per thread */
+	double *dsums = f && f->dinp_sums && f->in_mean && overwrite && dinp ? f->dinp_sums : NULL;
+	double *tsums = (double *)(((uintptr_t)(wt + (conv_is_same(s) ? wsz : 0)) + 7) & ~(uintptr_t)7);
+	ConvShape ts = *s;
+	if (transposed) {
+		const int K = s->K, KK = K * K;
+		for (int oc = 0; oc < OC; oc++)
+			for (int c = 0; c < s->C; c++)
+				for (int k = 0; k < KK; k++)
+					wt[((size_t)c * OC + oc) * KK + k] = weight[((size_t)oc * s->C + c) * KK + (KK - 1 - k)];
+		ts.C = s->OC;
+		ts.OC = s->C;
+	}
 	if (dbias) {
 #pragma omp parallel for schedule(static) num_threads(s->threads) if (ldo * OC > PAR_MIN)
 		for (int oc = 0; oc < OC; oc++) {
@@ -262,32 +368,45 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 		if (t)
 			memset(dw, 0, sizeof(float) * wsz);
 		float *col = work + (size_t)t * csz;
+		double *ts_sums = tsums + (size_t)t * 2 * s->C;
+		if (dsums)
+			memset(ts_sums, 0, sizeof(double) * 2 * s->C);
 		int lo, hi;
 		share(nchunks, t, T, &lo, &hi);
 		for (int ch = lo; ch < hi; ch++) {
 			int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
 			int ncol = (int)(nb * ohw);
 			const float *dy = dout + i0 * ohw;
-			if (direct) {
-				gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, inp + i0 * ohw, (int)ldo, 1.0f, dw, CKK);
-				if (dinp)
-					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
-					            dinp + i0 * ohw, (int)ldo);
-				continue;
+			const float *B = inp + i0 * ohw;
+			int ldb = (int)ldo;
+			if (!direct) {
+				im2col(col, inp, n, i0, nb, s, f);
+				B = col;
+				ldb = ncol;
 			}
-			im2col(col, inp, n, i0, nb, s, f);
-			gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, col, ncol, 1.0f, dw, CKK);
+			gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, B, ldb, 1.0f, dw, CKK);
 			if (!dinp)
 				continue;
 			if (conv_is_pointwise(s)) {
 				gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
 				            dinp + i0 * ohw, (int)ldo);
+			} else if (transposed) {
+				im2col(col, dout, n, i0, nb, &ts, NULL);
+				gemm_serial(0, 0, s->C, ncol, OC * s->K * s->K, 1.0f, wt, OC * s->K * s->K, col, ncol,
+				            overwrite ? 0.0f : 1.0f, dinp + i0 * ohw, (int)ldo);
 			} else {
 				gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
 				col2im(dinp, col, n, i0, nb, s, overwrite);
 			}
+			if (dsums) /* while this chunk of dinp is in cache */
+				chunk_sums(ts_sums, dinp, inp, n, ch, s, f);
 		}
 #pragma omp barrier
+#pragma omp single
+		if (dsums)
+			for (int u = 0; u < T; u++)
+				for (int j = 0; j < 2 * s->C; j++)
+					dsums[j] += tsums[(size_t)u * 2 * s->C + j];
 		/* the partials, in thread order */
 #pragma omp for schedule(static)
 		for (size_t j = 0; j < wsz; j++) {

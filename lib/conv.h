@@ -67,6 +67,13 @@ typedef struct {
 	double *out_stats;
 	/* Backward: dinp = (overwrite) instead of dinp += (no zeroing pass). */
 	int dinp_overwrite;
+	/* Backward, with an input transform and dinp_overwrite: the sums the
+	 * BatchNorm backward of that transform needs, taken while each chunk of
+	 * dinp is in cache: dinp_sums[2c] += sum g, [2c+1] += sum g * xhat, where
+	 * g = dinp * (transformed input > 0) and xhat = (x - in_mean) * in_rstd
+	 * (see bn_backward_fused). */
+	const float *in_rstd;
+	double *dinp_sums;
 } ConvFuse;
 
 void conv2d_forward_fused(float *out, float *work, const float *inp, const float *weight, const float *bias,

@@ -802,7 +802,8 @@ static void
 conv_train(Model *m, Conv *cv, float *out, const float *x, const BNorm *in, BNorm *bn, int n)
 {
 	memset(bn->stats, 0, sizeof(double) * 2 * (size_t)bn->C);
-	ConvFuse f = { in ? in->mean : NULL, in ? in->scale : NULL, in ? in->beta : NULL, bn->stats, 0 };
+	ConvFuse f = { .in_mean = in ? in->mean : NULL, .in_scale = in ? in->scale : NULL,
+		       .in_shift = in ? in->beta : NULL, .out_stats = bn->stats };
 	conv2d_forward_fused(out, m->col, x, cv->w, NULL, n, &cv->s, &f);
 	bn_finish(bn, (int64_t)n * hw(cv));
 }
@@ -913,19 +914,25 @@ act_n(int C, int n, int H, int W)
 	return (size_t)C * n * H * W;
 }
 
+/* d x (+)= conv backward; with `in`, x is read through relu(in(x)) and the
+ * sums in's backward needs are gathered into in->stats on the way. */
 static void
-conv_back(Model *m, Conv *cv, float *dinp, int overwrite, const float *dout, const float *x, const BNorm *in, int n)
+conv_back(Model *m, Conv *cv, float *dinp, int overwrite, const float *dout, const float *x, BNorm *in, int n)
 {
-	ConvFuse f = { in ? in->mean : NULL, in ? in->scale : NULL, in ? in->beta : NULL, NULL, overwrite };
+	ConvFuse f = { .in_mean = in ? in->mean : NULL, .in_scale = in ? in->scale : NULL,
+		       .in_shift = in ? in->beta : NULL, .dinp_overwrite = overwrite,
+		       .in_rstd = in ? in->rstd : NULL, .dinp_sums = in && overwrite ? in->stats : NULL };
+	if (f.dinp_sums)
+		memset(f.dinp_sums, 0, sizeof(double) * 2 * (size_t)in->C);
 	conv2d_backward_fused(dinp, cv->dw, NULL, m->col, dout, x, cv->w, n, &cv->s, &f);
 }
 
 static void
 bn_back(const BNorm *bn, float *dinp, float *dres, const float *dout, const float *out, const float *inp, int n,
-        int HW, BnMask mask)
+        int HW, BnMask mask, const double *sums)
 {
 	bn_backward_fused(dinp, dres, bn->dgamma, bn->dbeta, dout, out, inp, bn->mean, bn->rstd, bn->gamma, bn->beta,
-	                  n, bn->C, HW, mask, 0);
+	                  n, bn->C, HW, mask, 0, sums);
 }
 
 /* The block's gradient: d out in buf[io[0]], d x into buf[io[1]]; io[2..4]
@@ -944,18 +951,19 @@ block_backward(Model *m, Block *bk, int n, const int io[5])
 	float *abefore = bk->bottleneck ? bk->a2 : bk->a1;
 
 	/* out = relu(bn_last(alast) + res): B2 = d alast, d res to dx or B3 */
-	bn_back(last, B2, bk->has_sc ? B3 : dx, dout, bk->out, alast, n, ohw, BN_MASK_OUT);
+	bn_back(last, B2, bk->has_sc ? B3 : dx, dout, bk->out, alast, n, ohw, BN_MASK_OUT, NULL);
 	if (bk->has_sc) { /* res = bn_sc(conv_sc(x)) */
-		bn_back(&bk->bsc, B4, NULL, B3, NULL, bk->asc, n, ohw, BN_MASK_NONE);
+		bn_back(&bk->bsc, B4, NULL, B3, NULL, bk->asc, n, ohw, BN_MASK_NONE, NULL);
 		conv_back(m, &bk->sc, dx, 1, B4, bk->x, NULL, n);
 	}
 	/* clast reads relu(before(abefore)): dout's buffer receives d of that input */
 	conv_back(m, clast, dout, 1, B2, abefore, before, n);
-	bn_back(before, B3, NULL, dout, NULL, abefore, n, hw(bk->bottleneck ? &bk->c2 : &bk->c1), BN_MASK_RECOMPUTE);
+	bn_back(before, B3, NULL, dout, NULL, abefore, n, hw(bk->bottleneck ? &bk->c2 : &bk->c1), BN_MASK_RECOMPUTE,
+	        before->stats);
 	if (bk->bottleneck) {
 		/* conv2 reads relu(bn1(a1)) */
 		conv_back(m, &bk->c2, dout, 1, B3, bk->a1, &bk->b1, n);
-		bn_back(&bk->b1, B2, NULL, dout, NULL, bk->a1, n, hw(&bk->c1), BN_MASK_RECOMPUTE);
+		bn_back(&bk->b1, B2, NULL, dout, NULL, bk->a1, n, hw(&bk->c1), BN_MASK_RECOMPUTE, bk->b1.stats);
 		conv_back(m, &bk->c1, dx, 0, B2, bk->x, NULL, n);
 	} else {
 		conv_back(m, &bk->c1, dx, 0, B3, bk->x, NULL, n);
@@ -988,7 +996,7 @@ encoder_backward(Model *m, const float *dh, int n)
 		maxpool2d_backward(f1, d, m->pool_arg, n, &m->pool);
 		d = f1;
 	}
-	bn_back(&m->stem_bn, f2, NULL, d, NULL, m->stem_c, n, hw(&m->stem), BN_MASK_RECOMPUTE);
+	bn_back(&m->stem_bn, f2, NULL, d, NULL, m->stem_c, n, hw(&m->stem), BN_MASK_RECOMPUTE, NULL);
 	conv_back(m, &m->stem, NULL, 0, f2, m->x_in, NULL, n);
 }
 
@@ -1013,7 +1021,7 @@ model_backward(Model *m, const float *dz)
 		linear_backward(e, l->dw, l->db, d, in, l->w, n, l->in, l->out);
 		if (j) {
 			BNorm *bn = &m->head_bn[j - 1];
-			bn_back(bn, f, NULL, e, NULL, m->hl[j - 1], n, 1, BN_MASK_RECOMPUTE);
+			bn_back(bn, f, NULL, e, NULL, m->hl[j - 1], n, 1, BN_MASK_RECOMPUTE, NULL);
 			float *s = d;
 			d = f;
 			f = s;
@@ -1051,7 +1059,8 @@ bn_eval_prepare(BNorm *bn)
 static void
 conv_eval(Model *m, const Conv *cv, float *out, const float *x, const BNorm *in, int n)
 {
-	ConvFuse f = { in ? in->run_mean : NULL, in ? in->escale : NULL, in ? in->beta : NULL, NULL, 0 };
+	ConvFuse f = { .in_mean = in ? in->run_mean : NULL, .in_scale = in ? in->escale : NULL,
+		       .in_shift = in ? in->beta : NULL };
 	conv2d_forward_fused(out, m->col, x, cv->w, NULL, n, &cv->s, &f);
 }
 

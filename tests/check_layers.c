@@ -69,6 +69,7 @@ static const int conv_cases[][9] = {
 	{ 2, 3, 7, 6, 4, 3, 1, 1, 0 },  { 1, 4, 9, 8, 5, 3, 2, 1, 0 }, { 5, 3, 5, 5, 2, 3, 1, 0, 2 },
 	{ 3, 6, 5, 5, 3, 1, 2, 0, 0 },  { 4, 5, 4, 4, 6, 1, 1, 0, 1 }, { 2, 2, 11, 10, 4, 7, 2, 3, 0 },
 	{ 3, 4, 6, 7, 3, 3, 2, 1, 1 },  { 1, 1, 1, 1, 1, 1, 1, 0, 0 }, { 7, 2, 3, 3, 3, 3, 1, 1, 3 },
+	{ 2, 3, 5, 1, 2, 3, 1, 1, 0 },  { 2, 2, 6, 7, 3, 5, 1, 2, 1 }, { 3, 5, 2, 2, 4, 3, 1, 1, 2 },
 };
 
 START_TEST(test_conv_vs_ref)
@@ -137,7 +138,9 @@ START_TEST(test_conv_fused)
 	}
 	bn_apply(t, x, NULL, mean, rstd, g, b, n, s.C, s.H * s.W, 1);
 	double *st = xcalloc(2 * (size_t)s.OC, sizeof(double)), *st2 = xcalloc(2 * (size_t)s.OC, sizeof(double));
-	ConvFuse f = { mean, scale, b, st, 1 };
+	double *ds = xcalloc(2 * (size_t)s.C, sizeof(double)), *ds2 = xcalloc(2 * (size_t)s.C, sizeof(double));
+	ConvFuse f = { .in_mean = mean, .in_scale = scale, .in_shift = b, .out_stats = st, .dinp_overwrite = 1,
+		       .in_rstd = rstd, .dinp_sums = ds };
 	float *y = fnew(out), *y2 = fnew(out);
 	conv2d_forward_fused(y, work, x, w, NULL, n, &s, &f);
 	conv2d_forward(y2, work, t, w, NULL, n, &s);
@@ -152,6 +155,16 @@ START_TEST(test_conv_fused)
 	conv2d_backward(dx2, dw2, NULL, work, dy, t, w, n, &s);
 	ck_assert_msg(rel_err(dx, dx2, in, 1) < 1e-6, "dinp overwrite");
 	ck_assert_msg(rel_err(dw, dw2, wn, 1) < 1e-6, "dweight through the transform");
+	/* the BN backward sums gathered on the way */
+	for (int k = 0; k < s.C; k++)
+		for (int i = 0; i < n; i++) {
+			size_t off = ((size_t)k * n + i) * s.H * s.W;
+			bn_grad_sums_recompute(&ds2[2 * k], dx + off, x + off, (size_t)s.H * s.W, mean[k], rstd[k], scale[k],
+			                       b[k]);
+		}
+	for (int k = 0; k < 2 * s.C; k++)
+		ck_assert_msg(fabs(ds[k] - ds2[k]) <= 1e-9 * (1 + fabs(ds2[k])), "dinp sums %d: %g vs %g", k, ds[k], ds2[k]);
+	free(ds), free(ds2);
 	free(x), free(t), free(w), free(dy), free(work), free(mean), free(rstd), free(g), free(b), free(scale);
 	free(st), free(st2), free(y), free(y2), free(dx), free(dx2), free(dw), free(dw2);
 }
