@@ -3,7 +3,8 @@
 # machine, in one run (bench/bench_step.c vs ../shared/reference/torch_bench_step.py):
 # resnet18 CIFAR stem, width 16 and 64, batch 256 pairs (512 images) at 32x32,
 # and width-16 eval forward at batch 256; 2 threads on both sides.
-# Prints images/s, peak RSS and the ratio for each. Figures are indicative
+# Prints images/s (from the fastest step of each side), achieved GFLOP/s,
+# the OpenBLAS sgemm rate of the same run, peak RSS and the ratios. Figures are indicative
 # when other work shares the cores.
 #   usage: bench/step.sh [STEPS [WARMUP [CASES]]]    CASES: "w16 w64 eval" (default all)
 set -eu
@@ -23,10 +24,12 @@ run_case() { # name ours-args torch-args
 	o=$(/usr/bin/time -f "RSS %M" "$BIN" $ours --steps "$STEPS" --warmup "$WARM" 2>&1)
 	t=$(cd "$REF" && GLIBC_TUNABLES=$TUNE /usr/bin/time -f "RSS %M" /usr/bin/python3 torch_bench_step.py $torch "$STEPS" "$WARM" 2>&1)
 	local oi ti orss trss og ob
-	oi=$(sed -n 's/.*RESULT ours.* images_per_s=\([0-9.]*\).*/\1/p' <<<"$o")
-	og=$(sed -n 's/.*RESULT ours.* achieved_GFLOPs=\([0-9.]*\).*/\1/p' <<<"$o")
+	# images/s from the fastest step on each side: the least disturbed by other work
+	oi=$(sed -n 's/.*RESULT ours.* images_per_step=\([0-9]*\).* min=\([0-9.]*\).*/\1 \/ \2/p' <<<"$o" | bc -l)
+	og=$(sed -n 's/.*RESULT ours.* fwd_flops_per_img=\([0-9.]*\).*/\1/p' <<<"$o")
+	og=$(echo "$og * $oi / 1000" | bc -l)
 	ob=$(sed -n 's/.*RESULT ours.* sgemm1024_GFLOPs=\([0-9.]*\).*/\1/p' <<<"$o")
-	ti=$(sed -n 's/^RESULT .* images_per_s=\([0-9.]*\).*/\1/p' <<<"$t")
+	ti=$(sed -n 's/^RESULT .* images_per_step=\([0-9]*\).* min=\([0-9.]*\).*/\1 \/ \2/p' <<<"$t" | bc -l)
 	orss=$(sed -n 's/^RSS //p' <<<"$o")
 	trss=$(sed -n 's/^RSS //p' <<<"$t")
 	grep -E "^(ours|kernel)" <<<"$o" | sed 's/^/  /'

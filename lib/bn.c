@@ -173,7 +173,7 @@ void
 bn_stats_accumulate(double *stats, const float *inp, int n, int C, int HW)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++)
 		chan_sums(inp + c * M, M, &stats[2 * c], &stats[2 * c + 1]);
 }
@@ -210,7 +210,7 @@ bn_apply(float *out, const float *inp, const float *res, const float *mean, cons
          const float *gamma, const float *beta, int n, int C, int HW, int relu)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++)
 		chan_apply(out + c * M, inp + c * M, res ? res + c * M : NULL, M, mean[c], gamma[c] * rstd[c], beta[c],
 		           relu);
@@ -225,7 +225,7 @@ bn_backward_fused(float *dinp, float *dres, float *dgamma, float *dbeta,
                   int n, int C, int HW, BnMask mask, int accumulate, const double *sums)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++) {
 		const float *x = inp + c * M, *dy = dout + c * M, *o = mask == BN_MASK_OUT ? out + c * M : NULL;
 		const float m = mean[c], rs = rstd[c], a = gamma[c] * rs;
@@ -255,7 +255,7 @@ bn_train(float *out, float *mean, float *rstd, float *run_mean, float *run_var, 
 	double buf[2 * STACK_C], *stats = C <= STACK_C ? buf : NULL;
 	if (!stats) { /* wide layers: channel by channel, no stats array */
 		const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 		for (int c = 0; c < C; c++) {
 			double st[2] = { 0, 0 };
 			chan_sums(inp + c * M, M, &st[0], &st[1]);
@@ -300,7 +300,7 @@ bn_eval(float *out, const float *inp, const float *res, const float *run_mean, c
         const float *gamma, const float *beta, int n, int C, int HW, float eps, int relu)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++) {
 		float rs = (float)(1.0 / sqrt((double)run_var[c] + eps));
 		chan_apply(out + c * M, inp + c * M, res ? res + c * M : NULL, M, run_mean[c], gamma[c] * rs, beta[c],

@@ -63,15 +63,41 @@ conv_chunk_floats(const ConvShape *s)
 	return (size_t)c * s->K * s->K * s->OH * s->OW * s->chunk;
 }
 
-/* work: [threads x chunk columns][(threads - 1) x weight partials]
- *       [flipped weights][threads x 2*OC doubles] */
+/* Chunks are dealt out in GROUPS fixed groups per thread, taken
+ * dynamically (a thread that the OS keeps waiting does not hold the others
+ * up), and every sum over chunks goes into its group's slot and is then
+ * added up in group order: the same result every run, whichever thread
+ * did which group. */
+#define GROUPS 2
+
+static int
+conv_groups(const ConvShape *s)
+{
+	return GROUPS * s->threads;
+}
+
+/* work: [threads x chunk columns][groups x weight partials][flipped weights]
+ *       [groups x 2 * max(C, OC) doubles] */
 size_t
 conv_work_floats(const ConvShape *s)
 {
-	size_t wsz = (size_t)s->OC * s->C * s->K * s->K;
+	size_t wsz = (size_t)s->OC * s->C * s->K * s->K, G = (size_t)conv_groups(s);
 	size_t cmax = s->C > s->OC ? (size_t)s->C : (size_t)s->OC;
-	return conv_chunk_floats(s) * s->threads + (size_t)(s->threads - 1) * wsz + (conv_is_same(s) ? wsz : 0) +
-	       (size_t)s->threads * 4 * cmax + 4;
+	return conv_chunk_floats(s) * s->threads + G * wsz + (conv_is_same(s) ? wsz : 0) + G * 4 * cmax + 16;
+}
+
+size_t
+conv_work_floats_eval(const ConvShape *s)
+{
+	return conv_chunk_floats(s) * s->threads;
+}
+
+static double *
+work_sums(float *work, const ConvShape *s)
+{
+	size_t wsz = (size_t)s->OC * s->C * s->K * s->K;
+	float *p = work + conv_chunk_floats(s) * s->threads + (size_t)conv_groups(s) * wsz + (conv_is_same(s) ? wsz : 0);
+	return (double *)(((uintptr_t)p + 7) & ~(uintptr_t)7);
 }
 
 int64_t
@@ -80,8 +106,7 @@ conv_flops(const ConvShape *s)
 	return 2 * (int64_t)s->C * s->K * s->K * s->OC * s->OH * s->OW;
 }
 
-/* A thread's share [lo, hi) of nchunks, in order: the same chunks every
- * run, so sums over chunks are reproducible. */
+/* Group g's share [lo, hi) of nchunks (of G groups), in order. */
 static void
 share(int nchunks, int t, int T, int *lo, int *hi)
 {
@@ -275,54 +300,61 @@ chunk_sums(double *ts, const float *dinp, const float *inp, int n, int ch, const
 	}
 }
 
+/* One chunk of the forward pass; sums into st when stats are wanted. */
+static void
+forward_chunk(float *out, float *col, const float *inp, const float *weight, const float *bias, int n, int ch,
+              const ConvShape *s, const ConvFuse *f, double *st)
+{
+	const int OC = s->OC, CKK = s->C * s->K * s->K;
+	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw;
+	int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
+	int ncol = (int)(nb * ohw);
+	const float *B = inp + i0 * ohw;
+	int ldb = (int)ldo;
+	if (!(conv_is_pointwise(s) && !(f && f->in_mean))) {
+		im2col(col, inp, n, i0, nb, s, f);
+		B = col;
+		ldb = ncol;
+	}
+	gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, B, ldb, 0.0f, out + i0 * ohw, (int)ldo);
+	for (int oc = 0; oc < OC && (bias || st); oc++) {
+		float *o = out + oc * ldo + i0 * ohw;
+		if (bias) {
+			float b = bias[oc];
+			for (int j = 0; j < ncol; j++)
+				o[j] += b;
+		}
+		if (st) /* while the chunk is still in cache */
+			row_sums(o, ncol, &st[2 * oc], &st[2 * oc + 1]);
+	}
+}
+
 void
 conv2d_forward_fused(float *out, float *work, const float *inp, const float *weight, const float *bias,
                      int n, const ConvShape *s, const ConvFuse *f)
 {
-	const int OC = s->OC, CKK = s->C * s->K * s->K, nchunks = (n + s->chunk - 1) / s->chunk;
-	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw, csz = conv_chunk_floats(s);
-	const int direct = conv_is_pointwise(s) && !(f && f->in_mean);
-	double *tstats = (double *)(work + csz * s->threads + (size_t)(s->threads - 1) * OC * CKK);
-	tstats = (double *)(((uintptr_t)tstats + 7) & ~(uintptr_t)7);
-	double *stats = f ? f->out_stats : NULL;
-#pragma omp parallel num_threads(s->threads) if (nchunks > 1)
-	{
-		const int t = omp_get_thread_num(), T = omp_get_num_threads();
-		double *ts = tstats + (size_t)t * 2 * OC;
-		if (stats)
-			memset(ts, 0, sizeof(double) * 2 * OC);
-		int lo, hi;
-		share(nchunks, t, T, &lo, &hi);
-		for (int ch = lo; ch < hi; ch++) {
-			int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
-			int ncol = (int)(nb * ohw);
-			const float *B = inp + i0 * ohw;
-			int ldb = (int)ldo;
-			if (!direct) {
-				float *col = work + (size_t)t * csz;
-				im2col(col, inp, n, i0, nb, s, f);
-				B = col;
-				ldb = ncol;
-			}
-			gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, B, ldb, 0.0f, out + i0 * ohw, (int)ldo);
-			for (int oc = 0; oc < OC && (bias || stats); oc++) {
-				float *o = out + oc * ldo + i0 * ohw;
-				if (bias) {
-					float b = bias[oc];
-					for (int j = 0; j < ncol; j++)
-						o[j] += b;
-				}
-				if (stats) /* while the chunk is still in cache */
-					row_sums(o, ncol, &ts[2 * oc], &ts[2 * oc + 1]);
-			}
-		}
-#pragma omp barrier
-#pragma omp single
-		if (stats)
-			for (int u = 0; u < T; u++)
-				for (int j = 0; j < 2 * OC; j++)
-					stats[j] += tstats[(size_t)u * 2 * OC + j];
+	const int OC = s->OC, nchunks = (n + s->chunk - 1) / s->chunk;
+	const size_t csz = conv_chunk_floats(s);
+	double *stats = f ? f->out_stats : NULL, *gst = work_sums(work, s);
+	const int G = conv_groups(s);
+	if (!stats) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (nchunks > 1)
+		for (int ch = 0; ch < nchunks; ch++)
+			forward_chunk(out, work + (size_t)omp_get_thread_num() * csz, inp, weight, bias, n, ch, s, f, NULL);
+		return;
 	}
+	memset(gst, 0, sizeof(double) * 2 * OC * G);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (nchunks > 1)
+	for (int g = 0; g < G; g++) {
+		int lo, hi;
+		share(nchunks, g, G, &lo, &hi);
+		for (int ch = lo; ch < hi; ch++)
+			forward_chunk(out, work + (size_t)omp_get_thread_num() * csz, inp, weight, bias, n, ch, s, f,
+			              gst + (size_t)g * 2 * OC);
+	}
+	for (int g = 0; g < G; g++)
+		for (int j = 0; j < 2 * OC; j++)
+			stats[j] += gst[(size_t)g * 2 * OC + j];
 }
 
 void
@@ -332,15 +364,13 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 	const int OC = s->OC, CKK = s->C * s->K * s->K, nchunks = (n + s->chunk - 1) / s->chunk;
 	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw, csz = conv_chunk_floats(s);
 	const size_t wsz = (size_t)OC * CKK;
+	const int G = conv_groups(s);
 	const int direct = conv_is_pointwise(s) && !(f && f->in_mean);
 	const int overwrite = f && f->dinp_overwrite;
-	float *partial = work + csz * s->threads; /* (threads - 1) weight gradients */
+	float *partial = work + csz * s->threads; /* one weight gradient per group */
 	/* same convolutions: dinp = conv(dout, wt), wt[c][oc][kh][kw] = w[oc][c][K-1-kh][K-1-kw] */
 	const int transposed = dinp && conv_is_same(s) && !conv_is_pointwise(s);
-	float *wt = partial + (size_t)(s->threads - 1) * wsz;
-	/* BN backward sums of the transformed input's gradient, per thread */
-	double *dsums = f && f->dinp_sums && f->in_mean && overwrite && dinp ? f->dinp_sums : NULL;
-	double *tsums = (double *)(((uintptr_t)(wt + (conv_is_same(s) ? wsz : 0)) + 7) & ~(uintptr_t)7);
+	float *wt = partial + (size_t)G * wsz;
 	ConvShape ts = *s;
 	if (transposed) {
 		const int K = s->K, KK = K * K;
@@ -351,6 +381,11 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 		ts.C = s->OC;
 		ts.OC = s->C;
 	}
+	/* BN backward sums of the transformed input's gradient, per group */
+	double *dsums = f && f->dinp_sums && f->in_mean && overwrite && dinp ? f->dinp_sums : NULL;
+	double *gsums = work_sums(work, s);
+	if (dsums)
+		memset(gsums, 0, sizeof(double) * 2 * s->C * G);
 	if (dbias) {
 #pragma omp parallel for schedule(static) num_threads(s->threads) if (ldo * OC > PAR_MIN)
 		for (int oc = 0; oc < OC; oc++) {
@@ -363,59 +398,55 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 	}
 #pragma omp parallel num_threads(s->threads) if (nchunks > 1)
 	{
-		const int t = omp_get_thread_num(), T = omp_get_num_threads();
-		float *dw = t ? partial + (size_t)(t - 1) * wsz : dweight;
-		if (t)
+		float *col = work + (size_t)omp_get_thread_num() * csz;
+#pragma omp for schedule(dynamic, 1)
+		for (int g = 0; g < G; g++) {
+			float *dw = partial + (size_t)g * wsz;
 			memset(dw, 0, sizeof(float) * wsz);
-		float *col = work + (size_t)t * csz;
-		double *ts_sums = tsums + (size_t)t * 2 * s->C;
-		if (dsums)
-			memset(ts_sums, 0, sizeof(double) * 2 * s->C);
-		int lo, hi;
-		share(nchunks, t, T, &lo, &hi);
-		for (int ch = lo; ch < hi; ch++) {
-			int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
-			int ncol = (int)(nb * ohw);
-			const float *dy = dout + i0 * ohw;
-			const float *B = inp + i0 * ohw;
-			int ldb = (int)ldo;
-			if (!direct) {
-				im2col(col, inp, n, i0, nb, s, f);
-				B = col;
-				ldb = ncol;
+			int lo, hi;
+			share(nchunks, g, G, &lo, &hi);
+			for (int ch = lo; ch < hi; ch++) {
+				int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
+				int ncol = (int)(nb * ohw);
+				const float *dy = dout + i0 * ohw;
+				const float *B = inp + i0 * ohw;
+				int ldb = (int)ldo;
+				if (!direct) {
+					im2col(col, inp, n, i0, nb, s, f);
+					B = col;
+					ldb = ncol;
+				}
+				gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, B, ldb, 1.0f, dw, CKK);
+				if (!dinp)
+					continue;
+				if (conv_is_pointwise(s)) {
+					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
+					            dinp + i0 * ohw, (int)ldo);
+				} else if (transposed) {
+					im2col(col, dout, n, i0, nb, &ts, NULL);
+					gemm_serial(0, 0, s->C, ncol, OC * s->K * s->K, 1.0f, wt, OC * s->K * s->K, col, ncol,
+					            overwrite ? 0.0f : 1.0f, dinp + i0 * ohw, (int)ldo);
+				} else {
+					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
+					col2im(dinp, col, n, i0, nb, s, overwrite);
+				}
+				if (dsums) /* while this chunk of dinp is in cache */
+					chunk_sums(gsums + (size_t)g * 2 * s->C, dinp, inp, n, ch, s, f);
 			}
-			gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, B, ldb, 1.0f, dw, CKK);
-			if (!dinp)
-				continue;
-			if (conv_is_pointwise(s)) {
-				gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
-				            dinp + i0 * ohw, (int)ldo);
-			} else if (transposed) {
-				im2col(col, dout, n, i0, nb, &ts, NULL);
-				gemm_serial(0, 0, s->C, ncol, OC * s->K * s->K, 1.0f, wt, OC * s->K * s->K, col, ncol,
-				            overwrite ? 0.0f : 1.0f, dinp + i0 * ohw, (int)ldo);
-			} else {
-				gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
-				col2im(dinp, col, n, i0, nb, s, overwrite);
-			}
-			if (dsums) /* while this chunk of dinp is in cache */
-				chunk_sums(ts_sums, dinp, inp, n, ch, s, f);
 		}
-#pragma omp barrier
-#pragma omp single
-		if (dsums)
-			for (int u = 0; u < T; u++)
-				for (int j = 0; j < 2 * s->C; j++)
-					dsums[j] += tsums[(size_t)u * 2 * s->C + j];
-		/* the partials, in thread order */
+		/* implicit barrier; the partials in group order */
 #pragma omp for schedule(static)
 		for (size_t j = 0; j < wsz; j++) {
 			float a = 0;
-			for (int u = 1; u < T; u++)
-				a += partial[(size_t)(u - 1) * wsz + j];
+			for (int u = 0; u < G; u++)
+				a += partial[(size_t)u * wsz + j];
 			dweight[j] += a;
 		}
 	}
+	if (dsums)
+		for (int g = 0; g < G; g++)
+			for (int j = 0; j < 2 * s->C; j++)
+				dsums[j] += gsums[(size_t)g * 2 * s->C + j];
 }
 
 void

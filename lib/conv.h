@@ -36,9 +36,11 @@ typedef struct {
  * and to share n images among threads). -1 when a size is invalid or the
  * output would be empty. */
 int    conv_shape_init(ConvShape *s, int C, int H, int W, int OC, int K, int S, int P, int max_n);
-/* Workspace floats that `work` must hold: one column chunk per thread, and
- * per-thread weight-gradient partials for backward. */
+/* Workspace floats that `work` must hold: one column chunk per thread,
+ * weight-gradient partials and sums for backward and statistics. */
 size_t conv_work_floats(const ConvShape *s);
+/* Enough for a forward pass without out_stats (inference). */
+size_t conv_work_floats_eval(const ConvShape *s);
 /* Forward FLOPs for one image (2 * C*K*K * OC * OH*OW). */
 int64_t conv_flops(const ConvShape *s);
 

@@ -5,7 +5,7 @@
  * output (pre-BN) and each block's output. BN+ReLU outputs that feed a
  * convolution are recomputed in backward from the conv output and the saved
  * batch statistics (cheap, element-wise) instead of kept, which saves one
- * activation per block. Activation gradients rotate through five scratch
+ * activation per block. Activation gradients rotate through four scratch
  * buffers of the largest activation size. */
 #include "model.h"
 
@@ -21,7 +21,7 @@
 #include "rng.h"
 #include "util.h"
 
-#define NBUF 5
+#define NBUF 4
 
 typedef struct {
 	ConvShape s;
@@ -404,17 +404,17 @@ model_layout(Model *m, Plan *p)
 		big = t0 > big ? t0 : big;
 	}
 	m->buf_floats = big;
-	for (int k = 0; k < (train ? NBUF : 4); k++)
+	for (int k = 0; k < NBUF; k++)
 		m->buf[k] = take(p, big);
 	if (train)
 		for (int k = 0; k < 3; k++)
 			m->hbuf[k] = take(p, (size_t)dmax * n);
-	size_t col = conv_work_floats(&m->stem.s);
+	size_t (*wf)(const ConvShape *) = train ? conv_work_floats : conv_work_floats_eval;
+	size_t col = wf(&m->stem.s);
 	for (int i = 0; i < m->nblocks; i++) {
 		Block *bk = &m->blocks[i];
-		size_t cs[4] = { conv_work_floats(&bk->c1.s), conv_work_floats(&bk->c2.s),
-			         bk->bottleneck ? conv_work_floats(&bk->c3.s) : 0,
-			         bk->has_sc ? conv_work_floats(&bk->sc.s) : 0 };
+		size_t cs[4] = { wf(&bk->c1.s), wf(&bk->c2.s), bk->bottleneck ? wf(&bk->c3.s) : 0,
+			         bk->has_sc ? wf(&bk->sc.s) : 0 };
 		for (int k = 0; k < 4; k++)
 			col = cs[k] > col ? cs[k] : col;
 	}
@@ -935,40 +935,38 @@ bn_back(const BNorm *bn, float *dinp, float *dres, const float *dout, const floa
 	                  n, bn->C, HW, mask, 0, sums);
 }
 
-/* The block's gradient: d out in buf[io[0]], d x into buf[io[1]]; io[2..4]
- * are scratch. Every buffer is written before it is read (no zeroing): the
- * first write to d x overwrites, the second accumulates. */
+/* The block's gradient: d out in buf[io[0]], d x into buf[io[1]]; io[2],
+ * io[3] are scratch. Every buffer is written before it is read (no
+ * zeroing): the first write to d x overwrites, the second accumulates. */
 static void
-block_backward(Model *m, Block *bk, int n, const int io[5])
+block_backward(Model *m, Block *bk, int n, const int io[NBUF])
 {
-	float *dout = m->buf[io[0]], *dx = m->buf[io[1]];
-	float *B2 = m->buf[io[2]], *B3 = m->buf[io[3]], *B4 = m->buf[io[4]];
+	float *dout = m->buf[io[0]], *dx = m->buf[io[1]], *B2 = m->buf[io[2]], *B3 = m->buf[io[3]];
 	const int ohw = bk->OH * bk->OW;
 	BNorm *last = bk->bottleneck ? &bk->b3 : &bk->b2;
 	float *alast = bk->bottleneck ? bk->a3 : bk->a2;
 	Conv *clast = bk->bottleneck ? &bk->c3 : &bk->c2;
-	BNorm *before = bk->bottleneck ? &bk->b2 : &bk->b1;    /* BN+ReLU feeding clast */
+	BNorm *before = bk->bottleneck ? &bk->b2 : &bk->b1; /* the BN+ReLU feeding clast */
 	float *abefore = bk->bottleneck ? bk->a2 : bk->a1;
 
-	/* out = relu(bn_last(alast) + res): B2 = d alast, d res to dx or B3 */
+	/* out = relu(bn_last(alast) + res): B2 = d alast; d res to dx, or to B3 */
 	bn_back(last, B2, bk->has_sc ? B3 : dx, dout, bk->out, alast, n, ohw, BN_MASK_OUT, NULL);
+	/* d out is dead from here: its buffer is scratch */
 	if (bk->has_sc) { /* res = bn_sc(conv_sc(x)) */
-		bn_back(&bk->bsc, B4, NULL, B3, NULL, bk->asc, n, ohw, BN_MASK_NONE, NULL);
-		conv_back(m, &bk->sc, dx, 1, B4, bk->x, NULL, n);
+		bn_back(&bk->bsc, dout, NULL, B3, NULL, bk->asc, n, ohw, BN_MASK_NONE, NULL);
+		conv_back(m, &bk->sc, dx, 1, dout, bk->x, NULL, n);
 	}
-	/* clast reads relu(before(abefore)): dout's buffer receives d of that input */
+	/* clast reads relu(before(abefore)) */
 	conv_back(m, clast, dout, 1, B2, abefore, before, n);
 	bn_back(before, B3, NULL, dout, NULL, abefore, n, hw(bk->bottleneck ? &bk->c2 : &bk->c1), BN_MASK_RECOMPUTE,
 	        before->stats);
-	if (bk->bottleneck) {
-		/* conv2 reads relu(bn1(a1)) */
+	if (bk->bottleneck) { /* conv2 reads relu(bn1(a1)) */
 		conv_back(m, &bk->c2, dout, 1, B3, bk->a1, &bk->b1, n);
 		bn_back(&bk->b1, B2, NULL, dout, NULL, bk->a1, n, hw(&bk->c1), BN_MASK_RECOMPUTE, bk->b1.stats);
 		conv_back(m, &bk->c1, dx, 0, B2, bk->x, NULL, n);
 	} else {
 		conv_back(m, &bk->c1, dx, 0, B3, bk->x, NULL, n);
 	}
-	(void)B4;
 }
 
 /* d loss / d h (D, n) in dh -> parameter gradients of the encoder. */
@@ -980,7 +978,7 @@ encoder_backward(Model *m, const float *dh, int n)
 	zero(m->buf[cur], act_n(lb->OC, n, lb->OH, lb->OW));
 	avgpool_global_backward(m->buf[cur], dh, n, m->D, lb->OH * lb->OW);
 	for (int i = m->nblocks - 1; i >= 0; i--) {
-		int io[5], k = 1;
+		int io[NBUF], k = 1;
 		io[0] = cur;
 		for (int j = 0; j < NBUF; j++)
 			if (j != cur)
