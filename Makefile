@@ -27,6 +27,7 @@ LIB_SRC   := $(wildcard lib/*.c)
 TOOL_SRC  := $(wildcard tools/ssl-*.c)
 TEST_SRC  := $(wildcard tests/check_*.c)
 TESTSUP_SRC := $(filter-out tests/check_%,$(wildcard tests/*.c))
+TEST_SCRIPTS := $(wildcard tests/check-*.sh)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_BIN  := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
@@ -37,6 +38,7 @@ MAN_PAGES := $(wildcard man/*.1 man/*.5)
 
 .PHONY: all deps check check-asan test demo install clean fixtures bench fuzz
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 all: $(TOOL_BIN)
 
@@ -66,7 +68,7 @@ deps:
 
 # Runs every Check suite (and the tool tests, which run the built binaries).
 test: all $(TEST_BIN)
-	@SSL_BIN=$(abspath $(BUILD)/bin) SSL_SRC=$(CURDIR) scripts/run-tests.sh $(TEST_BIN)
+	@SSL_BIN=$(abspath $(BUILD)/bin) SSL_SRC=$(CURDIR) scripts/run-tests.sh $(TEST_BIN) $(TEST_SCRIPTS)
 
 check: deps
 	@$(MAKE) --no-print-directory test
@@ -104,3 +106,64 @@ bench: $(BENCH_BIN)
 fixtures:
 	/usr/bin/python3 tests/ref/make_core_fixtures.py tests/fixtures
 # ---- end compute core ----
+
+# ---- ssl-augment (issue 3) --------------------------------------------------
+# lib/augment's kernels are plain loops written to vectorise; -O2's cheap cost
+# model and trapping-math if-conversion rules leave them scalar. These flags
+# change no values (no fast-math): the results stay torchvision's bit for bit.
+# (Probed, so that compilers without them, such as clang, still build.)
+AUGMENT_VEC_FLAGS := $(shell $(CC) -fno-trapping-math -fvect-cost-model=dynamic -Werror -E -x c /dev/null \
+                       >/dev/null 2>&1 && echo -fno-trapping-math -fvect-cost-model=dynamic)
+$(BUILD)/lib/augment.o: ALL_CFLAGS += $(AUGMENT_VEC_FLAGS)
+
+.PHONY: bench-augment
+bench-augment: $(BUILD)/bench/bench_augment
+	@bench/bench_augment.sh $(BUILD)
+
+$(BUILD)/bench/bench_augment: $(BUILD)/bench/bench_augment.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBA) $(LIBS)
+# ---- end ssl-augment ---------------------------------------------------------
+
+# ---- bench-decode (ssl-decode): images/s vs PIL on the CIFAR-10 train JPEGs ----
+.PHONY: bench-decode
+$(BUILD)/bench/bench_decode: bench/bench_decode.c $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(LIBA) $(LIBS)
+bench-decode: $(BUILD)/bench/bench_decode
+	bench/decode.sh $(BUILD)
+# ---- end bench-decode ----
+
+# ---- fuzz (issue 9): libFuzzer harnesses under ASan+UBSan ----
+# `make fuzz FUZZ_SECONDS=N` builds fuzz/fuzz_*.c and lib/*.c with clang
+# into $(BUILD)/fuzz, writes the seed corpora (fuzz/make_corpus.c, from our
+# own writers) and runs each harness for N seconds on them (nice 19). A
+# crash, leak, sanitizer report, timeout or oversized allocation fails the
+# target; the input is kept in $(BUILD)/fuzz/artifacts. The growing corpora
+# stay in $(BUILD)/fuzz/corpus between runs.
+.PHONY: fuzz-build
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -DSSL_VERSION=\"$(VERSION)\" -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
+               -fsanitize=fuzzer-no-link -fopenmp $(WARN) -Wno-pass-failed $(WERROR) -MMD -MP -Ilib $(PKG_CFLAGS)
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_DIR)/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:lib/%.c=$(FUZZ_DIR)/lib/%.o)
+
+$(FUZZ_DIR)/lib/%.o: lib/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FUZZ_DIR)/%.o: fuzz/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -fopenmp -o $@ $^ $(LIBS)
+$(FUZZ_DIR)/make_corpus: fuzz/make_corpus.c $(BUILD)/tests/imgwrite.o $(LIBA)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -Itests -o $@ $< $(BUILD)/tests/imgwrite.o $(ALL_LDFLAGS) $(LIBA) $(TEST_LIBS) $(LIBS)
+fuzz-build: $(FUZZ_BIN) $(FUZZ_DIR)/make_corpus
+fuzz: fuzz-build
+	@fuzz/run.sh $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_BIN)
+# ---- end fuzz ----

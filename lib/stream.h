@@ -14,7 +14,13 @@
  *
  * Readers bound everything and never trust sizes; EOF before the trailer is
  * an error ("truncated stream"), never success. Errors are returned as -1
- * with a message that names the input and the record number. */
+ * with a message that names the input and the record number (1 = the first
+ * record after the header): "<input>: record N (id I): what",
+ * "<input>: header: what" or "<input>: trailer: what".
+ *
+ * Record rules: every map-valued entry of a record is a tensor (at most
+ * STREAM_MAX_TENSORS); other unknown keys are ignored. A map with the key
+ * "end" is the trailer. Tensor data is aligned to its item size. */
 #ifndef SSL_STREAM_H
 #define SSL_STREAM_H
 
@@ -108,8 +114,8 @@ StreamReader *stream_reader_open_or_die(const char *path, const char *kind);
 /* ---- writing ---- */
 typedef struct StreamWriter StreamWriter;
 
-/* Writes the header. fp is not closed. Refuses a terminal (returns NULL, errno = ENOTTY)
- * unless allow_tty. */
+/* Writes the header. fp is not closed. Refuses a terminal (returns NULL,
+ * errno = ENOTTY); NULL with errno set on a write error. */
 StreamWriter *stream_writer_open(FILE *fp, const char *name, const StreamHeader *h);
 int  stream_writer_put(StreamWriter *w, const Record *rec);  /* 0, or -1 on write error */
 /* Writes the trailer, flushes, frees. 0, or -1 on write error. */

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomicfile.h"
 #include "rng.h"
 #include "subset.h"
 #include "tensor.h"
@@ -155,6 +156,43 @@ START_TEST(test_subset_stratified)
 }
 END_TEST
 
+
+START_TEST(test_atomicfile)
+{
+	AtomicFile af;
+	const char *p = tu_path("atomic.bin");
+	size_t len;
+	char *got;
+	ck_assert_int_eq(atomicfile_open(&af, p), 0);
+	fputs("first", af.fp);
+	ck_assert_int_eq(atomicfile_commit(&af), 0);
+	got = tu_read_file(p, &len);
+	ck_assert_str_eq(got, "first");
+	free(got);
+	/* a write that fails (disk full) leaves the previous file intact */
+	setenv("SSL_FAULT_WRITE_BYTES", "3", 1);
+	ck_assert_int_eq(atomicfile_open(&af, p), 0);
+	fputs("second, longer", af.fp);
+	ck_assert_int_eq(atomicfile_commit(&af), -1);
+	unsetenv("SSL_FAULT_WRITE_BYTES");
+	got = tu_read_file(p, &len);
+	ck_assert_str_eq(got, "first");
+	free(got);
+	/* abort leaves it intact too, and no temporary behind */
+	ck_assert_int_eq(atomicfile_open(&af, p), 0);
+	fputs("third", af.fp);
+	atomicfile_abort(&af);
+	got = tu_read_file(p, &len);
+	ck_assert_str_eq(got, "first");
+	free(got);
+	TuResult r;
+	tu_run(&r, "ls '%s' | grep -c tmp", tu_tmpdir());
+	ck_assert_str_eq(r.out, "0\n");
+	tu_result_free(&r);
+	ck_assert_int_eq(atomicfile_open(&af, "/nonexistent-dir/x"), -1);
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -168,6 +206,7 @@ util_suite(void)
 	tcase_add_test(tc, test_rng_shuffle_is_permutation);
 	tcase_add_test(tc, test_tensor_numel);
 	tcase_add_test(tc, test_subset_stratified);
+	tcase_add_test(tc, test_atomicfile);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,27 @@
+/* atomicfile: write a file so that readers see either the old complete file
+ * or the new complete one, never a torn one: write to "<path>.tmp.<pid>" in
+ * the same directory, fflush + fsync, rename over <path>, fsync the directory.
+ * On any failure the temporary is removed and <path> is untouched.
+ *
+ * Fault injection for tests: when SSL_FAULT_WRITE_BYTES=N is set in the
+ * environment, atomicfile_commit fails with ENOSPC if more than N bytes were
+ * written, as a full disk would. */
+#ifndef SSL_ATOMICFILE_H
+#define SSL_ATOMICFILE_H
+
+#include <stdio.h>
+
+typedef struct {
+	FILE *fp;          /* write here */
+	char *path;
+	char *tmp;
+} AtomicFile;
+
+/* 0, or -1 with errno set (the directory is not writable...). */
+int  atomicfile_open(AtomicFile *af, const char *path);
+/* Flush, fsync, rename, fsync dir. 0, or -1 with errno (temp removed). */
+int  atomicfile_commit(AtomicFile *af);
+/* Abandons the write: closes and removes the temporary. */
+void atomicfile_abort(AtomicFile *af);
+
+#endif

@@ -1,0 +1,100 @@
+/* dataset: the images of one ssl-decode run, enumerated, decoded once and
+ * kept in memory.
+ *
+ * Inputs (dataset_add, once per command-line argument):
+ *   - a folder, walked recursively, or any archive libarchive reads (tar,
+ *     plain or gz/bz2/xz/zstd, zip, 7z, cpio, ...), in ImageFolder layout:
+ *     a member's class is the name of its parent folder; members at the top
+ *     have none (label -1). Hidden files and folders and __MACOSX/ are
+ *     skipped quietly, and so are files that are neither named nor shaped
+ *     like images (README, .csv, ...). Symbolic links to folders are not
+ *     followed.
+ *   - a single JPEG, PNG or PNM file (no class);
+ *   - an IDX images file of the MNIST family (name contains "idx3" or
+ *     "idx4" and "ubyte", gzip'd or not); labels come from the matching
+ *     labels file ("images" -> "labels", "idx3" -> "idx1", with or without
+ *     .gz) beside it, or are -1 when there is none (with a warning). Labels
+ *     files given as inputs are skipped quietly;
+ *   - a CIFAR-10 binary batch (data_batch_N.bin, test_batch.bin; 1 label
+ *     byte + 3072 bytes per image) or CIFAR-100 (train.bin, test.bin; coarse
+ *     and fine label bytes: the fine one unless coarse is set). Class names
+ *     from batches.meta.txt (fine_label_names.txt, coarse_label_names.txt)
+ *     beside the batch when present.
+ * IDX and CIFAR inputs have class indices in the data ("indexed"); folders
+ * and archives have class names ("named"). One run takes one kind or the
+ * other. Indexed class names are "0", "1", ... unless the batch names them
+ * or DatasetOptions.class_names does.
+ *
+ * Order: inputs in the order given; inside an input, members sorted by path
+ * (bytes, strcmp), then by index inside a batch file. A sample's id is its
+ * position in that order. Named classes are indexed in sorted name order.
+ *
+ * Bad members (an undecodable or truncated image, an unsupported format,
+ * a member too big, an empty class folder) are reported one line each to
+ * DatasetOptions.warn as "<input>: <member>: <what>", skipped and counted;
+ * with strict set the first one is an error instead. A missing or
+ * unreadable input, or a damaged archive, is an error: -1 and a message.
+ *
+ * Decoding runs on OpenMP threads while the (serial) reader fills the next
+ * chunk of members; the result does not depend on the thread count. */
+#ifndef SSL_DATASET_H
+#define SSL_DATASET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DATASET_MAX_MEMBER_BYTES (INT64_C(1) << 30)  /* one archive member or file */
+#define DATASET_MAX_BATCH_BYTES  (INT64_C(4) << 30)  /* one IDX or CIFAR file */
+
+typedef struct {
+	int64_t      max_pixels;    /* per image; <= 0: IMAGE_DEFAULT_MAX_PIXELS */
+	int          height, width; /* resize to this (0: keep; then all must agree) */
+	int          channels;      /* 1 or 3; 0: 1 if every image is gray, else 3 */
+	int          strict;        /* bad members are errors */
+	int          coarse;        /* CIFAR-100: coarse labels */
+	int          nclass_names;  /* names for indexed classes, or 0 */
+	char *const *class_names;
+	void       (*warn)(void *ctx, const char *msg);
+	void       (*progress)(void *ctx, int64_t decoded);
+	void        *ctx;
+} DatasetOptions;
+
+typedef struct {
+	const char *path;    /* member path inside its input (borrowed) */
+	int64_t     sub;     /* index inside an IDX/CIFAR file, -1 otherwise */
+	int         input;   /* which dataset_add call */
+	int         label;   /* class index, -1 when unknown */
+	int         h, w, c;
+	uint8_t    *pixels;  /* (h, w, c) */
+	/* private */
+	int64_t     seq;
+	int         cls;
+	int         owned;
+} Sample;
+
+typedef struct Dataset Dataset;
+
+Dataset *dataset_new(const DatasetOptions *opt);
+/* Reads and decodes one input. -1 on error (see dataset_error). */
+int dataset_add(Dataset *d, const char *path);
+/* Sorts, assigns labels, unifies channels, checks that sizes agree.
+ * -1 on error (no images; sizes differ, naming the first odd one). */
+int dataset_finish(Dataset *d);
+const char *dataset_error(const Dataset *d);
+void dataset_free(Dataset *d);
+
+/* After dataset_finish. */
+int64_t             dataset_count(const Dataset *d);
+const Sample       *dataset_sample(const Dataset *d, int64_t i);
+int                 dataset_nclasses(const Dataset *d);
+char *const        *dataset_classes(const Dataset *d);
+const char         *dataset_input_name(const Dataset *d, int input);
+/* The record's source: the member path, or "path#index" inside a batch. */
+const char         *dataset_source(const Dataset *d, int64_t i, char *buf, size_t len);
+/* Members considered and skipped so far, and "skipped N of M members: ..."
+ * (empty string when nothing was skipped). */
+int64_t     dataset_members(const Dataset *d);
+int64_t     dataset_skipped(const Dataset *d);
+const char *dataset_summary(const Dataset *d, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,14 @@
+# SimCLR on Fashion-MNIST (Debian package dataset-fashion-mnist): what
+# `make demo` runs. Sized to finish in about 10 minutes on 2 cores.
+#   make -f pipelines/fashion-mnist.mk [EPOCHS=..] [WIDTH=..] [RUN=name]
+DATASET     := Fashion-MNIST
+FMNIST      ?= /usr/share/datasets/fashion-mnist
+TRAIN_INPUT ?= $(FMNIST)/train-images-idx3-ubyte.gz
+TEST_INPUT  ?= $(FMNIST)/t10k-images-idx3-ubyte.gz
+INPUT_SIZE  := 28x28x1
+DECODE_FLAGS ?= --classes T-shirt,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Boot
+RECIPE      ?= mnist
+WIDTH       ?= 8
+PROJ_HIDDEN ?= 256
+EPOCHS      ?= 2
+include pipelines/simclr.mk

@@ -1,0 +1,113 @@
+# pipelines/simclr.mk: the SimCLR experiment as file targets, shared by the
+# dataset pipelines (fashion-mnist.mk, cifar10.mk), which set the variables
+# below and include this file. Every stage is a file under runs/$(RUN)/, so
+# make redoes only what changed; each stage's stderr is kept beside its output
+# as <output>.log.
+#
+#   images --decode--> augment --> ssl-train --> model.ssl
+#   model.ssl + images --ssl-encode--> {train,test}.emb --ssl-probe--> *.json
+#   random.ssl (ssl-train --steps 0) gives the random-init baseline.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+BIN     ?= build/bin
+RUN     ?= $(DATASET)
+OUT     := runs/$(RUN)
+SEED    ?= 1
+THREADS ?= 2
+
+# model and training
+ARCH        ?= resnet18
+STEM        ?= cifar
+WIDTH       ?= 16
+PROJ_HIDDEN ?= 512
+PROJ_DIM    ?= 128
+BATCH       ?= 256
+EPOCHS      ?= 7
+OPTIM       ?= sgd
+LR          ?= 0.06
+WD          ?= 5e-4
+MOMENTUM    ?= 0.9
+TEMPERATURE ?= 0.5
+WARMUP      ?= 0
+EXTRA_TRAIN ?=
+
+PROBE_LABELS ?= 1% 10%
+# e.g. DECODE_FLAGS='--limit 2000' for a smoke run on part of the data
+DECODE_FLAGS ?=
+
+D := $(BIN)/ssl-decode
+A := $(BIN)/ssl-augment
+T := $(BIN)/ssl-train
+E := $(BIN)/ssl-encode
+P := $(BIN)/ssl-probe
+PLOT := $(BIN)/ssl-plot
+
+TRAIN_FLAGS = --arch $(ARCH) --stem $(STEM) --width $(WIDTH) --proj-hidden $(PROJ_HIDDEN) \
+  --proj-dim $(PROJ_DIM) --batch $(BATCH) --optim $(OPTIM) --lr $(LR) --wd $(WD) \
+  --momentum $(MOMENTUM) --temperature $(TEMPERATURE) --warmup-epochs $(WARMUP) \
+  --threads $(THREADS) --seed $(SEED) $(EXTRA_TRAIN)
+
+MODELS := simclr random
+PROBES := linear knn $(foreach l,$(PROBE_LABELS),linear-$(subst %,pct,$(l)))
+
+.PHONY: all report clean-run
+all: report
+
+report: $(OUT)/report.md
+	@cat $(OUT)/table.txt
+
+$(OUT)/.dir:
+	@mkdir -p $(OUT) && touch $@
+
+# a small labelled set for ssl-train's online kNN monitor
+$(OUT)/monitor.images: | $(OUT)/.dir
+	$(D) --quiet $(DECODE_FLAGS) --labels 100-per-class --seed $(SEED) $(TEST_INPUT) > $@ 2> $@.log
+
+$(OUT)/preview.png: | $(OUT)/.dir
+	$(D) --quiet $(DECODE_FLAGS) --limit 8 $(TRAIN_INPUT) | $(A) --recipe $(RECIPE) --seed $(SEED) --views 6 \
+	  --preview $@ > /dev/null 2> $@.log
+
+$(OUT)/simclr.ssl: $(OUT)/monitor.images | $(OUT)/.dir
+	@echo "== pre-training $(ARCH) width $(WIDTH), $(EPOCHS) epochs (log: $@.log)"
+	@start=$$(date +%s); \
+	$(D) --quiet $(DECODE_FLAGS) --shuffle --seed $(SEED) --epochs $(EPOCHS) $(TRAIN_INPUT) \
+	  | $(A) --recipe $(RECIPE) --seed $(SEED) --threads 1 \
+	  | $(T) $(TRAIN_FLAGS) --progress --log $(OUT)/train.tsv --plot $(OUT)/curves.png \
+	      --monitor $(OUT)/monitor.images -o $@ 2> >(tee $@.log >&2); \
+	echo $$(( $$(date +%s) - start )) > $(OUT)/train-seconds.txt
+
+$(OUT)/random.ssl: | $(OUT)/.dir
+	$(T) --steps 0 --input-size $(INPUT_SIZE) $(TRAIN_FLAGS) -o $@ 2> $@.log
+
+$(OUT)/%-train.emb: $(OUT)/%.ssl
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
+
+$(OUT)/%-test.emb: $(OUT)/%.ssl
+	$(D) --quiet $(DECODE_FLAGS) $(TEST_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
+
+$(OUT)/%-map.png: $(OUT)/%-test.emb
+	$(PLOT) embed $< -o $@ 2> $@.log
+
+$(OUT)/%-linear.json: $(OUT)/%-train.emb $(OUT)/%-test.emb
+	$(P) --quiet --train $(word 1,$^) --test $(word 2,$^) --method linear --json --threads $(THREADS) > $@ 2> $@.log
+
+$(OUT)/%-knn.json: $(OUT)/%-train.emb $(OUT)/%-test.emb
+	$(P) --quiet --train $(word 1,$^) --test $(word 2,$^) --method knn --json --threads $(THREADS) > $@ 2> $@.log
+
+# linear-1pct, linear-10pct: the few-label protocol (stratified, seeded)
+$(OUT)/simclr-linear-%pct.json: $(OUT)/simclr-train.emb $(OUT)/simclr-test.emb
+	$(P) --quiet --train $(word 1,$^) --test $(word 2,$^) --method linear --labels $*% --seed $(SEED) --json > $@ 2> $@.log
+$(OUT)/random-linear-%pct.json: $(OUT)/random-train.emb $(OUT)/random-test.emb
+	$(P) --quiet --train $(word 1,$^) --test $(word 2,$^) --method linear --labels $*% --seed $(SEED) --json > $@ 2> $@.log
+
+RESULTS := $(foreach m,$(MODELS),$(foreach p,$(PROBES),$(OUT)/$(m)-$(p).json))
+
+$(OUT)/report.md: $(RESULTS) $(OUT)/simclr-map.png $(OUT)/random-map.png $(OUT)/preview.png
+	scripts/report.sh $(OUT) "$(DATASET)" "$(ARCH) width $(WIDTH), $(STEM) stem, batch $(BATCH), $(EPOCHS) epochs, $(OPTIM) lr $(LR) wd $(WD), temperature $(TEMPERATURE)" "$(PROBES)"
+
+clean-run:
+	rm -rf $(OUT)

@@ -1,0 +1,841 @@
+/* Tests for lib/dataset, lib/sampler and the ssl-decode tool, on archives,
+ * folders, IDX files and CIFAR batches written here at run time. */
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "image.h"
+#include "imgwrite.h"
+#include "sampler.h"
+#include "stream.h"
+#include "testutil.h"
+
+enum { H = 6, W = 8 };
+
+/* The members of the standard test archive and what they must decode to. */
+typedef struct {
+	TwMember m[16];
+	int      n;
+	TwBuf    bufs[16];
+	int      nbufs;
+	uint8_t  px[8][H * W * 3];   /* expected pixels (RGB) of the image members */
+} Fixture;
+
+static const char *const fixture_images[] = {
+	/* sorted order; label: a=0, b=1 */
+	"a/1.png", "a/2.ppm", "a/3.jpg", "a/gray.pgm", "b/1.png", "b/2-progressive.jpeg", "b/noext", "top.png",
+};
+
+static TwBuf
+bytes(const char *s, size_t n)
+{
+	TwBuf b = { malloc(n), n };
+	ck_assert_ptr_nonnull(b.data);
+	memcpy(b.data, s, n);
+	return b;
+}
+
+static TwBuf
+fixture_add(Fixture *f, const char *path, TwBuf b)
+{
+	f->bufs[f->nbufs++] = b;
+	f->m[f->n++] = (TwMember){ path, b.data, b.len };
+	return b;
+}
+
+static void
+fixture_build(Fixture *f)
+{
+	uint8_t g[H * W];
+	memset(f, 0, sizeof *f);
+	for (int i = 0; i < 8; i++)
+		tw_pattern(f->px[i], H, W, 3, i);
+	/* written out of order on purpose: the reader sorts */
+	fixture_add(f, "b/2-progressive.jpeg", tw_jpeg(f->px[5], H, W, 3, 95, 1));
+	fixture_add(f, "b/1.png", tw_png(f->px[4], H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0));
+	fixture_add(f, "a/2.ppm", tw_pnm(f->px[1], H, W, 3, 0));
+	fixture_add(f, "a/1.png", tw_png(f->px[0], H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 1));
+	fixture_add(f, "a/3.jpg", tw_jpeg(f->px[2], H, W, 3, 95, 0));
+	/* a gray image among color ones: auto channels make it RGB */
+	tw_pattern(g, H, W, 1, 3);
+	for (int i = 0; i < H * W; i++)
+		f->px[3][3 * i] = f->px[3][3 * i + 1] = f->px[3][3 * i + 2] = g[i];
+	fixture_add(f, "a/gray.pgm", tw_pnm(g, H, W, 1, 1));
+	/* a PNG without an extension is found by its bytes */
+	fixture_add(f, "b/noext", tw_png(f->px[6], H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0));
+	fixture_add(f, "top.png", tw_png(f->px[7], H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0));
+	/* junk, skipped quietly */
+	fixture_add(f, "README", bytes("hello\n", 6));
+	fixture_add(f, "a/.DS_Store", bytes("\x00\x01", 2));
+	fixture_add(f, "__MACOSX/a/._1.png", tw_png(f->px[0], H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0));
+	/* bad members: warned, skipped, counted */
+	fixture_add(f, "b/anim.gif", bytes("GIF89a....", 10));
+	{
+		TwBuf j = tw_jpeg(f->px[0], H, W, 3, 95, 0);
+		j.len /= 2;
+		fixture_add(f, "b/bad.jpg", j);
+	}
+	f->m[f->n++] = (TwMember){ "empty", NULL, 0 };
+	f->m[f->n++] = (TwMember){ "b", NULL, 0 };
+}
+
+static void
+fixture_free(Fixture *f)
+{
+	for (int i = 0; i < f->nbufs; i++)
+		free(f->bufs[i].data);
+}
+
+typedef struct {
+	char msgs[8][512];
+	int  n;
+} Warnings;
+
+static void
+collect_warning(void *ctx, const char *msg)
+{
+	Warnings *w = ctx;
+	if (w->n < 8)
+		snprintf(w->msgs[w->n], sizeof w->msgs[0], "%s", msg);
+	w->n++;
+}
+
+static int
+has_warning(const Warnings *w, const char *needle)
+{
+	for (int i = 0; i < w->n && i < 8; i++)
+		if (strstr(w->msgs[i], needle))
+			return 1;
+	return 0;
+}
+
+static const char *const containers[][2] = {
+	{ "tar", NULL }, { "tar", "gz" }, { "tar", "bz2" }, { "tar", "xz" }, { "tar", "zst" },
+	{ "zip", NULL }, { "7z", NULL }, { "cpio", NULL }, { "folder", NULL },
+};
+
+static void
+check_fixture_dataset(Dataset *d, const Fixture *f)
+{
+	char err[256];
+	ck_assert_msg(dataset_finish(d) == 0, "finish: %s", dataset_error(d));
+	ck_assert_int_eq(dataset_count(d), 8);
+	ck_assert_int_eq(dataset_nclasses(d), 2);
+	ck_assert_str_eq(dataset_classes(d)[0], "a");
+	ck_assert_str_eq(dataset_classes(d)[1], "b");
+	for (int i = 0; i < 8; i++) {
+		const Sample *s = dataset_sample(d, i);
+		ck_assert_str_eq(s->path, fixture_images[i]);
+		ck_assert_int_eq(s->label, i < 4 ? 0 : i < 7 ? 1 : -1);
+		ck_assert_int_eq(s->h, H);
+		ck_assert_int_eq(s->w, W);
+		ck_assert_int_eq(s->c, 3);
+		if (strstr(s->path, "jpg") || strstr(s->path, "jpeg")) {
+			double e = 0;
+			for (int k = 0; k < H * W * 3; k++)
+				e += abs((int)s->pixels[k] - (int)f->px[i][k]);
+			ck_assert_msg(e / (H * W * 3) < 4, "%s: mean error %g", s->path, e / (H * W * 3));
+		} else {
+			ck_assert_msg(memcmp(s->pixels, f->px[i], H * W * 3) == 0, "%s: pixels differ", s->path);
+		}
+	}
+	ck_assert_int_eq(dataset_skipped(d), 3);
+	ck_assert_int_eq(dataset_members(d), 11);
+	ck_assert_str_eq(dataset_summary(d, err, sizeof err),
+	                 "skipped 3 of 11 members: 1 undecodable, 1 unsupported format, 1 empty class folder");
+}
+
+static const char *
+write_container(const Fixture *f, int i)
+{
+	static char path[512];
+	const char *fmt = containers[i][0], *flt = containers[i][1];
+	snprintf(path, sizeof path, "%s/fixture%d.%s%s%s", tu_tmpdir(), i, fmt, flt ? "." : "", flt ? flt : "");
+	if (strcmp(fmt, "folder") == 0)
+		tw_folder(path, f->m, f->n);
+	else
+		tw_archive(path, fmt, flt, f->m, f->n);
+	return path;
+}
+
+START_TEST(test_containers)
+{
+	Fixture f;
+	Warnings w = { .n = 0 };
+	DatasetOptions o = { .warn = collect_warning, .ctx = &w };
+	fixture_build(&f);
+	const char *path = write_container(&f, _i);
+	Dataset *d = dataset_new(&o);
+	ck_assert_msg(dataset_add(d, path) == 0, "%s: %s", path, dataset_error(d));
+	ck_assert_int_eq(w.n, 3);
+	ck_assert(has_warning(&w, "b/bad.jpg: truncated JPEG data"));
+	ck_assert(has_warning(&w, "b/anim.gif: unsupported image format"));
+	ck_assert(has_warning(&w, ": empty: empty class folder"));
+	ck_assert(strncmp(w.msgs[0], path, strlen(path)) == 0);
+	check_fixture_dataset(d, &f);
+	dataset_free(d);
+	fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_strict)
+{
+	Fixture f;
+	DatasetOptions o = { .strict = 1 };
+	fixture_build(&f);
+	const char *path = write_container(&f, 1);
+	Dataset *d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, path), -1);
+	ck_assert_msg(strstr(dataset_error(d), "fixture1.tar.gz: b/") != NULL, "%s", dataset_error(d));
+	dataset_free(d);
+	fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_bad_inputs)
+{
+	DatasetOptions o = { 0 };
+	Dataset *d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("missing.tar")), -1);
+	ck_assert_msg(strstr(dataset_error(d), "missing.tar: No such file or directory") != NULL, "%s",
+	              dataset_error(d));
+	dataset_free(d);
+	/* not an archive */
+	tu_write_file(tu_path("notes.txt"), "just some words, not an archive\n", 32);
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("notes.txt")), -1);
+	ck_assert_ptr_nonnull(strstr(dataset_error(d), "notes.txt: "));
+	dataset_free(d);
+	/* a tar.gz cut short */
+	Fixture f;
+	fixture_build(&f);
+	const char *path = write_container(&f, 1);
+	size_t len;
+	char *bytes = tu_read_file(path, &len);
+	tu_write_file(tu_path("cut.tar.gz"), bytes, len * 2 / 3);
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("cut.tar.gz")), -1);
+	ck_assert_msg(strstr(dataset_error(d), "cut.tar.gz: ") != NULL, "%s", dataset_error(d));
+	dataset_free(d);
+	free(bytes);
+	/* nothing in it */
+	tw_archive(tu_path("empty.tar"), "tar", NULL, f.m + 8, 3);   /* README and junk only */
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("empty.tar")), 0);
+	ck_assert_int_eq(dataset_finish(d), -1);
+	ck_assert_str_eq(dataset_error(d), "no images found in the input");
+	dataset_free(d);
+	fixture_free(&f);
+}
+END_TEST
+
+START_TEST(test_sizes_channels_limits)
+{
+	uint8_t a[H * W * 3], b[10 * W * 3];
+	DatasetOptions o = { 0 };
+	Warnings w = { .n = 0 };
+	tw_pattern(a, H, W, 3, 1);
+	tw_pattern(b, 10, W, 3, 2);
+	TwBuf pa = tw_png(a, H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0), pb = tw_png(b, 10, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+	TwMember m[3] = { { "c/z.png", pa.data, pa.len }, { "c/y.png", pb.data, pb.len }, { "c/a.png", pa.data, pa.len } };
+	tw_archive(tu_path("sizes.tar"), "tar", NULL, m, 3);
+	Dataset *d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("sizes.tar")), 0);
+	ck_assert_int_eq(dataset_finish(d), -1);
+	ck_assert_msg(strstr(dataset_error(d), "sizes.tar: c/y.png: image is 10x8, but c/a.png is 6x8") != NULL, "%s",
+	              dataset_error(d));
+	dataset_free(d);
+	/* --size 3x4 --channels 1 */
+	o.height = 3;
+	o.width = 4;
+	o.channels = 1;
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("sizes.tar")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	for (int i = 0; i < 3; i++) {
+		const Sample *s = dataset_sample(d, i);
+		ck_assert_int_eq(s->h * 100 + s->w * 10 + s->c, 341);
+	}
+	{
+		uint8_t g[H * W], g34[12];
+		image_convert_channels(g, 1, a, 3, H * W);
+		image_resize(g34, 3, 4, g, H, W, 1, NULL);
+		ck_assert_mem_eq(dataset_sample(d, 0)->pixels, g34, 12);
+	}
+	dataset_free(d);
+	/* the pixel limit skips big images with a warning */
+	DatasetOptions lim = { .max_pixels = H * W, .warn = collect_warning, .ctx = &w };
+	d = dataset_new(&lim);
+	ck_assert_int_eq(dataset_add(d, tu_path("sizes.tar")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	ck_assert_int_eq(dataset_count(d), 2);
+	ck_assert_int_eq(w.n, 1);
+	ck_assert(has_warning(&w, "c/y.png: image is 10x8 = 80 pixels, over the limit of 48"));
+	dataset_free(d);
+	free(pa.data);
+	free(pb.data);
+}
+END_TEST
+
+START_TEST(test_multiple_inputs_and_single_files)
+{
+	uint8_t a[H * W * 3];
+	DatasetOptions o = { 0 };
+	tw_pattern(a, H, W, 3, 4);
+	TwBuf p = tw_png(a, H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+	TwMember m1[2] = { { "dog/1.png", p.data, p.len }, { "cat/9.png", p.data, p.len } };
+	TwMember m2[1] = { { "ant/5.png", p.data, p.len } };
+	tw_archive(tu_path("one.zip"), "zip", NULL, m1, 2);
+	tw_folder(tu_path("two"), m2, 1);
+	tu_write_file(tu_path("single.png"), p.data, p.len);
+	Dataset *d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("one.zip")), 0);
+	ck_assert_int_eq(dataset_add(d, tu_path("two/")), 0);
+	ck_assert_int_eq(dataset_add(d, tu_path("single.png")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	ck_assert_int_eq(dataset_count(d), 4);
+	/* inputs in the order given, each sorted; classes sorted over all */
+	ck_assert_str_eq(dataset_sample(d, 0)->path, "cat/9.png");
+	ck_assert_str_eq(dataset_sample(d, 1)->path, "dog/1.png");
+	ck_assert_str_eq(dataset_sample(d, 2)->path, "ant/5.png");
+	ck_assert_str_eq(dataset_sample(d, 3)->path, "single.png");
+	ck_assert_int_eq(dataset_sample(d, 0)->label, 1);
+	ck_assert_int_eq(dataset_sample(d, 1)->label, 2);
+	ck_assert_int_eq(dataset_sample(d, 2)->label, 0);
+	ck_assert_int_eq(dataset_sample(d, 3)->label, -1);
+	ck_assert_str_eq(dataset_input_name(d, dataset_sample(d, 2)->input), tu_path("two/"));
+	dataset_free(d);
+	free(p.data);
+}
+END_TEST
+
+/* ---- IDX and CIFAR ---- */
+
+static void
+write_idx(const char *images, const char *labels, int n, int h, int w, int gz)
+{
+	size_t ilen = 16 + (size_t)n * h * w, llen = 8 + (size_t)n;
+	uint8_t *ib = malloc(ilen), *lb = malloc(llen);
+	uint8_t hdr[16] = { 0, 0, 8, 3, 0, 0, 0, (uint8_t)n, 0, 0, 0, (uint8_t)h, 0, 0, 0, (uint8_t)w };
+	uint8_t lh[8] = { 0, 0, 8, 1, 0, 0, 0, (uint8_t)n };
+	memcpy(ib, hdr, 16);
+	memcpy(lb, lh, 8);
+	for (size_t i = 16; i < ilen; i++)
+		ib[i] = (uint8_t)(i * 7);
+	for (int i = 0; i < n; i++)
+		lb[8 + i] = (uint8_t)(i % 3);
+	if (gz) {
+		tw_gzip_file(images, ib, ilen);
+		if (labels)
+			tw_gzip_file(labels, lb, llen);
+	} else {
+		tu_write_file(images, ib, ilen);
+		if (labels)
+			tu_write_file(labels, lb, llen);
+	}
+	free(ib);
+	free(lb);
+}
+
+START_TEST(test_idx)
+{
+	Warnings w = { .n = 0 };
+	DatasetOptions o = { .warn = collect_warning, .ctx = &w };
+	char src[64];
+	mkdir(tu_path("idx"), 0755);
+	write_idx(tu_path("idx/train-images-idx3-ubyte.gz"), tu_path("idx/train-labels-idx1-ubyte.gz"), 5, 4, 3, 1);
+	write_idx(tu_path("idx/t10k-images-idx3-ubyte"), tu_path("idx/t10k-labels-idx1-ubyte"), 2, 4, 3, 0);
+	Dataset *d = dataset_new(&o);
+	ck_assert_msg(dataset_add(d, tu_path("idx/train-images-idx3-ubyte.gz")) == 0, "%s", dataset_error(d));
+	ck_assert_int_eq(dataset_add(d, tu_path("idx/train-labels-idx1-ubyte.gz")), 0);   /* skipped */
+	ck_assert_int_eq(dataset_finish(d), 0);
+	ck_assert_int_eq(dataset_count(d), 5);
+	ck_assert_int_eq(dataset_nclasses(d), 3);
+	ck_assert_str_eq(dataset_classes(d)[2], "2");
+	for (int i = 0; i < 5; i++) {
+		const Sample *s = dataset_sample(d, i);
+		ck_assert_int_eq(s->h * 100 + s->w * 10 + s->c, 431);
+		ck_assert_int_eq(s->label, i % 3);
+		for (int k = 0; k < 12; k++)
+			ck_assert_int_eq(s->pixels[k], (uint8_t)((16 + i * 12 + k) * 7));
+	}
+	ck_assert_str_eq(dataset_source(d, 4, src, sizeof src), "train-images-idx3-ubyte.gz#4");
+	ck_assert_int_eq(w.n, 0);
+	dataset_free(d);
+	/* uncompressed, with --classes and --size/--channels */
+	char *names[3] = { "zero", "one", "two" };
+	DatasetOptions o2 = { .nclass_names = 3, .class_names = names, .height = 2, .width = 2, .channels = 3 };
+	d = dataset_new(&o2);
+	ck_assert_int_eq(dataset_add(d, tu_path("idx/t10k-images-idx3-ubyte")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	ck_assert_int_eq(dataset_count(d), 2);
+	ck_assert_str_eq(dataset_classes(d)[1], "one");
+	ck_assert_int_eq(dataset_sample(d, 1)->h * 100 + dataset_sample(d, 1)->w * 10 + dataset_sample(d, 1)->c, 223);
+	dataset_free(d);
+	/* no labels file: labels -1 and a warning */
+	write_idx(tu_path("idx/lonely-images-idx3-ubyte"), NULL, 3, 2, 2, 0);
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("idx/lonely-images-idx3-ubyte")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	ck_assert_int_eq(dataset_sample(d, 0)->label, -1);
+	ck_assert_int_eq(dataset_nclasses(d), 0);
+	ck_assert(has_warning(&w, "no labels file"));
+	dataset_free(d);
+	/* a damaged IDX: data shorter than the header says */
+	uint8_t bad[20] = { 0, 0, 8, 3, 0, 0, 0, 9, 0, 0, 0, 2, 0, 0, 0, 2 };
+	tu_write_file(tu_path("idx/bad-images-idx3-ubyte"), bad, sizeof bad);
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("idx/bad-images-idx3-ubyte")), -1);
+	ck_assert_msg(strstr(dataset_error(d), "IDX data is 4 bytes, expected 36") != NULL, "%s", dataset_error(d));
+	dataset_free(d);
+	/* IDX and folders do not mix */
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("idx/t10k-images-idx3-ubyte")), 0);
+	ck_assert_int_eq(dataset_add(d, tu_path("idx")), -1);
+	ck_assert_ptr_nonnull(strstr(dataset_error(d), "cannot mix"));
+	dataset_free(d);
+}
+END_TEST
+
+START_TEST(test_cifar)
+{
+	enum { N = 3 };
+	uint8_t rec10[N * 3073], rec100[N * 3074];
+	DatasetOptions o = { 0 };
+	mkdir(tu_path("cifar"), 0755);
+	for (int i = 0; i < N; i++) {
+		rec10[i * 3073] = (uint8_t)(9 - i);
+		rec100[i * 3074] = (uint8_t)(19 - i);      /* coarse */
+		rec100[i * 3074 + 1] = (uint8_t)(99 - i);  /* fine */
+		for (int k = 0; k < 3072; k++)
+			rec10[i * 3073 + 1 + k] = rec100[i * 3074 + 2 + k] = (uint8_t)(k / 1024 * 50 + k % 7 + i);
+	}
+	tu_write_file(tu_path("cifar/data_batch_1.bin"), rec10, sizeof rec10);
+	tu_write_file(tu_path("cifar/train.bin"), rec100, sizeof rec100);
+	static const char meta[] = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
+	tu_write_file(tu_path("cifar/batches.meta.txt"), meta, strlen(meta));
+	Dataset *d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("cifar/data_batch_1.bin")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	ck_assert_int_eq(dataset_count(d), N);
+	ck_assert_int_eq(dataset_nclasses(d), 10);
+	ck_assert_str_eq(dataset_classes(d)[9], "truck");
+	for (int i = 0; i < N; i++) {
+		const Sample *s = dataset_sample(d, i);
+		ck_assert_int_eq(s->label, 9 - i);
+		ck_assert_int_eq(s->h * 100 + s->w * 10 + s->c, 32 * 100 + 320 + 3);
+		/* HWC: pixel p channel k comes from plane k */
+		for (int p = 0; p < 1024; p += 37)
+			for (int k = 0; k < 3; k++)
+				ck_assert_int_eq(s->pixels[3 * p + k], (uint8_t)(k * 50 + (k * 1024 + p) % 7 + i));
+	}
+	dataset_free(d);
+	/* CIFAR-100: fine labels by default, coarse on request; numeric names */
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("cifar/train.bin")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	ck_assert_int_eq(dataset_nclasses(d), 100);
+	ck_assert_int_eq(dataset_sample(d, 0)->label, 99);
+	ck_assert_str_eq(dataset_classes(d)[99], "99");
+	dataset_free(d);
+	o.coarse = 1;
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("cifar/train.bin")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	ck_assert_int_eq(dataset_nclasses(d), 20);
+	ck_assert_int_eq(dataset_sample(d, 2)->label, 17);
+	dataset_free(d);
+	/* a batch whose size is not a whole number of records */
+	tu_write_file(tu_path("cifar/test_batch.bin"), rec10, 3073 + 5);
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("cifar/test_batch.bin")), -1);
+	ck_assert_ptr_nonnull(strstr(dataset_error(d), "not a whole number of CIFAR-10 records"));
+	dataset_free(d);
+}
+END_TEST
+
+/* ---- sampler ---- */
+
+static void
+fill_labels(int64_t *labels, int64_t n, int nclasses)
+{
+	for (int64_t i = 0; i < n; i++)
+		labels[i] = (i * 7) % nclasses;
+}
+
+START_TEST(test_sampler_shuffle)
+{
+	enum { N = 200 };
+	int64_t labels[N], a[N], b[N];
+	char err[128];
+	Sampler s, t;
+	SamplerOptions o = { .shuffle = 1, .seed = 42, .nshards = 1 };
+	fill_labels(labels, N, 5);
+	ck_assert_int_eq(sampler_init(&s, &o, labels, N, 5, err, sizeof err), 0);
+	ck_assert_int_eq(sampler_init(&t, &o, labels, N, 5, err, sizeof err), 0);
+	ck_assert_int_eq(sampler_epoch_size(&s), N);
+	memcpy(a, sampler_epoch(&s, 3), sizeof a);
+	memcpy(b, sampler_epoch(&t, 3), sizeof b);
+	ck_assert_mem_eq(a, b, sizeof a);                /* same seed, same epoch: same order */
+	memcpy(b, sampler_epoch(&s, 4), sizeof b);
+	ck_assert(memcmp(a, b, sizeof a) != 0);          /* a fresh permutation each epoch */
+	int seen[N] = { 0 }, fixed = 0;
+	for (int i = 0; i < N; i++) {
+		seen[b[i]]++;
+		fixed += b[i] == i;
+	}
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(seen[i], 1);
+	ck_assert(fixed < 10);
+	sampler_free(&t);
+	o.seed = 43;
+	ck_assert_int_eq(sampler_init(&t, &o, labels, N, 5, err, sizeof err), 0);
+	ck_assert(memcmp(a, sampler_epoch(&t, 3), sizeof a) != 0);
+	sampler_free(&t);
+	o.shuffle = 0;
+	ck_assert_int_eq(sampler_init(&t, &o, labels, N, 5, err, sizeof err), 0);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(sampler_epoch(&t, 9)[i], i);
+	sampler_free(&t);
+	sampler_free(&s);
+}
+END_TEST
+
+START_TEST(test_sampler_shards)
+{
+	enum { N = 103 };
+	int64_t labels[N];
+	char err[128];
+	fill_labels(labels, N, 4);
+	for (int nshards = 1; nshards <= 5; nshards++) {
+		for (int64_t epoch = 0; epoch < 3; epoch++) {
+			int seen[N] = { 0 };
+			int64_t total = 0, prev = -1;
+			for (int shard = 0; shard < nshards; shard++) {
+				Sampler s;
+				SamplerOptions o = { .shuffle = 1, .seed = 7, .shard = shard, .nshards = nshards };
+				ck_assert_int_eq(sampler_init(&s, &o, labels, N, 4, err, sizeof err), 0);
+				int64_t m = sampler_epoch_size(&s);
+				const int64_t *ids = sampler_epoch(&s, epoch);
+				if (prev >= 0)
+					ck_assert(llabs(m - prev) <= 1);
+				prev = m;
+				for (int64_t k = 0; k < m; k++)
+					seen[ids[k]]++;
+				total += m;
+				sampler_free(&s);
+			}
+			ck_assert_int_eq(total, N);
+			for (int i = 0; i < N; i++)
+				ck_assert_msg(seen[i] == 1, "%d shards, epoch %lld: id %d seen %d times", nshards, (long long)epoch,
+				              i, seen[i]);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_sampler_labels_limit)
+{
+	enum { N = 1000 };
+	int64_t labels[N], none[N];
+	char err[128];
+	Sampler s;
+	int per[10] = { 0 };
+	fill_labels(labels, N, 10);
+	labels[5] = -1;
+	SamplerOptions o = { .label_per_class = 7, .seed = 1, .nshards = 1 };
+	ck_assert_int_eq(sampler_init(&s, &o, labels, N, 10, err, sizeof err), 0);
+	ck_assert_int_eq(sampler_epoch_size(&s), 70);
+	for (int64_t k = 0; k < 70; k++)
+		per[labels[sampler_epoch(&s, 0)[k]]]++;
+	for (int c = 0; c < 10; c++)
+		ck_assert_int_eq(per[c], 7);
+	sampler_free(&s);
+	/* 10% of 1000 (999 labelled): about 100, exactly round(0.1 * n_c) each */
+	SamplerOptions f = { .label_frac = 0.1, .seed = 1, .nshards = 1 };
+	ck_assert_int_eq(sampler_init(&s, &f, labels, N, 10, err, sizeof err), 0);
+	ck_assert_int_eq(sampler_epoch_size(&s), 100);
+	sampler_free(&s);
+	/* limit keeps the first N of the selection */
+	SamplerOptions l = { .limit = 13, .nshards = 1 };
+	ck_assert_int_eq(sampler_init(&s, &l, labels, N, 10, err, sizeof err), 0);
+	ck_assert_int_eq(sampler_epoch_size(&s), 13);
+	ck_assert_int_eq(sampler_epoch(&s, 0)[12], 12);
+	sampler_free(&s);
+	for (int i = 0; i < N; i++)
+		none[i] = -1;
+	ck_assert_int_eq(sampler_init(&s, &o, none, N, 0, err, sizeof err), -1);
+	ck_assert_ptr_nonnull(strstr(err, "needs labelled images"));
+}
+END_TEST
+
+
+/* ---- the tool ---- */
+
+typedef struct {
+	int64_t id, label, epoch;
+	uint32_t sum;   /* of the pixel bytes */
+	char     source[64];
+} Rec;
+
+typedef struct {
+	StreamHeader h;
+	Rec         *recs;
+	int64_t      n;
+} Stream;
+
+/* Reads a whole stream file written by ssl-decode. */
+static void
+read_stream(Stream *s, const char *path)
+{
+	StreamReader *r = stream_reader_open_path(path);
+	const StreamHeader *h = stream_reader_header(r);
+	Record rec;
+	int k;
+	char err[256];
+	ck_assert_msg(h != NULL, "%s", stream_reader_error(r));
+	stream_header_copy(&s->h, h);
+	ck_assert_str_eq(s->h.kind, "images");
+	s->recs = NULL;
+	s->n = 0;
+	while ((k = stream_reader_next(r, &rec)) == 1) {
+		const Tensor *t = record_tensor(&rec, "image", DTYPE_U8, 3, err, sizeof err);
+		Rec *o;
+		ck_assert_msg(t != NULL, "%s", err);
+		s->recs = realloc(s->recs, (size_t)(s->n + 1) * sizeof *s->recs);
+		o = &s->recs[s->n++];
+		memset(o, 0, sizeof *o);   /* compared with memcmp */
+		o->id = rec.id;
+		o->label = rec.label;
+		o->epoch = rec.epoch;
+		o->sum = 0;
+		for (size_t i = 0; i < tensor_nbytes(t); i++)
+			o->sum = o->sum * 31 + ((const uint8_t *)t->data)[i];
+		snprintf(o->source, sizeof o->source, "%s", rec.source ? rec.source : "");
+	}
+	ck_assert_msg(k == 0, "%s", stream_reader_error(r));
+	stream_reader_close(r);
+}
+
+static void
+free_stream(Stream *s)
+{
+	stream_header_free(&s->h);
+	free(s->recs);
+}
+
+static const char *
+tool_fixture(void)
+{
+	static char path[512];
+	Fixture f;
+	if (!path[0]) {
+		fixture_build(&f);
+		snprintf(path, sizeof path, "%s", write_container(&f, 1));
+		fixture_free(&f);
+	}
+	return path;
+}
+
+START_TEST(test_tool_epochs_resume)
+{
+	const char *in = tool_fixture();
+	TuResult r;
+	Stream full, tail, again;
+	tu_run(&r, "ssl-decode --shuffle --seed 3 --epochs 3 '%s' > '%s'", in, tu_path("full.ssl"));
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	/* one line per bad member and the summary; nothing else */
+	ck_assert_msg(strstr(r.err, "fixture1.tar.gz: b/bad.jpg: truncated JPEG data\n") != NULL, "%s", r.err);
+	ck_assert_msg(strstr(r.err, "ssl-decode: skipped 3 of 11 members: 1 undecodable, 1 unsupported format, "
+	                            "1 empty class folder\n") != NULL, "%s", r.err);
+	tu_result_free(&r);
+	read_stream(&full, tu_path("full.ssl"));
+	ck_assert_int_eq(full.h.nclasses, 2);
+	ck_assert_str_eq(full.h.classes[1], "b");
+	ck_assert_int_eq(full.h.records_per_epoch, 8);
+	ck_assert_int_eq(full.h.epochs, 3);
+	ck_assert_int_eq(full.n, 24);
+	ck_assert_int_eq(full.h.nprov, 1);
+	for (int e = 0; e < 3; e++) {
+		int seen[8] = { 0 };
+		for (int k = 0; k < 8; k++) {
+			const Rec *x = &full.recs[e * 8 + k];
+			ck_assert_int_eq(x->epoch, e);
+			seen[x->id]++;
+			ck_assert_str_eq(x->source, fixture_images[x->id]);
+			ck_assert_int_eq(x->label, x->id < 4 ? 0 : x->id < 7 ? 1 : -1);
+		}
+		for (int i = 0; i < 8; i++)
+			ck_assert_int_eq(seen[i], 1);
+	}
+	/* epochs are shuffled differently */
+	ck_assert(memcmp(&full.recs[0], &full.recs[8], sizeof(Rec)) != 0 || full.recs[1].id != full.recs[9].id);
+	/* --start-epoch 1 is exactly the tail of the full run */
+	tu_run(&r, "ssl-decode -q --shuffle --seed 3 --epochs 3 --start-epoch 1 '%s' > '%s'", in, tu_path("tail.ssl"));
+	ck_assert_int_eq(r.status, 0);
+	tu_result_free(&r);
+	read_stream(&tail, tu_path("tail.ssl"));
+	ck_assert_int_eq(tail.h.start_epoch, 1);
+	ck_assert_int_eq(tail.n, 16);
+	ck_assert_mem_eq(tail.recs, full.recs + 8, 16 * sizeof(Rec));
+	/* the same command gives the same bytes */
+	tu_run(&r, "ssl-decode --shuffle --seed 3 --epochs 3 '%s' 2>/dev/null | cmp - '%s'", in, tu_path("full.ssl"));
+	ck_assert_msg(r.status == 0, "not byte-identical: %s", r.out);
+	tu_result_free(&r);
+	/* another seed, another order */
+	tu_run(&r, "ssl-decode -q --shuffle --seed 4 --epochs 3 '%s' > '%s'", in, tu_path("other.ssl"));
+	read_stream(&again, tu_path("other.ssl"));
+	int same = 1;
+	for (int k = 0; k < 24; k++)
+		same &= again.recs[k].id == full.recs[k].id;
+	ck_assert(!same);
+	tu_result_free(&r);
+	free_stream(&full);
+	free_stream(&tail);
+	free_stream(&again);
+}
+END_TEST
+
+START_TEST(test_tool_shards_labels_limit)
+{
+	const char *in = tool_fixture();
+	TuResult r;
+	Stream s;
+	for (int e = 0; e < 2; e++) {
+		int seen[8] = { 0 };
+		for (int i = 0; i < 3; i++) {
+			tu_run(&r, "ssl-decode -q --shuffle --epochs 2 --shard %d/3 '%s' > '%s'", i, in, tu_path("shard.ssl"));
+			ck_assert_int_eq(r.status, 0);
+			tu_result_free(&r);
+			read_stream(&s, tu_path("shard.ssl"));
+			ck_assert_int_eq(s.h.records_per_epoch, i < 2 ? 3 : 2);
+			ck_assert_str_eq(stream_header_get_meta(&s.h, "shard"), i == 0 ? "0/3" : i == 1 ? "1/3" : "2/3");
+			for (int64_t k = 0; k < s.n; k++)
+				if (s.recs[k].epoch == e)
+					seen[s.recs[k].id]++;
+			free_stream(&s);
+		}
+		for (int i = 0; i < 8; i++)
+			ck_assert_msg(seen[i] == 1, "epoch %d: id %d in %d shards", e, i, seen[i]);
+	}
+	/* one labelled image per class; the unlabelled top.png never */
+	tu_run(&r, "ssl-decode -q --labels 1-per-class --seed 9 '%s' > '%s'", in, tu_path("l.ssl"));
+	ck_assert_int_eq(r.status, 0);
+	tu_result_free(&r);
+	read_stream(&s, tu_path("l.ssl"));
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_int_eq(s.recs[0].label, 0);
+	ck_assert_int_eq(s.recs[1].label, 1);
+	free_stream(&s);
+	tu_run(&r, "ssl-decode -q --limit 3 --size 3x5 --channels 1 '%s' > '%s'", in, tu_path("l.ssl"));
+	ck_assert_int_eq(r.status, 0);
+	tu_result_free(&r);
+	read_stream(&s, tu_path("l.ssl"));
+	ck_assert_int_eq(s.n, 3);
+	ck_assert_int_eq(s.recs[2].id, 2);
+	free_stream(&s);
+}
+END_TEST
+
+START_TEST(test_tool_errors)
+{
+	const char *in = tool_fixture();
+	static const char *const bad_usage[] = {
+		"--size 0x3", "--channels 2", "--shard 3/3", "--shard x", "--epochs 2 --start-epoch 2", "--labels 0",
+		"--limit 0", "--bogus", "--max-pixels -1", "--classes ,",
+	};
+	TuResult r;
+	for (size_t i = 0; i < sizeof bad_usage / sizeof bad_usage[0]; i++) {
+		tu_run(&r, "ssl-decode %s '%s'", bad_usage[i], in);
+		ck_assert_msg(r.status == 2, "%s: status %d", bad_usage[i], r.status);
+		ck_assert_uint_eq(r.outlen, 0);
+		ck_assert_msg(strstr(r.err, "Try 'ssl-decode --help'") != NULL, "%s: %s", bad_usage[i], r.err);
+		tu_result_free(&r);
+	}
+	tu_run(&r, "ssl-decode");
+	ck_assert_int_eq(r.status, 2);
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --help");
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "usage: ssl-decode [options] INPUT..."));
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --version");
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "ssl-decode "));
+	tu_result_free(&r);
+	/* run-time errors: exit 1, one line naming the input */
+	tu_run(&r, "ssl-decode '%s' '%s'", in, tu_path("nothere.tar"));
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_uint_eq(r.outlen, 0);
+	ck_assert_msg(strstr(r.err, "ssl-decode: ") && strstr(r.err, "nothere.tar: No such file or directory\n"), "%s",
+	              r.err);
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --strict '%s'", in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_uint_eq(r.outlen, 0);
+	ck_assert_msg(strstr(r.err, "fixture1.tar.gz: b/") != NULL, "%s", r.err);
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --classes x,y '%s'", in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "--classes"));
+	tu_result_free(&r);
+	/* a cut stream is not a success downstream */
+	tu_run(&r, "ssl-decode --epochs 50 '%s' 2>/dev/null | head -c 3000 | ssl-info", in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_msg(strstr(r.err, "truncated") != NULL, "%s", r.err);
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_tool_idx_classes)
+{
+	TuResult r;
+	Stream s;
+	mkdir(tu_path("tidx"), 0755);
+	write_idx(tu_path("tidx/t10k-images-idx3-ubyte.gz"), tu_path("tidx/t10k-labels-idx1-ubyte.gz"), 4, 3, 2, 1);
+	tu_run(&r, "ssl-decode --classes 'T-shirt/top,Trouser,Ankle boot' '%s' > '%s'", tu_path("tidx/t10k-images-idx3-ubyte.gz"),
+	       tu_path("idx.ssl"));
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_result_free(&r);
+	read_stream(&s, tu_path("idx.ssl"));
+	ck_assert_int_eq(s.n, 4);
+	ck_assert_int_eq(s.h.nclasses, 3);
+	ck_assert_str_eq(s.h.classes[2], "Ankle boot");
+	ck_assert_str_eq(s.recs[3].source, "t10k-images-idx3-ubyte.gz#3");
+	ck_assert_int_eq(s.recs[3].label, 0);
+	free_stream(&s);
+}
+END_TEST
+
+static Suite *
+decode_suite(void)
+{
+	Suite *s = suite_create("decode");
+	TCase *ds = tcase_create("dataset"), *sm = tcase_create("sampler"), *tool = tcase_create("tool");
+	tcase_set_timeout(ds, 20);
+	tcase_add_loop_test(ds, test_containers, 0, (int)(sizeof containers / sizeof containers[0]));
+	tcase_add_test(ds, test_strict);
+	tcase_add_test(ds, test_bad_inputs);
+	tcase_add_test(ds, test_sizes_channels_limits);
+	tcase_add_test(ds, test_multiple_inputs_and_single_files);
+	tcase_add_test(ds, test_idx);
+	tcase_add_test(ds, test_cifar);
+	tcase_add_test(sm, test_sampler_shuffle);
+	tcase_add_test(sm, test_sampler_shards);
+	tcase_add_test(sm, test_sampler_labels_limit);
+	tcase_set_timeout(tool, 30);
+	tcase_add_test(tool, test_tool_epochs_resume);
+	tcase_add_test(tool, test_tool_shards_labels_limit);
+	tcase_add_test(tool, test_tool_errors);
+	tcase_add_test(tool, test_tool_idx_classes);
+	suite_add_tcase(s, ds);
+	suite_add_tcase(s, sm);
+	suite_add_tcase(s, tool);
+	return s;
+}
+
+CHECK_MAIN(decode_suite)

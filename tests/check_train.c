@@ -1,0 +1,703 @@
+/* Tool tests for ssl-train on tiny generated views streams (resnet18 of
+ * width 4 on 8x8 views, batch 4): the loss falls; an interrupted run
+ * (SIGTERM inside a step, or a real SIGTERM while it waits for input)
+ * resumed with the printed command ends bitwise equal to an uninterrupted
+ * run; a diverging run stops with a message and a loadable checkpoint; a
+ * truncated input leaves a checkpoint; corrupt checkpoints are refused;
+ * --steps 0 writes the random-init baseline; bad options exit 2. */
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "rng.h"
+#include "stream.h"
+#include "testutil.h"
+#include "trainer.h"
+#include "util.h"
+
+#define TINY "ssl-train --arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 4 --threads 1"
+
+typedef struct {
+	int rpe, epochs, H, W, C, V, K;
+	int first;        /* first epoch written (the header's start_epoch) */
+	int counts;       /* header gives records_per_epoch and epochs */
+	int64_t cut;      /* records before the stream stops without a trailer; < 0: complete */
+} Gen;
+
+/* id i has its own random picture (class i % K adds a brightness); each
+ * view is the picture plus fresh noise, so views of one id match. */
+static void
+write_views(const char *path, const Gen *g)
+{
+	char *names[] = { "a", "b", "c", "d" };
+	char *argv1[] = { "ssl-decode", "--epochs", "9", "data dir/x.tar" };
+	char *argv2[] = { "ssl-augment", "--views", "2" };
+	size_t img = (size_t)g->H * g->W * g->C;
+	uint8_t *px = malloc(img * g->V);
+	FILE *f = fopen(path, "wb");
+	StreamHeader h;
+	StreamWriter *w;
+	int64_t n = 0;
+	ck_assert_ptr_nonnull(f);
+	stream_header_init(&h, STREAM_KIND_VIEWS);
+	if (g->K)
+		stream_header_set_classes(&h, g->K, names);
+	if (g->counts) {
+		h.records_per_epoch = g->rpe;
+		h.epochs = g->epochs;
+	}
+	h.start_epoch = g->first;
+	stream_header_add_provenance(&h, 4, argv1);
+	stream_header_add_provenance(&h, 3, argv2);
+	w = stream_writer_open(f, path, &h);
+	ck_assert_ptr_nonnull(w);
+	for (int e = g->first; e < g->epochs; e++) {
+		for (int k = 0; k < g->rpe; k++) {
+			int id = (k * 7 + e * 3) % g->rpe; /* another order each epoch */
+			int64_t shape[4] = { g->V, g->H, g->W, g->C };
+			Rng base = rng_for(7, 0, (uint64_t)id, 0);
+			Record rec = { .id = id, .label = g->K ? id % g->K : -1, .epoch = e, .ntensors = 1 };
+			for (size_t p = 0; p < img; p++) {
+				int b = (int)rng_below(&base, 200) + (g->K ? 12 * (id % g->K) : 0);
+				for (int v = 0; v < g->V; v++) {
+					Rng r = rng_for(7, (uint64_t)e, (uint64_t)id, (uint64_t)(1 + v));
+					int x;
+					for (size_t s = 0; s < p % 3; s++)
+						rng_u32(&r);
+					x = b + (int)rng_below(&r, 40) - 20;
+					px[(size_t)v * img + p] = (uint8_t)(x < 0 ? 0 : x > 255 ? 255 : x);
+				}
+			}
+			rec.tensors[0] = tensor_view("views", DTYPE_U8, 4, shape, px);
+			if (g->cut >= 0 && n == g->cut)
+				goto cut;
+			ck_assert_int_eq(stream_writer_put(w, &rec), 0);
+			n++;
+		}
+	}
+	ck_assert_int_eq(stream_writer_close(w), 0);
+	goto done;
+cut:
+	stream_writer_abort(w);
+done:
+	ck_assert_int_eq(fclose(f), 0);
+	stream_header_free(&h);
+	free(px);
+}
+
+static void
+write_tiny(const char *path, int epochs, int64_t cut)
+{
+	Gen g = { .rpe = 12, .epochs = epochs, .H = 8, .W = 8, .C = 3, .V = 2, .K = 0, .counts = 1, .cut = cut };
+	write_views(path, &g);
+}
+
+/* A labelled images stream for --monitor: class c is a brightness level. */
+static void
+write_images(const char *path, int n, int K)
+{
+	char *names[] = { "a", "b", "c", "d" };
+	uint8_t px[8 * 8 * 3];
+	FILE *f = fopen(path, "wb");
+	StreamHeader h;
+	StreamWriter *w;
+	stream_header_init(&h, STREAM_KIND_IMAGES);
+	stream_header_set_classes(&h, K, names);
+	w = stream_writer_open(f, path, &h);
+	for (int i = 0; i < n; i++) {
+		int64_t shape[3] = { 8, 8, 3 };
+		Rng r = rng_for(9, 0, (uint64_t)i, 0);
+		Record rec = { .id = i, .label = (i / 2) % K, .epoch = 0, .ntensors = 1 };
+		for (size_t p = 0; p < sizeof px; p++)
+			px[p] = (uint8_t)(60 * rec.label + rng_below(&r, 40));
+		rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, px);
+		ck_assert_int_eq(stream_writer_put(w, &rec), 0);
+	}
+	ck_assert_int_eq(stream_writer_close(w), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	stream_header_free(&h);
+}
+
+static void
+assert_has(const char *text, const char *needle)
+{
+	ck_assert_msg(strstr(text, needle) != NULL, "missing '%s' in:\n%s", needle, text);
+}
+
+static void
+run_ok(TuResult *r, const char *cmd)
+{
+	tu_run(r, "%s", cmd);
+	ck_assert_msg(r->status == 0, "'%s' exited %d:\n%s", cmd, r->status, r->err);
+}
+
+/* Loads a checkpoint or fails the test. */
+static void
+load_ok(Checkpoint *ck, const char *path)
+{
+	char err[512];
+	ck_assert_msg(checkpoint_load(ck, path, err, sizeof err) == 0, "%s", err);
+}
+
+/* Two checkpoints hold bitwise equal parameters, buffers and optimizer
+ * state, and the same step. */
+static void
+assert_same_weights(const char *a, const char *b)
+{
+	Checkpoint x, y;
+	Model *m1, *m2;
+	Optim *o1, *o2;
+	char err[512];
+	load_ok(&x, a);
+	load_ok(&y, b);
+	ck_assert_int_eq(x.train.step, y.train.step);
+	ck_assert_int_eq(x.optim_step, y.optim_step);
+	m1 = model_new(&x.config, 1, MODEL_TRAIN, err, sizeof err);
+	m2 = model_new(&y.config, 1, MODEL_TRAIN, err, sizeof err);
+	ck_assert_int_eq(checkpoint_restore_model(&x, m1, 0, err, sizeof err), 0);
+	ck_assert_int_eq(checkpoint_restore_model(&y, m2, 0, err, sizeof err), 0);
+	o1 = optim_new(&x.optim, model_params(m1));
+	o2 = optim_new(&y.optim, model_params(m2));
+	ck_assert_int_eq(checkpoint_restore_optim(&x, o1, err, sizeof err), 0);
+	ck_assert_int_eq(checkpoint_restore_optim(&y, o2, err, sizeof err), 0);
+	for (int k = 0; k < 2; k++) {
+		ParamTable *p = k ? optim_state(o1) : model_params(m1), *q = k ? optim_state(o2) : model_params(m2);
+		for (int i = 0; i < p->n; i++) {
+			ParamEntry *e = &p->e[i], *f = params_find(q, e->name);
+			size_t bytes = (size_t)e->numel * (e->data ? 4 : 8);
+			ck_assert_ptr_nonnull(f);
+			ck_assert_msg(memcmp(e->data ? (void *)e->data : (void *)e->i64, f->data ? (void *)f->data : (void *)f->i64,
+			                     bytes) == 0,
+			              "%s differs between %s and %s", e->name, a, b);
+		}
+	}
+	optim_free(o1);
+	optim_free(o2);
+	model_free(m1);
+	model_free(m2);
+	checkpoint_free(&x);
+	checkpoint_free(&y);
+}
+
+/* Data rows of a log (after the header) and the loss column of each. */
+static int
+read_log(const char *path, double *loss, int max, char rows[][160])
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	int n = 0;
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+	ck_assert_str_eq(line, "step\tepoch\tloss\tlr\timages_per_s\tcontrastive_top1\tmonitor_knn_top1\n");
+	while (fgets(line, sizeof line, f) && n < max) {
+		long long step, epoch;
+		double l;
+		ck_assert_int_eq(sscanf(line, "%lld\t%lld\t%lf", &step, &epoch, &l), 3);
+		if (loss)
+			loss[n] = l;
+		if (rows)
+			snprintf(rows[n], 160, "%.150s", line);
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+START_TEST(test_loss_falls)
+{
+	TuResult r;
+	double loss[64];
+	char rows[64][160];
+	int n;
+	Checkpoint ck;
+	write_tiny(tu_path("lf.views"), 8, -1);
+	run_ok(&r, TINY " --lr 0.3 --lr-abs --log $TMP/lf.tsv -o $TMP/lf.ssl $TMP/lf.views");
+	tu_result_free(&r);
+	n = read_log(tu_path("lf.tsv"), loss, 64, rows);
+	ck_assert_int_eq(n, 24); /* 12 records / 4 = 3 steps x 8 epochs */
+	{
+		double first = (loss[0] + loss[1] + loss[2]) / 3, last = (loss[n - 1] + loss[n - 2] + loss[n - 3]) / 3;
+		ck_assert_msg(last < first - 0.1, "loss did not fall: first %.4f last %.4f", first, last);
+	}
+	ck_assert_msg(strncmp(rows[23], "24\t7\t", 5) == 0, "%s", rows[23]);
+	load_ok(&ck, tu_path("lf.ssl"));
+	ck_assert_int_eq(ck.train.step, 24);
+	ck_assert_int_eq(ck.train.total_steps, 24);
+	ck_assert_int_eq(ck.train.epoch, 8);
+	ck_assert_int_eq(ck.train.epoch_records, 0);
+	ck_assert_int_eq(ck.config.in_h, 8);
+	ck_assert_int_eq(ck.config.width, 4);
+	ck_assert_int_eq(ck.nprov, 3);
+	ck_assert_str_eq(ck.prov[2].tool, "ssl-train");
+	ck_assert(ck.std[0] > 0.1f && ck.std[0] < 0.5f);
+	checkpoint_free(&ck);
+}
+END_TEST
+
+START_TEST(test_last_short_batch)
+{
+	/* 10 records per epoch, batch 4: steps of 4, 4, 2 records. */
+	Gen g = { .rpe = 10, .epochs = 2, .H = 8, .W = 8, .C = 3, .V = 3, .counts = 1, .cut = -1 };
+	TuResult r;
+	Checkpoint ck;
+	int n;
+	char rows[16][160];
+	write_views(tu_path("sb.views"), &g);
+	run_ok(&r, TINY " --log $TMP/sb.tsv -o $TMP/sb.ssl $TMP/sb.views");
+	tu_result_free(&r);
+	n = read_log(tu_path("sb.tsv"), NULL, 16, rows);
+	ck_assert_int_eq(n, 6);
+	ck_assert_msg(strncmp(rows[2], "3\t0\t", 4) == 0 && strncmp(rows[3], "4\t1\t", 4) == 0, "%s%s", rows[2], rows[3]);
+	load_ok(&ck, tu_path("sb.ssl"));
+	ck_assert_int_eq(ck.train.total_steps, 6);
+	checkpoint_free(&ck);
+	/* Without the counts in the header, --steps is needed (exit 2). */
+	g.counts = 0;
+	write_views(tu_path("nc.views"), &g);
+	tu_run(&r, TINY " -o $TMP/nc.ssl $TMP/nc.views");
+	ck_assert_int_eq(r.status, 2);
+	assert_has(r.err, "give --steps");
+	tu_result_free(&r);
+	/* With --steps, epochs are found from the records' epoch numbers. */
+	run_ok(&r, TINY " --steps 6 --log $TMP/nc.tsv -o $TMP/nc.ssl $TMP/nc.views");
+	tu_result_free(&r);
+	n = read_log(tu_path("nc.tsv"), NULL, 16, rows);
+	ck_assert_int_eq(n, 6);
+	ck_assert_msg(strncmp(rows[2], "3\t0\t", 4) == 0 && strncmp(rows[3], "4\t1\t", 4) == 0, "%s%s", rows[2], rows[3]);
+}
+END_TEST
+
+static const char *
+resume_line(const char *err)
+{
+	static char cmd[4096];
+	const char *p = strstr(err, "to resume: ");
+	size_t n;
+	ck_assert_msg(p != NULL, "no resume command in:\n%s", err);
+	p += strlen("to resume: ");
+	n = strcspn(p, "\n");
+	ck_assert_uint_lt(n, sizeof cmd);
+	memcpy(cmd, p, n);
+	cmd[n] = '\0';
+	return cmd;
+}
+
+START_TEST(test_sigterm_at_step_then_resume)
+{
+	TuResult r;
+	const char *cmd;
+	Checkpoint ck;
+	char rows[32][160];
+	int n;
+	write_tiny(tu_path("rs.views"), 4, -1);
+	run_ok(&r, TINY " --lr 0.2 --lr-abs -o $TMP/full.ssl $TMP/rs.views");
+	tu_result_free(&r);
+	/* Step 5 is the second of epoch 1: a mid-epoch checkpoint. */
+	tu_run(&r, "SSL_FAULT_SIGNAL_AT_STEP=5 " TINY " --lr 0.2 --lr-abs --log $TMP/rs.tsv -o $TMP/part.ssl $TMP/rs.views");
+	ck_assert_msg(r.status == 143, "exit %d:\n%s", r.status, r.err);
+	assert_has(r.err, "interrupted after step 5 of 12 (epoch 1)");
+	cmd = resume_line(r.err);
+	ck_assert_msg(strstr(cmd, "--resume ") && strstr(cmd, "rs.views"), "%s", cmd);
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("part.ssl"));
+	ck_assert_int_eq(ck.train.step, 5);
+	ck_assert_int_eq(ck.train.epoch, 1);
+	ck_assert_int_eq(ck.train.epoch_records, 8);
+	checkpoint_free(&ck);
+	ck_assert_int_eq(read_log(tu_path("rs.tsv"), NULL, 32, NULL), 5);
+	run_ok(&r, cmd);
+	assert_has(r.err, "resuming at step 5 of 12");
+	tu_result_free(&r);
+	assert_same_weights(tu_path("full.ssl"), tu_path("part.ssl"));
+	/* The log continues: 12 rows, steps 1..12 once each. */
+	n = read_log(tu_path("rs.tsv"), NULL, 32, rows);
+	ck_assert_int_eq(n, 12);
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(atoi(rows[i]), i + 1);
+	/* The finished run cannot be resumed again. */
+	tu_run(&r, "%s", cmd);
+	ck_assert_int_eq(r.status, 1);
+	assert_has(r.err, "the run is complete");
+	tu_result_free(&r);
+	/* A changed setting is refused, naming it. */
+	tu_run(&r, TINY " --batch 8 --resume $TMP/full.ssl -o $TMP/x.ssl $TMP/rs.views");
+	ck_assert_int_eq(r.status, 1);
+	tu_result_free(&r);
+}
+END_TEST
+
+/* A real SIGTERM while ssl-train waits for input on a pipe (the upstream
+ * still open): exit 143, checkpoint after whole steps, and a resume from
+ * the whole stream again gives the uninterrupted weights. */
+START_TEST(test_real_sigterm_on_pipe)
+{
+	char *bytes, bin[512], *args[32];
+	size_t len;
+	int fds[2], status, rows = 0, argc = 0;
+	pid_t pid;
+	TuResult r;
+	Checkpoint ck;
+	char *a = xstrdup(TINY " --lr 0.2 --lr-abs --checkpoint-every 1000 --quiet -o"), *save = NULL;
+	write_tiny(tu_path("pp.views"), 30, -1); /* 150 KB: more than the reader's 64 KB reads */
+	run_ok(&r, TINY " --lr 0.2 --lr-abs --checkpoint-every 1000 -o $TMP/ppfull.ssl $TMP/pp.views");
+	tu_result_free(&r);
+	bytes = tu_read_file(tu_path("pp.views"), &len);
+	snprintf(bin, sizeof bin, "%s/ssl-train", getenv("SSL_BIN") ? getenv("SSL_BIN") : "build/bin");
+	for (char *t = strtok_r(a, " ", &save); t; t = strtok_r(NULL, " ", &save))
+		args[argc++] = t;
+	args[0] = bin;
+	args[argc++] = (char *)tu_path("pp.ssl");
+	args[argc++] = "--log";
+	args[argc++] = (char *)tu_path("pp.tsv");
+	args[argc] = NULL;
+	ck_assert_int_eq(pipe(fds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		int e = open(tu_path("pp.err"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fds[0], 0);
+		dup2(e, 2);
+		close(fds[0]);
+		close(fds[1]);
+		execv(bin, args);
+		_exit(127);
+	}
+	close(fds[0]);
+	/* 60% of the bytes: the header and many epochs' worth of records.
+	 * Then wait until the log stops growing: ssl-train has used what it
+	 * could and waits in a read (the pipe is still open). */
+	ck_assert_int_eq(write(fds[1], bytes, len * 6 / 10), (ssize_t)(len * 6 / 10));
+	for (int tries = 0, same = 0; tries < 500 && same < 15; tries++) {
+		struct stat st;
+		int now = 0;
+		usleep(20000);
+		if (stat(tu_path("pp.tsv"), &st) == 0 && st.st_size > 0)
+			now = read_log(tu_path("pp.tsv"), NULL, 200, NULL);
+		same = now > 3 && now == rows ? same + 1 : 0;
+		rows = now;
+	}
+	ck_assert_int_ge(rows, 3);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	close(fds[1]);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 143, "status %x", status);
+	{
+		char *msg = tu_read_file(tu_path("pp.err"), NULL);
+		assert_has(msg, "interrupted after step ");
+		assert_has(msg, "--start-epoch ");
+		assert_has(msg, "| ssl-augment --views 2 | ssl-train ");
+		free(msg);
+	}
+	load_ok(&ck, tu_path("pp.ssl"));
+	ck_assert_int_ge(ck.train.step, 3);
+	ck_assert_int_lt(ck.train.step, 90);
+	checkpoint_free(&ck);
+	run_ok(&r, TINY " --lr 0.2 --lr-abs --checkpoint-every 1000 --resume $TMP/pp.ssl -o $TMP/pp.ssl < $TMP/pp.views");
+	tu_result_free(&r);
+	assert_same_weights(tu_path("ppfull.ssl"), tu_path("pp.ssl"));
+	free(bytes);
+	free(a);
+}
+END_TEST
+
+START_TEST(test_nan_stops)
+{
+	TuResult r;
+	Checkpoint ck;
+	write_tiny(tu_path("nan.views"), 4, -1);
+	tu_run(&r, TINY " --lr 1e20 --lr-abs --checkpoint-every 1 -o $TMP/nan.ssl $TMP/nan.views");
+	ck_assert_msg(r.status == 1, "exit %d:\n%s", r.status, r.err);
+	assert_has(r.err, "diverged");
+	assert_has(r.err, "step ");
+	assert_has(r.err, "the last checkpoint is intact");
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("nan.ssl"));
+	ck_assert_int_ge(ck.train.step, 1);
+	checkpoint_free(&ck);
+}
+END_TEST
+
+START_TEST(test_truncated_input)
+{
+	TuResult r;
+	Checkpoint ck;
+	write_tiny(tu_path("tr.views"), 4, 30);
+	tu_run(&r, TINY " -o $TMP/tr.ssl $TMP/tr.views");
+	ck_assert_msg(r.status == 1, "exit %d:\n%s", r.status, r.err);
+	assert_has(r.err, "truncated");
+	assert_has(r.err, "checkpoint after step 7");
+	assert_has(r.err, "to resume: ");
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("tr.ssl"));
+	ck_assert_int_eq(ck.train.step, 7); /* 30 records: 3 + 3 steps, then a full batch of epoch 2 */
+	ck_assert_int_eq(ck.train.epoch, 2);
+	ck_assert_int_eq(ck.train.epoch_records, 4);
+	checkpoint_free(&ck);
+	/* Resuming from the complete stream finishes the run. */
+	write_tiny(tu_path("tr.views"), 4, -1);
+	run_ok(&r, TINY " --resume $TMP/tr.ssl -o $TMP/tr.ssl $TMP/tr.views");
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("tr.ssl"));
+	ck_assert_int_eq(ck.train.step, 12);
+	checkpoint_free(&ck);
+	/* A stream restarted at a later epoch than the checkpoint needs is
+	 * refused; restarted at that epoch, it is what the message says to do. */
+	write_tiny(tu_path("tr.views"), 4, 30);
+	tu_run(&r, TINY " -o $TMP/tr2.ssl $TMP/tr.views");
+	ck_assert_int_eq(r.status, 1);
+	tu_result_free(&r);
+	{
+		Gen g = { .rpe = 12, .epochs = 4, .first = 3, .H = 8, .W = 8, .C = 3, .V = 2, .counts = 1, .cut = -1 };
+		write_views(tu_path("e3.views"), &g);
+		tu_run(&r, TINY " --resume $TMP/tr2.ssl -o $TMP/tr2.ssl $TMP/e3.views");
+		ck_assert_int_eq(r.status, 1);
+		assert_has(r.err, "the checkpoint needs epoch 2");
+		tu_result_free(&r);
+		g.first = 2;
+		write_views(tu_path("e2.views"), &g);
+		run_ok(&r, TINY " --resume $TMP/tr2.ssl -o $TMP/tr2.ssl < $TMP/e2.views");
+		tu_result_free(&r);
+		assert_same_weights(tu_path("tr.ssl"), tu_path("tr2.ssl"));
+	}
+}
+END_TEST
+
+START_TEST(test_corrupt_checkpoint_refused)
+{
+	TuResult r;
+	char *bytes;
+	size_t len;
+	write_tiny(tu_path("cc.views"), 2, -1);
+	tu_run(&r, "SSL_FAULT_SIGNAL_AT_STEP=2 " TINY " -o $TMP/cc.ssl $TMP/cc.views");
+	ck_assert_int_eq(r.status, 143);
+	tu_result_free(&r);
+	bytes = tu_read_file(tu_path("cc.ssl"), &len);
+	bytes[len / 2] ^= 4;
+	tu_write_file(tu_path("flip.ssl"), bytes, len);
+	tu_run(&r, TINY " --resume $TMP/flip.ssl -o $TMP/cc2.ssl $TMP/cc.views");
+	ck_assert_int_eq(r.status, 1);
+	assert_has(r.err, "flip.ssl: checksum mismatch");
+	tu_result_free(&r);
+	tu_write_file(tu_path("cut.ssl"), bytes, len - 100);
+	tu_run(&r, TINY " --resume $TMP/cut.ssl -o $TMP/cc2.ssl $TMP/cc.views");
+	ck_assert_int_eq(r.status, 1);
+	assert_has(r.err, "cut.ssl: truncated");
+	tu_result_free(&r);
+	/* Another architecture in --resume: the options name the mismatch. */
+	bytes[len / 2] ^= 4;
+	tu_run(&r, TINY " --width 8 --resume $TMP/cc.ssl -o $TMP/cc2.ssl $TMP/cc.views");
+	ck_assert_int_eq(r.status, 1);
+	assert_has(r.err, "--width 8, the checkpoint has 4");
+	tu_result_free(&r);
+	free(bytes);
+}
+END_TEST
+
+START_TEST(test_disk_full_keeps_previous)
+{
+	TuResult r;
+	char *before, *after;
+	size_t n1, n2;
+	write_tiny(tu_path("df.views"), 2, -1);
+	tu_run(&r, "SSL_FAULT_SIGNAL_AT_STEP=3 " TINY " -o $TMP/df.ssl $TMP/df.views");
+	ck_assert_int_eq(r.status, 143);
+	tu_result_free(&r);
+	before = tu_read_file(tu_path("df.ssl"), &n1);
+	tu_run(&r, "SSL_FAULT_WRITE_BYTES=1000 " TINY " --resume $TMP/df.ssl -o $TMP/df.ssl $TMP/df.views");
+	ck_assert_msg(r.status == 1, "exit %d:\n%s", r.status, r.err);
+	assert_has(r.err, "No space left on device");
+	tu_result_free(&r);
+	after = tu_read_file(tu_path("df.ssl"), &n2);
+	ck_assert(n1 == n2 && memcmp(before, after, n1) == 0);
+	free(before);
+	free(after);
+	/* An unwritable output is refused before any training. */
+	tu_run(&r, TINY " -o /nonexistent-dir/m.ssl $TMP/df.views");
+	ck_assert_int_eq(r.status, 1);
+	assert_has(r.err, "/nonexistent-dir/m.ssl");
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_steps0_baseline)
+{
+	TuResult r;
+	Checkpoint ck;
+	run_ok(&r, "ssl-train --steps 0 --input-size 32x32x3 -o $TMP/rand.ssl < /dev/null");
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("rand.ssl"));
+	ck_assert_int_eq(ck.config.in_h, 32);
+	ck_assert_int_eq(ck.config.in_channels, 3);
+	ck_assert_int_eq(ck.config.width, 64);
+	ck_assert_int_eq(ck.config.proj_hidden, 2048);
+	ck_assert_int_eq(ck.has_optim, 0);
+	ck_assert_int_eq(ck.train.step, 0);
+	ck_assert_float_eq(ck.mean[0], 0.5f);
+	checkpoint_free(&ck);
+	/* From a stream: the size and normalisation from the first batch. */
+	write_tiny(tu_path("s0.views"), 1, -1);
+	run_ok(&r, TINY " --steps 0 --seed 3 -o $TMP/s0.ssl < $TMP/s0.views");
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("s0.ssl"));
+	ck_assert_int_eq(ck.config.in_h, 8);
+	ck_assert(ck.mean[0] > 0.2f && ck.mean[0] < 0.6f);
+	ck_assert(ck.train.seed == 3);
+	checkpoint_free(&ck);
+	run_ok(&r, "ssl-train --steps 0 --input-size 8x8x1 --width 2 --mean 0.3 --std 0.2 -o $TMP/g.ssl");
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("g.ssl"));
+	ck_assert_int_eq(ck.config.in_channels, 1);
+	ck_assert_float_eq(ck.std[0], 0.2f);
+	checkpoint_free(&ck);
+}
+END_TEST
+
+START_TEST(test_monitor_and_supervised)
+{
+	Gen g = { .rpe = 12, .epochs = 3, .H = 8, .W = 8, .C = 3, .V = 2, .K = 3, .counts = 1, .cut = -1 };
+	TuResult r;
+	Checkpoint ck;
+	char rows[16][160];
+	int n;
+	write_views(tu_path("lab.views"), &g);
+	write_images(tu_path("mon.images"), 24, 3);
+	run_ok(&r, TINY " --monitor $TMP/mon.images --log $TMP/mon.tsv --log-every 2 -o $TMP/mon.ssl $TMP/lab.views");
+	tu_result_free(&r);
+	n = read_log(tu_path("mon.tsv"), NULL, 16, rows);
+	/* Rows at steps 2, 3 (epoch end), 4, 6 (epoch end), 8, 9 (epoch end). */
+	ck_assert_int_eq(n, 6);
+	for (int i = 0; i < n; i++) {
+		int step = atoi(rows[i]);
+		char *last = strrchr(rows[i], '\t') + 1;
+		if (step % 3 == 0) {
+			double acc = atof(last);
+			ck_assert_msg(*last != '\n' && acc >= 0 && acc <= 1, "%s", rows[i]);
+		} else {
+			ck_assert_msg(*last == '\n', "monitor cell not empty: %s", rows[i]);
+		}
+	}
+	/* Fine-tuning the encoder with a classifier on the labels. */
+	run_ok(&r, TINY " --objective supervised --init $TMP/mon.ssl --lr 0.5 --log $TMP/sup.tsv -o $TMP/sup.ssl $TMP/lab.views");
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("sup.ssl"));
+	ck_assert_int_eq(ck.config.num_classes, 3);
+	ck_assert_int_eq(ck.config.proj_layers, 0);
+	ck_assert_str_eq(ck.train.objective, "supervised");
+	ck_assert_int_eq(ck.nclasses, 3);
+	checkpoint_free(&ck);
+	/* Unlabelled views cannot train a classifier. */
+	write_tiny(tu_path("unl.views"), 1, -1);
+	tu_run(&r, TINY " --objective supervised -o $TMP/x.ssl $TMP/unl.views");
+	ck_assert_int_eq(r.status, 1);
+	assert_has(r.err, "class names");
+	tu_result_free(&r);
+}
+END_TEST
+
+START_TEST(test_resume_command)
+{
+	char *a1[] = { "--epochs", "10", "--shuffle", "--start-epoch", "2", "my data/train.tar.gz" };
+	char *a2[] = { "--recipe", "cifar", "--seed=4" };
+	Provenance prov[2] = { { .tool = "ssl-decode", .version = "0.1.0", .nargs = 6, .args = a1 },
+		               { .tool = "ssl-augment", .version = "0.1.0", .nargs = 3, .args = a2 } };
+	char *argv[] = { "ssl-train", "--batch", "8", "--resume", "old.ssl", "-o", "it's.ssl", NULL };
+	char buf[1024];
+	trainer_resume_command(buf, sizeof buf, prov, 2, 1, 7, argv, "it's.ssl", 5);
+	ck_assert_str_eq(buf, "ssl-decode --epochs 10 --shuffle 'my data/train.tar.gz' --start-epoch 5 | ssl-augment "
+	                      "--recipe cifar --seed=4 | ssl-train --batch 8 -o 'it'\\''s.ssl' --resume 'it'\\''s.ssl'");
+	/* Read from a file: ssl-train alone (it skips what was trained on). */
+	trainer_resume_command(buf, sizeof buf, prov, 2, 0, 7, argv, "m.ssl", 5);
+	ck_assert_str_eq(buf, "ssl-train --batch 8 -o 'it'\\''s.ssl' --resume m.ssl");
+	/* No ssl-decode upstream: the command says what the input must be. */
+	trainer_resume_command(buf, sizeof buf, prov + 1, 1, 1, 3, argv, "m.ssl", 5);
+	ck_assert_str_eq(buf, "<the same input, from epoch 5 (or from the start)> | ssl-train --batch 8 --resume m.ssl");
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+	static const char *bad[] = {
+		"ssl-train",                                   /* no -o */
+		"ssl-train -o m.ssl --arch resnet99",
+		"ssl-train -o m.ssl --stem vgg",
+		"ssl-train -o m.ssl --batch 0",
+		"ssl-train -o m.ssl --batch x",
+		"ssl-train -o m.ssl --optim adam",
+		"ssl-train -o m.ssl --proj-layers 4",
+		"ssl-train -o m.ssl --temperature 0",
+		"ssl-train -o m.ssl --checkpoint-every 3x",
+		"ssl-train -o m.ssl --checkpoint-every 0e",
+		"ssl-train -o m.ssl --mean 0.5",
+		"ssl-train -o m.ssl --mean 0.5,0.5 --std 0.2",
+		"ssl-train -o m.ssl --std 0,1,1 --mean 1,1,1",
+		"ssl-train -o m.ssl --input-size 32x32x3",
+		"ssl-train -o m.ssl --steps 0 --input-size 32x32",
+		"ssl-train -o m.ssl --objective byol",
+		"ssl-train -o m.ssl --init a.ssl",
+		"ssl-train -o m.ssl --objective supervised --init a.ssl --resume b.ssl",
+		"ssl-train -o m.ssl --plot m.png",
+		"ssl-train -o m.ssl --no-such-option",
+		"ssl-train -o m.ssl a.views b.views",
+		"ssl-train -o m.ssl --lr -1",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		TuResult r;
+		tu_run(&r, "%s < /dev/null", bad[i]);
+		ck_assert_msg(r.status == 2, "'%s' exited %d:\n%s", bad[i], r.status, r.err);
+		ck_assert_uint_eq(r.outlen, 0);
+		ck_assert_msg(strncmp(r.err, "ssl-train: ", 11) == 0, "%s", r.err);
+		tu_result_free(&r);
+	}
+	{
+		TuResult r;
+		tu_run(&r, "ssl-train --help");
+		ck_assert_int_eq(r.status, 0);
+		assert_has(r.out, "--checkpoint-every");
+		tu_result_free(&r);
+		tu_run(&r, "ssl-train -o m.ssl < /dev/null");
+		ck_assert_int_eq(r.status, 1);
+		assert_has(r.err, "<stdin>");
+		tu_result_free(&r);
+	}
+}
+END_TEST
+
+/* In the forked test process: its own temporary directory as $TMP. */
+static void
+setup(void)
+{
+	setenv("TMP", tu_tmpdir(), 1);
+	setenv("OMP_NUM_THREADS", "1", 1);
+}
+
+static Suite *
+train_suite(void)
+{
+	Suite *s = suite_create("train");
+	TCase *tc = tcase_create("train");
+	tcase_add_checked_fixture(tc, setup, NULL);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_resume_command);
+	tcase_add_test(tc, test_bad_options);
+	tcase_add_test(tc, test_loss_falls);
+	tcase_add_test(tc, test_last_short_batch);
+	tcase_add_test(tc, test_sigterm_at_step_then_resume);
+	tcase_add_test(tc, test_real_sigterm_on_pipe);
+	tcase_add_test(tc, test_nan_stops);
+	tcase_add_test(tc, test_truncated_input);
+	tcase_add_test(tc, test_corrupt_checkpoint_refused);
+	tcase_add_test(tc, test_disk_full_keeps_previous);
+	tcase_add_test(tc, test_steps0_baseline);
+	tcase_add_test(tc, test_monitor_and_supervised);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+CHECK_MAIN(train_suite)

@@ -1,0 +1,259 @@
+/* ssl-decode: decode image archives, folders, IDX files and CIFAR batches
+ * into an images stream. See ssl-decode(1). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataset.h"
+#include "image.h"
+#include "progress.h"
+#include "sampler.h"
+#include "stream.h"
+#include "util.h"
+
+typedef struct {
+	DatasetOptions ds;
+	SamplerOptions sm;
+	int64_t        epochs, start_epoch;
+	int            progress, quiet;
+	char          *classes_arg;
+	char          *classes_buf;   /* the names point into it */
+	char         **class_names;
+	int            nclass_names;
+} Options;
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	        "usage: ssl-decode [options] INPUT...\n"
+	        "Decode archives, folders (ImageFolder layout), IDX files and CIFAR batches\n"
+	        "into an images stream on stdout.\n"
+	        "  -s, --size HxW          resize every image (area average down, bilinear up)\n"
+	        "  -c, --channels 1|3      convert to gray or RGB (default: RGB unless all are gray)\n"
+	        "  -e, --epochs N          emit N epochs (default 1)\n"
+	        "      --start-epoch E     emit only epochs E.. of the same command (resume)\n"
+	        "      --shuffle           a fresh seeded permutation each epoch\n"
+	        "      --seed S            seed for --shuffle and --labels (default 0)\n"
+	        "      --shard I/N         emit shard I of N of each epoch (0 <= I < N)\n"
+	        "      --labels SPEC       stratified label subset: 0.1, 10%% or 25-per-class\n"
+	        "      --limit N           keep the first N selected images\n"
+	        "      --classes A,B,...   class names for IDX and CIFAR inputs\n"
+	        "      --coarse            CIFAR-100: the 20 coarse labels instead of the 100 fine\n"
+	        "      --strict            bad members are errors, not warnings\n"
+	        "      --max-pixels N      refuse images over N pixels (default %lld)\n"
+	        "      --progress          show progress even when stderr is not a terminal\n"
+	        "  -q, --quiet             no progress or notes\n"
+	        "  -h, --help              show this help\n"
+	        "      --version           show the version\n",
+	        (long long)IMAGE_DEFAULT_MAX_PIXELS);
+}
+
+static void
+parse_classes(Options *o, char *arg)
+{
+	char *save = NULL, *tok;
+	for (tok = strtok_r(arg, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		o->class_names = xreallocarray(o->class_names, (size_t)o->nclass_names + 1, sizeof *o->class_names);
+		o->class_names[o->nclass_names++] = tok;
+	}
+	if (!o->nclass_names)
+		die_usage("--classes: no class names in '%s'", o->classes_arg);
+	o->ds.class_names = o->class_names;
+	o->ds.nclass_names = o->nclass_names;
+}
+
+static void
+parse_shard(Options *o, const char *arg)
+{
+	char buf[64], *slash;
+	if (strlen(arg) >= sizeof buf || !(slash = strchr(strcpy(buf, arg), '/')))
+		die_usage("--shard: '%s' is not I/N", arg);
+	*slash = '\0';
+	o->sm.nshards = opt_i64("--shard", slash + 1, 1, INT64_C(1) << 20);
+	o->sm.shard = opt_i64("--shard", buf, 0, o->sm.nshards - 1);
+}
+
+static void
+parse_options(int argc, char **argv, Options *o)
+{
+	enum { O_START = 256, O_SHUFFLE, O_SEED, O_SHARD, O_LABELS, O_LIMIT, O_CLASSES, O_COARSE, O_STRICT,
+	       O_MAXPX, O_PROGRESS, O_VERSION };
+	static const struct option longopts[] = {
+		{ "size", required_argument, NULL, 's' },       { "channels", required_argument, NULL, 'c' },
+		{ "epochs", required_argument, NULL, 'e' },     { "start-epoch", required_argument, NULL, O_START },
+		{ "shuffle", no_argument, NULL, O_SHUFFLE },    { "seed", required_argument, NULL, O_SEED },
+		{ "shard", required_argument, NULL, O_SHARD },  { "labels", required_argument, NULL, O_LABELS },
+		{ "limit", required_argument, NULL, O_LIMIT },  { "classes", required_argument, NULL, O_CLASSES },
+		{ "coarse", no_argument, NULL, O_COARSE },      { "strict", no_argument, NULL, O_STRICT },
+		{ "max-pixels", required_argument, NULL, O_MAXPX }, { "progress", no_argument, NULL, O_PROGRESS },
+		{ "quiet", no_argument, NULL, 'q' },            { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, O_VERSION },    { NULL, 0, NULL, 0 },
+	};
+	char err[256];
+	int ch;
+	memset(o, 0, sizeof *o);
+	o->epochs = 1;
+	o->sm.nshards = 1;
+	o->ds.max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
+	while ((ch = getopt_long(argc, argv, "s:c:e:qh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			if (parse_hw(optarg, IMAGE_MAX_SIDE, &o->ds.height, &o->ds.width, err, sizeof err) < 0)
+				die_usage("--size: %s", err);
+			break;
+		case 'c':
+			o->ds.channels = (int)opt_i64("--channels", optarg, 1, 3);
+			if (o->ds.channels == 2)
+				die_usage("--channels: 2 is not 1 or 3");
+			break;
+		case 'e': o->epochs = opt_i64("--epochs", optarg, 1, INT64_C(1) << 30); break;
+		case O_START: o->start_epoch = opt_i64("--start-epoch", optarg, 0, INT64_C(1) << 30); break;
+		case O_SHUFFLE: o->sm.shuffle = 1; break;
+		case O_SEED: o->sm.seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
+		case O_SHARD: parse_shard(o, optarg); break;
+		case O_LABELS:
+			if (parse_label_spec(optarg, &o->sm.label_frac, &o->sm.label_per_class, err, sizeof err) < 0)
+				die_usage("--labels: %s", err);
+			break;
+		case O_LIMIT: o->sm.limit = opt_i64("--limit", optarg, 1, INT64_MAX); break;
+		case O_CLASSES:
+			o->classes_arg = optarg;
+			free(o->classes_buf);
+			free(o->class_names);
+			o->class_names = NULL;
+			o->nclass_names = 0;
+			o->classes_buf = xstrdup(optarg);
+			parse_classes(o, o->classes_buf);
+			break;
+		case O_COARSE: o->ds.coarse = 1; break;
+		case O_STRICT: o->ds.strict = 1; break;
+		case O_MAXPX: o->ds.max_pixels = opt_i64("--max-pixels", optarg, 1, INT64_C(1) << 40); break;
+		case O_PROGRESS: o->progress = 1; break;
+		case 'q': o->quiet = 1; break;
+		case 'h':
+			usage(stdout);
+			exit(fshut(stdout, "<stdout>"));
+		case O_VERSION:
+			printf("ssl-decode %s\n", SSL_VERSION);
+			exit(fshut(stdout, "<stdout>"));
+		default:
+			die_usage("unknown option");
+		}
+	}
+	if (optind >= argc)
+		die_usage("no input given");
+	if (o->start_epoch >= o->epochs)
+		die_usage("--start-epoch %lld: must be below --epochs %lld", (long long)o->start_epoch,
+		          (long long)o->epochs);
+	set_quiet(o->quiet);
+}
+
+static void
+on_warning(void *ctx, const char *msg)
+{
+	Progress *p = ctx;
+	if (p->dirty)
+		fputc('\n', stderr);
+	p->dirty = 0;
+	warn("%s", msg);
+}
+
+static void
+on_progress(void *ctx, int64_t decoded)
+{
+	progress_update(ctx, decoded, NULL);
+}
+
+static Dataset *
+load_dataset(Options *o, int ninputs, char **inputs)
+{
+	Progress p;
+	Dataset *d;
+	char summary[512];
+	progress_init(&p, "decode", "images", -1, o->progress, o->quiet);
+	o->ds.warn = on_warning;
+	o->ds.progress = on_progress;
+	o->ds.ctx = &p;
+	d = dataset_new(&o->ds);
+	for (int i = 0; i < ninputs; i++)
+		if (dataset_add(d, inputs[i]) < 0)
+			die("%s", dataset_error(d));
+	progress_finish(&p, dataset_count(d), NULL);
+	if (dataset_finish(d) < 0)
+		die("%s", dataset_error(d));
+	if (dataset_skipped(d))
+		warn("%s", dataset_summary(d, summary, sizeof summary));
+	return d;
+}
+
+static void
+emit(StreamWriter *w, const Dataset *d, Sampler *s, const Options *o)
+{
+	Progress p;
+	int64_t per = sampler_epoch_size(s), done = 0;
+	char src[4200];
+	progress_init(&p, "write", "records", per * (o->epochs - o->start_epoch), o->progress, o->quiet);
+	for (int64_t e = o->start_epoch; e < o->epochs; e++) {
+		const int64_t *ids = sampler_epoch(s, e);
+		for (int64_t k = 0; k < per; k++) {
+			const Sample *sm = dataset_sample(d, ids[k]);
+			int64_t shape[3] = { sm->h, sm->w, sm->c };
+			Record rec = { .id = ids[k], .label = sm->label, .epoch = e, .ntensors = 1 };
+			rec.source = dataset_source(d, ids[k], src, sizeof src);
+			rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, sm->pixels);
+			if (stream_writer_put(w, &rec) < 0)
+				die("<stdout>: record %lld:", (long long)stream_writer_count(w));
+			progress_update(&p, ++done, NULL);
+		}
+	}
+	progress_finish(&p, done, NULL);
+}
+
+int
+main(int argc, char *argv[])
+{
+	Options o;
+	Dataset *d;
+	Sampler s;
+	StreamHeader h;
+	StreamWriter *w;
+	int64_t n, *labels;
+	char err[256], shard[64];
+	setprogname(argv[0]);
+	parse_options(argc, argv, &o);
+	if (isatty(STDOUT_FILENO))   /* before the work, not after it */
+		die("<stdout>: refusing to write a binary stream to a terminal; redirect or pipe it");
+
+	d = load_dataset(&o, argc - optind, argv + optind);
+	n = dataset_count(d);
+	labels = xcalloc((size_t)n, sizeof *labels);
+	for (int64_t i = 0; i < n; i++)
+		labels[i] = dataset_sample(d, i)->label;
+	if (sampler_init(&s, &o.sm, labels, n, dataset_nclasses(d), err, sizeof err) < 0)
+		die("%s", err);
+	free(labels);
+
+	stream_header_init(&h, STREAM_KIND_IMAGES);
+	stream_header_set_classes(&h, dataset_nclasses(d), dataset_classes(d));
+	h.records_per_epoch = sampler_epoch_size(&s);
+	h.epochs = o.epochs;
+	h.start_epoch = o.start_epoch;
+	if (o.sm.nshards > 1) {
+		snprintf(shard, sizeof shard, "%lld/%lld", (long long)o.sm.shard, (long long)o.sm.nshards);
+		stream_header_set_meta(&h, "shard", shard);
+	}
+	stream_header_add_provenance(&h, argc, argv);
+	w = stream_writer_stdout_or_die(&h);
+	emit(w, d, &s, &o);
+	if (stream_writer_close(w) < 0)
+		die("<stdout>:");
+	stream_header_free(&h);
+	sampler_free(&s);
+	dataset_free(d);
+	free(o.class_names);
+	free(o.classes_buf);
+	return fshut(stdout, "<stdout>");
+}

@@ -1,0 +1,483 @@
+/* ssl-train: SimCLR pre-training (or supervised fine-tuning) from a views
+ * stream into a checkpoint file. See ssl-train(1); the loop is lib/trainer.c,
+ * the file format lib/checkpoint.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "parallel.h"
+#include "plot.h"
+#include "stream.h"
+#include "trainer.h"
+#include "util.h"
+
+enum {
+	OPT_ARCH = 256, OPT_STEM, OPT_WIDTH, OPT_ZIR, OPT_PROJ_LAYERS, OPT_PROJ_HIDDEN, OPT_PROJ_DIM, OPT_OBJECTIVE,
+	OPT_INIT, OPT_BATCH, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
+	OPT_WARMUP_EPOCHS, OPT_WARMUP_STEPS, OPT_STEPS, OPT_SEED, OPT_THREADS, OPT_CKPT_EVERY, OPT_RESUME, OPT_LOG,
+	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_PROGRESS, OPT_QUIET, OPT_VERBOSE,
+	OPT_HELP, OPT_VERSION, OPT_END
+};
+
+static const struct option longopts[] = {
+	{ "output", required_argument, NULL, 'o' },
+	{ "arch", required_argument, NULL, OPT_ARCH },
+	{ "stem", required_argument, NULL, OPT_STEM },
+	{ "width", required_argument, NULL, OPT_WIDTH },
+	{ "zero-init-residual", no_argument, NULL, OPT_ZIR },
+	{ "proj-layers", required_argument, NULL, OPT_PROJ_LAYERS },
+	{ "proj-hidden", required_argument, NULL, OPT_PROJ_HIDDEN },
+	{ "proj-dim", required_argument, NULL, OPT_PROJ_DIM },
+	{ "objective", required_argument, NULL, OPT_OBJECTIVE },
+	{ "init", required_argument, NULL, OPT_INIT },
+	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "temperature", required_argument, NULL, OPT_TEMP },
+	{ "optim", required_argument, NULL, OPT_OPTIM },
+	{ "lr", required_argument, NULL, OPT_LR },
+	{ "lr-abs", no_argument, NULL, OPT_LR_ABS },
+	{ "wd", required_argument, NULL, OPT_WD },
+	{ "momentum", required_argument, NULL, OPT_MOMENTUM },
+	{ "nesterov", no_argument, NULL, OPT_NESTEROV },
+	{ "warmup-epochs", required_argument, NULL, OPT_WARMUP_EPOCHS },
+	{ "warmup-steps", required_argument, NULL, OPT_WARMUP_STEPS },
+	{ "steps", required_argument, NULL, OPT_STEPS },
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "threads", required_argument, NULL, OPT_THREADS },
+	{ "checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY },
+	{ "resume", required_argument, NULL, OPT_RESUME },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "log-every", required_argument, NULL, OPT_LOG_EVERY },
+	{ "monitor", required_argument, NULL, OPT_MONITOR },
+	{ "plot", required_argument, NULL, OPT_PLOT },
+	{ "mean", required_argument, NULL, OPT_MEAN },
+	{ "std", required_argument, NULL, OPT_STD },
+	{ "input-size", required_argument, NULL, OPT_INPUT_SIZE },
+	{ "progress", no_argument, NULL, OPT_PROGRESS },
+	{ "quiet", no_argument, NULL, OPT_QUIET },
+	{ "verbose", no_argument, NULL, OPT_VERBOSE },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
+};
+
+typedef struct {
+	TrainSetup  s;
+	const char *input;        /* NULL: stdin */
+	const char *resume, *init, *plot;
+	int         threads, has_input_size, nstd;
+	char        given[OPT_END];
+} Options;
+
+static volatile sig_atomic_t got_signal;
+static int input_fd = -1, devnull_fd = -1;
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+	        "usage: ssl-train [options] -o MODEL [FILE]\n"
+	        "  -o, --output MODEL        checkpoint to write (atomically, every --checkpoint-every and at the end)\n"
+	        "  --arch A                  resnet18, resnet34 or resnet50 (resnet18)\n"
+	        "  --stem S                  cifar (3x3 conv) or imagenet (7x7/2 conv and max-pool) (cifar)\n"
+	        "  --width N                 channels of the stem; stages use N, 2N, 4N, 8N (64)\n"
+	        "  --zero-init-residual      start each residual branch's last BatchNorm at 0\n"
+	        "  --proj-layers N           projection head layers, 2 or 3 (2)\n"
+	        "  --proj-hidden N           head hidden units (32 x width)\n"
+	        "  --proj-dim N              head output dimension (128)\n"
+	        "  --objective O             simclr, or supervised (cross-entropy on view 0 and labels) (simclr)\n"
+	        "  --init MODEL              supervised: start the encoder from this checkpoint\n"
+	        "  --batch N                 pairs (simclr) or images (supervised) per step (256)\n"
+	        "  --temperature T           NT-Xent temperature (0.5)\n"
+	        "  --optim O                 sgd, lars or adamw (sgd)\n"
+	        "  --lr X                    base learning rate, times batch/256 (sgd 0.06, lars 0.3, adamw 0.001)\n"
+	        "  --lr-abs                  use --lr as is, without the batch/256 scaling\n"
+	        "  --wd X                    weight decay (sgd 5e-4, lars 1e-6, adamw 0.01)\n"
+	        "  --momentum X              momentum for sgd and lars (0.9)\n"
+	        "  --nesterov                Nesterov momentum for sgd and lars\n"
+	        "  --warmup-epochs X         linear warm-up epochs before the cosine decay (0)\n"
+	        "  --warmup-steps N          warm-up in steps (overrides --warmup-epochs)\n"
+	        "  --steps N                 schedule length in steps (default: from the stream header);\n"
+	        "                            0 writes the untrained model (random-init baseline)\n"
+	        "  --seed N                  initialisation seed (0)\n"
+	        "  --threads N               threads (default: $OMP_NUM_THREADS or all CPUs)\n"
+	        "  --checkpoint-every N[e]   checkpoint every N steps, or every N epochs with e (1e)\n"
+	        "  --resume MODEL            continue the run saved in MODEL exactly\n"
+	        "  --log FILE                TSV log: step epoch loss lr images_per_s contrastive_top1 monitor_knn_top1\n"
+	        "  --log-every K             a log row every K steps (1); epoch ends always get one\n"
+	        "  --monitor FILE            labelled images stream: kNN top-1 every epoch (even ids bank, odd ids queries)\n"
+	        "  --plot FILE               PNG plot of the log at the end (default with --log: MODEL.png)\n"
+	        "  --mean M[,M...]           per-channel mean on 0..1 pixels (default: from the first batch)\n"
+	        "  --std S[,S...]            per-channel standard deviation (default: from the first batch)\n"
+	        "  --input-size HxWxC        with --steps 0: the input size, so no stream is read\n"
+	        "  --progress                show progress even when stderr is not a terminal\n"
+	        "  --quiet                   no progress or notes on stderr\n"
+	        "  --verbose                 print the model, one line per layer\n"
+	        "  --help                    show this help and exit\n"
+	        "  --version                 show the version and exit\n");
+}
+
+static int
+parse_floats(const char *opt, const char *s, float *out, int max)
+{
+	char *copy = xstrdup(s), *save = NULL;
+	int n = 0;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (n == max)
+			die_usage("%s: more than %d values", opt, max);
+		out[n++] = (float)opt_f64(opt, tok, -1e6, 1e6);
+	}
+	free(copy);
+	if (n == 0)
+		die_usage("%s: no values in '%s'", opt, s);
+	return n;
+}
+
+static void
+parse_input_size(const char *s, ModelConfig *c)
+{
+	char buf[64], err[128], *x;
+	int h, w;
+	if (strlen(s) >= sizeof buf || !(x = strrchr(strcpy(buf, s), 'x')))
+		die_usage("--input-size: '%s' is not HxWxC", s);
+	*x = '\0';
+	if (parse_hw(buf, 1 << 16, &h, &w, err, sizeof err) < 0 || !strchr(buf, 'x'))
+		die_usage("--input-size: '%s' is not HxWxC", s);
+	c->in_h = h;
+	c->in_w = w;
+	c->in_channels = (int)opt_i64("--input-size", x + 1, 1, 16);
+}
+
+static void
+parse_options(int argc, char **argv, Options *o)
+{
+	TrainSetup *s = &o->s;
+	double lr = -1, wd = -1, momentum = -1;
+	int c, nesterov = 0, width_given = 0;
+	char err[256];
+	memset(o, 0, sizeof *o);
+	trainer_setup_default(s);
+	s->model.width = 64;
+	s->ckpt_every_epochs = 1;
+	while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+		if (c > 0 && c < OPT_END)
+			o->given[c] = 1;
+		switch (c) {
+		case 'o': s->out_path = optarg; break;
+		case OPT_ARCH:
+			if (model_arch_parse(optarg, &s->model.arch) < 0)
+				die_usage("--arch: '%s' is not resnet18, resnet34 or resnet50", optarg);
+			break;
+		case OPT_STEM:
+			if (model_stem_parse(optarg, &s->model.stem) < 0)
+				die_usage("--stem: '%s' is not cifar or imagenet", optarg);
+			break;
+		case OPT_WIDTH: s->model.width = (int)opt_i64("--width", optarg, 1, 4096); width_given = 1; break;
+		case OPT_ZIR: s->model.zero_init_residual = 1; break;
+		case OPT_PROJ_LAYERS: s->model.proj_layers = (int)opt_i64("--proj-layers", optarg, 2, 3); break;
+		case OPT_PROJ_HIDDEN: s->model.proj_hidden = (int)opt_i64("--proj-hidden", optarg, 1, 65536); break;
+		case OPT_PROJ_DIM: s->model.proj_dim = (int)opt_i64("--proj-dim", optarg, 1, 65536); break;
+		case OPT_OBJECTIVE:
+			if (strcmp(optarg, "simclr") == 0)
+				s->objective = OBJECTIVE_SIMCLR;
+			else if (strcmp(optarg, "supervised") == 0)
+				s->objective = OBJECTIVE_SUPERVISED;
+			else
+				die_usage("--objective: '%s' is not simclr or supervised", optarg);
+			break;
+		case OPT_INIT: o->init = optarg; break;
+		case OPT_BATCH: s->batch = (int)opt_i64("--batch", optarg, 1, 1 << 16); break;
+		case OPT_TEMP: s->temperature = opt_f64("--temperature", optarg, 1e-4, 1e4); break;
+		case OPT_OPTIM: {
+			OptimKind k;
+			if (optim_kind_parse(optarg, &k) < 0)
+				die_usage("--optim: '%s' is not sgd, lars or adamw", optarg);
+			optim_config_default(&s->optim, k);
+			break;
+		}
+		case OPT_LR: lr = opt_f64("--lr", optarg, 0, 1e30); break;
+		case OPT_LR_ABS: s->lr_abs = 1; break;
+		case OPT_WD: wd = opt_f64("--wd", optarg, 0, 10); break;
+		case OPT_MOMENTUM: momentum = opt_f64("--momentum", optarg, 0, 0.9999); break;
+		case OPT_NESTEROV: nesterov = 1; break;
+		case OPT_WARMUP_EPOCHS: s->warmup_epochs = opt_f64("--warmup-epochs", optarg, 0, 1e6); break;
+		case OPT_WARMUP_STEPS: s->warmup_steps = opt_i64("--warmup-steps", optarg, 0, INT64_C(1) << 40); break;
+		case OPT_STEPS: s->steps = opt_i64("--steps", optarg, 0, INT64_C(1) << 40); break;
+		case OPT_SEED: s->seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
+		case OPT_THREADS: o->threads = (int)opt_i64("--threads", optarg, 1, 1024); break;
+		case OPT_CKPT_EVERY: {
+			size_t n = strlen(optarg);
+			char buf[32];
+			int epochs = n > 0 && optarg[n - 1] == 'e';
+			if (n >= sizeof buf)
+				die_usage("--checkpoint-every: '%s' is not N or Ne", optarg);
+			snprintf(buf, sizeof buf, "%.*s", (int)(n - epochs), optarg);
+			if (parse_i64(buf, 1, INT64_C(1) << 40, epochs ? &s->ckpt_every_epochs : &s->ckpt_every_steps, err,
+			              sizeof err) < 0)
+				die_usage("--checkpoint-every: '%s' is not N (steps) or Ne (epochs)", optarg);
+			if (epochs)
+				s->ckpt_every_steps = 0;
+			else
+				s->ckpt_every_epochs = 0;
+			break;
+		}
+		case OPT_RESUME: o->resume = optarg; break;
+		case OPT_LOG: s->log_path = optarg; break;
+		case OPT_LOG_EVERY: s->log_every = opt_i64("--log-every", optarg, 1, INT64_C(1) << 40); break;
+		case OPT_MONITOR: s->monitor_path = optarg; break;
+		case OPT_PLOT: o->plot = optarg; break;
+		case OPT_MEAN: s->nnorm = parse_floats("--mean", optarg, s->mean, 16); break;
+		case OPT_STD: o->nstd = parse_floats("--std", optarg, s->std, 16); break;
+		case OPT_INPUT_SIZE: parse_input_size(optarg, &s->model); o->has_input_size = 1; break;
+		case OPT_PROGRESS: s->progress = 1; break;
+		case OPT_QUIET: s->quiet = 1; break;
+		case OPT_VERBOSE: s->verbose = 1; break;
+		case OPT_HELP: usage(stdout); exit(0);
+		case OPT_VERSION: printf("ssl-train %s\n", SSL_VERSION); exit(0);
+		default: die_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		o->input = argv[optind++];
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (!s->out_path)
+		die_usage("-o MODEL is required");
+	if (lr < 0)
+		lr = s->optim.kind == OPTIM_LARS ? 0.3 : s->optim.kind == OPTIM_ADAMW ? 0.001 : 0.06;
+	s->lr = lr;
+	if (wd >= 0)
+		s->optim.weight_decay = (float)wd;
+	if (momentum >= 0)
+		s->optim.momentum = (float)momentum;
+	s->optim.nesterov = nesterov;
+	if (!o->given[OPT_PROJ_HIDDEN])
+		s->model.proj_hidden = 32 * s->model.width;
+	(void)width_given;
+	if ((s->nnorm > 0) != (o->nstd > 0) || (s->nnorm && s->nnorm != o->nstd))
+		die_usage("--mean and --std go together, with as many values");
+	for (int i = 0; i < o->nstd; i++)
+		if (!(s->std[i] > 0))
+			die_usage("--std: values must be above 0");
+	if (o->init && s->objective != OBJECTIVE_SUPERVISED)
+		die_usage("--init is for --objective supervised");
+	if (o->init && o->resume)
+		die_usage("--init and --resume do not go together (a resumed run has its weights)");
+	if (o->has_input_size && s->steps != 0)
+		die_usage("--input-size is only for --steps 0 (otherwise the stream gives the size)");
+	if (o->has_input_size && o->input)
+		die_usage("--input-size: no input is read, remove '%s'", o->input);
+	if (o->resume && s->steps == 0)
+		die_usage("--resume with --steps 0 makes nothing");
+	if (o->plot && !s->log_path)
+		die_usage("--plot needs --log");
+}
+
+/* With --resume the run's settings come from the checkpoint; a setting
+ * given again must agree (the documented resume command repeats them). */
+static void
+check_resume(const Options *o, const Checkpoint *ck)
+{
+	const TrainSetup *s = &o->s;
+	const ModelConfig *c = &ck->config;
+	const CheckpointTrain *t = &ck->train;
+	char what[512] = "";
+	size_t u = 0;
+#define DIFF(opt, cond, fmt, ...)                                                                       \
+	do {                                                                                                \
+		if (o->given[opt] && (cond) && u < sizeof what)                                               \
+			u += (size_t)snprintf(what + u, sizeof what - u, "%s" fmt, u ? "; " : "", __VA_ARGS__);   \
+	} while (0)
+	if (!ck->has_train || !ck->has_optim)
+		die("%s: no training state (an untrained or exported model cannot be resumed)", o->resume);
+	DIFF(OPT_ARCH, s->model.arch != c->arch, "--arch %s, the checkpoint has %s", model_arch_name(s->model.arch),
+	     model_arch_name(c->arch));
+	DIFF(OPT_STEM, s->model.stem != c->stem, "--stem %s, the checkpoint has %s", model_stem_name(s->model.stem),
+	     model_stem_name(c->stem));
+	DIFF(OPT_WIDTH, s->model.width != c->width, "--width %d, the checkpoint has %d", s->model.width, c->width);
+	DIFF(OPT_PROJ_LAYERS, s->model.proj_layers != c->proj_layers, "--proj-layers %d, the checkpoint has %d",
+	     s->model.proj_layers, c->proj_layers);
+	DIFF(OPT_PROJ_HIDDEN, s->model.proj_hidden != c->proj_hidden, "--proj-hidden %d, the checkpoint has %d",
+	     s->model.proj_hidden, c->proj_hidden);
+	DIFF(OPT_PROJ_DIM, s->model.proj_dim != c->proj_dim, "--proj-dim %d, the checkpoint has %d", s->model.proj_dim,
+	     c->proj_dim);
+	DIFF(OPT_BATCH, s->batch != t->batch, "--batch %d, the checkpoint has %d", s->batch, t->batch);
+	DIFF(OPT_OPTIM, s->optim.kind != ck->optim.kind, "--optim %s, the checkpoint has %s",
+	     optim_kind_name(s->optim.kind), optim_kind_name(ck->optim.kind));
+	DIFF(OPT_LR, s->lr != t->lr_arg, "--lr %g, the checkpoint has %g", s->lr, t->lr_arg);
+	DIFF(OPT_WD, s->optim.weight_decay != ck->optim.weight_decay, "--wd %g, the checkpoint has %g",
+	     s->optim.weight_decay, ck->optim.weight_decay);
+	DIFF(OPT_MOMENTUM, s->optim.momentum != ck->optim.momentum, "--momentum %g, the checkpoint has %g",
+	     s->optim.momentum, ck->optim.momentum);
+	DIFF(OPT_TEMP, s->temperature != t->temperature, "--temperature %g, the checkpoint has %g", s->temperature,
+	     t->temperature);
+	DIFF(OPT_SEED, s->seed != t->seed, "--seed %llu, the checkpoint has %llu", (unsigned long long)s->seed,
+	     (unsigned long long)t->seed);
+	DIFF(OPT_OBJECTIVE, strcmp(s->objective == OBJECTIVE_SIMCLR ? "simclr" : "supervised", t->objective) != 0,
+	     "--objective %s, the checkpoint has %s", s->objective == OBJECTIVE_SIMCLR ? "simclr" : "supervised",
+	     t->objective);
+	DIFF(OPT_STEPS, s->steps != t->total_steps, "--steps %lld, the checkpoint's schedule has %lld",
+	     (long long)s->steps, (long long)t->total_steps);
+	DIFF(OPT_MEAN, 1, "%s", "--mean/--std: the checkpoint's normalisation is used");
+#undef DIFF
+	if (u)
+		die("%s: does not match the options: %s", o->resume, what);
+	if (o->threads && t->threads && o->threads != t->threads)
+		warn("--threads %d; the checkpoint's run used %d: the result will not be bitwise identical to an "
+		     "uninterrupted run", o->threads, t->threads);
+	if (t->step >= t->total_steps)
+		die("%s: the run is complete (step %lld of %lld)", o->resume, (long long)t->step, (long long)t->total_steps);
+}
+
+static void
+on_signal(int sig)
+{
+	got_signal = sig;
+	/* The input now reads as ended: a read blocked on a live upstream (or
+	 * the rest of a partly done fread) returns at once, and the loop
+	 * stops after the current step. dup2 is async-signal-safe. */
+	if (input_fd >= 0 && devnull_fd >= 0)
+		dup2(devnull_fd, input_fd);
+}
+
+static void
+catch_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a blocked read returns, so the loop sees the flag.
+	 * SA_RESETHAND: a second signal kills at once (the file on disk is
+	 * never torn: checkpoints are written atomically). */
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+static void
+make_plot(const Options *o)
+{
+	char path[4096];
+	const char *png = o->plot;
+	if (!o->s.log_path)
+		return;
+	if (!png) {
+		const char *dot = strrchr(o->s.out_path, '.'), *slash = strrchr(o->s.out_path, '/');
+		int n = dot && (!slash || dot > slash) ? (int)(dot - o->s.out_path) : (int)strlen(o->s.out_path);
+		snprintf(path, sizeof path, "%.*s.png", n, o->s.out_path);
+		png = path;
+	}
+	{
+		char err[512];
+		if (plot_log_tsv(o->s.log_path, png, err, sizeof err) < 0)
+			warn("plot: %s", err);
+		else
+			note("plot written to %s", png);
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	Options o;
+	Checkpoint resume, init;
+	StreamReader *in;
+	FILE *fp;
+	const StreamHeader *h;
+	StreamHeader prov;
+	Trainer *t;
+	TrainStatus st;
+	char err[1024];
+	int rc = 0;
+
+	setprogname(argv[0]);
+	parse_options(argc, argv, &o);
+	set_quiet(o.s.quiet);
+	parallel_set_threads(o.threads);
+	checkpoint_init(&resume);
+	checkpoint_init(&init);
+	if (o.resume) {
+		if (checkpoint_load(&resume, o.resume, err, sizeof err) < 0)
+			die("%s", err);
+		check_resume(&o, &resume);
+		o.s.resume = &resume;
+	}
+	if (o.init) {
+		if (checkpoint_load(&init, o.init, err, sizeof err) < 0)
+			die("%s", err);
+		o.s.init = &init;
+	}
+	if (o.has_input_size) {
+		stream_header_init(&prov, STREAM_KIND_VIEWS);
+		stream_header_add_provenance(&prov, argc, argv);
+		o.s.nprov = prov.nprov;
+		o.s.prov = prov.prov;
+		if (trainer_write_untrained(&o.s, err, sizeof err) < 0)
+			die("%s", err);
+		note("untrained model (seed %llu) written to %s", (unsigned long long)o.s.seed, o.s.out_path);
+		stream_header_free(&prov);
+		return 0;
+	}
+
+	if (!o.input || strcmp(o.input, "-") == 0) {
+		fp = stdin;
+		in = stream_reader_open(fp, "<stdin>");
+	} else {
+		if (!(fp = fopen(o.input, "rb")))
+			die("%s:", o.input);
+		in = stream_reader_open(fp, o.input);
+	}
+	input_fd = fileno(fp);
+	devnull_fd = open("/dev/null", O_RDONLY);
+	if (!(h = stream_reader_header(in)))
+		die("%s", stream_reader_error(in));
+	if (!o.resume && o.s.steps < 0 && (h->records_per_epoch <= 0 || h->epochs <= 0))
+		die_usage("%s: the header does not say how many records per epoch and epochs; give --steps",
+		          stream_reader_name(in));
+	if (!o.resume && o.s.warmup_epochs > 0 && o.s.warmup_steps < 0 && h->records_per_epoch <= 0)
+		die_usage("--warmup-epochs: %s does not say how many records an epoch has; give --warmup-steps",
+		          stream_reader_name(in));
+	stream_header_copy(&prov, h);
+	stream_header_add_provenance(&prov, argc, argv);
+	o.s.nprov = prov.nprov;
+	o.s.prov = prov.prov;
+	o.s.stop = &got_signal;
+	if (!(t = trainer_new(&o.s, in, err, sizeof err)))
+		die("%s", err);
+	catch_signals();
+	st = trainer_run(t, err, sizeof err);
+	if (st == TRAIN_DONE) {
+		note("%lld steps done; model written to %s", (long long)trainer_step(t), o.s.out_path);
+		make_plot(&o);
+	} else if (st == TRAIN_INTERRUPTED || st == TRAIN_TRUNCATED) {
+		warn("%s", err);
+		if (trainer_checkpoint_written(t)) {
+			char cmd[8192];
+			trainer_resume_command(cmd, sizeof cmd, h->prov, h->nprov, fp == stdin, argc, argv, o.s.out_path,
+			                       trainer_epoch(t));
+			warn("to resume: %s", cmd);
+		}
+		rc = st == TRAIN_TRUNCATED ? 1 : 128 + (got_signal ? got_signal : SIGTERM);
+	} else if (st == TRAIN_DIVERGED) {
+		warn("%s; %s", err,
+		     trainer_checkpoint_written(t) || o.resume ? "the last checkpoint is intact" : "no checkpoint was written");
+		rc = 1;
+	} else {
+		warn("%s", err);
+		rc = 1;
+	}
+	trainer_free(t);
+	stream_reader_close(in);
+	if (fp != stdin)
+		fclose(fp);
+	stream_header_free(&prov);
+	checkpoint_free(&resume);
+	checkpoint_free(&init);
+	return rc;
+}
