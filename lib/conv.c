@@ -13,7 +13,9 @@
 
 /* Output columns per chunk worth one sgemm call, and the most column floats
  * a thread may hold (16 MB). */
+#ifndef CHUNK_COLS
 #define CHUNK_COLS   512
+#endif
 #define CHUNK_BUDGET ((size_t)1 << 22)
 
 int
