@@ -1,12 +1,14 @@
-/* model: see model.h. resnet_forward_train calls the stem, the blocks and
- * the head in order; model_backward calls their _backward in reverse.
+/* model: see model.h. model_forward_train calls the stem, the blocks and
+ * the head in order; model_backward calls their backward passes in reverse.
  *
  * What is kept for backward (MODEL_TRAIN): the input, each convolution's
- * output (pre-BN) and each block's output. BN+ReLU outputs that feed a
- * convolution are recomputed in backward from the conv output and the saved
- * batch statistics (cheap, element-wise) instead of kept, which saves one
- * activation per block. Activation gradients rotate through four scratch
- * buffers of the largest activation size. */
+ * output (pre-BN) and each block's output. A BN+ReLU whose output feeds a
+ * convolution is never stored: the convolution applies it to its input
+ * while building columns (lib/conv.h ConvFuse), in forward and again in
+ * backward. Convolutions also gather the BN statistics of their output and
+ * the BN backward sums of their input gradient while the data is in cache.
+ * Activation gradients rotate through four scratch buffers of the largest
+ * activation size, each written before it is read (no zeroing passes). */
 #include "model.h"
 
 #include <math.h>
@@ -835,7 +837,7 @@ encoder_forward_train(Model *m, const float *x, int n)
 {
 	const ModelConfig *c = &m->cfg;
 	ASSERT(m->mode == MODEL_TRAIN);
-	ASSERT(n >= 2 && n <= m->max_batch);
+	ASSERT(n >= 1 && n <= m->max_batch);
 	nchw_to_cnhw(m->x_in, x, n, c->in_channels, c->in_h * c->in_w);
 	BNorm *bn = &m->stem_bn;
 	conv_train(m, &m->stem, m->stem_c, m->x_in, NULL, bn, n);

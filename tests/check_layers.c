@@ -394,6 +394,45 @@ START_TEST(test_bn_vs_ref)
 }
 END_TEST
 
+/* The building blocks: overwrite equals accumulate into zeros; sums handed
+ * in (as a convolution's backward gathers them) equal sums computed. */
+START_TEST(test_bn_fused_modes)
+{
+	const int n = 3, C = 4, HW = 10;
+	size_t len = (size_t)n * C * HW;
+	float *x = fnew(len), *dy = fnew(len), *o = fnew(len), *g = fnew(C), *b = fnew(C), m[4], rs[4];
+	gc_fill_normal(x, len, 1, 0, 1);
+	gc_fill_normal(dy, len, 2, 0, 1);
+	gc_fill_normal(o, len, 3, 0, 1);
+	gc_fill_normal(g, C, 4, 0, 1);
+	gc_fill_normal(b, C, 5, 0, 1);
+	double st[8] = { 0 };
+	bn_stats_accumulate(st, x, n, C, HW);
+	bn_stats_finish(m, rs, NULL, NULL, st, C, (int64_t)n * HW, 0.1f, 1e-5f);
+	for (int mask = BN_MASK_NONE; mask <= BN_MASK_OUT; mask++) {
+		float *d1 = fnew(len), *r1 = fnew(len), *d2 = fnew(len), *r2 = fnew(len), *d3 = fnew(len), *r3 = fnew(len);
+		float dg1[4] = { 0 }, db1[4] = { 0 }, dg2[4] = { 0 }, db2[4] = { 0 }, dg3[4] = { 0 }, db3[4] = { 0 };
+		for (size_t j = 0; j < len; j++)
+			d2[j] = r2[j] = d3[j] = r3[j] = 7.0f; /* overwritten */
+		bn_backward_fused(d1, r1, dg1, db1, dy, o, x, m, rs, g, b, n, C, HW, (BnMask)mask, 1, NULL);
+		bn_backward_fused(d2, r2, dg2, db2, dy, o, x, m, rs, g, b, n, C, HW, (BnMask)mask, 0, NULL);
+		/* equal as numbers (0 + -0 is +0, so not bytes) */
+		ck_assert_msg(rel_err(d1, d2, len, 1) == 0 && rel_err(r1, r2, len, 1) == 0, "mask %d", mask);
+		ck_assert(rel_err(dg1, dg2, C, 1) == 0 && rel_err(db1, db2, C, 1) == 0);
+		if (mask == BN_MASK_RECOMPUTE) {
+			double sums[8] = { 0 };
+			for (int c = 0; c < C; c++)
+				bn_grad_sums_recompute(&sums[2 * c], dy + (size_t)c * n * HW, x + (size_t)c * n * HW,
+				                       (size_t)n * HW, m[c], rs[c], g[c] * rs[c], b[c]);
+			bn_backward_fused(d3, r3, dg3, db3, dy, o, x, m, rs, g, b, n, C, HW, (BnMask)mask, 0, sums);
+			ck_assert(rel_err(d3, d1, len, 1e-3) < 1e-6 && rel_err(dg3, dg1, C, 1e-3) < 1e-6);
+		}
+		free(d1), free(r1), free(d2), free(r2), free(d3), free(r3);
+	}
+	free(x), free(dy), free(o), free(g), free(b);
+}
+END_TEST
+
 START_TEST(test_bn_torch)
 {
 	Fixture *f = fixture_load(FIXTURE);
@@ -727,6 +766,7 @@ layers_suite(void)
 	tcase_add_loop_test(tc, test_bn_gradcheck, 0, 3);
 	tcase_add_test(tc, test_bn_vs_ref);
 	tcase_add_test(tc, test_bn_torch);
+	tcase_add_test(tc, test_bn_fused_modes);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("small");
 	tcase_add_test(tc, test_relu_add);
