@@ -60,7 +60,7 @@ typedef struct {
 	float *x;                    /* input: the previous block's out or the stem's */
 	float *a1, *a2, *a3, *asc;   /* conv outputs (pre-BN), kept for backward */
 	float *out;                  /* block output, kept */
-	char   name[24];
+	char   name[32];
 } Block;
 
 struct Model {
@@ -537,7 +537,7 @@ model_new(const ModelConfig *c, int max_batch, ModelMode mode, char *err, size_t
 	int C = w, k = 0;
 	for (int st = 0; st < 4; st++)
 		for (int j = 0; j < depth[st]; j++, k++) {
-			char name[24];
+			char name[32];
 			snprintf(name, sizeof name, "layer%d.%d", st + 1, j);
 			Block *bk = &m->blocks[k];
 			build_block(&b, bk, name, bottleneck, C, H, W, w << st, j == 0 && st > 0 ? 2 : 1,

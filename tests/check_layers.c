@@ -62,6 +62,33 @@ START_TEST(test_gemm_vs_ref)
 }
 END_TEST
 
+START_TEST(test_gemm_fast)
+{
+	if (!gemm_fast())
+		return; /* nothing to compare on this CPU: the callers use gemm_serial */
+	static const int cases[][3] = { { 16, 1024, 144 }, { 5, 37, 300 }, { 1, 16, 3 }, { 32, 50, 600 }, { 7, 9, 1 } };
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		int M = cases[c][0], N = cases[c][1], K = cases[c][2], ldb = gemm_pad_ld(N);
+		float *A = fnew((size_t)M * K), *B = fnew((size_t)K * ldb), *C = fnew((size_t)M * N), *R = fnew((size_t)M * N);
+		float *Ap = fnew(gemm_pack_floats(M, K));
+		gc_fill_normal(A, (size_t)M * K, 1, c, 1);
+		gc_fill_normal(B, (size_t)K * ldb, 2, c, 1);
+		gc_fill_normal(C, (size_t)M * N, 3, c, 1);
+		memcpy(R, C, sizeof(float) * M * N);
+		gemm_pack_a(Ap, A, K, M, K);
+		gemm_packed_nn(M, N, K, Ap, B, ldb, 1, C, N);
+		gemm_ref(0, 0, M, N, K, 1.0f, A, K, B, ldb, 1.0f, R, N);
+		ck_assert_msg(rel_err(C, R, (size_t)M * N, 1) < 1e-5, "packed += case %zu", c);
+		gemm_packed_nn(M, N, K, Ap, B, ldb, 0, C, N);
+		gemm_ref(0, 0, M, N, K, 1.0f, A, K, B, ldb, 0.0f, R, N);
+		ck_assert_msg(rel_err(C, R, (size_t)M * N, 1) < 1e-5, "packed = case %zu", c);
+		free(A), free(B), free(C), free(R), free(Ap);
+	}
+	ck_assert_int_ge(gemm_pad_ld(1024), 1024);
+	ck_assert_int_ne(gemm_pad_ld(1024) % 256, 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ conv */
 
 static const int conv_cases[][9] = {
@@ -72,9 +99,13 @@ static const int conv_cases[][9] = {
 	{ 2, 3, 5, 1, 2, 3, 1, 1, 0 },  { 2, 2, 6, 7, 3, 5, 1, 2, 1 }, { 3, 5, 2, 2, 4, 3, 1, 1, 2 },
 };
 
+#define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
+
 START_TEST(test_conv_vs_ref)
 {
-	const int *c = conv_cases[_i];
+	/* cases twice: with the fast kernels (where the CPU has them), then without */
+	gemm_fast_set(_i < NCONV);
+	const int *c = conv_cases[_i % NCONV];
 	int n = c[0];
 	ConvShape s;
 	ck_assert_int_eq(conv_shape_init(&s, c[1], c[2], c[3], c[4], c[5], c[6], c[7], n), 0);
@@ -108,6 +139,7 @@ START_TEST(test_conv_vs_ref)
 	ck_assert(rel_err(dw, dwr, wn, 1) < 1e-5);
 	free(x), free(w), free(b), free(dy), free(work), free(y), free(yr);
 	free(dx), free(dw), free(db), free(dxr), free(dwr), free(dbr);
+	gemm_fast_set(1);
 }
 END_TEST
 
@@ -752,11 +784,12 @@ layers_suite(void)
 	Suite *s = suite_create("layers");
 	TCase *tc = tcase_create("gemm");
 	tcase_add_test(tc, test_gemm_vs_ref);
+	tcase_add_test(tc, test_gemm_fast);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("conv");
 	tcase_set_timeout(tc, 60);
 	int nconv = (int)(sizeof conv_cases / sizeof conv_cases[0]);
-	tcase_add_loop_test(tc, test_conv_vs_ref, 0, nconv);
+	tcase_add_loop_test(tc, test_conv_vs_ref, 0, 2 * nconv);
 	tcase_add_loop_test(tc, test_conv_gradcheck, 0, nconv);
 	tcase_add_loop_test(tc, test_conv_fused, 0, nconv);
 	tcase_add_test(tc, test_conv_torch);
