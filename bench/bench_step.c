@@ -6,6 +6,7 @@
  * Prints per-step times, the median, images/s, achieved GFLOP/s (3 x forward
  * FLOPs per image for training, as the PyTorch script counts), peak RSS, and
  * the OpenBLAS sgemm rate measured in the same run for comparison. */
+#include <cblas.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,7 @@ main(int argc, char **argv)
 	model_init(m, 1);
 	if (summary)
 		model_print_summary(m, stderr);
+	printf("kernel openblas=%s config=%s\n", openblas_get_corename(), openblas_get_config());
 	double gflop_img = (double)model_flops(m, train ? MODEL_OUT_PROJ : MODEL_OUT_ENCODER) / 1e9;
 	printf("ours model=%s-w%d mode=%s B=%d threads=%d fwd_flops/img=%.2fM params=%.3fM memory=%.0fMB\n",
 	       model_arch_name(arch), width, train ? "train" : "eval", B, threads, gflop_img * 1e3,
@@ -165,11 +167,11 @@ main(int argc, char **argv)
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	double blas = sgemm_rate(1024, 0.5);
-	printf("RESULT ours model=%s-w%d mode=%s B=%d images_per_step=%d median_step_s=%.4f images_per_s=%.1f "
-	       "achieved_GFLOPs=%.1f peak_rss_MB=%.0f sgemm1024_GFLOPs=%.1f "
+	printf("RESULT ours model=%s-w%d mode=%s B=%d images_per_step=%d median_step_s=%.4f min=%.4f images_per_s=%.1f "
+	       "achieved_GFLOPs=%.1f fwd_flops_per_img=%.2f peak_rss_MB=%.0f sgemm1024_GFLOPs=%.1f "
 	       "phases_s fwd=%.3f loss=%.3f bwd=%.3f opt=%.3f\n",
-	       model_arch_name(arch), width, train ? "train" : "eval", B, nimg, med, ips, flops_img * ips,
-	       ru.ru_maxrss / 1024.0, blas, phase[0] / steps, phase[1] / steps, phase[2] / steps, phase[3] / steps);
+	       model_arch_name(arch), width, train ? "train" : "eval", B, nimg, med, times[0], ips, flops_img * ips,
+	       flops_img * 1e3, ru.ru_maxrss / 1024.0, blas, phase[0] / steps, phase[1] / steps, phase[2] / steps, phase[3] / steps);
 	free(times);
 	free(x);
 	free(dz);

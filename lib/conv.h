@@ -11,6 +11,8 @@
  *
  * im2col runs in chunks of s->chunk images so the workspace stays bounded
  * (conv_work_floats); 1x1 stride-1 unpadded convolutions skip im2col.
+ * Threads take fixed shares of chunks, so results do not change between
+ * runs with the same thread count.
  *
  * Forward overwrites `out`; backward accumulates (+=) into dinp, dweight and
  * dbias. dinp == NULL skips the input gradient (first layer), dbias/bias
@@ -34,9 +36,11 @@ typedef struct {
  * and to share n images among threads). -1 when a size is invalid or the
  * output would be empty. */
 int    conv_shape_init(ConvShape *s, int C, int H, int W, int OC, int K, int S, int P, int max_n);
-/* Workspace floats that `work` must hold: one column chunk per thread, and
- * per-thread weight-gradient partials for backward. */
+/* Workspace floats that `work` must hold: one column chunk per thread,
+ * weight-gradient partials and sums for backward and statistics. */
 size_t conv_work_floats(const ConvShape *s);
+/* Enough for a forward pass without out_stats (inference). */
+size_t conv_work_floats_eval(const ConvShape *s);
 /* Forward FLOPs for one image (2 * C*K*K * OC * OH*OW). */
 int64_t conv_flops(const ConvShape *s);
 
@@ -52,6 +56,32 @@ void conv2d_forward(float *out, float *work,
 void conv2d_backward(float *dinp, float *dweight, float *dbias, float *work,
                      const float *dout, const float *inp, const float *weight,
                      int n, const ConvShape *s);
+
+/* Fusions around a convolution, for the model (all optional). */
+typedef struct {
+	/* The convolution reads relu((x - in_mean[c]) * in_scale[c] + in_shift[c])
+	 * instead of x: the BatchNorm+ReLU that feeds it is applied while
+	 * building columns, so its output is never stored. Backward then gives
+	 * the gradient with respect to that transformed input. */
+	const float *in_mean, *in_scale, *in_shift;
+	/* Forward: out_stats[2oc] += sum and out_stats[2oc+1] += sum of squares
+	 * of output channel oc (BatchNorm statistics taken while it is in cache). */
+	double *out_stats;
+	/* Backward: dinp = (overwrite) instead of dinp += (no zeroing pass). */
+	int dinp_overwrite;
+	/* Backward, with an input transform and dinp_overwrite: the sums the
+	 * BatchNorm backward of that transform needs, taken while each chunk of
+	 * dinp is in cache: dinp_sums[2c] += sum g, [2c+1] += sum g * xhat, where
+	 * g = dinp * (transformed input > 0) and xhat = (x - in_mean) * in_rstd
+	 * (see bn_backward_fused). */
+	const float *in_rstd;
+	double *dinp_sums;
+} ConvFuse;
+
+void conv2d_forward_fused(float *out, float *work, const float *inp, const float *weight, const float *bias,
+                          int n, const ConvShape *s, const ConvFuse *f);
+void conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, const float *dout,
+                           const float *inp, const float *weight, int n, const ConvShape *s, const ConvFuse *f);
 
 /* Naive twins: direct loops, double accumulation, no workspace. */
 void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
