@@ -6,6 +6,7 @@
  * Prints per-step times, the median, images/s, achieved GFLOP/s (3 x forward
  * FLOPs per image for training, as the PyTorch script counts), peak RSS, and
  * the OpenBLAS sgemm rate measured in the same run for comparison. */
+#include <cblas.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,6 +112,7 @@ main(int argc, char **argv)
 	model_init(m, 1);
 	if (summary)
 		model_print_summary(m, stderr);
+	printf("kernel openblas=%s config=%s\n", openblas_get_corename(), openblas_get_config());
 	double gflop_img = (double)model_flops(m, train ? MODEL_OUT_PROJ : MODEL_OUT_ENCODER) / 1e9;
 	printf("ours model=%s-w%d mode=%s B=%d threads=%d fwd_flops/img=%.2fM params=%.3fM memory=%.0fMB\n",
 	       model_arch_name(arch), width, train ? "train" : "eval", B, threads, gflop_img * 1e3,

@@ -5,10 +5,13 @@
 #include <math.h>
 #include <stddef.h>
 
-/* Batch mean and biased variance of x[0..M) in double. One pass is exact
- * enough in double for activations (|mean| / std is never near 1e8). */
-static void
-channel_stats(const float *x, size_t M, double *mean, double *var)
+#include "parallel.h"
+#include "simd.h"
+
+/* ---- per-channel kernels: one contiguous run of M values each ---- */
+
+SIMD_CLONES static void
+chan_sums(const float *x, size_t M, double *sum, double *sumsq)
 {
 	double s = 0, s2 = 0;
 #pragma omp simd reduction(+ : s, s2)
@@ -17,90 +20,240 @@ channel_stats(const float *x, size_t M, double *mean, double *var)
 		s += v;
 		s2 += v * v;
 	}
-	double m = s / (double)M, v = s2 / (double)M - m * m;
-	*mean = m;
-	*var = v > 0 ? v : 0;
+	*sum += s;
+	*sumsq += s2;
 }
 
-static void
-channel_update_running(float *run_mean, float *run_var, int c, double mean, double var,
-                       size_t M, float momentum)
+/* y = act((x - m) * a + b [+ r]): (x - m) * a, not x * a + (b - m * a),
+ * so there is no cancellation when |mean| >> std. */
+SIMD_CLONES static void
+chan_apply(float *y, const float *x, const float *r, size_t M, float m, float a, float b, int relu)
 {
-	if (run_mean)
-		run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mean);
-	if (run_var) {
-		double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
-		run_var[c] = (float)((1.0 - momentum) * run_var[c] + momentum * unbiased);
+	if (r) {
+#pragma omp simd
+		for (size_t j = 0; j < M; j++) {
+			float v = (x[j] - m) * a + b + r[j];
+			y[j] = v > 0.0f ? v : 0.0f;
+		}
+	} else if (relu) {
+#pragma omp simd
+		for (size_t j = 0; j < M; j++) {
+			float v = (x[j] - m) * a + b;
+			y[j] = v > 0.0f ? v : 0.0f;
+		}
+	} else {
+#pragma omp simd
+		for (size_t j = 0; j < M; j++)
+			y[j] = (x[j] - m) * a + b;
 	}
 }
 
-/* mode: 0 plain, 1 relu, 2 add+relu */
-static void
-bn_train_any(float *out, float *mean, float *rstd, float *run_mean, float *run_var,
-             const float *inp, const float *res, const float *gamma, const float *beta,
-             int n, int C, int HW, float momentum, float eps, int mode)
+/* sums of g and g * xhat, g = dy masked; xhat = (x - m) * rs */
+SIMD_CLONES static void
+chan_grad_sums(const float *dy, const float *x, const float *o, size_t M, float m, float rs, float a, float b,
+               BnMask mask, double *sg_out, double *sgx_out)
+{
+	double sg = 0, sgx = 0;
+	if (mask == BN_MASK_NONE) {
+#pragma omp simd reduction(+ : sg, sgx)
+		for (size_t j = 0; j < M; j++) {
+			sg += dy[j];
+			sgx += (double)dy[j] * ((x[j] - m) * rs);
+		}
+	} else if (mask == BN_MASK_RECOMPUTE) {
+#pragma omp simd reduction(+ : sg, sgx)
+		for (size_t j = 0; j < M; j++) {
+			float g = (x[j] - m) * a + b > 0.0f ? dy[j] : 0.0f;
+			sg += g;
+			sgx += (double)g * ((x[j] - m) * rs);
+		}
+	} else {
+#pragma omp simd reduction(+ : sg, sgx)
+		for (size_t j = 0; j < M; j++) {
+			float g = o[j] > 0.0f ? dy[j] : 0.0f;
+			sg += g;
+			sgx += (double)g * ((x[j] - m) * rs);
+		}
+	}
+	*sg_out = sg;
+	*sgx_out = sgx;
+}
+
+/* dx (+)= k * (g - mg - xhat * mgx); dr (+)= g */
+SIMD_CLONES static void
+chan_grad_apply(float *dx, float *dr, const float *dy, const float *x, const float *o, size_t M, float m,
+                float rs, float a, float b, float k, float mg, float mgx, BnMask mask, int acc)
+{
+	if (mask == BN_MASK_NONE) {
+		if (dx && acc) {
+#pragma omp simd
+			for (size_t j = 0; j < M; j++)
+				dx[j] += k * (dy[j] - mg - (x[j] - m) * rs * mgx);
+		} else if (dx) {
+#pragma omp simd
+			for (size_t j = 0; j < M; j++)
+				dx[j] = k * (dy[j] - mg - (x[j] - m) * rs * mgx);
+		}
+		if (dr && acc) {
+#pragma omp simd
+			for (size_t j = 0; j < M; j++)
+				dr[j] += dy[j];
+		} else if (dr) {
+#pragma omp simd
+			for (size_t j = 0; j < M; j++)
+				dr[j] = dy[j];
+		}
+		return;
+	}
+	if (mask == BN_MASK_RECOMPUTE) {
+		if (acc) {
+#pragma omp simd
+			for (size_t j = 0; j < M; j++) {
+				float g = (x[j] - m) * a + b > 0.0f ? dy[j] : 0.0f;
+				if (dx)
+					dx[j] += k * (g - mg - (x[j] - m) * rs * mgx);
+				if (dr)
+					dr[j] += g;
+			}
+		} else {
+#pragma omp simd
+			for (size_t j = 0; j < M; j++) {
+				float g = (x[j] - m) * a + b > 0.0f ? dy[j] : 0.0f;
+				if (dx)
+					dx[j] = k * (g - mg - (x[j] - m) * rs * mgx);
+				if (dr)
+					dr[j] = g;
+			}
+		}
+		return;
+	}
+	if (dx && dr && !acc) { /* the residual block end, the hot case */
+#pragma omp simd
+		for (size_t j = 0; j < M; j++) {
+			float g = o[j] > 0.0f ? dy[j] : 0.0f;
+			dx[j] = k * (g - mg - (x[j] - m) * rs * mgx);
+			dr[j] = g;
+		}
+		return;
+	}
+	if (acc) {
+#pragma omp simd
+		for (size_t j = 0; j < M; j++) {
+			float g = o[j] > 0.0f ? dy[j] : 0.0f;
+			if (dx)
+				dx[j] += k * (g - mg - (x[j] - m) * rs * mgx);
+			if (dr)
+				dr[j] += g;
+		}
+	} else {
+#pragma omp simd
+		for (size_t j = 0; j < M; j++) {
+			float g = o[j] > 0.0f ? dy[j] : 0.0f;
+			if (dx)
+				dx[j] = k * (g - mg - (x[j] - m) * rs * mgx);
+			if (dr)
+				dr[j] = g;
+		}
+	}
+}
+
+/* ---- building blocks ---- */
+
+void
+bn_stats_accumulate(double *stats, const float *inp, int n, int C, int HW)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+	for (int c = 0; c < C; c++)
+		chan_sums(inp + c * M, M, &stats[2 * c], &stats[2 * c + 1]);
+}
+
+void
+bn_stats_finish(float *mean, float *rstd, float *run_mean, float *run_var, const double *stats,
+                int C, int64_t M, float momentum, float eps)
+{
 	for (int c = 0; c < C; c++) {
-		const float *x = inp + c * M;
-		float *y = out + c * M;
-		double mu, var;
-		channel_stats(x, M, &mu, &var);
-		double rs = 1.0 / sqrt(var + eps);
+		/* one pass in double is exact enough for activations (|mean| / std never near 1e8) */
+		double mu = stats[2 * c] / (double)M, var = stats[2 * c + 1] / (double)M - mu * mu;
+		if (var < 0)
+			var = 0;
 		mean[c] = (float)mu;
-		rstd[c] = (float)rs;
-		channel_update_running(run_mean, run_var, c, mu, var, M, momentum);
-		/* The same float a, b as bn_relu_recompute and the backward's ReLU
-		 * mask, so the recomputed activation is bit-identical. */
-		/* (x - mean) * a + beta, not x * a + (beta - mean * a): no cancellation
-		 * when |mean| >> std */
-		const float a = gamma[c] * rstd[c], m = mean[c], b = beta[c];
-		if (mode == 0) {
-			for (size_t j = 0; j < M; j++)
-				y[j] = (x[j] - m) * a + b;
-		} else if (mode == 1) {
-			for (size_t j = 0; j < M; j++) {
-				float v = (x[j] - m) * a + b;
-				y[j] = v > 0.0f ? v : 0.0f;
-			}
-		} else {
-			const float *r = res + c * M;
-			for (size_t j = 0; j < M; j++) {
-				float v = (x[j] - m) * a + b + r[j];
-				y[j] = v > 0.0f ? v : 0.0f;
-			}
+		rstd[c] = (float)(1.0 / sqrt(var + eps));
+		if (run_mean)
+			run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mu);
+		if (run_var) {
+			double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
+			run_var[c] = (float)((1.0 - momentum) * run_var[c] + momentum * unbiased);
 		}
 	}
 }
 
-static void
-bn_eval_any(float *out, const float *inp, const float *res, const float *run_mean, const float *run_var,
-            const float *gamma, const float *beta, int n, int C, int HW, float eps, int mode)
+void
+bn_eval_rstd(float *rstd, const float *run_var, int C, float eps)
+{
+	for (int c = 0; c < C; c++)
+		rstd[c] = (float)(1.0 / sqrt((double)run_var[c] + eps));
+}
+
+void
+bn_apply(float *out, const float *inp, const float *res, const float *mean, const float *rstd,
+         const float *gamma, const float *beta, int n, int C, int HW, int relu)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+	for (int c = 0; c < C; c++)
+		chan_apply(out + c * M, inp + c * M, res ? res + c * M : NULL, M, mean[c], gamma[c] * rstd[c], beta[c],
+		           relu);
+}
+
+/* The gradient through y = gamma * xhat + beta, xhat = (x - mean) * rstd,
+ * with batch statistics: dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat)). */
+void
+bn_backward_fused(float *dinp, float *dres, float *dgamma, float *dbeta,
+                  const float *dout, const float *out, const float *inp,
+                  const float *mean, const float *rstd, const float *gamma, const float *beta,
+                  int n, int C, int HW, BnMask mask, int accumulate)
+{
+	const size_t M = (size_t)n * HW;
+#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++) {
-		const float *x = inp + c * M;
-		float *y = out + c * M;
-		double rs = 1.0 / sqrt((double)run_var[c] + eps);
-		const float a = (float)(gamma[c] * rs), m = run_mean[c], b = beta[c];
-		if (mode == 0) {
-			for (size_t j = 0; j < M; j++)
-				y[j] = (x[j] - m) * a + b;
-		} else if (mode == 1) {
-			for (size_t j = 0; j < M; j++) {
-				float v = (x[j] - m) * a + b;
-				y[j] = v > 0.0f ? v : 0.0f;
-			}
-		} else {
-			const float *r = res + c * M;
-			for (size_t j = 0; j < M; j++) {
-				float v = (x[j] - m) * a + b + r[j];
-				y[j] = v > 0.0f ? v : 0.0f;
-			}
-		}
+		const float *x = inp + c * M, *dy = dout + c * M, *o = mask == BN_MASK_OUT ? out + c * M : NULL;
+		const float m = mean[c], rs = rstd[c], a = gamma[c] * rs;
+		const float b = mask == BN_MASK_RECOMPUTE ? beta[c] : 0.0f;
+		double sg, sgx;
+		chan_grad_sums(dy, x, o, M, m, rs, a, b, mask, &sg, &sgx);
+		dgamma[c] += (float)sgx;
+		dbeta[c] += (float)sg;
+		chan_grad_apply(dinp ? dinp + c * M : NULL, dres ? dres + c * M : NULL, dy, x, o, M, m, rs, a, b, a,
+		                (float)(sg / (double)M), (float)(sgx / (double)M), mask, accumulate);
 	}
+}
+
+/* ---- the layer API ---- */
+
+static void
+bn_train(float *out, float *mean, float *rstd, float *run_mean, float *run_var, const float *inp,
+         const float *res, const float *gamma, const float *beta, int n, int C, int HW, float momentum,
+         float eps, int relu)
+{
+	enum { STACK_C = 512 };
+	double buf[2 * STACK_C], *stats = C <= STACK_C ? buf : NULL;
+	if (!stats) { /* wide layers: channel by channel, no stats array */
+		const size_t M = (size_t)n * HW;
+#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+		for (int c = 0; c < C; c++) {
+			double st[2] = { 0, 0 };
+			chan_sums(inp + c * M, M, &st[0], &st[1]);
+			bn_stats_finish(mean + c, rstd + c, run_mean ? run_mean + c : NULL, run_var ? run_var + c : NULL, st,
+			                1, (int64_t)M, momentum, eps);
+		}
+	} else {
+		for (int c = 0; c < 2 * C; c++)
+			stats[c] = 0;
+		bn_stats_accumulate(stats, inp, n, C, HW);
+		bn_stats_finish(mean, rstd, run_mean, run_var, stats, C, (int64_t)n * HW, momentum, eps);
+	}
+	bn_apply(out, inp, res, mean, rstd, gamma, beta, n, C, HW, relu);
 }
 
 void
@@ -108,7 +261,7 @@ bn_forward_train(float *out, float *mean, float *rstd, float *run_mean, float *r
                  const float *inp, const float *gamma, const float *beta,
                  int n, int C, int HW, float momentum, float eps)
 {
-	bn_train_any(out, mean, rstd, run_mean, run_var, inp, NULL, gamma, beta, n, C, HW, momentum, eps, 0);
+	bn_train(out, mean, rstd, run_mean, run_var, inp, NULL, gamma, beta, n, C, HW, momentum, eps, 0);
 }
 
 void
@@ -116,7 +269,7 @@ bn_relu_forward_train(float *out, float *mean, float *rstd, float *run_mean, flo
                       const float *inp, const float *gamma, const float *beta,
                       int n, int C, int HW, float momentum, float eps)
 {
-	bn_train_any(out, mean, rstd, run_mean, run_var, inp, NULL, gamma, beta, n, C, HW, momentum, eps, 1);
+	bn_train(out, mean, rstd, run_mean, run_var, inp, NULL, gamma, beta, n, C, HW, momentum, eps, 1);
 }
 
 void
@@ -124,21 +277,34 @@ bn_add_relu_forward_train(float *out, float *mean, float *rstd, float *run_mean,
                           const float *inp, const float *res, const float *gamma, const float *beta,
                           int n, int C, int HW, float momentum, float eps)
 {
-	bn_train_any(out, mean, rstd, run_mean, run_var, inp, res, gamma, beta, n, C, HW, momentum, eps, 2);
+	bn_train(out, mean, rstd, run_mean, run_var, inp, res, gamma, beta, n, C, HW, momentum, eps, 1);
+}
+
+static void
+bn_eval(float *out, const float *inp, const float *res, const float *run_mean, const float *run_var,
+        const float *gamma, const float *beta, int n, int C, int HW, float eps, int relu)
+{
+	const size_t M = (size_t)n * HW;
+#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+	for (int c = 0; c < C; c++) {
+		float rs = (float)(1.0 / sqrt((double)run_var[c] + eps));
+		chan_apply(out + c * M, inp + c * M, res ? res + c * M : NULL, M, run_mean[c], gamma[c] * rs, beta[c],
+		           relu);
+	}
 }
 
 void
 bn_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
                 const float *gamma, const float *beta, int n, int C, int HW, float eps)
 {
-	bn_eval_any(out, inp, NULL, run_mean, run_var, gamma, beta, n, C, HW, eps, 0);
+	bn_eval(out, inp, NULL, run_mean, run_var, gamma, beta, n, C, HW, eps, 0);
 }
 
 void
 bn_relu_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
                      const float *gamma, const float *beta, int n, int C, int HW, float eps)
 {
-	bn_eval_any(out, inp, NULL, run_mean, run_var, gamma, beta, n, C, HW, eps, 1);
+	bn_eval(out, inp, NULL, run_mean, run_var, gamma, beta, n, C, HW, eps, 1);
 }
 
 void
@@ -146,97 +312,22 @@ bn_add_relu_forward_eval(float *out, const float *inp, const float *res,
                          const float *run_mean, const float *run_var,
                          const float *gamma, const float *beta, int n, int C, int HW, float eps)
 {
-	bn_eval_any(out, inp, res, run_mean, run_var, gamma, beta, n, C, HW, eps, 2);
+	bn_eval(out, inp, res, run_mean, run_var, gamma, beta, n, C, HW, eps, 1);
 }
 
 void
 bn_relu_recompute(float *out, const float *inp, const float *mean, const float *rstd,
                   const float *gamma, const float *beta, int n, int C, int HW)
 {
-	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static)
-	for (int c = 0; c < C; c++) {
-		const float *x = inp + c * M;
-		float *y = out + c * M;
-		const float a = gamma[c] * rstd[c], m = mean[c], b = beta[c];
-		for (size_t j = 0; j < M; j++) {
-			float v = (x[j] - m) * a + b;
-			y[j] = v > 0.0f ? v : 0.0f;
-		}
-	}
-}
-
-/* The gradient through y = gamma * xhat + beta, xhat = (x - mean) * rstd,
- * with batch statistics:
- *   dx = gamma * rstd * (g - mean(g) - xhat * mean(g * xhat)).
- * g is dout masked by: 0 none, 1 relu(bn(x)) > 0 (recomputed), 2 out > 0. */
-static void
-bn_backward_any(float *dinp, float *dres, float *dgamma, float *dbeta,
-                const float *dout, const float *outp, const float *inp, const float *mean,
-                const float *rstd, const float *gamma, const float *beta, int n, int C, int HW, int mode)
-{
-	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static)
-	for (int c = 0; c < C; c++) {
-		const float *x = inp + c * M, *dy = dout + c * M;
-		const float *o = mode == 2 ? outp + c * M : NULL;
-		const float mu = mean[c], rs = rstd[c];
-		const float a = gamma[c] * rs, m = mu, b = mode == 1 ? beta[c] : 0.0f;
-		double sg = 0, sgx = 0;
-		if (mode == 0) {
-#pragma omp simd reduction(+ : sg, sgx)
-			for (size_t j = 0; j < M; j++) {
-				sg += dy[j];
-				sgx += (double)dy[j] * ((x[j] - mu) * rs);
-			}
-		} else if (mode == 1) {
-#pragma omp simd reduction(+ : sg, sgx)
-			for (size_t j = 0; j < M; j++) {
-				float g = (x[j] - m) * a + b > 0.0f ? dy[j] : 0.0f;
-				sg += g;
-				sgx += (double)g * ((x[j] - mu) * rs);
-			}
-		} else {
-#pragma omp simd reduction(+ : sg, sgx)
-			for (size_t j = 0; j < M; j++) {
-				float g = o[j] > 0.0f ? dy[j] : 0.0f;
-				sg += g;
-				sgx += (double)g * ((x[j] - mu) * rs);
-			}
-		}
-		dgamma[c] += (float)sgx;
-		dbeta[c] += (float)sg;
-		if (mode == 2 && dres) {
-			float *dr = dres + c * M;
-			for (size_t j = 0; j < M; j++)
-				dr[j] += o[j] > 0.0f ? dy[j] : 0.0f;
-		}
-		if (!dinp)
-			continue;
-		float *dx = dinp + c * M;
-		const float k = gamma[c] * rs, mg = (float)(sg / (double)M), mgx = (float)(sgx / (double)M);
-		if (mode == 0) {
-			for (size_t j = 0; j < M; j++)
-				dx[j] += k * (dy[j] - mg - (x[j] - mu) * rs * mgx);
-		} else if (mode == 1) {
-			for (size_t j = 0; j < M; j++) {
-				float g = (x[j] - m) * a + b > 0.0f ? dy[j] : 0.0f;
-				dx[j] += k * (g - mg - (x[j] - mu) * rs * mgx);
-			}
-		} else {
-			for (size_t j = 0; j < M; j++) {
-				float g = o[j] > 0.0f ? dy[j] : 0.0f;
-				dx[j] += k * (g - mg - (x[j] - mu) * rs * mgx);
-			}
-		}
-	}
+	bn_apply(out, inp, NULL, mean, rstd, gamma, beta, n, C, HW, 1);
 }
 
 void
 bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
             const float *mean, const float *rstd, const float *gamma, int n, int C, int HW)
 {
-	bn_backward_any(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, NULL, n, C, HW, 0);
+	bn_backward_fused(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, NULL, n, C, HW,
+	                  BN_MASK_NONE, 1);
 }
 
 void
@@ -244,7 +335,8 @@ bn_relu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, co
                  const float *mean, const float *rstd, const float *gamma, const float *beta,
                  int n, int C, int HW)
 {
-	bn_backward_any(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, beta, n, C, HW, 1);
+	bn_backward_fused(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, beta, n, C, HW,
+	                  BN_MASK_RECOMPUTE, 1);
 }
 
 void
@@ -252,7 +344,8 @@ bn_add_relu_backward(float *dinp, float *dres, float *dgamma, float *dbeta,
                      const float *dout, const float *out, const float *inp,
                      const float *mean, const float *rstd, const float *gamma, int n, int C, int HW)
 {
-	bn_backward_any(dinp, dres, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, NULL, n, C, HW, 2);
+	bn_backward_fused(dinp, dres, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, NULL, n, C, HW,
+	                  BN_MASK_OUT, 1);
 }
 
 /* ---- naive twins: two-pass statistics, everything in double ---- */
@@ -275,7 +368,10 @@ bn_forward_train_ref(float *out, float *mean, float *rstd, float *run_mean, floa
 		double rs = 1.0 / sqrt(var + eps);
 		mean[c] = (float)mu;
 		rstd[c] = (float)rs;
-		channel_update_running(run_mean, run_var, c, mu, var, M, momentum);
+		if (run_mean)
+			run_mean[c] = (float)((1.0 - momentum) * run_mean[c] + momentum * mu);
+		if (run_var)
+			run_var[c] = (float)((1.0 - momentum) * run_var[c] + momentum * var * (double)M / (double)(M - 1));
 		for (size_t j = 0; j < M; j++)
 			out[c * M + j] = (float)((x[j] - mu) * rs * gamma[c] + beta[c]);
 	}

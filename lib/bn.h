@@ -21,6 +21,8 @@
 #ifndef SSL_BN_H
 #define SSL_BN_H
 
+#include <stdint.h>
+
 #define BN_MOMENTUM 0.1f
 #define BN_EPS      1e-5f
 
@@ -58,6 +60,35 @@ void bn_add_relu_backward(float *dinp, float *dres, float *dgamma, float *dbeta,
                           const float *dout, const float *out, const float *inp,
                           const float *mean, const float *rstd, const float *gamma,
                           int n, int C, int HW);
+
+/* ---- building blocks: the model fuses these with its convolutions ----
+ * (the functions above are made of them). */
+typedef enum {
+	BN_MASK_NONE,      /* g = dout */
+	BN_MASK_RECOMPUTE, /* g = dout * (relu(bn(inp)) > 0), the mask recomputed */
+	BN_MASK_OUT        /* g = dout * (out > 0), the mask of a saved output */
+} BnMask;
+
+/* stats[2c] += sum, stats[2c+1] += sum of squares of channel c (double). */
+void bn_stats_accumulate(double *stats, const float *inp, int n, int C, int HW);
+/* mean and rstd from the sums of M values per channel; updates the running
+ * statistics (NULL: not) as bn_forward_train does. */
+void bn_stats_finish(float *mean, float *rstd, float *run_mean, float *run_var, const double *stats,
+                     int C, int64_t M, float momentum, float eps);
+/* rstd = 1 / sqrt(run_var + eps), for bn_apply in eval mode. */
+void bn_eval_rstd(float *rstd, const float *run_var, int C, float eps);
+/* out = act((inp - mean) * (gamma * rstd) + beta [+ res]); act is ReLU when
+ * relu; res NULL: none. out may be inp. */
+void bn_apply(float *out, const float *inp, const float *res, const float *mean, const float *rstd,
+              const float *gamma, const float *beta, int n, int C, int HW, int relu);
+/* The backward of any of the above with g masked as `mask` says (beta only
+ * for BN_MASK_RECOMPUTE, out only for BN_MASK_OUT). dres receives g (for
+ * the residual input of *_add_relu); dinp the input gradient. accumulate:
+ * 1 adds to dinp and dres, 0 overwrites them (no zeroing pass needed). */
+void bn_backward_fused(float *dinp, float *dres, float *dgamma, float *dbeta,
+                       const float *dout, const float *out, const float *inp,
+                       const float *mean, const float *rstd, const float *gamma, const float *beta,
+                       int n, int C, int HW, BnMask mask, int accumulate);
 
 /* Naive twins in double: the plain (unfused) train forward and backward. */
 void bn_forward_train_ref(float *out, float *mean, float *rstd, float *run_mean, float *run_var,

@@ -3,10 +3,12 @@
 #include "conv.h"
 
 #include <omp.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "gemm.h"
 #include "parallel.h"
+#include "simd.h"
 
 /* Output columns per chunk worth one sgemm call, and the most column floats
  * a thread may hold (16 MB). */
@@ -42,18 +44,20 @@ conv_is_pointwise(const ConvShape *s)
 	return s->K == 1 && s->S == 1 && s->P == 0;
 }
 
+/* Column floats of one chunk (also used by pointwise convolutions when an
+ * input transform needs a transformed copy). */
 static size_t
 conv_chunk_floats(const ConvShape *s)
 {
-	if (conv_is_pointwise(s))
-		return 0;
 	return (size_t)s->C * s->K * s->K * s->OH * s->OW * s->chunk;
 }
 
+/* work: [threads x chunk columns][(threads - 1) x weight partials][threads x 2*OC doubles] */
 size_t
 conv_work_floats(const ConvShape *s)
 {
-	return conv_chunk_floats(s) * s->threads + (size_t)(s->threads - 1) * s->OC * s->C * s->K * s->K;
+	return conv_chunk_floats(s) * s->threads + (size_t)(s->threads - 1) * s->OC * s->C * s->K * s->K +
+	       (size_t)s->threads * 4 * s->OC + 4;
 }
 
 int64_t
@@ -62,15 +66,28 @@ conv_flops(const ConvShape *s)
 	return 2 * (int64_t)s->C * s->K * s->K * s->OC * s->OH * s->OW;
 }
 
-/* col (C*K*K, nb*OH*OW) from images [i0, i0+nb) of inp (C,n,H,W). */
+/* A thread's share [lo, hi) of nchunks, in order: the same chunks every
+ * run, so sums over chunks are reproducible. */
 static void
-im2col(float *col, const float *inp, int n, int i0, int nb, const ConvShape *s)
+share(int nchunks, int t, int T, int *lo, int *hi)
+{
+	*lo = (int)((long)nchunks * t / T);
+	*hi = (int)((long)nchunks * (t + 1) / T);
+}
+
+/* col (C*K*K, nb*OH*OW) from images [i0, i0+nb) of inp (C,n,H,W), through
+ * the input transform relu((x - m) * a + b) when f has one (padding stays 0:
+ * it pads the transformed input). */
+SIMD_CLONES static void
+im2col(float *col, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const long rows = (long)s->C * K * K;
 	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
+	const int tf = f && f->in_mean;
 	for (long r = 0; r < rows; r++) {
 		int kw = (int)(r % K), kh = (int)(r / K % K), c = (int)(r / (K * K));
+		float m = tf ? f->in_mean[c] : 0.0f, a = tf ? f->in_scale[c] : 1.0f, b = tf ? f->in_shift[c] : 0.0f;
 		float *dst = col + (size_t)r * ld;
 		/* output columns [ow_lo, ow_hi) read inside the image */
 		int ow_lo = 0, ow_hi = OW;
@@ -86,14 +103,27 @@ im2col(float *col, const float *inp, int n, int i0, int nb, const ConvShape *s)
 					memset(dst, 0, sizeof(float) * OW);
 					continue;
 				}
-				long base = (long)ih * W - P + kw; /* + ow*S: the input column */
+				const float *row = src + (size_t)ih * W; /* input column ow*S - P + kw */
+				const int off = kw - P;
 				for (int ow = 0; ow < ow_lo; ow++)
 					dst[ow] = 0.0f;
-				if (S == 1)
-					memcpy(dst + ow_lo, src + base + ow_lo, sizeof(float) * (ow_hi - ow_lo));
-				else
+				if (S == 1 && !tf) {
+					memcpy(dst + ow_lo, row + ow_lo + off, sizeof(float) * (ow_hi - ow_lo));
+				} else if (S == 1) {
+#pragma omp simd
+					for (int ow = ow_lo; ow < ow_hi; ow++) {
+						float v = (row[ow + off] - m) * a + b;
+						dst[ow] = v > 0.0f ? v : 0.0f;
+					}
+				} else if (!tf) {
 					for (int ow = ow_lo; ow < ow_hi; ow++)
-						dst[ow] = src[base + (long)ow * S];
+						dst[ow] = row[ow * S + off];
+				} else {
+					for (int ow = ow_lo; ow < ow_hi; ow++) {
+						float v = (row[ow * S + off] - m) * a + b;
+						dst[ow] = v > 0.0f ? v : 0.0f;
+					}
+				}
 				for (int ow = ow_hi; ow < OW; ow++)
 					dst[ow] = 0.0f;
 			}
@@ -101,13 +131,16 @@ im2col(float *col, const float *inp, int n, int i0, int nb, const ConvShape *s)
 	}
 }
 
-/* dinp (C,n,H,W) images [i0, i0+nb) += col2im(dcol). */
-static void
-col2im_add(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s)
+/* dinp (C,n,H,W) images [i0, i0+nb) += col2im(dcol); overwrite: the chunk's
+ * images are cleared first (they are about to be in cache anyway). */
+SIMD_CLONES static void
+col2im(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite)
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
-	for (int c = 0; c < s->C; c++)
+	for (int c = 0; c < s->C; c++) {
+		if (overwrite)
+			memset(dinp + ((size_t)c * n + i0) * H * W, 0, sizeof(float) * nb * H * W);
 		for (int kh = 0; kh < K; kh++)
 			for (int kw = 0; kw < K; kw++) {
 				const float *src = dcol + ((size_t)(c * K + kh) * K + kw) * ld;
@@ -116,60 +149,104 @@ col2im_add(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShap
 					ow_lo++;
 				while (ow_hi > ow_lo && (ow_hi - 1) * S - P + kw >= W)
 					ow_hi--;
+				const int off = kw - P;
 				for (int ii = 0; ii < nb; ii++) {
 					float *dst = dinp + ((size_t)c * n + i0 + ii) * H * W;
 					for (int oh = 0; oh < OH; oh++, src += OW) {
 						int ih = oh * S - P + kh;
 						if (ih < 0 || ih >= H)
 							continue;
-						long base = (long)ih * W - P + kw;
-						for (int ow = ow_lo; ow < ow_hi; ow++)
-							dst[base + (long)ow * S] += src[ow];
+						float *row = dst + (size_t)ih * W;
+						if (S == 1) {
+#pragma omp simd
+							for (int ow = ow_lo; ow < ow_hi; ow++)
+								row[ow + off] += src[ow];
+						} else {
+							for (int ow = ow_lo; ow < ow_hi; ow++)
+								row[ow * S + off] += src[ow];
+						}
 					}
 				}
-			}
-}
-
-void
-conv2d_forward(float *out, float *work, const float *inp, const float *weight, const float *bias,
-               int n, const ConvShape *s)
-{
-	const int OC = s->OC, CKK = s->C * s->K * s->K, nchunks = (n + s->chunk - 1) / s->chunk;
-	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw, csz = conv_chunk_floats(s);
-	const int pw = conv_is_pointwise(s);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads)
-	for (int ch = 0; ch < nchunks; ch++) {
-		int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
-		int ncol = (int)(nb * ohw);
-		const float *B = inp + i0 * ohw;
-		int ldb = (int)ldo;
-		if (!pw) {
-			float *col = work + (size_t)omp_get_thread_num() * csz;
-			im2col(col, inp, n, i0, nb, s);
-			B = col;
-			ldb = ncol;
-		}
-		gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, B, ldb, 0.0f, out + i0 * ohw, (int)ldo);
-		if (bias)
-			for (int oc = 0; oc < OC; oc++) {
-				float *o = out + oc * ldo + i0 * ohw, b = bias[oc];
-				for (int j = 0; j < ncol; j++)
-					o[j] += b;
 			}
 	}
 }
 
+SIMD_CLONES static void
+row_sums(const float *x, int len, double *sum, double *sumsq)
+{
+	double a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+	for (int j = 0; j < len; j++) {
+		double v = x[j];
+		a += v;
+		b += v * v;
+	}
+	*sum += a;
+	*sumsq += b;
+}
+
 void
-conv2d_backward(float *dinp, float *dweight, float *dbias, float *work,
-                const float *dout, const float *inp, const float *weight, int n, const ConvShape *s)
+conv2d_forward_fused(float *out, float *work, const float *inp, const float *weight, const float *bias,
+                     int n, const ConvShape *s, const ConvFuse *f)
+{
+	const int OC = s->OC, CKK = s->C * s->K * s->K, nchunks = (n + s->chunk - 1) / s->chunk;
+	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw, csz = conv_chunk_floats(s);
+	const int direct = conv_is_pointwise(s) && !(f && f->in_mean);
+	double *tstats = (double *)(work + csz * s->threads + (size_t)(s->threads - 1) * OC * CKK);
+	tstats = (double *)(((uintptr_t)tstats + 7) & ~(uintptr_t)7);
+	double *stats = f ? f->out_stats : NULL;
+#pragma omp parallel num_threads(s->threads) if (nchunks > 1)
+	{
+		const int t = omp_get_thread_num(), T = omp_get_num_threads();
+		double *ts = tstats + (size_t)t * 2 * OC;
+		if (stats)
+			memset(ts, 0, sizeof(double) * 2 * OC);
+		int lo, hi;
+		share(nchunks, t, T, &lo, &hi);
+		for (int ch = lo; ch < hi; ch++) {
+			int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
+			int ncol = (int)(nb * ohw);
+			const float *B = inp + i0 * ohw;
+			int ldb = (int)ldo;
+			if (!direct) {
+				float *col = work + (size_t)t * csz;
+				im2col(col, inp, n, i0, nb, s, f);
+				B = col;
+				ldb = ncol;
+			}
+			gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, B, ldb, 0.0f, out + i0 * ohw, (int)ldo);
+			for (int oc = 0; oc < OC && (bias || stats); oc++) {
+				float *o = out + oc * ldo + i0 * ohw;
+				if (bias) {
+					float b = bias[oc];
+					for (int j = 0; j < ncol; j++)
+						o[j] += b;
+				}
+				if (stats) /* while the chunk is still in cache */
+					row_sums(o, ncol, &ts[2 * oc], &ts[2 * oc + 1]);
+			}
+		}
+#pragma omp barrier
+#pragma omp single
+		if (stats)
+			for (int u = 0; u < T; u++)
+				for (int j = 0; j < 2 * OC; j++)
+					stats[j] += tstats[(size_t)u * 2 * OC + j];
+	}
+}
+
+void
+conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, const float *dout,
+                      const float *inp, const float *weight, int n, const ConvShape *s, const ConvFuse *f)
 {
 	const int OC = s->OC, CKK = s->C * s->K * s->K, nchunks = (n + s->chunk - 1) / s->chunk;
 	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw, csz = conv_chunk_floats(s);
 	const size_t wsz = (size_t)OC * CKK;
-	const int pw = conv_is_pointwise(s);
+	const int direct = conv_is_pointwise(s) && !(f && f->in_mean);
+	const int overwrite = f && f->dinp_overwrite;
 	float *partial = work + csz * s->threads; /* (threads - 1) weight gradients */
 	if (dbias) {
-#pragma omp parallel for schedule(static) num_threads(s->threads)
+#pragma omp parallel for schedule(static) num_threads(s->threads) if (ldo * OC > PAR_MIN)
 		for (int oc = 0; oc < OC; oc++) {
 			const float *d = dout + oc * ldo;
 			double t = 0;
@@ -178,34 +255,40 @@ conv2d_backward(float *dinp, float *dweight, float *dbias, float *work,
 			dbias[oc] += (float)t;
 		}
 	}
-#pragma omp parallel num_threads(s->threads)
+#pragma omp parallel num_threads(s->threads) if (nchunks > 1)
 	{
 		const int t = omp_get_thread_num(), T = omp_get_num_threads();
 		float *dw = t ? partial + (size_t)(t - 1) * wsz : dweight;
 		if (t)
 			memset(dw, 0, sizeof(float) * wsz);
 		float *col = work + (size_t)t * csz;
-/* static: each thread's partial sums the same chunks every run (reproducible) */
-#pragma omp for schedule(static)
-		for (int ch = 0; ch < nchunks; ch++) {
+		int lo, hi;
+		share(nchunks, t, T, &lo, &hi);
+		for (int ch = lo; ch < hi; ch++) {
 			int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
 			int ncol = (int)(nb * ohw);
 			const float *dy = dout + i0 * ohw;
-			if (pw) {
+			if (direct) {
 				gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, inp + i0 * ohw, (int)ldo, 1.0f, dw, CKK);
 				if (dinp)
-					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 1.0f,
+					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
 					            dinp + i0 * ohw, (int)ldo);
 				continue;
 			}
-			im2col(col, inp, n, i0, nb, s);
+			im2col(col, inp, n, i0, nb, s, f);
 			gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, col, ncol, 1.0f, dw, CKK);
-			if (dinp) {
+			if (!dinp)
+				continue;
+			if (conv_is_pointwise(s)) {
+				gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
+				            dinp + i0 * ohw, (int)ldo);
+			} else {
 				gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
-				col2im_add(dinp, col, n, i0, nb, s);
+				col2im(dinp, col, n, i0, nb, s, overwrite);
 			}
 		}
-		/* implicit barrier: every partial is complete */
+#pragma omp barrier
+		/* the partials, in thread order */
 #pragma omp for schedule(static)
 		for (size_t j = 0; j < wsz; j++) {
 			float a = 0;
@@ -214,6 +297,20 @@ conv2d_backward(float *dinp, float *dweight, float *dbias, float *work,
 			dweight[j] += a;
 		}
 	}
+}
+
+void
+conv2d_forward(float *out, float *work, const float *inp, const float *weight, const float *bias,
+               int n, const ConvShape *s)
+{
+	conv2d_forward_fused(out, work, inp, weight, bias, n, s, NULL);
+}
+
+void
+conv2d_backward(float *dinp, float *dweight, float *dbias, float *work,
+                const float *dout, const float *inp, const float *weight, int n, const ConvShape *s)
+{
+	conv2d_backward_fused(dinp, dweight, dbias, work, dout, inp, weight, n, s, NULL);
 }
 
 /* ---- naive twins ---- */

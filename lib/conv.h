@@ -11,6 +11,8 @@
  *
  * im2col runs in chunks of s->chunk images so the workspace stays bounded
  * (conv_work_floats); 1x1 stride-1 unpadded convolutions skip im2col.
+ * Threads take fixed shares of chunks, so results do not change between
+ * runs with the same thread count.
  *
  * Forward overwrites `out`; backward accumulates (+=) into dinp, dweight and
  * dbias. dinp == NULL skips the input gradient (first layer), dbias/bias
@@ -52,6 +54,25 @@ void conv2d_forward(float *out, float *work,
 void conv2d_backward(float *dinp, float *dweight, float *dbias, float *work,
                      const float *dout, const float *inp, const float *weight,
                      int n, const ConvShape *s);
+
+/* Fusions around a convolution, for the model (all optional). */
+typedef struct {
+	/* The convolution reads relu((x - in_mean[c]) * in_scale[c] + in_shift[c])
+	 * instead of x: the BatchNorm+ReLU that feeds it is applied while
+	 * building columns, so its output is never stored. Backward then gives
+	 * the gradient with respect to that transformed input. */
+	const float *in_mean, *in_scale, *in_shift;
+	/* Forward: out_stats[2oc] += sum and out_stats[2oc+1] += sum of squares
+	 * of output channel oc (BatchNorm statistics taken while it is in cache). */
+	double *out_stats;
+	/* Backward: dinp = (overwrite) instead of dinp += (no zeroing pass). */
+	int dinp_overwrite;
+} ConvFuse;
+
+void conv2d_forward_fused(float *out, float *work, const float *inp, const float *weight, const float *bias,
+                          int n, const ConvShape *s, const ConvFuse *f);
+void conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, const float *dout,
+                           const float *inp, const float *weight, int n, const ConvShape *s, const ConvFuse *f);
 
 /* Naive twins: direct loops, double accumulation, no workspace. */
 void conv2d_forward_ref(float *out, const float *inp, const float *weight, const float *bias,

@@ -4,11 +4,12 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "parallel.h"
 
 void
 relu_forward(float *out, const float *inp, size_t len)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
 	for (size_t j = 0; j < len; j++)
 		out[j] = inp[j] > 0.0f ? inp[j] : 0.0f;
 }
@@ -16,7 +17,7 @@ relu_forward(float *out, const float *inp, size_t len)
 void
 relu_backward(float *dinp, const float *dout, const float *out, size_t len)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
 	for (size_t j = 0; j < len; j++)
 		dinp[j] += out[j] > 0.0f ? dout[j] : 0.0f;
 }
@@ -24,7 +25,7 @@ relu_backward(float *dinp, const float *dout, const float *out, size_t len)
 void
 add_forward(float *out, const float *a, const float *b, size_t len)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
 	for (size_t j = 0; j < len; j++)
 		out[j] = a[j] + b[j];
 }
@@ -33,12 +34,12 @@ void
 add_backward(float *da, float *db, const float *dout, size_t len)
 {
 	if (da) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
 		for (size_t j = 0; j < len; j++)
 			da[j] += dout[j];
 	}
 	if (db) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
 		for (size_t j = 0; j < len; j++)
 			db[j] += dout[j];
 	}
@@ -63,7 +64,7 @@ maxpool2d_forward(float *out, int32_t *argmax, const float *inp, int n, const Po
 {
 	const int H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const long planes = (long)s->C * n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)planes * s->H * s->W > PAR_MIN)
 	for (long p = 0; p < planes; p++) {
 		const float *x = inp + (size_t)p * H * W;
 		float *y = out + (size_t)p * OH * OW;
@@ -95,7 +96,7 @@ maxpool2d_backward(float *dinp, const float *dout, const int32_t *argmax, int n,
 {
 	const long planes = (long)s->C * n;
 	const size_t ohw = (size_t)s->OH * s->OW, hw = (size_t)s->H * s->W;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (planes * hw > PAR_MIN)
 	for (long p = 0; p < planes; p++)
 		for (size_t j = 0; j < ohw; j++)
 			dinp[p * hw + argmax[p * ohw + j]] += dout[p * ohw + j];
@@ -127,7 +128,7 @@ void
 avgpool_global_forward(float *out, const float *inp, int n, int C, int HW)
 {
 	const long planes = (long)C * n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)planes * HW > PAR_MIN)
 	for (long p = 0; p < planes; p++) {
 		const float *x = inp + (size_t)p * HW;
 		float t = 0;
@@ -141,7 +142,7 @@ void
 avgpool_global_backward(float *dinp, const float *dout, int n, int C, int HW)
 {
 	const long planes = (long)C * n;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)planes * HW > PAR_MIN)
 	for (long p = 0; p < planes; p++) {
 		float g = dout[p] / (float)HW;
 		float *d = dinp + (size_t)p * HW;
@@ -207,7 +208,7 @@ transpose(float *out, const float *inp, int rows, int cols)
 void
 nchw_to_cnhw(float *out, const float *inp, int n, int C, int HW)
 {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * C * HW > PAR_MIN)
 	for (int i = 0; i < n; i++)
 		for (int c = 0; c < C; c++)
 			memcpy(out + ((size_t)c * n + i) * HW, inp + ((size_t)i * C + c) * HW, sizeof(float) * HW);
@@ -216,7 +217,7 @@ nchw_to_cnhw(float *out, const float *inp, int n, int C, int HW)
 void
 cnhw_to_nchw(float *out, const float *inp, int n, int C, int HW)
 {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)n * C * HW > PAR_MIN)
 	for (int i = 0; i < n; i++)
 		for (int c = 0; c < C; c++)
 			memcpy(out + ((size_t)i * C + c) * HW, inp + ((size_t)c * n + i) * HW, sizeof(float) * HW);
@@ -241,7 +242,7 @@ input_normalize_u8(float *out, const uint8_t *inp, int n, int H, int W, int C,
 		a[c] = 1.0f / (255.0f * std[c]);
 		b[c] = -mean[c] / std[c];
 	}
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n * hw * C > PAR_MIN)
 	for (int i = 0; i < n; i++) {
 		const uint8_t *x = inp + (size_t)i * hw * C;
 		float *y = out + (size_t)i * C * hw;

@@ -17,6 +17,7 @@
 #include "bn.h"
 #include "conv.h"
 #include "layers.h"
+#include "parallel.h"
 #include "rng.h"
 #include "util.h"
 
@@ -35,6 +36,10 @@ typedef struct {
 	float   *gamma, *beta, *dgamma, *dbeta, *run_mean, *run_var;
 	int64_t *nbt;
 	float   *mean, *rstd; /* batch statistics of the last training forward */
+	float   *scale;       /* gamma * rstd: the input transform of the next convolution */
+	float   *ersd;        /* 1 / sqrt(running_var + eps), for eval */
+	float   *escale;      /* gamma * ersd */
+	double  *stats;       /* sums from the convolution that feeds it */
 	char     name[40];
 } BNorm;
 
@@ -326,6 +331,17 @@ take(Plan *p, size_t floats)
 	return r;
 }
 
+static void
+bn_layout(BNorm *bn, Plan *p)
+{
+	bn->mean = take(p, (size_t)bn->C);
+	bn->rstd = take(p, (size_t)bn->C);
+	bn->scale = take(p, (size_t)bn->C);
+	bn->ersd = take(p, (size_t)bn->C);
+	bn->escale = take(p, (size_t)bn->C);
+	bn->stats = (double *)take(p, 2 * sizeof(double) / sizeof(float) * (size_t)bn->C);
+}
+
 static size_t
 act(const Model *m, int C, int H, int W)
 {
@@ -405,21 +421,16 @@ model_layout(Model *m, Plan *p)
 	m->col_floats = col;
 	m->col = take(p, col ? col : 1);
 	/* batch statistics of every BN */
-	m->stem_bn.mean = take(p, (size_t)m->stem_bn.C);
-	m->stem_bn.rstd = take(p, (size_t)m->stem_bn.C);
+	bn_layout(&m->stem_bn, p);
 	for (int i = 0; i < m->nblocks; i++) {
 		Block *bk = &m->blocks[i];
 		BNorm *bs[4] = { &bk->b1, &bk->b2, bk->bottleneck ? &bk->b3 : NULL, bk->has_sc ? &bk->bsc : NULL };
 		for (int k = 0; k < 4; k++)
-			if (bs[k]) {
-				bs[k]->mean = take(p, (size_t)bs[k]->C);
-				bs[k]->rstd = take(p, (size_t)bs[k]->C);
-			}
+			if (bs[k])
+				bn_layout(bs[k], p);
 	}
-	for (int j = 0; j + 1 < m->nhead; j++) {
-		m->head_bn[j].mean = take(p, (size_t)m->head_bn[j].C);
-		m->head_bn[j].rstd = take(p, (size_t)m->head_bn[j].C);
-	}
+	for (int j = 0; j + 1 < m->nhead; j++)
+		bn_layout(&m->head_bn[j], p);
 }
 
 static void
@@ -769,45 +780,53 @@ model_init(Model *m, uint64_t seed)
 
 /* ---- forward (training) ---- */
 
-static void
-bn_train(BNorm *bn, float *out, const float *inp, int n, int HW, int relu)
-{
-	(relu ? bn_relu_forward_train : bn_forward_train)(out, bn->mean, bn->rstd, bn->run_mean, bn->run_var,
-	                                                  inp, bn->gamma, bn->beta, n, bn->C, HW, BN_MOMENTUM,
-	                                                  BN_EPS);
-	(*bn->nbt)++;
-}
-
 static int
 hw(const Conv *cv)
 {
 	return cv->s.OH * cv->s.OW;
 }
 
+/* Batch statistics of a BN from the sums its convolution gathered. */
+static void
+bn_finish(BNorm *bn, int64_t M)
+{
+	bn_stats_finish(bn->mean, bn->rstd, bn->run_mean, bn->run_var, bn->stats, bn->C, M, BN_MOMENTUM, BN_EPS);
+	for (int c = 0; c < bn->C; c++)
+		bn->scale[c] = bn->gamma[c] * bn->rstd[c];
+	(*bn->nbt)++;
+}
+
+/* out = conv(x) with the statistics of `bn` (the BN that follows) gathered
+ * on the way; `in` is the BN+ReLU applied to x on the fly (NULL: none). */
+static void
+conv_train(Model *m, Conv *cv, float *out, const float *x, const BNorm *in, BNorm *bn, int n)
+{
+	memset(bn->stats, 0, sizeof(double) * 2 * (size_t)bn->C);
+	ConvFuse f = { in ? in->mean : NULL, in ? in->scale : NULL, in ? in->beta : NULL, bn->stats, 0 };
+	conv2d_forward_fused(out, m->col, x, cv->w, NULL, n, &cv->s, &f);
+	bn_finish(bn, (int64_t)n * hw(cv));
+}
+
 static void
 block_forward_train(Model *m, Block *bk, int n)
 {
-	float *t = m->buf[0], *r = m->buf[1];
-	conv2d_forward(bk->a1, m->col, bk->x, bk->c1.w, NULL, n, &bk->c1.s);
-	bn_train(&bk->b1, t, bk->a1, n, hw(&bk->c1), 1);
-	conv2d_forward(bk->a2, m->col, t, bk->c2.w, NULL, n, &bk->c2.s);
+	conv_train(m, &bk->c1, bk->a1, bk->x, NULL, &bk->b1, n);
+	conv_train(m, &bk->c2, bk->a2, bk->a1, &bk->b1, &bk->b2, n);
 	BNorm *last = &bk->b2;
 	float *alast = bk->a2;
 	if (bk->bottleneck) {
-		bn_train(&bk->b2, t, bk->a2, n, hw(&bk->c2), 1);
-		conv2d_forward(bk->a3, m->col, t, bk->c3.w, NULL, n, &bk->c3.s);
+		conv_train(m, &bk->c3, bk->a3, bk->a2, &bk->b2, &bk->b3, n);
 		last = &bk->b3;
 		alast = bk->a3;
 	}
 	const float *res = bk->x;
 	if (bk->has_sc) {
-		conv2d_forward(bk->asc, m->col, bk->x, bk->sc.w, NULL, n, &bk->sc.s);
-		bn_train(&bk->bsc, r, bk->asc, n, hw(&bk->sc), 0);
-		res = r;
+		conv_train(m, &bk->sc, bk->asc, bk->x, NULL, &bk->bsc, n);
+		bn_apply(m->buf[0], bk->asc, NULL, bk->bsc.mean, bk->bsc.rstd, bk->bsc.gamma, bk->bsc.beta, n, bk->OC,
+		         bk->OH * bk->OW, 0);
+		res = m->buf[0];
 	}
-	bn_add_relu_forward_train(bk->out, last->mean, last->rstd, last->run_mean, last->run_var, alast, res,
-	                          last->gamma, last->beta, n, last->C, bk->OH * bk->OW, BN_MOMENTUM, BN_EPS);
-	(*last->nbt)++;
+	bn_apply(bk->out, alast, res, last->mean, last->rstd, last->gamma, last->beta, n, last->C, bk->OH * bk->OW, 1);
 }
 
 static void
@@ -815,20 +834,28 @@ encoder_forward_train(Model *m, const float *x, int n)
 {
 	const ModelConfig *c = &m->cfg;
 	ASSERT(m->mode == MODEL_TRAIN);
-	ASSERT(n >= 1 && n <= m->max_batch);
+	ASSERT(n >= 2 && n <= m->max_batch);
 	nchw_to_cnhw(m->x_in, x, n, c->in_channels, c->in_h * c->in_w);
-	conv2d_forward(m->stem_c, m->col, m->x_in, m->stem.w, NULL, n, &m->stem.s);
-	if (m->has_pool) {
-		bn_train(&m->stem_bn, m->buf[0], m->stem_c, n, hw(&m->stem), 1);
-		maxpool2d_forward(m->pool_out, m->pool_arg, m->buf[0], n, &m->pool);
-	} else {
-		bn_train(&m->stem_bn, m->stem_a, m->stem_c, n, hw(&m->stem), 1);
-	}
+	BNorm *bn = &m->stem_bn;
+	conv_train(m, &m->stem, m->stem_c, m->x_in, NULL, bn, n);
+	float *a = m->has_pool ? m->buf[0] : m->stem_a;
+	bn_apply(a, m->stem_c, NULL, bn->mean, bn->rstd, bn->gamma, bn->beta, n, bn->C, hw(&m->stem), 1);
+	if (m->has_pool)
+		maxpool2d_forward(m->pool_out, m->pool_arg, a, n, &m->pool);
 	for (int i = 0; i < m->nblocks; i++)
 		block_forward_train(m, &m->blocks[i], n);
 	const Block *lb = &m->blocks[m->nblocks - 1];
 	avgpool_global_forward(m->h_cm, lb->out, n, m->D, lb->OH * lb->OW);
 	transpose(m->h_rows, m->h_cm, m->D, n);
+}
+
+static void
+bn_train_plain(BNorm *bn, float *out, const float *inp, int n, int HW, int relu)
+{
+	(relu ? bn_relu_forward_train : bn_forward_train)(out, bn->mean, bn->rstd, bn->run_mean, bn->run_var,
+	                                                  inp, bn->gamma, bn->beta, n, bn->C, HW, BN_MOMENTUM,
+	                                                  BN_EPS);
+	(*bn->nbt)++;
 }
 
 const float *
@@ -840,7 +867,7 @@ model_forward_train(Model *m, const float *x, int n)
 		Linear *l = &m->head[j];
 		linear_forward(m->hl[j], in, l->w, l->b, n, l->in, l->out);
 		if (j + 1 < m->nhead) {
-			bn_train(&m->head_bn[j], m->ht[j], m->hl[j], n, 1, 1);
+			bn_train_plain(&m->head_bn[j], m->ht[j], m->hl[j], n, 1, 1);
 			in = m->ht[j];
 		}
 	}
@@ -875,7 +902,7 @@ model_forward_train_classify(Model *m, const float *x, int n)
 static void
 zero(float *p, size_t len)
 {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (len > PAR_MIN)
 	for (size_t j = 0; j < len; j++)
 		p[j] = 0.0f;
 }
@@ -886,57 +913,54 @@ act_n(int C, int n, int H, int W)
 	return (size_t)C * n * H * W;
 }
 
-/* The block's gradient: in buf[io[0]] (d out), result in buf[io[1]] (d x);
- * io[2..4] are free scratch. See the buffer plan in the header comment. */
+static void
+conv_back(Model *m, Conv *cv, float *dinp, int overwrite, const float *dout, const float *x, const BNorm *in, int n)
+{
+	ConvFuse f = { in ? in->mean : NULL, in ? in->scale : NULL, in ? in->beta : NULL, NULL, overwrite };
+	conv2d_backward_fused(dinp, cv->dw, NULL, m->col, dout, x, cv->w, n, &cv->s, &f);
+}
+
+static void
+bn_back(const BNorm *bn, float *dinp, float *dres, const float *dout, const float *out, const float *inp, int n,
+        int HW, BnMask mask)
+{
+	bn_backward_fused(dinp, dres, bn->dgamma, bn->dbeta, dout, out, inp, bn->mean, bn->rstd, bn->gamma, bn->beta,
+	                  n, bn->C, HW, mask, 0);
+}
+
+/* The block's gradient: d out in buf[io[0]], d x into buf[io[1]]; io[2..4]
+ * are scratch. Every buffer is written before it is read (no zeroing): the
+ * first write to d x overwrites, the second accumulates. */
 static void
 block_backward(Model *m, Block *bk, int n, const int io[5])
 {
 	float *dout = m->buf[io[0]], *dx = m->buf[io[1]];
 	float *B2 = m->buf[io[2]], *B3 = m->buf[io[3]], *B4 = m->buf[io[4]];
-	const size_t in_len = act_n(bk->C, n, bk->H, bk->W), out_len = act_n(bk->OC, n, bk->OH, bk->OW);
 	const int ohw = bk->OH * bk->OW;
 	BNorm *last = bk->bottleneck ? &bk->b3 : &bk->b2;
 	float *alast = bk->bottleneck ? bk->a3 : bk->a2;
+	Conv *clast = bk->bottleneck ? &bk->c3 : &bk->c2;
+	BNorm *before = bk->bottleneck ? &bk->b2 : &bk->b1;    /* BN+ReLU feeding clast */
+	float *abefore = bk->bottleneck ? bk->a2 : bk->a1;
 
-	/* out = relu(bn_last(alast) + res) */
-	zero(dx, in_len);
-	zero(B2, out_len);
-	if (bk->has_sc)
-		zero(B3, out_len);
-	bn_add_relu_backward(B2, bk->has_sc ? B3 : dx, last->dgamma, last->dbeta, dout, bk->out, alast,
-	                     last->mean, last->rstd, last->gamma, n, last->C, ohw);
-	if (bk->has_sc) {
-		/* res = bn_sc(conv_sc(x)) */
-		zero(B4, out_len);
-		bn_backward(B4, bk->bsc.dgamma, bk->bsc.dbeta, B3, bk->asc, bk->bsc.mean, bk->bsc.rstd,
-		            bk->bsc.gamma, n, bk->OC, ohw);
-		conv2d_backward(dx, bk->sc.dw, NULL, m->col, B4, bk->x, bk->sc.w, n, &bk->sc.s);
+	/* out = relu(bn_last(alast) + res): B2 = d alast, d res to dx or B3 */
+	bn_back(last, B2, bk->has_sc ? B3 : dx, dout, bk->out, alast, n, ohw, BN_MASK_OUT);
+	if (bk->has_sc) { /* res = bn_sc(conv_sc(x)) */
+		bn_back(&bk->bsc, B4, NULL, B3, NULL, bk->asc, n, ohw, BN_MASK_NONE);
+		conv_back(m, &bk->sc, dx, 1, B4, bk->x, NULL, n);
 	}
-	/* now dout (buffer io[0]), B3, B4 are free; B2 holds d alast */
-	float *T = dout, *G = B2;
+	/* clast reads relu(before(abefore)): dout's buffer receives d of that input */
+	conv_back(m, clast, dout, 1, B2, abefore, before, n);
+	bn_back(before, B3, NULL, dout, NULL, abefore, n, hw(bk->bottleneck ? &bk->c2 : &bk->c1), BN_MASK_RECOMPUTE);
 	if (bk->bottleneck) {
-		/* conv3 input t2 = relu(bn2(a2)) */
-		bn_relu_recompute(T, bk->a2, bk->b2.mean, bk->b2.rstd, bk->b2.gamma, bk->b2.beta, n, bk->mid,
-		                  hw(&bk->c2));
-		size_t l2 = act_n(bk->mid, n, bk->c2.s.OH, bk->c2.s.OW);
-		zero(B3, l2);
-		conv2d_backward(B3, bk->c3.dw, NULL, m->col, G, T, bk->c3.w, n, &bk->c3.s);
-		zero(B4, l2);
-		bn_relu_backward(B4, bk->b2.dgamma, bk->b2.dbeta, B3, bk->a2, bk->b2.mean, bk->b2.rstd,
-		                 bk->b2.gamma, bk->b2.beta, n, bk->mid, hw(&bk->c2));
-		G = B4;
-		B4 = B2; /* d a3 is dead */
+		/* conv2 reads relu(bn1(a1)) */
+		conv_back(m, &bk->c2, dout, 1, B3, bk->a1, &bk->b1, n);
+		bn_back(&bk->b1, B2, NULL, dout, NULL, bk->a1, n, hw(&bk->c1), BN_MASK_RECOMPUTE);
+		conv_back(m, &bk->c1, dx, 0, B2, bk->x, NULL, n);
+	} else {
+		conv_back(m, &bk->c1, dx, 0, B3, bk->x, NULL, n);
 	}
-	/* conv2 input t1 = relu(bn1(a1)) */
-	bn_relu_recompute(T, bk->a1, bk->b1.mean, bk->b1.rstd, bk->b1.gamma, bk->b1.beta, n, bk->mid,
-	                  hw(&bk->c1));
-	size_t l1 = act_n(bk->mid, n, bk->c1.s.OH, bk->c1.s.OW);
-	zero(B3, l1);
-	conv2d_backward(B3, bk->c2.dw, NULL, m->col, G, T, bk->c2.w, n, &bk->c2.s);
-	zero(B4, l1);
-	bn_relu_backward(B4, bk->b1.dgamma, bk->b1.dbeta, B3, bk->a1, bk->b1.mean, bk->b1.rstd, bk->b1.gamma,
-	                 bk->b1.beta, n, bk->mid, hw(&bk->c1));
-	conv2d_backward(dx, bk->c1.dw, NULL, m->col, B4, bk->x, bk->c1.w, n, &bk->c1.s);
+	(void)B4;
 }
 
 /* d loss / d h (D, n) in dh -> parameter gradients of the encoder. */
@@ -959,16 +983,13 @@ encoder_backward(Model *m, const float *dh, int n)
 	/* stem */
 	float *d = m->buf[cur];
 	float *f1 = m->buf[(cur + 1) % NBUF], *f2 = m->buf[(cur + 2) % NBUF];
-	size_t sl = act_n(m->stem.s.OC, n, m->stem.s.OH, m->stem.s.OW);
 	if (m->has_pool) {
-		zero(f1, sl);
+		zero(f1, act_n(m->stem.s.OC, n, m->stem.s.OH, m->stem.s.OW));
 		maxpool2d_backward(f1, d, m->pool_arg, n, &m->pool);
 		d = f1;
 	}
-	zero(f2, sl);
-	bn_relu_backward(f2, m->stem_bn.dgamma, m->stem_bn.dbeta, d, m->stem_c, m->stem_bn.mean, m->stem_bn.rstd,
-	                 m->stem_bn.gamma, m->stem_bn.beta, n, m->stem_bn.C, hw(&m->stem));
-	conv2d_backward(NULL, m->stem.dw, NULL, m->col, f2, m->x_in, m->stem.w, n, &m->stem.s);
+	bn_back(&m->stem_bn, f2, NULL, d, NULL, m->stem_c, n, hw(&m->stem), BN_MASK_RECOMPUTE);
+	conv_back(m, &m->stem, NULL, 0, f2, m->x_in, NULL, n);
 }
 
 void
@@ -992,9 +1013,7 @@ model_backward(Model *m, const float *dz)
 		linear_backward(e, l->dw, l->db, d, in, l->w, n, l->in, l->out);
 		if (j) {
 			BNorm *bn = &m->head_bn[j - 1];
-			zero(f, (size_t)bn->C * n);
-			bn_relu_backward(f, bn->dgamma, bn->dbeta, e, m->hl[j - 1], bn->mean, bn->rstd, bn->gamma,
-			                 bn->beta, n, bn->C, 1);
+			bn_back(bn, f, NULL, e, NULL, m->hl[j - 1], n, 1, BN_MASK_RECOMPUTE);
 			float *s = d;
 			d = f;
 			f = s;
@@ -1019,11 +1038,28 @@ model_backward_classify(Model *m, const float *dlogits)
 
 /* ---- forward (eval) ---- */
 
+/* Eval-mode BN constants (running statistics). */
 static void
-bn_eval(const BNorm *bn, float *out, const float *inp, int n, int HW, int relu)
+bn_eval_prepare(BNorm *bn)
 {
-	(relu ? bn_relu_forward_eval : bn_forward_eval)(out, inp, bn->run_mean, bn->run_var, bn->gamma, bn->beta,
-	                                                n, bn->C, HW, BN_EPS);
+	bn_eval_rstd(bn->ersd, bn->run_var, bn->C, BN_EPS);
+	for (int c = 0; c < bn->C; c++)
+		bn->escale[c] = bn->gamma[c] * bn->ersd[c];
+}
+
+/* out = conv(x); x read through relu(bn_eval(x)) when `in` is set */
+static void
+conv_eval(Model *m, const Conv *cv, float *out, const float *x, const BNorm *in, int n)
+{
+	ConvFuse f = { in ? in->run_mean : NULL, in ? in->escale : NULL, in ? in->beta : NULL, NULL, 0 };
+	conv2d_forward_fused(out, m->col, x, cv->w, NULL, n, &cv->s, &f);
+}
+
+/* out = act(bn_eval(inp) [+ res]); out may be inp */
+static void
+bn_eval_apply(const BNorm *bn, float *out, const float *inp, const float *res, int n, int HW, int relu)
+{
+	bn_apply(out, inp, res, bn->run_mean, bn->ersd, bn->gamma, bn->beta, n, bn->C, HW, relu);
 }
 
 const float *
@@ -1033,9 +1069,17 @@ model_forward_eval(Model *m, const float *x, int n, ModelOutput which)
 	ASSERT(n >= 1 && n <= m->max_batch);
 	ASSERT(model_output_dim(m, which) > 0);
 	float **b = m->buf;
+	bn_eval_prepare(&m->stem_bn);
+	for (int i = 0; i < m->nblocks; i++) {
+		Block *bk = &m->blocks[i];
+		BNorm *bs[4] = { &bk->b1, &bk->b2, bk->bottleneck ? &bk->b3 : NULL, bk->has_sc ? &bk->bsc : NULL };
+		for (int k = 0; k < 4; k++)
+			if (bs[k])
+				bn_eval_prepare(bs[k]);
+	}
 	nchw_to_cnhw(b[0], x, n, c->in_channels, c->in_h * c->in_w);
-	conv2d_forward(b[1], m->col, b[0], m->stem.w, NULL, n, &m->stem.s);
-	bn_eval(&m->stem_bn, b[1], b[1], n, hw(&m->stem), 1);
+	conv_eval(m, &m->stem, b[1], b[0], NULL, n);
+	bn_eval_apply(&m->stem_bn, b[1], b[1], NULL, n, hw(&m->stem), 1);
 	int cur = 1;
 	if (m->has_pool) {
 		maxpool2d_forward(b[2], m->pool_arg, b[1], n, &m->pool);
@@ -1048,27 +1092,25 @@ model_forward_eval(Model *m, const float *x, int n, ModelOutput which)
 			if (j != cur)
 				o[k++] = j;
 		float *xx = b[cur], *t = b[o[0]], *u = b[o[1]], *s = b[o[2]];
-		conv2d_forward(t, m->col, xx, bk->c1.w, NULL, n, &bk->c1.s);
-		bn_eval(&bk->b1, t, t, n, hw(&bk->c1), 1);
-		conv2d_forward(u, m->col, t, bk->c2.w, NULL, n, &bk->c2.s);
+		const int ohw = bk->OH * bk->OW;
+		conv_eval(m, &bk->c1, t, xx, NULL, n);
+		conv_eval(m, &bk->c2, u, t, &bk->b1, n);
 		const BNorm *last = &bk->b2;
 		float *y = u;
 		int yi = o[1];
 		if (bk->bottleneck) {
-			bn_eval(&bk->b2, u, u, n, hw(&bk->c2), 1);
-			conv2d_forward(t, m->col, u, bk->c3.w, NULL, n, &bk->c3.s);
+			conv_eval(m, &bk->c3, t, u, &bk->b2, n);
 			last = &bk->b3;
 			y = t;
 			yi = o[0];
 		}
 		const float *res = xx;
 		if (bk->has_sc) {
-			conv2d_forward(s, m->col, xx, bk->sc.w, NULL, n, &bk->sc.s);
-			bn_eval(&bk->bsc, s, s, n, hw(&bk->sc), 0);
+			conv_eval(m, &bk->sc, s, xx, NULL, n);
+			bn_eval_apply(&bk->bsc, s, s, NULL, n, ohw, 0);
 			res = s;
 		}
-		bn_add_relu_forward_eval(y, y, res, last->run_mean, last->run_var, last->gamma, last->beta, n,
-		                         last->C, bk->OH * bk->OW, BN_EPS);
+		bn_eval_apply(last, y, y, res, n, ohw, 1);
 		cur = yi;
 	}
 	const Block *lb = &m->blocks[m->nblocks - 1];
@@ -1086,9 +1128,9 @@ model_forward_eval(Model *m, const float *x, int n, ModelOutput which)
 			linear_forward(m->hl[j], feat, l->w, l->b, n, l->in, l->out);
 			feat = m->hl[j];
 			dim = l->out;
-			if (j + 1 < m->nhead) {
-				bn_eval(&m->head_bn[j], m->hl[j], m->hl[j], n, 1, 1);
-			}
+			if (j + 1 < m->nhead)
+				bn_relu_forward_eval(m->hl[j], m->hl[j], m->head_bn[j].run_mean, m->head_bn[j].run_var,
+				                     m->head_bn[j].gamma, m->head_bn[j].beta, n, m->head_bn[j].C, 1, BN_EPS);
 		}
 	}
 	transpose(m->out_rows, feat, dim, n);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "util.h"
 
 struct Optim {
@@ -208,7 +209,7 @@ optim_step(Optim *o, float lr)
 	const OptimConfig *c = &o->cfg;
 	ParamTable *t = o->params;
 	o->step++;
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (t->nparams > PAR_MIN)
 	for (int i = 0; i < t->n; i++) {
 		ParamEntry *e = &t->e[i];
 		if (o->slot[i] < 0)

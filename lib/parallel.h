@@ -10,6 +10,10 @@
 #ifndef SSL_PARALLEL_H
 #define SSL_PARALLEL_H
 
+/* Loops over fewer elements than this run on one thread: a parallel
+ * region costs microseconds, and much more when the cores are shared. */
+#define PAR_MIN 32768
+
 /* n <= 0: $OMP_NUM_THREADS if set, else the number of online CPUs. Sets the
  * OpenMP team size and pins OpenBLAS to one thread. Call before model_new
  * (tools: --threads); a Model keeps the count it was planned with. */

@@ -110,6 +110,53 @@ START_TEST(test_conv_vs_ref)
 }
 END_TEST
 
+/* The fusions equal their composition: a BN+ReLU transform of the input
+ * (= bn_apply, then convolve), output statistics (= bn_stats_accumulate),
+ * dinp overwrite (= zero, then accumulate). */
+START_TEST(test_conv_fused)
+{
+	const int *c = conv_cases[_i];
+	int n = c[0];
+	ConvShape s;
+	ck_assert_int_eq(conv_shape_init(&s, c[1], c[2], c[3], c[4], c[5], c[6], c[7], n), 0);
+	if (c[8])
+		s.chunk = c[8];
+	size_t in = (size_t)s.C * n * s.H * s.W, out = (size_t)s.OC * n * s.OH * s.OW,
+	       wn = (size_t)s.OC * s.C * s.K * s.K;
+	float *x = fnew(in), *t = fnew(in), *w = fnew(wn), *dy = fnew(out), *work = fnew(conv_work_floats(&s));
+	float *mean = fnew(s.C), *rstd = fnew(s.C), *g = fnew(s.C), *b = fnew(s.C), *scale = fnew(s.C);
+	gc_fill_normal(x, in, 1, _i, 1);
+	gc_fill_normal(w, wn, 2, _i, 0.5f);
+	gc_fill_normal(dy, out, 4, _i, 1);
+	gc_fill_normal(mean, s.C, 5, _i, 0.3f);
+	gc_fill_normal(b, s.C, 6, _i, 0.3f);
+	for (int k = 0; k < s.C; k++) {
+		rstd[k] = 1.3f;
+		g[k] = 0.5f + 0.1f * k;
+		scale[k] = g[k] * rstd[k];
+	}
+	bn_apply(t, x, NULL, mean, rstd, g, b, n, s.C, s.H * s.W, 1);
+	double *st = xcalloc(2 * (size_t)s.OC, sizeof(double)), *st2 = xcalloc(2 * (size_t)s.OC, sizeof(double));
+	ConvFuse f = { mean, scale, b, st, 1 };
+	float *y = fnew(out), *y2 = fnew(out);
+	conv2d_forward_fused(y, work, x, w, NULL, n, &s, &f);
+	conv2d_forward(y2, work, t, w, NULL, n, &s);
+	ck_assert_msg(rel_err(y, y2, out, 1) < 1e-6, "transformed forward");
+	bn_stats_accumulate(st2, y, n, s.OC, s.OH * s.OW);
+	for (int k = 0; k < 2 * s.OC; k++)
+		ck_assert(fabs(st[k] - st2[k]) <= 1e-9 * (1 + fabs(st2[k])));
+	float *dx = fnew(in), *dx2 = fnew(in), *dw = fnew(wn), *dw2 = fnew(wn);
+	for (size_t j = 0; j < in; j++)
+		dx[j] = 123.0f; /* overwritten */
+	conv2d_backward_fused(dx, dw, NULL, work, dy, x, w, n, &s, &f);
+	conv2d_backward(dx2, dw2, NULL, work, dy, t, w, n, &s);
+	ck_assert_msg(rel_err(dx, dx2, in, 1) < 1e-6, "dinp overwrite");
+	ck_assert_msg(rel_err(dw, dw2, wn, 1) < 1e-6, "dweight through the transform");
+	free(x), free(t), free(w), free(dy), free(work), free(mean), free(rstd), free(g), free(b), free(scale);
+	free(st), free(st2), free(y), free(y2), free(dx), free(dx2), free(dw), free(dw2);
+}
+END_TEST
+
 typedef struct {
 	const ConvShape *s;
 	int n;
@@ -197,9 +244,9 @@ START_TEST(test_conv_limits)
 	ck_assert_int_eq(s.OW, 16);
 	ck_assert_int_ge(s.chunk, 1);
 	ck_assert_int_eq(conv_flops(&s), 2LL * 3 * 9 * 8 * 256);
-	/* a 1x1 stride-1 convolution needs no columns, only weight partials */
+	/* room for per-thread weight partials and statistics */
 	ck_assert_int_eq(conv_shape_init(&s, 3, 5, 5, 4, 1, 1, 0, 8), 0);
-	ck_assert_uint_eq(conv_work_floats(&s), (size_t)(s.threads - 1) * 12);
+	ck_assert_uint_ge(conv_work_floats(&s), (size_t)(s.threads - 1) * 12 + (size_t)s.threads * 4 * 4);
 }
 END_TEST
 
@@ -659,6 +706,7 @@ layers_suite(void)
 	int nconv = (int)(sizeof conv_cases / sizeof conv_cases[0]);
 	tcase_add_loop_test(tc, test_conv_vs_ref, 0, nconv);
 	tcase_add_loop_test(tc, test_conv_gradcheck, 0, nconv);
+	tcase_add_loop_test(tc, test_conv_fused, 0, nconv);
 	tcase_add_test(tc, test_conv_torch);
 	tcase_add_test(tc, test_conv_limits);
 	suite_add_tcase(s, tc);
