@@ -97,7 +97,7 @@ syncbn_backward(SyncBN *s, float *dinp, float *dres, float *dgamma, float *dbeta
 	double *sums = s->sums;
 	int64_t Mg = global_count(s, (int64_t)M);
 	ASSERT(C <= s->cmax && n == s->n);
-	/* this rank's sums of g and g * xhat; dgamma and dbeta get them as they are */
+	/* this rank's sums of g and g * xhat */
 #pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++) {
 		const float *x = inp + c * M, *dy = dout + c * M, *o = mask == BN_MASK_OUT ? out + c * M : NULL;
@@ -111,10 +111,17 @@ syncbn_backward(SyncBN *s, float *dinp, float *dres, float *dgamma, float *dbeta
 		}
 		sums[2 * c] = sg;
 		sums[2 * c + 1] = sgx;
-		dgamma[c] += (float)sgx;
-		dbeta[c] += (float)sg;
 	}
 	dist_allreduce_sum_f64(s->d, sums, 2 * (size_t)C, DIST_BN);
+	/* The parameter gradients are the global sums themselves: rank 0 adds
+	 * them, the others nothing, so the gradient all-reduce gives every rank
+	 * exactly what one process computes (float sums of per-rank parts
+	 * would round differently, and these sums cancel a lot). */
+	if (dist_rank(s->d) == 0)
+		for (int c = 0; c < C; c++) {
+			dgamma[c] += (float)sums[2 * c + 1];
+			dbeta[c] += (float)sums[2 * c];
+		}
 	/* dx (+)= k * (g - mean(g) - xhat * mean(g * xhat)) over the global batch; dres (+)= g */
 #pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++) {

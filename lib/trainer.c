@@ -882,7 +882,7 @@ trainer_new(const TrainSetup *s, StreamReader *in, char *err, size_t errlen)
 		t->dz = xalloc_aligned(sizeof(float) * nimg * (size_t)D);
 		if (s->objective != OBJECTIVE_SIMCLR)
 			work = 1;
-		else if (t->d)
+		else if (t->size > 1)
 			work = ntxent_dist_work_floats(t->cap, t->B, D);
 		else
 			work = ntxent_work_floats(t->B, D);
@@ -896,7 +896,7 @@ trainer_new(const TrainSetup *s, StreamReader *in, char *err, size_t errlen)
 			t->zrank = xalloc_aligned(sizeof(float) * 2 * (size_t)t->B * D);
 			t->zall = xalloc_aligned(sizeof(float) * 2 * (size_t)t->B * D);
 		}
-		if (s->sync_bn) {
+		if (s->sync_bn && t->size > 1) { /* one rank: its batch is the global one */
 			t->sbn = syncbn_new(t->d, model_max_bn_channels(t->m));
 			model_set_sync_bn(t->m, t->sbn);
 		}
@@ -1124,7 +1124,7 @@ train_step(Trainer *t, char *err, size_t errlen)
 		if (t->sbn)
 			syncbn_set_batch(t->sbn, 2 * n, 2 * t->nsum);
 		z = model_forward_train(t->m, t->x, 2 * n);
-		if (t->d)
+		if (t->d && t->size > 1)
 			ntxent_global(t, z, D, &loss, &acc);
 		else
 			ntxent_forward_backward(&loss, &acc, t->dz, t->work, z, n, D, (float)t->s.temperature);
@@ -1140,7 +1140,7 @@ train_step(Trainer *t, char *err, size_t errlen)
 			syncbn_set_batch(t->sbn, n, t->nsum);
 		logits = model_forward_train_classify(t->m, t->x, n);
 		count = cross_entropy_forward_backward(&loss, &acc, t->dz, logits, t->labels, n, K);
-		if (t->d) { /* the mean over the global batch */
+		if (t->d && t->size > 1) { /* the mean over the global batch */
 			double v[3] = { (double)loss * count, (double)acc * count, count };
 			dist_allreduce_sum_f64(t->d, v, 3, DIST_EMBED);
 			loss = v[2] > 0 ? (float)(v[0] / v[2]) : 0.0f;
@@ -1649,9 +1649,11 @@ is_opt(char *const *a, int i, int n, const char *opt)
 	return 0;
 }
 
-char *
-trainer_resume_command(char *buf, size_t len, const Provenance *prov, int nprov, int from_stdin, int argc,
-                       char *const *argv, const char *model, int64_t epoch)
+/* prog: the trainer's name; shard_env: each rank's ssl-decode takes its
+ * shard from Open MPI's environment (any --shard it had is dropped). */
+static char *
+resume_command(char *buf, size_t len, const Provenance *prov, int nprov, int from_stdin, int argc,
+               char *const *argv, const char *model, int64_t epoch, const char *prog, int shard_env)
 {
 	size_t used = 0;
 	char num[32];
@@ -1664,6 +1666,8 @@ trainer_resume_command(char *buf, size_t len, const Provenance *prov, int nprov,
 			append(buf, len, &used, p->tool);
 			for (int j = 0; j < p->nargs; j++) {
 				int k = decode ? is_opt(p->args, j, p->nargs, "--start-epoch") : 0;
+				if (!k && decode && shard_env)
+					k = is_opt(p->args, j, p->nargs, "--shard");
 				if (k) {
 					j += k - 1;
 					continue;
@@ -1672,6 +1676,8 @@ trainer_resume_command(char *buf, size_t len, const Provenance *prov, int nprov,
 			}
 			if (decode) {
 				snprintf(num, sizeof num, "%lld", (long long)epoch);
+				if (shard_env)
+					append(buf, len, &used, " --shard $OMPI_COMM_WORLD_RANK/$OMPI_COMM_WORLD_SIZE");
 				append(buf, len, &used, " --start-epoch ");
 				append(buf, len, &used, num);
 				found = 1;
@@ -1688,7 +1694,7 @@ trainer_resume_command(char *buf, size_t len, const Provenance *prov, int nprov,
 			append(buf, len, &used, " (or from the start)> | ");
 		}
 	}
-	append(buf, len, &used, "ssl-train");
+	append(buf, len, &used, prog);
 	for (int i = 1; i < argc; i++) {
 		int k = is_opt(argv, i, argc, "--resume");
 		if (!k)
@@ -1701,5 +1707,29 @@ trainer_resume_command(char *buf, size_t len, const Provenance *prov, int nprov,
 	}
 	append(buf, len, &used, " --resume");
 	append_arg(buf, len, &used, model);
+	return buf;
+}
+
+char *
+trainer_resume_command(char *buf, size_t len, const Provenance *prov, int nprov, int from_stdin, int argc,
+                       char *const *argv, const char *model, int64_t epoch)
+{
+	return resume_command(buf, len, prov, nprov, from_stdin, argc, argv, model, epoch, "ssl-train", 0);
+}
+
+char *
+trainer_resume_command_mpi(char *buf, size_t len, const Provenance *prov, int nprov, int from_stdin, int argc,
+                           char *const *argv, const char *model, int64_t epoch, int ranks)
+{
+	char *inner = xmalloc(len), num[32];
+	size_t used = 0;
+	resume_command(inner, len, prov, nprov, from_stdin, argc, argv, model, epoch, "ssl-train-mpi", 1);
+	buf[0] = '\0';
+	snprintf(num, sizeof num, "%d", ranks);
+	append(buf, len, &used, "mpirun -np ");
+	append(buf, len, &used, num);
+	append(buf, len, &used, " sh -c");
+	append_arg(buf, len, &used, inner);
+	free(inner);
 	return buf;
 }

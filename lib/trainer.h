@@ -122,5 +122,10 @@ int trainer_write_untrained(const TrainSetup *s, char *err, size_t errlen);
  * ssl-train's own. Returns buf. */
 char *trainer_resume_command(char *buf, size_t len, const Provenance *prov, int nprov, int from_stdin,
                              int argc, char *const *argv, const char *model, int64_t epoch);
+/* The same for ssl-train-mpi on `ranks` ranks: "mpirun -np N sh -c '...'"
+ * whose ssl-decode takes --shard from $OMPI_COMM_WORLD_RANK and _SIZE (add
+ * the launcher options the run had, such as a host file). */
+char *trainer_resume_command_mpi(char *buf, size_t len, const Provenance *prov, int nprov, int from_stdin,
+                                 int argc, char *const *argv, const char *model, int64_t epoch, int ranks);
 
 #endif

@@ -1,9 +1,14 @@
 /* ssl-train: SimCLR pre-training (or supervised fine-tuning) from a views
  * stream into a checkpoint file. See ssl-train(1); the loop is lib/trainer.c,
- * the file format lib/checkpoint.c. */
+ * the file format lib/checkpoint.c.
+ *
+ * Compiled a second time with -DSSL_MPI (mpicc) this is ssl-train-mpi, the
+ * data-parallel trainer: one process per rank under mpirun, each reading
+ * its shard (ssl-train(1) DISTRIBUTED TRAINING, lib/dist.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,17 +16,25 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "dist.h"
 #include "parallel.h"
 #include "plot.h"
 #include "stream.h"
 #include "trainer.h"
 #include "util.h"
 
+#ifdef SSL_MPI
+#define PROG "ssl-train-mpi"
+#else
+#define PROG "ssl-train"
+#endif
+
 enum {
 	OPT_ARCH = 256, OPT_STEM, OPT_WIDTH, OPT_ZIR, OPT_PROJ_LAYERS, OPT_PROJ_HIDDEN, OPT_PROJ_DIM, OPT_OBJECTIVE,
 	OPT_INIT, OPT_BATCH, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
 	OPT_WARMUP_EPOCHS, OPT_WARMUP_STEPS, OPT_STEPS, OPT_SEED, OPT_THREADS, OPT_CKPT_EVERY, OPT_RESUME, OPT_LOG,
-	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_PROGRESS, OPT_QUIET, OPT_VERBOSE,
+	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_SYNC_BN, OPT_TIMEOUT, OPT_PROGRESS,
+	OPT_QUIET, OPT_VERBOSE,
 	OPT_HELP, OPT_VERSION, OPT_END
 };
 
@@ -58,6 +71,8 @@ static const struct option longopts[] = {
 	{ "mean", required_argument, NULL, OPT_MEAN },
 	{ "std", required_argument, NULL, OPT_STD },
 	{ "input-size", required_argument, NULL, OPT_INPUT_SIZE },
+	{ "sync-bn", no_argument, NULL, OPT_SYNC_BN },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
@@ -71,6 +86,7 @@ typedef struct {
 	const char *input;        /* NULL: stdin */
 	const char *resume, *init, *plot;
 	int         threads, has_input_size, nstd;
+	double      timeout;      /* data-parallel watchdog, seconds (0: none) */
 	char        given[OPT_END];
 } Options;
 
@@ -81,7 +97,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	        "usage: ssl-train [options] -o MODEL [FILE]\n"
+	        "usage: %s [options] -o MODEL [FILE]\n"
 	        "  -o, --output MODEL        checkpoint to write (atomically, every --checkpoint-every and at the end)\n"
 	        "  --arch A                  resnet18, resnet34 or resnet50 (resnet18)\n"
 	        "  --stem S                  cifar (3x3 conv) or imagenet (7x7/2 conv and max-pool) (cifar)\n"
@@ -115,11 +131,13 @@ usage(FILE *fp)
 	        "  --mean M[,M...]           per-channel mean on 0..1 pixels (default: from the first batch)\n"
 	        "  --std S[,S...]            per-channel standard deviation (default: from the first batch)\n"
 	        "  --input-size HxWxC        with --steps 0: the input size, so no stream is read\n"
+	        "  --sync-bn                 ssl-train-mpi: BatchNorm statistics over all ranks' batches\n"
+	        "  --timeout S               ssl-train-mpi: end the job when the ranks wait S seconds for one (1800; 0 never)\n"
 	        "  --progress                show progress even when stderr is not a terminal\n"
 	        "  --quiet                   no progress or notes on stderr\n"
 	        "  --verbose                 print the model, one line per layer\n"
 	        "  --help                    show this help and exit\n"
-	        "  --version                 show the version and exit\n");
+	        "  --version                 show the version and exit\n", PROG);
 }
 
 static int
@@ -164,6 +182,7 @@ parse_options(int argc, char **argv, Options *o)
 	trainer_setup_default(s);
 	s->model.width = 64;
 	s->ckpt_every_epochs = 1;
+	o->timeout = 1800;
 	while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
 		if (c > 0 && c < OPT_END)
 			o->given[c] = 1;
@@ -234,11 +253,13 @@ parse_options(int argc, char **argv, Options *o)
 		case OPT_MEAN: s->nnorm = parse_floats("--mean", optarg, s->mean, 16); break;
 		case OPT_STD: o->nstd = parse_floats("--std", optarg, s->std, 16); break;
 		case OPT_INPUT_SIZE: parse_input_size(optarg, &s->model); o->has_input_size = 1; break;
+		case OPT_SYNC_BN: s->sync_bn = 1; break;
+		case OPT_TIMEOUT: o->timeout = opt_f64("--timeout", optarg, 0, 1e9); break;
 		case OPT_PROGRESS: s->progress = 1; break;
 		case OPT_QUIET: s->quiet = 1; break;
 		case OPT_VERBOSE: s->verbose = 1; break;
 		case OPT_HELP: usage(stdout); exit(0);
-		case OPT_VERSION: printf("ssl-train %s\n", SSL_VERSION); exit(0);
+		case OPT_VERSION: printf("%s %s\n", PROG, SSL_VERSION); exit(0);
 		default: die_usage("unknown option");
 		}
 	}
@@ -358,6 +379,9 @@ catch_signals(void)
 	sa.sa_flags = SA_RESETHAND;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* mpirun forwards SIGUSR1 to every rank (SIGTERM makes it kill them
+	 * within seconds): the way to stop a data-parallel run with a checkpoint */
+	sigaction(SIGUSR1, &sa, NULL);
 }
 
 static void
@@ -382,6 +406,33 @@ make_plot(const Options *o)
 	}
 }
 
+#ifdef SSL_MPI
+/* Data-parallel defaults: OpenMP threads are the cores of this rank (its
+ * CPU binding, and at most this host's CPUs shared among its ranks). */
+static int
+rank_threads(const Dist *d)
+{
+	cpu_set_t set;
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	int bound = online > 0 ? (int)online : 1, share;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		bound = CPU_COUNT(&set);
+	share = online > 0 ? (int)(online / (d->local_size > 0 ? d->local_size : 1)) : 1;
+	share = share < 1 ? 1 : share;
+	return bound < share ? bound : share;
+}
+#endif
+
+/* Ends the run: every rank finishes MPI (all reach here together, or the
+ * job is being torn down anyway). */
+static int
+finish(Dist *d, int rc)
+{
+	if (d)
+		dist_finalize(d);
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -393,12 +444,34 @@ main(int argc, char *argv[])
 	StreamHeader prov;
 	Trainer *t;
 	TrainStatus st;
+	Dist *d = NULL;
 	char err[1024];
-	int rc = 0;
+	int rc = 0, rank = 0;
 
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
 	set_quiet(o.s.quiet);
+#ifdef SSL_MPI
+	{
+		static char name[64];
+		if (!(d = dist_mpi_open(&argc, &argv, o.timeout, err, sizeof err)))
+			die("%s", err);
+		rank = dist_rank(d);
+		if (dist_size(d) > 1) { /* every message names its rank; rank 0 alone reports progress */
+			snprintf(name, sizeof name, "%s: rank %d", getprogname_ssl(), rank);
+			setprogname(name);
+			if (rank != 0) {
+				set_quiet(1);
+				o.s.quiet = 1;
+				o.s.progress = 0;
+				o.s.verbose = 0;
+			}
+		}
+		if (!o.threads && !getenv("OMP_NUM_THREADS"))
+			o.threads = rank_threads(d);
+		o.s.dist = d;
+	}
+#endif
 	parallel_set_threads(o.threads);
 	checkpoint_init(&resume);
 	checkpoint_init(&init);
@@ -418,11 +491,13 @@ main(int argc, char *argv[])
 		stream_header_add_provenance(&prov, argc, argv);
 		o.s.nprov = prov.nprov;
 		o.s.prov = prov.prov;
-		if (trainer_write_untrained(&o.s, err, sizeof err) < 0)
-			die("%s", err);
-		note("untrained model (seed %llu) written to %s", (unsigned long long)o.s.seed, o.s.out_path);
+		if (rank == 0) {
+			if (trainer_write_untrained(&o.s, err, sizeof err) < 0)
+				die("%s", err);
+			note("untrained model (seed %llu) written to %s", (unsigned long long)o.s.seed, o.s.out_path);
+		}
 		stream_header_free(&prov);
-		return 0;
+		return finish(d, 0);
 	}
 
 	if (!o.input || strcmp(o.input, "-") == 0) {
@@ -448,28 +523,40 @@ main(int argc, char *argv[])
 	o.s.nprov = prov.nprov;
 	o.s.prov = prov.prov;
 	o.s.stop = &got_signal;
-	if (!(t = trainer_new(&o.s, in, err, sizeof err)))
-		die("%s", err);
+	if (!(t = trainer_new(&o.s, in, err, sizeof err))) {
+		if (err[0]) /* data-parallel: a message the ranks share comes from rank 0 */
+			warn("%s", err);
+		return finish(d, 1);
+	}
 	catch_signals();
 	st = trainer_run(t, err, sizeof err);
 	if (st == TRAIN_DONE) {
 		note("%lld steps done; model written to %s", (long long)trainer_step(t), o.s.out_path);
-		make_plot(&o);
+		if (rank == 0)
+			make_plot(&o);
 	} else if (st == TRAIN_INTERRUPTED || st == TRAIN_TRUNCATED) {
-		warn("%s", err);
-		if (trainer_checkpoint_written(t)) {
+		if (err[0] && (rank == 0 || st == TRAIN_TRUNCATED))
+			warn("%s", err);
+		if (trainer_checkpoint_written(t) && rank == 0) {
 			char cmd[8192];
-			trainer_resume_command(cmd, sizeof cmd, h->prov, h->nprov, fp == stdin, argc, argv, o.s.out_path,
-			                       trainer_epoch(t));
+			if (d && dist_size(d) > 1)
+				trainer_resume_command_mpi(cmd, sizeof cmd, h->prov, h->nprov, fp == stdin, argc, argv,
+				                           o.s.out_path, trainer_epoch(t), dist_size(d));
+			else
+				trainer_resume_command(cmd, sizeof cmd, h->prov, h->nprov, fp == stdin, argc, argv, o.s.out_path,
+				                       trainer_epoch(t));
 			warn("to resume: %s", cmd);
 		}
 		rc = st == TRAIN_TRUNCATED ? 1 : 128 + (got_signal ? got_signal : SIGTERM);
 	} else if (st == TRAIN_DIVERGED) {
-		warn("%s; %s", err,
-		     trainer_checkpoint_written(t) || o.resume ? "the last checkpoint is intact" : "no checkpoint was written");
+		if (rank == 0)
+			warn("%s; %s", err,
+			     trainer_checkpoint_written(t) || o.resume ? "the last checkpoint is intact"
+			                                               : "no checkpoint was written");
 		rc = 1;
 	} else {
-		warn("%s", err);
+		if (err[0])
+			warn("%s", err);
 		rc = 1;
 	}
 	trainer_free(t);
@@ -479,5 +566,5 @@ main(int argc, char *argv[])
 	stream_header_free(&prov);
 	checkpoint_free(&resume);
 	checkpoint_free(&init);
-	return rc;
+	return finish(d, rc);
 }
