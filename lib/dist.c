@@ -58,7 +58,7 @@ local_finalize(Dist *d)
 
 static const DistOps local_ops = {
 	local_allreduce_f32, local_allreduce_f64, local_allgather, local_allgatherv_f32,
-	local_bcast, local_abort, local_finalize,
+	local_bcast, local_abort, local_finalize, NULL,
 };
 
 Dist *
@@ -152,6 +152,13 @@ dist_abort(Dist *d, int status, const char *fmt, ...)
 	warn("%s", buf);
 	fflush(stderr);
 	d->ops->abort(d, status);
+}
+
+void
+dist_note_signal(Dist *d)
+{
+	if (d && d->ops->note_signal)
+		d->ops->note_signal(d);
 }
 
 void

@@ -52,6 +52,7 @@ typedef struct {
 	void (*bcast)(Dist *d, void *buf, size_t bytes, int root, DistTag tag);
 	void (*abort)(Dist *d, int status) ATTR_NORETURN;
 	void (*finalize)(Dist *d);
+	void (*note_signal)(Dist *d); /* NULL: nothing to say */
 } DistOps;
 
 struct Dist {
@@ -85,6 +86,11 @@ void dist_bcast(Dist *d, void *buf, size_t bytes, int root, DistTag tag);
 void dist_abort(Dist *d, int status, const char *fmt, ...) ATTR_PRINTF(3, 4) ATTR_NORETURN;
 /* The end of a run that went well (or failed the same way on every rank). */
 void dist_finalize(Dist *d);
+
+/* For a signal handler (async-signal-safe): when the signal arrives while
+ * this rank waits in a collective operation, writes one line saying so
+ * (mpirun ends the other ranks with SIGTERM when one fails). */
+void dist_note_signal(Dist *d);
 
 /* Counters since the start (or since the caller's snapshot). */
 const DistStats *dist_stats(const Dist *d, DistTag tag);

@@ -33,8 +33,10 @@ typedef struct {
 	int *counts;
 } MpiImpl;
 
-static char   watch_msg[512];
-static size_t watch_len;
+/* Prepared before every operation, for the handlers (write(2) only). */
+static char   watch_msg[512], stop_msg[512];
+static size_t watch_len, stop_len;
+static volatile sig_atomic_t in_op;
 
 static void
 on_alarm(int sig)
@@ -46,18 +48,30 @@ on_alarm(int sig)
 	_exit(EXIT_RUNTIME);
 }
 
+static size_t
+clamp_len(int n, size_t cap)
+{
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 static void
 watch_begin(Dist *d, const char *op, DistTag tag)
 {
 	struct itimerval it;
 	int n;
+	n = snprintf(stop_msg, sizeof stop_msg,
+	             "%s: stopped while waiting for the other ranks in the %s of %s: another rank failed, or the job "
+	             "was interrupted\n",
+	             getprogname_ssl(), op, dist_tag_name(tag));
+	stop_len = clamp_len(n, sizeof stop_msg);
+	in_op = 1;
 	if (!(d->timeout > 0))
 		return;
 	n = snprintf(watch_msg, sizeof watch_msg,
 	             "%s: no answer from the other ranks for %g s in the %s of %s: a rank is stuck or gone; "
 	             "ending the job (--timeout)\n",
 	             getprogname_ssl(), d->timeout, op, dist_tag_name(tag));
-	watch_len = n < 0 ? 0 : (size_t)n < sizeof watch_msg ? (size_t)n : sizeof watch_msg - 1;
+	watch_len = clamp_len(n, sizeof watch_msg);
 	memset(&it, 0, sizeof it);
 	it.it_value.tv_sec = (time_t)d->timeout;
 	it.it_value.tv_usec = (suseconds_t)((d->timeout - floor(d->timeout)) * 1e6);
@@ -68,6 +82,7 @@ static void
 watch_end(Dist *d)
 {
 	struct itimerval it;
+	in_op = 0;
 	if (!(d->timeout > 0))
 		return;
 	memset(&it, 0, sizeof it);
@@ -171,9 +186,18 @@ mpi_finalize(Dist *d)
 	d->impl = NULL;
 }
 
+static void
+mpi_note_signal(Dist *d)
+{
+	(void)d;
+	if (in_op && write(STDERR_FILENO, stop_msg, stop_len) < 0) {
+		/* nothing more can be done */
+	}
+}
+
 static const DistOps mpi_ops = {
 	mpi_allreduce_f32, mpi_allreduce_f64, mpi_allgather, mpi_allgatherv_f32,
-	mpi_bcast, mpi_abort, mpi_finalize,
+	mpi_bcast, mpi_abort, mpi_finalize, mpi_note_signal,
 };
 
 Dist *

@@ -1465,9 +1465,9 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 	log_flush_row(t);
 	show_progress(t, 1);
 	if (t->dropped > 0)
-		note("%lld records at epoch ends were not trained on: the last batch of an epoch had fewer records than "
-		     "the %d ranks (a batch that divides the records per epoch, or leaves at least as many as ranks, "
-		     "avoids this)", (long long)t->dropped, t->size);
+		note("not trained on: %lld record%s at epoch ends, where the last batch had fewer records than the %d "
+		     "ranks (a batch that divides the records per epoch, or leaves at least as many as ranks, avoids "
+		     "this)", (long long)t->dropped, t->dropped == 1 ? "" : "s", t->size);
 	if (t->d)
 		comm_report(t);
 	if (t->step < t->total && t->rank == 0)

@@ -134,7 +134,7 @@ th_finalize(Dist *d)
 }
 
 static const DistOps th_ops = { th_allreduce_f32, th_allreduce_f64, th_allgather, th_allgatherv_f32,
-	                        th_bcast, th_abort, th_finalize };
+	                        th_bcast, th_abort, th_finalize, NULL };
 
 typedef struct {
 	Dist  d;

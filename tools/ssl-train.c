@@ -92,6 +92,7 @@ typedef struct {
 
 static volatile sig_atomic_t got_signal;
 static int input_fd = -1, devnull_fd = -1;
+static Dist *signal_dist; /* data-parallel: a signal while waiting for the ranks is worth a line */
 
 static void
 usage(FILE *fp)
@@ -359,6 +360,8 @@ static void
 on_signal(int sig)
 {
 	got_signal = sig;
+	if (sig != SIGUSR1)
+		dist_note_signal(signal_dist);
 	/* The input now reads as ended: a read blocked on a live upstream (or
 	 * the rest of a partly done fread) returns at once, and the loop
 	 * stops after the current step. dup2 is async-signal-safe. */
@@ -470,6 +473,7 @@ main(int argc, char *argv[])
 		if (!o.threads && !getenv("OMP_NUM_THREADS"))
 			o.threads = rank_threads(d);
 		o.s.dist = d;
+		signal_dist = d;
 	}
 #endif
 	parallel_set_threads(o.threads);
