@@ -20,7 +20,7 @@ BUILD=${1:-build}
 B=${B:-64} STEPS=${STEPS:-8} WIDTH=${WIDTH:-16} RANKS=${RANKS:-2}
 DATA=${DATA:-../shared/data/cifar10-train.tar.gz}
 [ -f "$DATA" ] || DATA=/work/shared/data/cifar10-train.tar.gz
-make -s "$BUILD/bench/mpi_volume"
+[ -x "$BUILD/bench/mpi_volume" ] || make -s "$BUILD/bench/mpi_volume"
 bin=$PWD/$BUILD/bin
 if ! command -v mpirun >/dev/null || [ ! -x "$bin/ssl-train-mpi" ]; then
 	echo "bench-mpi: needs mpirun and $bin/ssl-train-mpi (Debian: openmpi-bin, libopenmpi-dev)" >&2
