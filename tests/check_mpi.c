@@ -14,7 +14,9 @@
  *     the printed mpirun command, a run ends bitwise equal to an
  *     uninterrupted one (each rank skips its part of the trained records);
  *   - a rank that dies ends the job, the last checkpoint stays good; a rank
- *     that stops answering ends the job after --timeout with a message;
+ *     that stops answering ends the job after --timeout with a message; an
+ *     input cut short on one rank stops all after the last whole step, with
+ *     a checkpoint and both ranks saying what happened;
  *   - wrong shards, other options on one rank, a batch that the ranks do
  *     not divide: clear errors, no hang;
  *   - an epoch whose last batch has fewer records than ranks: those are
@@ -344,6 +346,30 @@ START_TEST(test_rank_hangs)
 }
 END_TEST
 
+START_TEST(test_one_input_fails)
+{
+	TuResult r;
+	char cmd[2048];
+	Checkpoint ck;
+	size_t n;
+	if (!have_mpi())
+		return;
+	/* rank 1's stream is cut inside its 8th record (step 3) */
+	snprintf(cmd, sizeof cmd, MPIRUN " sh -c '" DECODE " " SHARD " %s | " AUGMENT " | if [ $OMPI_COMM_WORLD_RANK = 1 ]; "
+	         "then head -c 12000; else cat; fi | ssl-train-mpi " TINY " -o %s'", tu_path("data"), tu_path("cut.ssl"));
+	tu_run(&r, "%s", cmd);
+	ck_assert_int_ne(r.status, 0);
+	assert_has(r.err, "rank 1: <stdin>: record 8: truncated stream");
+	assert_has(r.err, "rank 0: the input of rank 1 failed (its message says why); checkpoint after step 2 written");
+	assert_has(r.err, "to resume: mpirun -np 2 sh -c");
+	tu_result_free(&r);
+	free(load_params(tu_path("cut.ssl"), &n, &ck));
+	ck_assert_int_eq(ck.train.step, 2);
+	ck_assert_int_eq(ck.train.epoch, 1);
+	checkpoint_free(&ck);
+}
+END_TEST
+
 START_TEST(test_bad_setups)
 {
 	TuResult r;
@@ -415,6 +441,7 @@ mpi_suite(void)
 	tcase_add_test(tc, test_interrupt_and_resume);
 	tcase_add_test(tc, test_rank_dies);
 	tcase_add_test(tc, test_rank_hangs);
+	tcase_add_test(tc, test_one_input_fails);
 	tcase_add_test(tc, test_bad_setups);
 	tcase_add_test(tc, test_short_epoch_end);
 	suite_add_tcase(s, tc);
