@@ -160,10 +160,20 @@ chan_grad_apply(float *dx, float *dr, const float *dy, const float *x, const flo
 /* ---- building blocks ---- */
 
 void
+bn_grad_sums_recompute(double *sums, const float *dy, const float *x, size_t len, float m, float rs, float a,
+                       float b)
+{
+	double sg, sgx;
+	chan_grad_sums(dy, x, NULL, len, m, rs, a, b, BN_MASK_RECOMPUTE, &sg, &sgx);
+	sums[0] += sg;
+	sums[1] += sgx;
+}
+
+void
 bn_stats_accumulate(double *stats, const float *inp, int n, int C, int HW)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++)
 		chan_sums(inp + c * M, M, &stats[2 * c], &stats[2 * c + 1]);
 }
@@ -200,7 +210,7 @@ bn_apply(float *out, const float *inp, const float *res, const float *mean, cons
          const float *gamma, const float *beta, int n, int C, int HW, int relu)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++)
 		chan_apply(out + c * M, inp + c * M, res ? res + c * M : NULL, M, mean[c], gamma[c] * rstd[c], beta[c],
 		           relu);
@@ -212,16 +222,21 @@ void
 bn_backward_fused(float *dinp, float *dres, float *dgamma, float *dbeta,
                   const float *dout, const float *out, const float *inp,
                   const float *mean, const float *rstd, const float *gamma, const float *beta,
-                  int n, int C, int HW, BnMask mask, int accumulate)
+                  int n, int C, int HW, BnMask mask, int accumulate, const double *sums)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++) {
 		const float *x = inp + c * M, *dy = dout + c * M, *o = mask == BN_MASK_OUT ? out + c * M : NULL;
 		const float m = mean[c], rs = rstd[c], a = gamma[c] * rs;
 		const float b = mask == BN_MASK_RECOMPUTE ? beta[c] : 0.0f;
 		double sg, sgx;
-		chan_grad_sums(dy, x, o, M, m, rs, a, b, mask, &sg, &sgx);
+		if (sums) {
+			sg = sums[2 * c];
+			sgx = sums[2 * c + 1];
+		} else {
+			chan_grad_sums(dy, x, o, M, m, rs, a, b, mask, &sg, &sgx);
+		}
 		dgamma[c] += (float)sgx;
 		dbeta[c] += (float)sg;
 		chan_grad_apply(dinp ? dinp + c * M : NULL, dres ? dres + c * M : NULL, dy, x, o, M, m, rs, a, b, a,
@@ -240,7 +255,7 @@ bn_train(float *out, float *mean, float *rstd, float *run_mean, float *run_var, 
 	double buf[2 * STACK_C], *stats = C <= STACK_C ? buf : NULL;
 	if (!stats) { /* wide layers: channel by channel, no stats array */
 		const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 		for (int c = 0; c < C; c++) {
 			double st[2] = { 0, 0 };
 			chan_sums(inp + c * M, M, &st[0], &st[1]);
@@ -285,7 +300,7 @@ bn_eval(float *out, const float *inp, const float *res, const float *run_mean, c
         const float *gamma, const float *beta, int n, int C, int HW, float eps, int relu)
 {
 	const size_t M = (size_t)n * HW;
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++) {
 		float rs = (float)(1.0 / sqrt((double)run_var[c] + eps));
 		chan_apply(out + c * M, inp + c * M, res ? res + c * M : NULL, M, run_mean[c], gamma[c] * rs, beta[c],
@@ -327,7 +342,7 @@ bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const f
             const float *mean, const float *rstd, const float *gamma, int n, int C, int HW)
 {
 	bn_backward_fused(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, NULL, n, C, HW,
-	                  BN_MASK_NONE, 1);
+	                  BN_MASK_NONE, 1, NULL);
 }
 
 void
@@ -336,7 +351,7 @@ bn_relu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, co
                  int n, int C, int HW)
 {
 	bn_backward_fused(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, beta, n, C, HW,
-	                  BN_MASK_RECOMPUTE, 1);
+	                  BN_MASK_RECOMPUTE, 1, NULL);
 }
 
 void
@@ -345,7 +360,7 @@ bn_add_relu_backward(float *dinp, float *dres, float *dgamma, float *dbeta,
                      const float *mean, const float *rstd, const float *gamma, int n, int C, int HW)
 {
 	bn_backward_fused(dinp, dres, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, NULL, n, C, HW,
-	                  BN_MASK_OUT, 1);
+	                  BN_MASK_OUT, 1, NULL);
 }
 
 /* ---- naive twins: two-pass statistics, everything in double ---- */

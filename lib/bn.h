@@ -21,6 +21,7 @@
 #ifndef SSL_BN_H
 #define SSL_BN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define BN_MOMENTUM 0.1f
@@ -84,11 +85,19 @@ void bn_apply(float *out, const float *inp, const float *res, const float *mean,
 /* The backward of any of the above with g masked as `mask` says (beta only
  * for BN_MASK_RECOMPUTE, out only for BN_MASK_OUT). dres receives g (for
  * the residual input of *_add_relu); dinp the input gradient. accumulate:
- * 1 adds to dinp and dres, 0 overwrites them (no zeroing pass needed). */
+ * 1 adds to dinp and dres, 0 overwrites them (no zeroing pass needed).
+ * sums: sum g and sum g * xhat per channel (2C) when already known (a
+ * convolution's backward gathered them, conv.h ConvFuse), else NULL. */
 void bn_backward_fused(float *dinp, float *dres, float *dgamma, float *dbeta,
                        const float *dout, const float *out, const float *inp,
                        const float *mean, const float *rstd, const float *gamma, const float *beta,
-                       int n, int C, int HW, BnMask mask, int accumulate);
+                       int n, int C, int HW, BnMask mask, int accumulate, const double *sums);
+
+/* sums[0] += sum g, sums[1] += sum g * xhat over len values of one channel,
+ * g = dy * ((x - m) * a + b > 0), xhat = (x - m) * rs: the BN_MASK_RECOMPUTE
+ * sums, for a caller that has a piece of dy in cache. */
+void bn_grad_sums_recompute(double *sums, const float *dy, const float *x, size_t len, float m, float rs,
+                            float a, float b);
 
 /* Naive twins in double: the plain (unfused) train forward and backward. */
 void bn_forward_train_ref(float *out, float *mean, float *rstd, float *run_mean, float *run_var,

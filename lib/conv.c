@@ -6,13 +6,16 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "bn.h"
 #include "gemm.h"
 #include "parallel.h"
 #include "simd.h"
 
 /* Output columns per chunk worth one sgemm call, and the most column floats
  * a thread may hold (16 MB). */
+#ifndef CHUNK_COLS
 #define CHUNK_COLS   512
+#endif
 #define CHUNK_BUDGET ((size_t)1 << 22)
 
 int
@@ -44,20 +47,101 @@ conv_is_pointwise(const ConvShape *s)
 	return s->K == 1 && s->S == 1 && s->P == 0;
 }
 
-/* Column floats of one chunk (also used by pointwise convolutions when an
- * input transform needs a transformed copy). */
+/* Stride 1 and "same" padding (out size = in size): the backward data pass
+ * is then itself such a convolution, of dout with the flipped, transposed
+ * weights, and needs no col2im. */
+static int
+conv_is_same(const ConvShape *s)
+{
+	return s->S == 1 && s->OH == s->H && s->OW == s->W && 2 * s->P == s->K - 1;
+}
+
+/* Chunks are dealt out in GROUPS fixed groups per thread, taken
+ * dynamically (a thread that the OS keeps waiting does not hold the others
+ * up), and every sum over chunks goes into its group's slot and is then
+ * added up in group order: the same result every run, whichever thread
+ * did which group. */
+#define GROUPS 2
+
+static int
+conv_groups(const ConvShape *s)
+{
+	return GROUPS * s->threads;
+}
+
+/* Matrices with few rows go to our own micro-kernels (lib/gemm.h
+ * gemm_fast), which read the columns in place instead of packing them
+ * again and waste nothing on 16 or 32 rows; wider ones to OpenBLAS. */
+#define FAST_ROWS 32
+
+static int
+fast_rows(int rows)
+{
+	return rows <= FAST_ROWS && gemm_fast();
+}
+
+/* Row stride of a chunk's columns, padded for the fast kernels. */
+static int
+col_ld(const ConvShape *s, int nb)
+{
+	return gemm_pad_ld(nb * s->OH * s->OW);
+}
+
+/* Column floats of one chunk (pointwise convolutions need them too when an
+ * input transform needs a transformed copy; same convolutions hold dout's
+ * columns in backward). */
 static size_t
 conv_chunk_floats(const ConvShape *s)
 {
-	return (size_t)s->C * s->K * s->K * s->OH * s->OW * s->chunk;
+	int c = conv_is_same(s) && s->OC > s->C ? s->OC : s->C;
+	return (size_t)c * s->K * s->K * (size_t)col_ld(s, s->chunk);
 }
 
-/* work: [threads x chunk columns][(threads - 1) x weight partials][threads x 2*OC doubles] */
+typedef struct {
+	float  *col;       /* threads x csz column floats */
+	size_t  csz;
+	float  *ap;        /* packed weights for the fast kernels */
+	float  *partial;   /* groups x weight gradients */
+	float  *wt;        /* flipped, transposed weights (same convolutions) */
+	double *sums;      /* groups x 2 x max(C, OC) */
+	size_t  total, total_eval; /* floats needed */
+} Work;
+
+static Work
+work_layout(float *work, const ConvShape *s)
+{
+	Work w;
+	size_t wsz = (size_t)s->OC * s->C * s->K * s->K, G = (size_t)conv_groups(s);
+	size_t cmax = s->C > s->OC ? (size_t)s->C : (size_t)s->OC, off = 0;
+#define AT(p) ((work) ? (work) + (p) : NULL)
+	w.csz = conv_chunk_floats(s);
+	w.col = AT(off);
+	off += w.csz * s->threads;
+	w.ap = AT(off);
+	off += gemm_pack_floats((int)cmax, (int)(cmax * s->K * s->K));
+	w.total_eval = off;
+	w.partial = AT(off);
+	off += G * wsz;
+	w.wt = AT(off);
+	off += conv_is_same(s) ? wsz : 0;
+	off = (off + 1) & ~(size_t)1; /* doubles: 8-byte aligned, as work is */
+	w.sums = (double *)AT(off);
+	off += G * 4 * cmax;
+#undef AT
+	w.total = off;
+	return w;
+}
+
 size_t
 conv_work_floats(const ConvShape *s)
 {
-	return conv_chunk_floats(s) * s->threads + (size_t)(s->threads - 1) * s->OC * s->C * s->K * s->K +
-	       (size_t)s->threads * 4 * s->OC + 4;
+	return work_layout(NULL, s).total;
+}
+
+size_t
+conv_work_floats_eval(const ConvShape *s)
+{
+	return work_layout(NULL, s).total_eval;
 }
 
 int64_t
@@ -66,8 +150,7 @@ conv_flops(const ConvShape *s)
 	return 2 * (int64_t)s->C * s->K * s->K * s->OC * s->OH * s->OW;
 }
 
-/* A thread's share [lo, hi) of nchunks, in order: the same chunks every
- * run, so sums over chunks are reproducible. */
+/* Group g's share [lo, hi) of nchunks (of G groups), in order. */
 static void
 share(int nchunks, int t, int T, int *lo, int *hi)
 {
@@ -75,16 +158,78 @@ share(int nchunks, int t, int T, int *lo, int *hi)
 	*hi = (int)((long)nchunks * (t + 1) / T);
 }
 
-/* col (C*K*K, nb*OH*OW) from images [i0, i0+nb) of inp (C,n,H,W), through
+/* dst[0..L) = f(src[j]) for a run (transform: relu((v - m) * a + b)) */
+static inline void
+run_copy(float *dst, const float *src, size_t L, int tf, float m, float a, float b)
+{
+	if (!tf) {
+		memcpy(dst, src, sizeof(float) * L);
+		return;
+	}
+#pragma omp simd
+	for (size_t j = 0; j < L; j++) {
+		float v = (src[j] - m) * a + b;
+		dst[j] = v > 0.0f ? v : 0.0f;
+	}
+}
+
+/* im2col for stride 1 and same padding: each (c, kh, kw) row of an image is
+ * the input plane shifted by (kh - P, kw - P), so it is one long run plus
+ * zeroed borders, whatever the width (the 4x4 maps at the end of a CIFAR
+ * ResNet make per-row loops slow). */
+SIMD_CLONES static void
+im2col_same(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
+{
+	const int K = s->K, P = s->P, H = s->H, W = s->W;
+	const size_t hw = (size_t)H * W;
+	const int tf = f && f->in_mean;
+	for (long r = 0; r < (long)s->C * K * K; r++) {
+		int kw = (int)(r % K), kh = (int)(r / K % K), c = (int)(r / (K * K));
+		float m = tf ? f->in_mean[c] : 0.0f, a = tf ? f->in_scale[c] : 1.0f, b = tf ? f->in_shift[c] : 0.0f;
+		int dy = kh - P, dx = kw - P;
+		int lo = dy < 0 ? -dy : 0, hi = dy > 0 ? H - dy : H; /* output rows that read inside */
+		if (hi < lo)
+			hi = lo;
+		for (int ii = 0; ii < nb; ii++) {
+			float *dst = col + (size_t)r * ld + (size_t)ii * hw;
+			const float *src = inp + ((size_t)c * n + i0 + ii) * hw;
+			memset(dst, 0, sizeof(float) * (size_t)lo * W);
+			memset(dst + (size_t)hi * W, 0, sizeof(float) * (size_t)(H - hi) * W);
+			size_t L = (size_t)(hi - lo) * W;
+			if (!L)
+				continue;
+			float *d = dst + (size_t)lo * W;
+			const float *sp = src + (size_t)(lo + dy) * W; /* + dx, kept in bounds below */
+			if (dx == 0) {
+				run_copy(d, sp, L, tf, m, a, b);
+			} else if (dx < 0) { /* column j reads j + dx; the first -dx of each row are padding */
+				run_copy(d - dx, sp, L + dx, tf, m, a, b);
+				for (int y = 0; y < hi - lo; y++)
+					for (int k = 0; k < -dx; k++)
+						d[(size_t)y * W + k] = 0.0f;
+			} else {
+				run_copy(d, sp + dx, L - dx, tf, m, a, b);
+				for (int y = 0; y < hi - lo; y++)
+					for (int k = W - dx; k < W; k++)
+						d[(size_t)y * W + k] = 0.0f;
+			}
+		}
+	}
+}
+
+/* col (C*K*K rows of nb*OH*OW, row stride ld) from images [i0, i0+nb) of inp (C,n,H,W), through
  * the input transform relu((x - m) * a + b) when f has one (padding stays 0:
  * it pads the transformed input). */
 SIMD_CLONES static void
-im2col(float *col, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
+im2col(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const long rows = (long)s->C * K * K;
-	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
 	const int tf = f && f->in_mean;
+	if (conv_is_same(s) && W > 1) {
+		im2col_same(col, ld, inp, n, i0, nb, s, f);
+		return;
+	}
 	for (long r = 0; r < rows; r++) {
 		int kw = (int)(r % K), kh = (int)(r / K % K), c = (int)(r / (K * K));
 		float m = tf ? f->in_mean[c] : 0.0f, a = tf ? f->in_scale[c] : 1.0f, b = tf ? f->in_shift[c] : 0.0f;
@@ -185,54 +330,78 @@ row_sums(const float *x, int len, double *sum, double *sumsq)
 	*sumsq += b;
 }
 
+/* BN backward sums over chunk ch of dinp (see ConvFuse.dinp_sums) */
+static void
+chunk_sums(double *ts, const float *dinp, const float *inp, int n, int ch, const ConvShape *s, const ConvFuse *f)
+{
+	int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
+	size_t hw = (size_t)s->H * s->W;
+	for (int c = 0; c < s->C; c++) {
+		size_t off = ((size_t)c * n + i0) * hw;
+		bn_grad_sums_recompute(&ts[2 * c], dinp + off, inp + off, (size_t)nb * hw, f->in_mean[c], f->in_rstd[c],
+		                       f->in_scale[c], f->in_shift[c]);
+	}
+}
+
+/* One chunk of the forward pass; sums into st when stats are wanted. */
+static void
+forward_chunk(float *out, const Work *w, const float *inp, const float *weight, const float *bias, int n, int ch,
+              const ConvShape *s, const ConvFuse *f, double *st)
+{
+	const int OC = s->OC, CKK = s->C * s->K * s->K;
+	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw;
+	int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
+	int ncol = (int)(nb * ohw);
+	float *o = out + i0 * ohw;
+	if (conv_is_pointwise(s) && !(f && f->in_mean)) {
+		gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, inp + i0 * ohw, (int)ldo, 0.0f, o, (int)ldo);
+	} else {
+		float *col = w->col + (size_t)omp_get_thread_num() * w->csz;
+		int ld = col_ld(s, nb);
+		im2col(col, (size_t)ld, inp, n, i0, nb, s, f);
+		if (fast_rows(OC))
+			gemm_packed_nn(OC, ncol, CKK, w->ap, col, ld, 0, o, (int)ldo);
+		else
+			gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, col, ld, 0.0f, o, (int)ldo);
+	}
+	for (int oc = 0; oc < OC && (bias || st); oc++) {
+		float *r = o + oc * ldo;
+		if (bias) {
+			float b = bias[oc];
+			for (int j = 0; j < ncol; j++)
+				r[j] += b;
+		}
+		if (st) /* while the chunk is still in cache */
+			row_sums(r, ncol, &st[2 * oc], &st[2 * oc + 1]);
+	}
+}
+
 void
 conv2d_forward_fused(float *out, float *work, const float *inp, const float *weight, const float *bias,
                      int n, const ConvShape *s, const ConvFuse *f)
 {
-	const int OC = s->OC, CKK = s->C * s->K * s->K, nchunks = (n + s->chunk - 1) / s->chunk;
-	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw, csz = conv_chunk_floats(s);
-	const int direct = conv_is_pointwise(s) && !(f && f->in_mean);
-	double *tstats = (double *)(work + csz * s->threads + (size_t)(s->threads - 1) * OC * CKK);
-	tstats = (double *)(((uintptr_t)tstats + 7) & ~(uintptr_t)7);
+	const int OC = s->OC, nchunks = (n + s->chunk - 1) / s->chunk, G = conv_groups(s);
+	const Work w = work_layout(work, s);
 	double *stats = f ? f->out_stats : NULL;
-#pragma omp parallel num_threads(s->threads) if (nchunks > 1)
-	{
-		const int t = omp_get_thread_num(), T = omp_get_num_threads();
-		double *ts = tstats + (size_t)t * 2 * OC;
-		if (stats)
-			memset(ts, 0, sizeof(double) * 2 * OC);
-		int lo, hi;
-		share(nchunks, t, T, &lo, &hi);
-		for (int ch = lo; ch < hi; ch++) {
-			int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
-			int ncol = (int)(nb * ohw);
-			const float *B = inp + i0 * ohw;
-			int ldb = (int)ldo;
-			if (!direct) {
-				float *col = work + (size_t)t * csz;
-				im2col(col, inp, n, i0, nb, s, f);
-				B = col;
-				ldb = ncol;
-			}
-			gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, B, ldb, 0.0f, out + i0 * ohw, (int)ldo);
-			for (int oc = 0; oc < OC && (bias || stats); oc++) {
-				float *o = out + oc * ldo + i0 * ohw;
-				if (bias) {
-					float b = bias[oc];
-					for (int j = 0; j < ncol; j++)
-						o[j] += b;
-				}
-				if (stats) /* while the chunk is still in cache */
-					row_sums(o, ncol, &ts[2 * oc], &ts[2 * oc + 1]);
-			}
-		}
-#pragma omp barrier
-#pragma omp single
-		if (stats)
-			for (int u = 0; u < T; u++)
-				for (int j = 0; j < 2 * OC; j++)
-					stats[j] += tstats[(size_t)u * 2 * OC + j];
+	if (fast_rows(OC))
+		gemm_pack_a(w.ap, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
+	if (!stats) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (nchunks > 1)
+		for (int ch = 0; ch < nchunks; ch++)
+			forward_chunk(out, &w, inp, weight, bias, n, ch, s, f, NULL);
+		return;
 	}
+	memset(w.sums, 0, sizeof(double) * 2 * OC * G);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (nchunks > 1)
+	for (int g = 0; g < G; g++) {
+		int lo, hi;
+		share(nchunks, g, G, &lo, &hi);
+		for (int ch = lo; ch < hi; ch++)
+			forward_chunk(out, &w, inp, weight, bias, n, ch, s, f, w.sums + (size_t)g * 2 * OC);
+	}
+	for (int g = 0; g < G; g++)
+		for (int j = 0; j < 2 * OC; j++)
+			stats[j] += w.sums[(size_t)g * 2 * OC + j];
 }
 
 void
@@ -240,11 +409,31 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
                       const float *inp, const float *weight, int n, const ConvShape *s, const ConvFuse *f)
 {
 	const int OC = s->OC, CKK = s->C * s->K * s->K, nchunks = (n + s->chunk - 1) / s->chunk;
-	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw, csz = conv_chunk_floats(s);
+	const size_t ohw = (size_t)s->OH * s->OW, ldo = (size_t)n * ohw;
 	const size_t wsz = (size_t)OC * CKK;
+	const int G = conv_groups(s);
+	const Work w = work_layout(work, s);
 	const int direct = conv_is_pointwise(s) && !(f && f->in_mean);
 	const int overwrite = f && f->dinp_overwrite;
-	float *partial = work + csz * s->threads; /* (threads - 1) weight gradients */
+	/* same convolutions: dinp = conv(dout, wt), wt[c][oc][kh][kw] = w[oc][c][K-1-kh][K-1-kw] */
+	const int transposed = dinp && conv_is_same(s) && !conv_is_pointwise(s);
+	const int OKK = OC * s->K * s->K;
+	ConvShape ts = *s;
+	if (transposed) {
+		const int K = s->K, KK = K * K;
+		for (int oc = 0; oc < OC; oc++)
+			for (int c = 0; c < s->C; c++)
+				for (int k = 0; k < KK; k++)
+					w.wt[((size_t)c * OC + oc) * KK + k] = weight[((size_t)oc * s->C + c) * KK + (KK - 1 - k)];
+		ts.C = s->OC;
+		ts.OC = s->C;
+		if (fast_rows(s->C))
+			gemm_pack_a(w.ap, w.wt, OKK, s->C, OKK);
+	}
+	/* BN backward sums of the transformed input's gradient, per group */
+	double *dsums = f && f->dinp_sums && f->in_mean && overwrite && dinp ? f->dinp_sums : NULL;
+	if (dsums)
+		memset(w.sums, 0, sizeof(double) * 2 * s->C * G);
 	if (dbias) {
 #pragma omp parallel for schedule(static) num_threads(s->threads) if (ldo * OC > PAR_MIN)
 		for (int oc = 0; oc < OC; oc++) {
@@ -257,46 +446,57 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 	}
 #pragma omp parallel num_threads(s->threads) if (nchunks > 1)
 	{
-		const int t = omp_get_thread_num(), T = omp_get_num_threads();
-		float *dw = t ? partial + (size_t)(t - 1) * wsz : dweight;
-		if (t)
+		float *col = w.col + (size_t)omp_get_thread_num() * w.csz;
+#pragma omp for schedule(dynamic, 1)
+		for (int g = 0; g < G; g++) {
+			float *dw = w.partial + (size_t)g * wsz;
 			memset(dw, 0, sizeof(float) * wsz);
-		float *col = work + (size_t)t * csz;
-		int lo, hi;
-		share(nchunks, t, T, &lo, &hi);
-		for (int ch = lo; ch < hi; ch++) {
-			int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
-			int ncol = (int)(nb * ohw);
-			const float *dy = dout + i0 * ohw;
-			if (direct) {
-				gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, inp + i0 * ohw, (int)ldo, 1.0f, dw, CKK);
-				if (dinp)
+			int lo, hi;
+			share(nchunks, g, G, &lo, &hi);
+			for (int ch = lo; ch < hi; ch++) {
+				int i0 = ch * s->chunk, nb = n - i0 < s->chunk ? n - i0 : s->chunk;
+				int ncol = (int)(nb * ohw), ld = col_ld(s, nb);
+				const float *dy = dout + i0 * ohw;
+				float *dx = dinp ? dinp + i0 * ohw : NULL;
+				if (direct) {
+					gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, inp + i0 * ohw, (int)ldo, 1.0f, dw, CKK);
+				} else {
+					im2col(col, (size_t)ld, inp, n, i0, nb, s, f);
+					gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, col, ld, 1.0f, dw, CKK);
+				}
+				if (!dinp)
+					continue;
+				if (conv_is_pointwise(s)) {
 					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
-					            dinp + i0 * ohw, (int)ldo);
-				continue;
-			}
-			im2col(col, inp, n, i0, nb, s, f);
-			gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, col, ncol, 1.0f, dw, CKK);
-			if (!dinp)
-				continue;
-			if (conv_is_pointwise(s)) {
-				gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
-				            dinp + i0 * ohw, (int)ldo);
-			} else {
-				gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
-				col2im(dinp, col, n, i0, nb, s, overwrite);
+					            dx, (int)ldo);
+				} else if (transposed) {
+					im2col(col, (size_t)ld, dout, n, i0, nb, &ts, NULL);
+					if (fast_rows(s->C))
+						gemm_packed_nn(s->C, ncol, OKK, w.ap, col, ld, !overwrite, dx, (int)ldo);
+					else
+						gemm_serial(0, 0, s->C, ncol, OKK, 1.0f, w.wt, OKK, col, ld, overwrite ? 0.0f : 1.0f,
+						            dx, (int)ldo);
+				} else {
+					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
+					col2im(dinp, col, n, i0, nb, s, overwrite);
+				}
+				if (dsums) /* while this chunk of dinp is in cache */
+					chunk_sums(w.sums + (size_t)g * 2 * s->C, dinp, inp, n, ch, s, f);
 			}
 		}
-#pragma omp barrier
-		/* the partials, in thread order */
+		/* implicit barrier; the partials in group order */
 #pragma omp for schedule(static)
 		for (size_t j = 0; j < wsz; j++) {
 			float a = 0;
-			for (int u = 1; u < T; u++)
-				a += partial[(size_t)(u - 1) * wsz + j];
+			for (int u = 0; u < G; u++)
+				a += w.partial[(size_t)u * wsz + j];
 			dweight[j] += a;
 		}
 	}
+	if (dsums)
+		for (int g = 0; g < G; g++)
+			for (int j = 0; j < 2 * s->C; j++)
+				dsums[j] += w.sums[(size_t)g * 2 * s->C + j];
 }
 
 void

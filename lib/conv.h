@@ -36,9 +36,11 @@ typedef struct {
  * and to share n images among threads). -1 when a size is invalid or the
  * output would be empty. */
 int    conv_shape_init(ConvShape *s, int C, int H, int W, int OC, int K, int S, int P, int max_n);
-/* Workspace floats that `work` must hold: one column chunk per thread, and
- * per-thread weight-gradient partials for backward. */
+/* Workspace floats that `work` must hold: one column chunk per thread,
+ * weight-gradient partials and sums for backward and statistics. */
 size_t conv_work_floats(const ConvShape *s);
+/* Enough for a forward pass without out_stats (inference). */
+size_t conv_work_floats_eval(const ConvShape *s);
 /* Forward FLOPs for one image (2 * C*K*K * OC * OH*OW). */
 int64_t conv_flops(const ConvShape *s);
 
@@ -67,6 +69,13 @@ typedef struct {
 	double *out_stats;
 	/* Backward: dinp = (overwrite) instead of dinp += (no zeroing pass). */
 	int dinp_overwrite;
+	/* Backward, with an input transform and dinp_overwrite: the sums the
+	 * BatchNorm backward of that transform needs, taken while each chunk of
+	 * dinp is in cache: dinp_sums[2c] += sum g, [2c+1] += sum g * xhat, where
+	 * g = dinp * (transformed input > 0) and xhat = (x - in_mean) * in_rstd
+	 * (see bn_backward_fused). */
+	const float *in_rstd;
+	double *dinp_sums;
 } ConvFuse;
 
 void conv2d_forward_fused(float *out, float *work, const float *inp, const float *weight, const float *bias,

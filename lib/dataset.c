@@ -146,6 +146,16 @@ struct Dataset {
 static int
 fail(Dataset *d, const char *fmt, ...) ATTR_PRINTF(2, 3);
 
+/* Member names come from strangers: a newline or escape sequence in one
+ * must not break the one-line message or reach the terminal. */
+static void
+printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 static int
 fail(Dataset *d, const char *fmt, ...)
 {
@@ -153,6 +163,7 @@ fail(Dataset *d, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(d->err, sizeof d->err, fmt, ap);
 	va_end(ap);
+	printable(d->err);
 	return -1;
 }
 
@@ -215,6 +226,7 @@ skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
 	snprintf(msg, sizeof msg, "%s: %s: %s", d->inputs[d->cur_input], member, what);
+	printable(msg);
 	d->skipped++;
 	d->skip_kind[kind]++;
 	if (d->opt.strict)
@@ -632,13 +644,20 @@ read_file(Dataset *d, const char *full, const char *rel, int kind)
 
 /* Reads the current entry's data. Returns 0 (data in *out), 1 (sniffed:
  * not an image), 2 (over the limit), 3 (this entry cannot be read; the
- * archive goes on), -1 (the archive is damaged). */
+ * archive goes on), 4 (more data than the archive's header says), -1 (the
+ * archive is damaged).
+ * Memory follows the bytes that arrive, not the size a header claims, and
+ * never exceeds that size: a member whose header lies (or a decompression
+ * bomb) costs what the header promised at most. Every member is sniffed
+ * after its first bytes (a member named *.jpg full of zeros is not stored);
+ * sniff selects what a miss means: 1 (skip quietly), or 0 (read on: the
+ * decoder then names the problem). */
 static int
 archive_slurp(struct archive *a, int64_t size, int sniff, uint8_t **out, size_t *outlen)
 {
-	size_t cap = size >= 0 ? (size_t)size + 1 : 65536, len = 0;
+	size_t cap = size >= 0 && size < (1 << 20) ? (size_t)size + 1 : 1 << 20, len = 0;
 	uint8_t *buf;
-	int sniffed = !sniff;
+	int sniffed = 0;
 	if (size > DATASET_MAX_MEMBER_BYTES)
 		return 2;
 	buf = xmalloc(cap);
@@ -651,23 +670,34 @@ archive_slurp(struct archive *a, int64_t size, int sniff, uint8_t **out, size_t 
 		if (k == 0)
 			break;
 		len += (size_t)k;
+		if (size >= 0 && len > (size_t)size) {
+			free(buf);
+			return 4;
+		}
 		if (!sniffed && len >= 8) {
 			if (image_sniff(buf, len) == IMAGE_FMT_UNKNOWN) {
-				free(buf);
-				return 1;
+				if (sniff) {
+					free(buf);
+					return 1;
+				}
+				/* named like an image but is not one: keep 8 bytes for the decoder's message */
+				*out = buf;
+				*outlen = len;
+				return 0;
 			}
 			sniffed = 1;
 		}
+		if ((int64_t)len > DATASET_MAX_MEMBER_BYTES) {
+			free(buf);
+			return 2;
+		}
 		if (len == cap) {
-			if ((int64_t)cap > DATASET_MAX_MEMBER_BYTES) {
-				free(buf);
-				return 2;
-			}
-			cap *= 2;
+			size_t most = size >= 0 ? (size_t)size + 1 : (size_t)DATASET_MAX_MEMBER_BYTES + 1;
+			cap = cap * 2 < most ? cap * 2 : most;
 			buf = xrealloc(buf, cap);
 		}
 	}
-	if (!sniffed && image_sniff(buf, len) == IMAGE_FMT_UNKNOWN) {
+	if (sniff && !sniffed && image_sniff(buf, len) == IMAGE_FMT_UNKNOWN) {
 		free(buf);
 		return 1;
 	}
@@ -770,6 +800,9 @@ read_archive(Dataset *d, const char *path)
 				if (s == 2)
 					rc = skip(d, SKIP_TOO_LARGE, member, "over %lld bytes",
 					          (long long)DATASET_MAX_MEMBER_BYTES);
+				else if (s == 4)
+					rc = skip(d, SKIP_UNREADABLE, member, "more data than the archive says (%lld bytes)",
+					          (long long)size);
 				else
 					rc = skip(d, SKIP_UNREADABLE, member, "%s", archive_error_string(a));
 				continue;
@@ -783,10 +816,15 @@ read_archive(Dataset *d, const char *path)
 
 /* ---- IDX and CIFAR batches ---- */
 
+/* Looks at the bytes read so far: -1 and a reason when they already
+ * cannot be a good file (read_raw then stops reading). */
+typedef int (*RawCheck)(const uint8_t *buf, size_t len, char *why, size_t whylen);
+
 /* Reads a whole file through libarchive's raw format, so gzip (and any
- * other filter libarchive knows) comes for free. */
+ * other filter libarchive knows) comes for free. check (or NULL) runs
+ * after every read, so that a gzip bomb is refused after a few MiB. */
 static int
-read_raw(Dataset *d, const char *path, uint8_t **out, size_t *outlen)
+read_raw(Dataset *d, const char *path, RawCheck check, uint8_t **out, size_t *outlen)
 {
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
@@ -819,6 +857,13 @@ read_raw(Dataset *d, const char *path, uint8_t **out, size_t *outlen)
 		if (k == 0)
 			break;
 		len += (size_t)k;
+		if (check) {
+			char why[256];
+			if (check(buf, len, why, sizeof why) < 0) {
+				rc = fail(d, "%s: %s", path, why);
+				break;
+			}
+		}
 		if (len == cap) {
 			if ((int64_t)cap >= DATASET_MAX_BATCH_BYTES) {
 				rc = fail(d, "%s: over %lld bytes", path, (long long)DATASET_MAX_BATCH_BYTES);
@@ -849,6 +894,30 @@ static uint32_t
 be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* An IDX file longer than its header says is refused as soon as it is
+ * (a gzip bomb behind a small header), not after reading gigabytes. */
+static int
+idx_check_len(const uint8_t *b, size_t len, char *why, size_t whylen)
+{
+	uint64_t want = 1, hdr;
+	int ndim;
+	if (len < 4 || b[0] || b[1] || b[2] != 0x08 || b[3] < 1 || b[3] > 4)
+		return 0;   /* read_idx says what is wrong */
+	ndim = b[3];
+	hdr = 4 + 4 * (uint64_t)ndim;
+	if (len < hdr)
+		return 0;
+	for (int i = 0; i < ndim; i++) {
+		uint64_t dim = be32(b + 4 + 4 * i);
+		want = dim && want > (UINT64_MAX - hdr) / dim ? UINT64_MAX - hdr : want * dim;
+	}
+	if (len - hdr > want) {
+		snprintf(why, whylen, "IDX data is longer than the %llu bytes its header gives", (unsigned long long)want);
+		return -1;
+	}
+	return 0;
 }
 
 /* Adds n images of (h, w, c) stored in block (owned from here), resized and
@@ -943,7 +1012,7 @@ read_idx(Dataset *d, const char *path)
 	int ndim, *labels = NULL;
 	int64_t n, h, w, c;
 	char lpath[4096];
-	if (read_raw(d, path, &buf, &len) < 0)
+	if (read_raw(d, path, idx_check_len, &buf, &len) < 0)
 		return -1;
 	if (len < 4 || buf[0] || buf[1] || buf[2] != 0x08) {
 		free(buf);
@@ -983,7 +1052,7 @@ read_idx(Dataset *d, const char *path)
 		            len - 4 - 4 * (size_t)ndim, need, (long long)n, (long long)h, (long long)w, (long long)c);
 	}
 	if (idx_labels_path(path, lpath, sizeof lpath)) {
-		if (read_raw(d, lpath, &lbuf, &llen) < 0) {
+		if (read_raw(d, lpath, idx_check_len, &lbuf, &llen) < 0) {
 			free(buf);
 			return -1;
 		}
@@ -1080,7 +1149,7 @@ read_cifar(Dataset *d, const char *path, int is100)
 	int64_t n;
 	uint8_t *buf, *block;
 	char **names;
-	if (read_raw(d, path, &buf, &len) < 0)
+	if (read_raw(d, path, NULL, &buf, &len) < 0)
 		return -1;
 	if (len == 0 || len % rec != 0) {
 		free(buf);

@@ -9,6 +9,8 @@
 #ifndef SSL_GEMM_H
 #define SSL_GEMM_H
 
+#include <stddef.h>
+
 /* Splits C into column (or row) slices over the OpenMP team (lib/parallel.h);
  * inside a parallel region it runs on the calling thread alone. */
 void gemm(int ta, int tb, int M, int N, int K, float alpha,
@@ -18,6 +20,27 @@ void gemm(int ta, int tb, int M, int N, int K, float alpha,
 void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
+/* ---- fast paths for the narrow matrices of small convolutions ----
+ * (AVX2+FMA micro-kernels; OpenBLAS packs and pads these shapes for a
+ * general case and loses half its speed at 16 or 32 rows.) gemm_fast()
+ * says whether the CPU runs them; callers fall back to gemm_serial. All
+ * single-threaded (callers split the work). */
+int    gemm_fast(void);
+/* Turns the fast paths off (0) or back on where the CPU has them (1):
+ * for tests and benchmarks that compare both. $SSL_NO_FAST_GEMM set: off. */
+void   gemm_fast_set(int on);
+
+/* C (M x N) = A (M x K) x B (K x N) (accumulate: +=). A is packed first by
+ * gemm_pack_a into gemm_pack_floats(M, K) floats; B is read in place,
+ * row-major with ldb, which should not be a multiple of 1024 floats (rows
+ * would share cache sets: see gemm_pad_ld). */
+size_t gemm_pack_floats(int M, int K);
+void   gemm_pack_a(float *Ap, const float *A, int lda, int M, int K);
+void   gemm_packed_nn(int M, int N, int K, const float *Ap, const float *B, int ldb, int accumulate,
+                      float *C, int ldc);
+/* A leading dimension >= n that keeps consecutive rows in different cache sets. */
+int    gemm_pad_ld(int n);
+
 /* Naive twin (triple loop, double accumulation): the oracle for tests. */
 void gemm_ref(int ta, int tb, int M, int N, int K, float alpha,
               const float *A, int lda, const float *B, int ldb,

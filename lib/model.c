@@ -1,12 +1,14 @@
-/* model: see model.h. resnet_forward_train calls the stem, the blocks and
- * the head in order; model_backward calls their _backward in reverse.
+/* model: see model.h. model_forward_train calls the stem, the blocks and
+ * the head in order; model_backward calls their backward passes in reverse.
  *
  * What is kept for backward (MODEL_TRAIN): the input, each convolution's
- * output (pre-BN) and each block's output. BN+ReLU outputs that feed a
- * convolution are recomputed in backward from the conv output and the saved
- * batch statistics (cheap, element-wise) instead of kept, which saves one
- * activation per block. Activation gradients rotate through five scratch
- * buffers of the largest activation size. */
+ * output (pre-BN) and each block's output. A BN+ReLU whose output feeds a
+ * convolution is never stored: the convolution applies it to its input
+ * while building columns (lib/conv.h ConvFuse), in forward and again in
+ * backward. Convolutions also gather the BN statistics of their output and
+ * the BN backward sums of their input gradient while the data is in cache.
+ * Activation gradients rotate through four scratch buffers of the largest
+ * activation size, each written before it is read (no zeroing passes). */
 #include "model.h"
 
 #include <math.h>
@@ -22,7 +24,7 @@
 #include "syncbn.h"
 #include "util.h"
 
-#define NBUF 5
+#define NBUF 4
 
 typedef struct {
 	ConvShape s;
@@ -60,7 +62,7 @@ typedef struct {
 	float *x;                    /* input: the previous block's out or the stem's */
 	float *a1, *a2, *a3, *asc;   /* conv outputs (pre-BN), kept for backward */
 	float *out;                  /* block output, kept */
-	char   name[24];
+	char   name[32];
 } Block;
 
 struct Model {
@@ -406,17 +408,17 @@ model_layout(Model *m, Plan *p)
 		big = t0 > big ? t0 : big;
 	}
 	m->buf_floats = big;
-	for (int k = 0; k < (train ? NBUF : 4); k++)
+	for (int k = 0; k < NBUF; k++)
 		m->buf[k] = take(p, big);
 	if (train)
 		for (int k = 0; k < 3; k++)
 			m->hbuf[k] = take(p, (size_t)dmax * n);
-	size_t col = conv_work_floats(&m->stem.s);
+	size_t (*wf)(const ConvShape *) = train ? conv_work_floats : conv_work_floats_eval;
+	size_t col = wf(&m->stem.s);
 	for (int i = 0; i < m->nblocks; i++) {
 		Block *bk = &m->blocks[i];
-		size_t cs[4] = { conv_work_floats(&bk->c1.s), conv_work_floats(&bk->c2.s),
-			         bk->bottleneck ? conv_work_floats(&bk->c3.s) : 0,
-			         bk->has_sc ? conv_work_floats(&bk->sc.s) : 0 };
+		size_t cs[4] = { wf(&bk->c1.s), wf(&bk->c2.s), bk->bottleneck ? wf(&bk->c3.s) : 0,
+			         bk->has_sc ? wf(&bk->sc.s) : 0 };
 		for (int k = 0; k < 4; k++)
 			col = cs[k] > col ? cs[k] : col;
 	}
@@ -537,7 +539,7 @@ model_new(const ModelConfig *c, int max_batch, ModelMode mode, char *err, size_t
 	int C = w, k = 0;
 	for (int st = 0; st < 4; st++)
 		for (int j = 0; j < depth[st]; j++, k++) {
-			char name[24];
+			char name[32];
 			snprintf(name, sizeof name, "layer%d.%d", st + 1, j);
 			Block *bk = &m->blocks[k];
 			build_block(&b, bk, name, bottleneck, C, H, W, w << st, j == 0 && st > 0 ? 2 : 1,
@@ -806,7 +808,8 @@ static void
 conv_train(Model *m, Conv *cv, float *out, const float *x, const BNorm *in, BNorm *bn, int n)
 {
 	memset(bn->stats, 0, sizeof(double) * 2 * (size_t)bn->C);
-	ConvFuse f = { in ? in->mean : NULL, in ? in->scale : NULL, in ? in->beta : NULL, bn->stats, 0 };
+	ConvFuse f = { .in_mean = in ? in->mean : NULL, .in_scale = in ? in->scale : NULL,
+		       .in_shift = in ? in->beta : NULL, .out_stats = bn->stats };
 	conv2d_forward_fused(out, m->col, x, cv->w, NULL, n, &cv->s, &f);
 	bn_finish(bn, (int64_t)n * hw(cv));
 }
@@ -838,7 +841,7 @@ encoder_forward_train(Model *m, const float *x, int n)
 {
 	const ModelConfig *c = &m->cfg;
 	ASSERT(m->mode == MODEL_TRAIN);
-	ASSERT(n >= 2 && n <= m->max_batch);
+	ASSERT(n >= 1 && n <= m->max_batch);
 	nchw_to_cnhw(m->x_in, x, n, c->in_channels, c->in_h * c->in_w);
 	BNorm *bn = &m->stem_bn;
 	conv_train(m, &m->stem, m->stem_c, m->x_in, NULL, bn, n);
@@ -923,59 +926,64 @@ act_n(int C, int n, int H, int W)
 	return (size_t)C * n * H * W;
 }
 
+/* d x (+)= conv backward; with `in`, x is read through relu(in(x)) and the
+ * sums in's backward needs are gathered into in->stats on the way. */
 static void
-conv_back(Model *m, Conv *cv, float *dinp, int overwrite, const float *dout, const float *x, const BNorm *in, int n)
+conv_back(Model *m, Conv *cv, float *dinp, int overwrite, const float *dout, const float *x, BNorm *in, int n)
 {
-	ConvFuse f = { in ? in->mean : NULL, in ? in->scale : NULL, in ? in->beta : NULL, NULL, overwrite };
+	ConvFuse f = { .in_mean = in ? in->mean : NULL, .in_scale = in ? in->scale : NULL,
+		       .in_shift = in ? in->beta : NULL, .dinp_overwrite = overwrite,
+		       .in_rstd = in ? in->rstd : NULL, .dinp_sums = in && overwrite ? in->stats : NULL };
+	if (f.dinp_sums)
+		memset(f.dinp_sums, 0, sizeof(double) * 2 * (size_t)in->C);
 	conv2d_backward_fused(dinp, cv->dw, NULL, m->col, dout, x, cv->w, n, &cv->s, &f);
 }
 
 static void
 bn_back(const BNorm *bn, float *dinp, float *dres, const float *dout, const float *out, const float *inp, int n,
-        int HW, BnMask mask)
+        int HW, BnMask mask, const double *sums)
 {
 	if (bn->sync) {
 		syncbn_backward(bn->sync, dinp, dres, bn->dgamma, bn->dbeta, dout, out, inp, bn->mean, bn->rstd, bn->gamma,
-		                bn->beta, n, bn->C, HW, mask, 0);
+		                bn->beta, n, bn->C, HW, mask, 0, sums);
 		return;
 	}
 	bn_backward_fused(dinp, dres, bn->dgamma, bn->dbeta, dout, out, inp, bn->mean, bn->rstd, bn->gamma, bn->beta,
-	                  n, bn->C, HW, mask, 0);
+	                  n, bn->C, HW, mask, 0, sums);
 }
 
-/* The block's gradient: d out in buf[io[0]], d x into buf[io[1]]; io[2..4]
- * are scratch. Every buffer is written before it is read (no zeroing): the
- * first write to d x overwrites, the second accumulates. */
+/* The block's gradient: d out in buf[io[0]], d x into buf[io[1]]; io[2],
+ * io[3] are scratch. Every buffer is written before it is read (no
+ * zeroing): the first write to d x overwrites, the second accumulates. */
 static void
-block_backward(Model *m, Block *bk, int n, const int io[5])
+block_backward(Model *m, Block *bk, int n, const int io[NBUF])
 {
-	float *dout = m->buf[io[0]], *dx = m->buf[io[1]];
-	float *B2 = m->buf[io[2]], *B3 = m->buf[io[3]], *B4 = m->buf[io[4]];
+	float *dout = m->buf[io[0]], *dx = m->buf[io[1]], *B2 = m->buf[io[2]], *B3 = m->buf[io[3]];
 	const int ohw = bk->OH * bk->OW;
 	BNorm *last = bk->bottleneck ? &bk->b3 : &bk->b2;
 	float *alast = bk->bottleneck ? bk->a3 : bk->a2;
 	Conv *clast = bk->bottleneck ? &bk->c3 : &bk->c2;
-	BNorm *before = bk->bottleneck ? &bk->b2 : &bk->b1;    /* BN+ReLU feeding clast */
+	BNorm *before = bk->bottleneck ? &bk->b2 : &bk->b1; /* the BN+ReLU feeding clast */
 	float *abefore = bk->bottleneck ? bk->a2 : bk->a1;
 
-	/* out = relu(bn_last(alast) + res): B2 = d alast, d res to dx or B3 */
-	bn_back(last, B2, bk->has_sc ? B3 : dx, dout, bk->out, alast, n, ohw, BN_MASK_OUT);
+	/* out = relu(bn_last(alast) + res): B2 = d alast; d res to dx, or to B3 */
+	bn_back(last, B2, bk->has_sc ? B3 : dx, dout, bk->out, alast, n, ohw, BN_MASK_OUT, NULL);
+	/* d out is dead from here: its buffer is scratch */
 	if (bk->has_sc) { /* res = bn_sc(conv_sc(x)) */
-		bn_back(&bk->bsc, B4, NULL, B3, NULL, bk->asc, n, ohw, BN_MASK_NONE);
-		conv_back(m, &bk->sc, dx, 1, B4, bk->x, NULL, n);
+		bn_back(&bk->bsc, dout, NULL, B3, NULL, bk->asc, n, ohw, BN_MASK_NONE, NULL);
+		conv_back(m, &bk->sc, dx, 1, dout, bk->x, NULL, n);
 	}
-	/* clast reads relu(before(abefore)): dout's buffer receives d of that input */
+	/* clast reads relu(before(abefore)) */
 	conv_back(m, clast, dout, 1, B2, abefore, before, n);
-	bn_back(before, B3, NULL, dout, NULL, abefore, n, hw(bk->bottleneck ? &bk->c2 : &bk->c1), BN_MASK_RECOMPUTE);
-	if (bk->bottleneck) {
-		/* conv2 reads relu(bn1(a1)) */
+	bn_back(before, B3, NULL, dout, NULL, abefore, n, hw(bk->bottleneck ? &bk->c2 : &bk->c1), BN_MASK_RECOMPUTE,
+	        before->stats);
+	if (bk->bottleneck) { /* conv2 reads relu(bn1(a1)) */
 		conv_back(m, &bk->c2, dout, 1, B3, bk->a1, &bk->b1, n);
-		bn_back(&bk->b1, B2, NULL, dout, NULL, bk->a1, n, hw(&bk->c1), BN_MASK_RECOMPUTE);
+		bn_back(&bk->b1, B2, NULL, dout, NULL, bk->a1, n, hw(&bk->c1), BN_MASK_RECOMPUTE, bk->b1.stats);
 		conv_back(m, &bk->c1, dx, 0, B2, bk->x, NULL, n);
 	} else {
 		conv_back(m, &bk->c1, dx, 0, B3, bk->x, NULL, n);
 	}
-	(void)B4;
 }
 
 /* d loss / d h (D, n) in dh -> parameter gradients of the encoder. */
@@ -987,7 +995,7 @@ encoder_backward(Model *m, const float *dh, int n)
 	zero(m->buf[cur], act_n(lb->OC, n, lb->OH, lb->OW));
 	avgpool_global_backward(m->buf[cur], dh, n, m->D, lb->OH * lb->OW);
 	for (int i = m->nblocks - 1; i >= 0; i--) {
-		int io[5], k = 1;
+		int io[NBUF], k = 1;
 		io[0] = cur;
 		for (int j = 0; j < NBUF; j++)
 			if (j != cur)
@@ -1003,7 +1011,7 @@ encoder_backward(Model *m, const float *dh, int n)
 		maxpool2d_backward(f1, d, m->pool_arg, n, &m->pool);
 		d = f1;
 	}
-	bn_back(&m->stem_bn, f2, NULL, d, NULL, m->stem_c, n, hw(&m->stem), BN_MASK_RECOMPUTE);
+	bn_back(&m->stem_bn, f2, NULL, d, NULL, m->stem_c, n, hw(&m->stem), BN_MASK_RECOMPUTE, NULL);
 	conv_back(m, &m->stem, NULL, 0, f2, m->x_in, NULL, n);
 }
 
@@ -1028,7 +1036,7 @@ model_backward(Model *m, const float *dz)
 		linear_backward(e, l->dw, l->db, d, in, l->w, n, l->in, l->out);
 		if (j) {
 			BNorm *bn = &m->head_bn[j - 1];
-			bn_back(bn, f, NULL, e, NULL, m->hl[j - 1], n, 1, BN_MASK_RECOMPUTE);
+			bn_back(bn, f, NULL, e, NULL, m->hl[j - 1], n, 1, BN_MASK_RECOMPUTE, NULL);
 			float *s = d;
 			d = f;
 			f = s;
@@ -1066,7 +1074,8 @@ bn_eval_prepare(BNorm *bn)
 static void
 conv_eval(Model *m, const Conv *cv, float *out, const float *x, const BNorm *in, int n)
 {
-	ConvFuse f = { in ? in->run_mean : NULL, in ? in->escale : NULL, in ? in->beta : NULL, NULL, 0 };
+	ConvFuse f = { .in_mean = in ? in->run_mean : NULL, .in_scale = in ? in->escale : NULL,
+		       .in_shift = in ? in->beta : NULL };
 	conv2d_forward_fused(out, m->col, x, cv->w, NULL, n, &cv->s, &f);
 }
 

@@ -92,7 +92,9 @@ void   model_print_summary(const Model *m, FILE *fp);
 void   model_init(Model *m, uint64_t seed);
 
 /* Training: batch statistics, running stats updated, activations kept.
- * Returns z (n, proj_dim); model_features gives h (n, D) of the same pass. */
+ * Returns z (n, proj_dim); model_features gives h (n, D) of the same pass.
+ * (A BatchNorm that sees one value per channel, n = 1 at a 1x1 map or in
+ * the head, outputs beta; PyTorch refuses that case.) */
 const float *model_forward_train(Model *m, const float *x, int n);
 const float *model_features(const Model *m);
 /* Sets every gradient to 0 (once per step, before backward). */

@@ -230,6 +230,17 @@ obj_i64(const msgpack_object *o, int64_t *v)
 	return -1;
 }
 
+/* Strings from the input (a dtype, a tensor name) appear in messages: a
+ * newline or an escape sequence among them must not break the one-line
+ * message or reach the terminal. */
+static void
+printable(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 int
 tensor_unpack(const msgpack_object *o, Tensor *t, int64_t max_bytes, char *err, size_t errlen)
 {
@@ -266,6 +277,7 @@ tensor_unpack(const msgpack_object *o, Tensor *t, int64_t max_bytes, char *err, 
 	if (dtype_parse(dtype->via.str.ptr, dtype->via.str.size, &t->dtype) < 0) {
 		snprintf(err, errlen, "unsupported dtype '%.*s' (want |u1 <i4 <i8 <f4 <f8)",
 		         dtype->via.str.size > 16 ? 16 : (int)dtype->via.str.size, dtype->via.str.ptr);
+		printable(err);
 		return -1;
 	}
 	if (shape->type != MSGPACK_OBJECT_ARRAY) {
@@ -352,6 +364,7 @@ rerr(StreamReader *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->err + n, sizeof r->err - (size_t)n, fmt, ap);
 	va_end(ap);
+	printable(r->err);
 	r->state = RS_ERROR;
 }
 
@@ -528,11 +541,12 @@ fill(StreamReader *r)
 			r->end -= r->start;
 			r->start = 0;
 		} else {
-			size_t need = r->pos > r->end ? r->pos : r->end + READ_CHUNK;
-			size_t ncap = r->cap * 2 > need ? r->cap * 2 : need;
+			/* doubled as the bytes arrive, not sized to what the object
+			 * claims: 300 KiB that claim a 1 GiB bin cost 512 KiB */
+			size_t ncap = r->cap * 2;
 			size_t most = (size_t)object_limit(r) + READ_CHUNK;
 			if (ncap > most)
-				ncap = most > need ? most : need;
+				ncap = most > r->end + READ_CHUNK ? most : r->end + READ_CHUNK;
 			r->buf = xrealloc(r->buf, ncap);
 			r->cap = ncap;
 		}

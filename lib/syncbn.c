@@ -1,11 +1,12 @@
-/* syncbn: see syncbn.h. The forward reuses bn.h's building blocks (sums,
- * finish, apply), so a rank computes exactly what bn.c does, only with
- * sums over every rank. The backward is bn_backward_fused split in two
- * passes around the all-reduce (bn.c keeps its fused per-channel kernels
- * private); the arithmetic is the same expression for expression. */
+/* syncbn: see syncbn.h. Both directions reuse bn.h's building blocks, so a
+ * rank computes exactly what bn.c does, only with sums over every rank:
+ * forward sums, finish, apply; backward the sums (given by the model's
+ * convolution, or computed here as bn.c does), then bn_backward_fused with
+ * the global sums. */
 #include "syncbn.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "parallel.h"
 #include "util.h"
@@ -16,6 +17,8 @@ struct SyncBN {
 	int     n;        /* images on this rank */
 	int64_t n_total;  /* on all ranks */
 	double *sums;     /* (2 * cmax) */
+	float  *keep;     /* (2 * cmax) dgamma, dbeta before a backward */
+	float  *global;   /* (2 * cmax) their global sums */
 };
 
 SyncBN *
@@ -26,6 +29,8 @@ syncbn_new(Dist *d, int max_channels)
 	s->d = d;
 	s->cmax = max_channels;
 	s->sums = xcalloc(2 * (size_t)max_channels, sizeof *s->sums);
+	s->keep = xcalloc(2 * (size_t)max_channels, sizeof *s->keep);
+	s->global = xcalloc(2 * (size_t)max_channels, sizeof *s->global);
 	return s;
 }
 
@@ -35,6 +40,8 @@ syncbn_free(SyncBN *s)
 	if (!s)
 		return;
 	free(s->sums);
+	free(s->keep);
+	free(s->global);
 	free(s);
 }
 
@@ -91,53 +98,50 @@ masked(BnMask mask, float dy, float x, const float *o, size_t j, float m, float 
 void
 syncbn_backward(SyncBN *s, float *dinp, float *dres, float *dgamma, float *dbeta, const float *dout,
                 const float *out, const float *inp, const float *mean, const float *rstd, const float *gamma,
-                const float *beta, int n, int C, int HW, BnMask mask, int accumulate)
+                const float *beta, int n, int C, int HW, BnMask mask, int accumulate, const double *sums_in)
 {
 	const size_t M = (size_t)n * HW;
-	double *sums = s->sums;
+	double *sums = s->sums, scale;
 	int64_t Mg = global_count(s, (int64_t)M);
 	ASSERT(C <= s->cmax && n == s->n);
-	/* this rank's sums of g and g * xhat */
+	if (sums_in) {
+		memcpy(sums, sums_in, sizeof(double) * 2 * (size_t)C);
+	} else { /* this rank's sums of g and g * xhat */
 #pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
-	for (int c = 0; c < C; c++) {
-		const float *x = inp + c * M, *dy = dout + c * M, *o = mask == BN_MASK_OUT ? out + c * M : NULL;
-		const float m = mean[c], rs = rstd[c], a = gamma[c] * rs;
-		const float b = mask == BN_MASK_RECOMPUTE ? beta[c] : 0.0f;
-		double sg = 0, sgx = 0;
-		for (size_t j = 0; j < M; j++) {
-			float g = masked(mask, dy[j], x[j], o, j, m, a, b);
-			sg += g;
-			sgx += (double)g * ((x[j] - m) * rs);
+		for (int c = 0; c < C; c++) {
+			const float *x = inp + c * M, *dy = dout + c * M, *o = mask == BN_MASK_OUT ? out + c * M : NULL;
+			const float m = mean[c], rs = rstd[c], a = gamma[c] * rs;
+			const float b = mask == BN_MASK_RECOMPUTE ? beta[c] : 0.0f;
+			double sg = 0, sgx = 0;
+			for (size_t j = 0; j < M; j++) {
+				float g = masked(mask, dy[j], x[j], o, j, m, a, b);
+				sg += g;
+				sgx += (double)g * ((x[j] - m) * rs);
+			}
+			sums[2 * c] = sg;
+			sums[2 * c + 1] = sgx;
 		}
-		sums[2 * c] = sg;
-		sums[2 * c + 1] = sgx;
 	}
 	dist_allreduce_sum_f64(s->d, sums, 2 * (size_t)C, DIST_BN);
-	/* The parameter gradients are the global sums themselves: rank 0 adds
-	 * them, the others nothing, so the gradient all-reduce gives every rank
-	 * exactly what one process computes (float sums of per-rank parts
-	 * would round differently, and these sums cancel a lot). */
-	if (dist_rank(s->d) == 0)
-		for (int c = 0; c < C; c++) {
-			dgamma[c] += (float)sums[2 * c + 1];
-			dbeta[c] += (float)sums[2 * c];
-		}
-	/* dx (+)= k * (g - mean(g) - xhat * mean(g * xhat)) over the global batch; dres (+)= g */
-#pragma omp parallel for schedule(static) if ((size_t)C * M > PAR_MIN)
+	/* bn_backward_fused divides the sums by this rank's M: scaled by M / Mg
+	 * they give the global means. It also adds them to dgamma and dbeta;
+	 * those get the global sums themselves instead, from rank 0 alone, so
+	 * that the gradient all-reduce leaves exactly one process's value
+	 * (parts rounded on each rank would not add up to it). */
 	for (int c = 0; c < C; c++) {
-		const float *x = inp + c * M, *dy = dout + c * M, *o = mask == BN_MASK_OUT ? out + c * M : NULL;
-		const float m = mean[c], rs = rstd[c], a = gamma[c] * rs;
-		const float b = mask == BN_MASK_RECOMPUTE ? beta[c] : 0.0f;
-		const float mg = (float)(sums[2 * c] / (double)Mg), mgx = (float)(sums[2 * c + 1] / (double)Mg);
-		float *dx = dinp ? dinp + c * M : NULL, *dr = dres ? dres + c * M : NULL;
-		for (size_t j = 0; j < M; j++) {
-			float g = masked(mask, dy[j], x[j], o, j, m, a, b);
-			if (dx) {
-				float v = a * (g - mg - (x[j] - m) * rs * mgx);
-				dx[j] = accumulate ? dx[j] + v : v;
-			}
-			if (dr)
-				dr[j] = accumulate ? dr[j] + g : g;
-		}
+		s->keep[2 * c] = dgamma[c];
+		s->keep[2 * c + 1] = dbeta[c];
+		s->global[2 * c] = (float)sums[2 * c + 1];
+		s->global[2 * c + 1] = (float)sums[2 * c];
+	}
+	scale = (double)M / (double)Mg;
+	for (int c = 0; c < 2 * C; c++)
+		sums[c] *= scale;
+	bn_backward_fused(dinp, dres, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, beta, n, C, HW, mask, accumulate,
+	                  sums);
+	for (int c = 0; c < C; c++) {
+		int first = dist_rank(s->d) == 0;
+		dgamma[c] = s->keep[2 * c] + (first ? s->global[2 * c] : 0.0f);
+		dbeta[c] = s->keep[2 * c + 1] + (first ? s->global[2 * c + 1] : 0.0f);
 	}
 }

@@ -41,9 +41,10 @@ void syncbn_reduce_stats(SyncBN *s, double *stats, int C, int64_t *M);
 void syncbn_forward_train(SyncBN *s, float *out, float *mean, float *rstd, float *run_mean, float *run_var,
                           const float *inp, const float *gamma, const float *beta, int n, int C, int HW, int relu,
                           float momentum, float eps);
-/* bn_backward_fused with the sums of the global batch. */
+/* bn_backward_fused with the sums of the global batch; sums: this rank's
+ * (2C: sum g, sum g * xhat per channel) when already known, else NULL. */
 void syncbn_backward(SyncBN *s, float *dinp, float *dres, float *dgamma, float *dbeta, const float *dout,
                      const float *out, const float *inp, const float *mean, const float *rstd, const float *gamma,
-                     const float *beta, int n, int C, int HW, BnMask mask, int accumulate);
+                     const float *beta, int n, int C, int HW, BnMask mask, int accumulate, const double *sums);
 
 #endif

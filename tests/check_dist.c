@@ -301,7 +301,7 @@ enum { BN_C = 3, BN_HW = 5 };
 typedef struct {
 	int          size, parts[MAXR], N, mode; /* mode: 0 plain, 1 relu, 2 add+relu (forward) */
 	BnMask       mask;
-	int          accumulate, via_stats;
+	int          accumulate, via_stats, given_sums;
 	/* global (C, N, HW) */
 	const float *x, *res, *dy, *out, *gamma, *beta, *mean, *rstd, *dx0, *dr0;
 	/* per rank results, scattered back into global layout */
@@ -362,8 +362,24 @@ bn_rank(Dist *d, void *arg)
 		memcpy(j->rvar, rv, sizeof rv);
 	}
 	/* backward with the reference's statistics (the same up to rounding) */
-	syncbn_backward(s, dx, dr, dg, db, dy, out, x, j->mean, j->rstd, j->gamma, j->beta, n, BN_C, BN_HW, j->mask,
-	                j->accumulate);
+	{ /* with the sums given (as the model's convolutions gather them) and without */
+		double sums[2 * BN_C];
+		for (int c = 0; c < BN_C; c++) {
+			double sg = 0, sgx = 0;
+			for (int i = 0; i < n * BN_HW; i++) {
+				size_t k = (size_t)c * n * BN_HW + (size_t)i;
+				float mm = j->mean[c], rs = j->rstd[c], a = j->gamma[c] * rs;
+				float g = j->mask == BN_MASK_RECOMPUTE ? ((x[k] - mm) * a + j->beta[c] > 0.0f ? dy[k] : 0.0f)
+				          : j->mask == BN_MASK_OUT     ? (out[k] > 0.0f ? dy[k] : 0.0f)
+				                                       : dy[k];
+				sg += g;
+				sgx += (double)g * ((x[k] - mm) * rs);
+			}
+			sums[2 * c] = sg, sums[2 * c + 1] = sgx;
+		}
+		syncbn_backward(s, dx, dr, dg, db, dy, out, x, j->mean, j->rstd, j->gamma, j->beta, n, BN_C, BN_HW, j->mask,
+		                j->accumulate, j->given_sums ? sums : NULL);
+	}
 	part_copy(j->dx, dx, j->N, off, n, 1);
 	part_copy(j->dr, dr, j->N, off, n, 1);
 	/* the gradient all-reduce */
@@ -408,8 +424,9 @@ check_bn(int size, const int *parts, int mode, BnMask mask, int accumulate, int 
 	memcpy(out, y, len * 4); /* the mask of BN_MASK_OUT */
 	memcpy(dx, dx0, len * 4);
 	memcpy(dr, dr0, len * 4);
-	bn_backward_fused(dx, dr, dg, db, dy, out, x, mean, rstd, gamma, beta, N, BN_C, BN_HW, mask, accumulate);
+	bn_backward_fused(dx, dr, dg, db, dy, out, x, mean, rstd, gamma, beta, N, BN_C, BN_HW, mask, accumulate, NULL);
 	j.size = size, j.N = N, j.mode = mode, j.mask = mask, j.accumulate = accumulate, j.via_stats = via_stats;
+	j.given_sums = via_stats; /* both ways over the cases */
 	j.x = x, j.res = res, j.dy = dy, j.out = out, j.gamma = gamma, j.beta = beta, j.mean = mean, j.rstd = rstd;
 	j.dx0 = dx0, j.dr0 = dr0;
 	j.y = ydist, j.gmean = gm, j.grstd = gr, j.rmean = grm, j.rvar = grv, j.dx = dxdist, j.dr = drdist;

@@ -62,6 +62,33 @@ START_TEST(test_gemm_vs_ref)
 }
 END_TEST
 
+START_TEST(test_gemm_fast)
+{
+	if (!gemm_fast())
+		return; /* nothing to compare on this CPU: the callers use gemm_serial */
+	static const int cases[][3] = { { 16, 1024, 144 }, { 5, 37, 300 }, { 1, 16, 3 }, { 32, 50, 600 }, { 7, 9, 1 } };
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		int M = cases[c][0], N = cases[c][1], K = cases[c][2], ldb = gemm_pad_ld(N);
+		float *A = fnew((size_t)M * K), *B = fnew((size_t)K * ldb), *C = fnew((size_t)M * N), *R = fnew((size_t)M * N);
+		float *Ap = fnew(gemm_pack_floats(M, K));
+		gc_fill_normal(A, (size_t)M * K, 1, c, 1);
+		gc_fill_normal(B, (size_t)K * ldb, 2, c, 1);
+		gc_fill_normal(C, (size_t)M * N, 3, c, 1);
+		memcpy(R, C, sizeof(float) * M * N);
+		gemm_pack_a(Ap, A, K, M, K);
+		gemm_packed_nn(M, N, K, Ap, B, ldb, 1, C, N);
+		gemm_ref(0, 0, M, N, K, 1.0f, A, K, B, ldb, 1.0f, R, N);
+		ck_assert_msg(rel_err(C, R, (size_t)M * N, 1) < 1e-5, "packed += case %zu", c);
+		gemm_packed_nn(M, N, K, Ap, B, ldb, 0, C, N);
+		gemm_ref(0, 0, M, N, K, 1.0f, A, K, B, ldb, 0.0f, R, N);
+		ck_assert_msg(rel_err(C, R, (size_t)M * N, 1) < 1e-5, "packed = case %zu", c);
+		free(A), free(B), free(C), free(R), free(Ap);
+	}
+	ck_assert_int_ge(gemm_pad_ld(1024), 1024);
+	ck_assert_int_ne(gemm_pad_ld(1024) % 256, 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ conv */
 
 static const int conv_cases[][9] = {
@@ -69,11 +96,16 @@ static const int conv_cases[][9] = {
 	{ 2, 3, 7, 6, 4, 3, 1, 1, 0 },  { 1, 4, 9, 8, 5, 3, 2, 1, 0 }, { 5, 3, 5, 5, 2, 3, 1, 0, 2 },
 	{ 3, 6, 5, 5, 3, 1, 2, 0, 0 },  { 4, 5, 4, 4, 6, 1, 1, 0, 1 }, { 2, 2, 11, 10, 4, 7, 2, 3, 0 },
 	{ 3, 4, 6, 7, 3, 3, 2, 1, 1 },  { 1, 1, 1, 1, 1, 1, 1, 0, 0 }, { 7, 2, 3, 3, 3, 3, 1, 1, 3 },
+	{ 2, 3, 5, 1, 2, 3, 1, 1, 0 },  { 2, 2, 6, 7, 3, 5, 1, 2, 1 }, { 3, 5, 2, 2, 4, 3, 1, 1, 2 },
 };
+
+#define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
 START_TEST(test_conv_vs_ref)
 {
-	const int *c = conv_cases[_i];
+	/* cases twice: with the fast kernels (where the CPU has them), then without */
+	gemm_fast_set(_i < NCONV);
+	const int *c = conv_cases[_i % NCONV];
 	int n = c[0];
 	ConvShape s;
 	ck_assert_int_eq(conv_shape_init(&s, c[1], c[2], c[3], c[4], c[5], c[6], c[7], n), 0);
@@ -107,6 +139,7 @@ START_TEST(test_conv_vs_ref)
 	ck_assert(rel_err(dw, dwr, wn, 1) < 1e-5);
 	free(x), free(w), free(b), free(dy), free(work), free(y), free(yr);
 	free(dx), free(dw), free(db), free(dxr), free(dwr), free(dbr);
+	gemm_fast_set(1);
 }
 END_TEST
 
@@ -137,7 +170,9 @@ START_TEST(test_conv_fused)
 	}
 	bn_apply(t, x, NULL, mean, rstd, g, b, n, s.C, s.H * s.W, 1);
 	double *st = xcalloc(2 * (size_t)s.OC, sizeof(double)), *st2 = xcalloc(2 * (size_t)s.OC, sizeof(double));
-	ConvFuse f = { mean, scale, b, st, 1 };
+	double *ds = xcalloc(2 * (size_t)s.C, sizeof(double)), *ds2 = xcalloc(2 * (size_t)s.C, sizeof(double));
+	ConvFuse f = { .in_mean = mean, .in_scale = scale, .in_shift = b, .out_stats = st, .dinp_overwrite = 1,
+		       .in_rstd = rstd, .dinp_sums = ds };
 	float *y = fnew(out), *y2 = fnew(out);
 	conv2d_forward_fused(y, work, x, w, NULL, n, &s, &f);
 	conv2d_forward(y2, work, t, w, NULL, n, &s);
@@ -152,6 +187,16 @@ START_TEST(test_conv_fused)
 	conv2d_backward(dx2, dw2, NULL, work, dy, t, w, n, &s);
 	ck_assert_msg(rel_err(dx, dx2, in, 1) < 1e-6, "dinp overwrite");
 	ck_assert_msg(rel_err(dw, dw2, wn, 1) < 1e-6, "dweight through the transform");
+	/* the BN backward sums gathered on the way */
+	for (int k = 0; k < s.C; k++)
+		for (int i = 0; i < n; i++) {
+			size_t off = ((size_t)k * n + i) * s.H * s.W;
+			bn_grad_sums_recompute(&ds2[2 * k], dx + off, x + off, (size_t)s.H * s.W, mean[k], rstd[k], scale[k],
+			                       b[k]);
+		}
+	for (int k = 0; k < 2 * s.C; k++)
+		ck_assert_msg(fabs(ds[k] - ds2[k]) <= 1e-9 * (1 + fabs(ds2[k])), "dinp sums %d: %g vs %g", k, ds[k], ds2[k]);
+	free(ds), free(ds2);
 	free(x), free(t), free(w), free(dy), free(work), free(mean), free(rstd), free(g), free(b), free(scale);
 	free(st), free(st2), free(y), free(y2), free(dx), free(dx2), free(dw), free(dw2);
 }
@@ -378,6 +423,45 @@ START_TEST(test_bn_vs_ref)
 	for (size_t j = 0; j < len; j++)
 		ck_assert(fabsf(yr[j] - fmaxf(y[j] + res[j], 0.0f)) < 1e-5f);
 	free(x), free(res), free(g), free(b), free(dy), free(y), free(yr), free(dx), free(dxr), free(gm);
+}
+END_TEST
+
+/* The building blocks: overwrite equals accumulate into zeros; sums handed
+ * in (as a convolution's backward gathers them) equal sums computed. */
+START_TEST(test_bn_fused_modes)
+{
+	const int n = 3, C = 4, HW = 10;
+	size_t len = (size_t)n * C * HW;
+	float *x = fnew(len), *dy = fnew(len), *o = fnew(len), *g = fnew(C), *b = fnew(C), m[4], rs[4];
+	gc_fill_normal(x, len, 1, 0, 1);
+	gc_fill_normal(dy, len, 2, 0, 1);
+	gc_fill_normal(o, len, 3, 0, 1);
+	gc_fill_normal(g, C, 4, 0, 1);
+	gc_fill_normal(b, C, 5, 0, 1);
+	double st[8] = { 0 };
+	bn_stats_accumulate(st, x, n, C, HW);
+	bn_stats_finish(m, rs, NULL, NULL, st, C, (int64_t)n * HW, 0.1f, 1e-5f);
+	for (int mask = BN_MASK_NONE; mask <= BN_MASK_OUT; mask++) {
+		float *d1 = fnew(len), *r1 = fnew(len), *d2 = fnew(len), *r2 = fnew(len), *d3 = fnew(len), *r3 = fnew(len);
+		float dg1[4] = { 0 }, db1[4] = { 0 }, dg2[4] = { 0 }, db2[4] = { 0 }, dg3[4] = { 0 }, db3[4] = { 0 };
+		for (size_t j = 0; j < len; j++)
+			d2[j] = r2[j] = d3[j] = r3[j] = 7.0f; /* overwritten */
+		bn_backward_fused(d1, r1, dg1, db1, dy, o, x, m, rs, g, b, n, C, HW, (BnMask)mask, 1, NULL);
+		bn_backward_fused(d2, r2, dg2, db2, dy, o, x, m, rs, g, b, n, C, HW, (BnMask)mask, 0, NULL);
+		/* equal as numbers (0 + -0 is +0, so not bytes) */
+		ck_assert_msg(rel_err(d1, d2, len, 1) == 0 && rel_err(r1, r2, len, 1) == 0, "mask %d", mask);
+		ck_assert(rel_err(dg1, dg2, C, 1) == 0 && rel_err(db1, db2, C, 1) == 0);
+		if (mask == BN_MASK_RECOMPUTE) {
+			double sums[8] = { 0 };
+			for (int c = 0; c < C; c++)
+				bn_grad_sums_recompute(&sums[2 * c], dy + (size_t)c * n * HW, x + (size_t)c * n * HW,
+				                       (size_t)n * HW, m[c], rs[c], g[c] * rs[c], b[c]);
+			bn_backward_fused(d3, r3, dg3, db3, dy, o, x, m, rs, g, b, n, C, HW, (BnMask)mask, 0, sums);
+			ck_assert(rel_err(d3, d1, len, 1e-3) < 1e-6 && rel_err(dg3, dg1, C, 1e-3) < 1e-6);
+		}
+		free(d1), free(r1), free(d2), free(r2), free(d3), free(r3);
+	}
+	free(x), free(dy), free(o), free(g), free(b);
 }
 END_TEST
 
@@ -700,11 +784,12 @@ layers_suite(void)
 	Suite *s = suite_create("layers");
 	TCase *tc = tcase_create("gemm");
 	tcase_add_test(tc, test_gemm_vs_ref);
+	tcase_add_test(tc, test_gemm_fast);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("conv");
 	tcase_set_timeout(tc, 60);
 	int nconv = (int)(sizeof conv_cases / sizeof conv_cases[0]);
-	tcase_add_loop_test(tc, test_conv_vs_ref, 0, nconv);
+	tcase_add_loop_test(tc, test_conv_vs_ref, 0, 2 * nconv);
 	tcase_add_loop_test(tc, test_conv_gradcheck, 0, nconv);
 	tcase_add_loop_test(tc, test_conv_fused, 0, nconv);
 	tcase_add_test(tc, test_conv_torch);
@@ -714,6 +799,7 @@ layers_suite(void)
 	tcase_add_loop_test(tc, test_bn_gradcheck, 0, 3);
 	tcase_add_test(tc, test_bn_vs_ref);
 	tcase_add_test(tc, test_bn_torch);
+	tcase_add_test(tc, test_bn_fused_modes);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("small");
 	tcase_add_test(tc, test_relu_add);

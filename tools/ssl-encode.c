@@ -272,7 +272,7 @@ main(int argc, char *argv[])
 		die("%s: the model has no %s layer (%s)", o.model, o.layer_name,
 		    o.layer == MODEL_OUT_LOGITS ? "no classifier" : "no projection head");
 	if (checkpoint_restore_model(&ck, m, 0, err, sizeof err) < 0)
-		die("%s: %s", o.model, err);
+		die("%s", err);   /* err names the file */
 
 	StreamReader *r = stream_reader_open_or_die(o.input, STREAM_KIND_IMAGES);
 	StreamHeader h;

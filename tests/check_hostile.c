@@ -1,0 +1,1712 @@
+/* The hostile-input corpus: inputs from strangers, broken pipes and cut
+ * streams, run through the real tools (ssl-decode, ssl-info).
+ *
+ * Every input is made here, at test time, from our own writers and a few
+ * hand-made headers (tar, zip, PNG chunks, IDX, msgpack): no committed
+ * blobs. Each case runs its command under `ulimit -v` (HOSTILE_AS_MIB,
+ * 1 GiB) and checks
+ *   - the exit status;
+ *   - the message: one line, "ssl-<tool>: <input>: <member or record>: what";
+ *   - the memory: the largest resident set of the case's processes
+ *     (getrusage of the children; each case is its own forked test) stays
+ *     under the case's bound;
+ *   - for pipelines, that the consumer never takes a cut stream as whole.
+ * Under ASan (make check-asan) the address-space and RSS limits are off:
+ * ASan reserves terabytes of shadow and keeps freed memory in quarantine.
+ * HOSTILE_VERBOSE=1 prints one line per case (status, max RSS, seconds). */
+#include <png.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "checkpoint.h"
+#include "imgwrite.h"
+#include "model.h"
+#include "optim.h"
+#include "stream.h"
+#include "testutil.h"
+
+#define HOSTILE_AS_MIB 1024
+#define GIB (UINT64_C(1) << 30)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/* ---------------------------------------------------------------- bytes */
+
+typedef struct {
+	uint8_t *p;
+	size_t   n, cap;
+} Buf;
+
+static void
+buf_add(Buf *b, const void *p, size_t n)
+{
+	if (b->n + n > b->cap) {
+		b->cap = (b->n + n) * 2 + 1024;
+		b->p = realloc(b->p, b->cap);
+		ck_assert_ptr_nonnull(b->p);
+	}
+	if (n)
+		memcpy(b->p + b->n, p, n);
+	b->n += n;
+}
+
+static void
+buf_zeros(Buf *b, size_t n)
+{
+	static const uint8_t z[512];
+	while (n) {
+		size_t k = n < sizeof z ? n : sizeof z;
+		buf_add(b, z, k);
+		n -= k;
+	}
+}
+
+static void
+put_le16(uint8_t *p, unsigned v)
+{
+	p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+}
+
+static void
+put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+put_be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static uint32_t
+crc32_of(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xffffffffu;
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
+	}
+	return ~c;
+}
+
+static void
+write_buf(const char *path, const Buf *b)
+{
+	tu_write_file(path, b->p, b->n);
+}
+
+/* ---------------------------------------------------------------- images */
+
+enum { IH = 6, IW = 5 };
+
+static TwBuf
+good_png(int seed)
+{
+	uint8_t px[IH * IW * 3];
+	tw_pattern(px, IH, IW, 3, seed);
+	return tw_png(px, IH, IW, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+}
+
+static TwBuf
+good_jpeg(int seed, int progressive)
+{
+	uint8_t px[IH * IW * 3];
+	tw_pattern(px, IH, IW, 3, seed);
+	return tw_jpeg(px, IH, IW, 3, 90, progressive);
+}
+
+/* A JPEG whose frame header (SOF0/SOF2) claims h x w. */
+static TwBuf
+jpeg_claiming(int h, int w, int progressive)
+{
+	TwBuf b = good_jpeg(1, progressive);
+	for (size_t i = 2; i + 9 < b.len; i++) {
+		if (b.data[i] == 0xff && (b.data[i + 1] == 0xc0 || b.data[i + 1] == 0xc2)) {
+			b.data[i + 5] = (uint8_t)(h >> 8), b.data[i + 6] = (uint8_t)h;
+			b.data[i + 7] = (uint8_t)(w >> 8), b.data[i + 8] = (uint8_t)w;
+			return b;
+		}
+	}
+	ck_abort_msg("no SOF marker");
+	return b;
+}
+
+/* A PNG whose IHDR claims h x w (with a correct CRC, so libpng reads on). */
+static TwBuf
+png_claiming(uint32_t h, uint32_t w)
+{
+	TwBuf b = good_png(1);
+	ck_assert(memcmp(b.data + 12, "IHDR", 4) == 0);
+	put_be32(b.data + 16, w);
+	put_be32(b.data + 20, h);
+	put_be32(b.data + 29, crc32_of(b.data + 12, 17));
+	return b;
+}
+
+/* ---------------------------------------------------------------- tar */
+
+/* One ustar header; size is what the header claims. Names over 100 bytes
+ * get a GNU long-name entry first, as GNU tar writes them. */
+static void
+tar_header(Buf *t, const char *name, char type, uint64_t size, const char *link)
+{
+	uint8_t h[512];
+	unsigned sum = 0;
+	size_t nl = strlen(name);
+	if (nl > 99) {
+		tar_header(t, "././@LongLink", 'L', nl + 1, NULL);
+		buf_add(t, name, nl + 1);
+		buf_zeros(t, (512 - (nl + 1) % 512) % 512);
+	}
+	memset(h, 0, sizeof h);
+	memcpy(h, name, nl > 99 ? 99 : nl);
+	snprintf((char *)h + 100, 8, "%07o", type == '5' ? 0755 : 0644);
+	snprintf((char *)h + 108, 8, "%07o", 0);
+	snprintf((char *)h + 116, 8, "%07o", 0);
+	snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)size);
+	snprintf((char *)h + 136, 12, "%011o", 1700000000);
+	memset(h + 148, ' ', 8);
+	h[156] = (uint8_t)type;
+	if (link)
+		memcpy(h + 157, link, strlen(link) < 100 ? strlen(link) : 99);
+	memcpy(h + 257, "ustar", 6);
+	memcpy(h + 263, "00", 2);
+	for (int i = 0; i < 512; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+	h[155] = ' ';
+	buf_add(t, h, sizeof h);
+}
+
+static void
+tar_file(Buf *t, const char *name, const void *data, size_t n)
+{
+	tar_header(t, name, '0', n, NULL);
+	buf_add(t, data, n);
+	buf_zeros(t, (512 - n % 512) % 512);
+}
+
+static void
+tar_end(Buf *t)
+{
+	buf_zeros(t, 1024);
+}
+
+/* ---------------------------------------------------------------- gzip */
+
+/* gzip members concatenate (RFC 1952): n copies of one member that holds
+ * 1 MiB of zeros expand n MiB from about n KiB, and cost nothing to make. */
+static void
+gz_add(Buf *out, const void *data, size_t n)
+{
+	const char *tmp = tu_path(".gz-member");
+	size_t len;
+	char *g;
+	tw_gzip_file(tmp, data, n);
+	g = tu_read_file(tmp, &len);
+	buf_add(out, g, len);
+	free(g);
+	unlink(tmp);
+}
+
+static void
+gz_zeros_mib(Buf *out, size_t mib)
+{
+	Buf one = { 0 };
+	uint8_t *z = calloc(1, 1 << 20);
+	ck_assert_ptr_nonnull(z);
+	gz_add(&one, z, 1 << 20);
+	for (size_t i = 0; i < mib; i++)
+		buf_add(out, one.p, one.n);
+	free(z);
+	free(one.p);
+}
+
+/* ---------------------------------------------------------------- zip */
+
+typedef struct {
+	const char *name;
+	const void *data;
+	uint32_t    stored;   /* bytes present */
+	uint32_t    claim;    /* compressed and uncompressed size in the headers */
+} ZipEntry;
+
+/* A stored (method 0) zip whose headers claim the given sizes. */
+static void
+zip_build(Buf *z, const ZipEntry *e, int n)
+{
+	Buf cd = { 0 };
+	uint8_t h[46], end[22];
+	uint32_t *offs = calloc((size_t)n, sizeof *offs);
+	ck_assert_ptr_nonnull(offs);
+	for (int i = 0; i < n; i++) {
+		size_t nl = strlen(e[i].name);
+		uint32_t crc = crc32_of(e[i].data, e[i].stored);
+		offs[i] = (uint32_t)z->n;
+		memset(h, 0, sizeof h);
+		put_le32(h, 0x04034b50);
+		put_le16(h + 4, 20);
+		put_le32(h + 14, crc);
+		put_le32(h + 18, e[i].claim);
+		put_le32(h + 22, e[i].claim);
+		put_le16(h + 26, (unsigned)nl);
+		buf_add(z, h, 30);
+		buf_add(z, e[i].name, nl);
+		buf_add(z, e[i].data, e[i].stored);
+	}
+	for (int i = 0; i < n; i++) {
+		size_t nl = strlen(e[i].name);
+		memset(h, 0, sizeof h);
+		put_le32(h, 0x02014b50);
+		put_le16(h + 4, 20);
+		put_le16(h + 6, 20);
+		put_le32(h + 16, crc32_of(e[i].data, e[i].stored));
+		put_le32(h + 20, e[i].claim);
+		put_le32(h + 24, e[i].claim);
+		put_le16(h + 28, (unsigned)nl);
+		put_le32(h + 42, offs[i]);
+		buf_add(&cd, h, 46);
+		buf_add(&cd, e[i].name, nl);
+	}
+	memset(end, 0, sizeof end);
+	put_le32(end, 0x06054b50);
+	put_le16(end + 8, (unsigned)n);
+	put_le16(end + 10, (unsigned)n);
+	put_le32(end + 12, (uint32_t)cd.n);
+	put_le32(end + 16, (uint32_t)z->n);
+	buf_add(z, cd.p, cd.n);
+	buf_add(z, end, sizeof end);
+	free(cd.p);
+	free(offs);
+}
+
+/* ---------------------------------------------------------------- streams */
+
+static void
+pk_str(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str(pk, strlen(s));
+	msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+static void
+pk_header(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "format");
+	pk_str(pk, "ssl-stream");
+	pk_str(pk, "version");
+	msgpack_pack_array(pk, 2);
+	msgpack_pack_int(pk, 1);
+	msgpack_pack_int(pk, 0);
+	pk_str(pk, "kind");
+	pk_str(pk, "images");
+}
+
+/* A record {id, label, epoch, image: {dtype, shape, data}} whose shape and
+ * bin length are given separately (data bytes: min(binlen, present)). */
+static void
+pk_record(msgpack_packer *pk, int64_t id, const int64_t *shape, int ndim, uint32_t binlen, size_t present)
+{
+	uint8_t *d = calloc(1, present + 1);
+	ck_assert_ptr_nonnull(d);
+	msgpack_pack_map(pk, 4);
+	pk_str(pk, "id");
+	msgpack_pack_int64(pk, id);
+	pk_str(pk, "label");
+	msgpack_pack_int(pk, -1);
+	pk_str(pk, "epoch");
+	msgpack_pack_int(pk, 0);
+	pk_str(pk, "image");
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "dtype");
+	pk_str(pk, "|u1");
+	pk_str(pk, "shape");
+	msgpack_pack_array(pk, (size_t)ndim);
+	for (int i = 0; i < ndim; i++)
+		msgpack_pack_int64(pk, shape[i]);
+	pk_str(pk, "data");
+	msgpack_pack_bin(pk, binlen);
+	msgpack_pack_bin_body(pk, d, present);
+	free(d);
+}
+
+static void
+pk_trailer(msgpack_packer *pk, int64_t n)
+{
+	msgpack_pack_map(pk, 2);
+	pk_str(pk, "end");
+	msgpack_pack_true(pk);
+	pk_str(pk, "records");
+	msgpack_pack_int64(pk, n);
+}
+
+/* ---------------------------------------------------------------- running */
+
+typedef struct {
+	char        cmd[4096];
+	const char *tool;       /* "ssl-decode" */
+	char        input[512]; /* named in the message */
+	char        where[512]; /* member or record named in the message, or "" */
+	const char *want;       /* in the message */
+	int         status;
+	long        rss_mib;    /* bound on the largest resident set */
+} Expect;
+
+static long
+children_maxrss_kib(void)
+{
+	struct rusage ru;
+	ck_assert_int_eq(getrusage(RUSAGE_CHILDREN, &ru), 0);
+	return ru.ru_maxrss;
+}
+
+/* Runs cmd (printf-style) under the address-space limit, with the thread
+ * counts of a small machine. */
+static void
+run_bounded(TuResult *r, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void
+run_bounded(TuResult *r, const char *name, const char *fmt, ...)
+{
+	char cmd[6144], limit[64] = "";
+	struct timeval t0, t1;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	if (!UNDER_ASAN)
+		snprintf(limit, sizeof limit, "ulimit -v %d || exit 99; ", HOSTILE_AS_MIB * 1024);
+	gettimeofday(&t0, NULL);
+	tu_run(r, "%sOMP_NUM_THREADS=2 OPENBLAS_NUM_THREADS=1; export OMP_NUM_THREADS OPENBLAS_NUM_THREADS; %s", limit,
+	       cmd);
+	gettimeofday(&t1, NULL);
+	ck_assert_msg(r->status != 99, "%s: ulimit -v failed", name);
+	if (getenv("HOSTILE_VERBOSE"))
+		fprintf(stderr, "hostile: %-34s status %3d  max RSS %7ld KiB  %6.2f s\n", name, r->status,
+		        children_maxrss_kib(), (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_usec - t0.tv_usec) * 1e-6);
+}
+
+static int
+count_lines(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static void
+check_rss(const char *name, long bound_mib)
+{
+	long kib = children_maxrss_kib();
+	if (UNDER_ASAN)
+		return;
+	ck_assert_msg(kib <= bound_mib * 1024, "%s: max RSS %ld KiB, over the bound of %ld MiB", name, kib, bound_mib);
+}
+
+/* The message is one line: "<tool>: <input>: [<where>: ]...<want>...". */
+static void
+check_message(const char *name, const char *err, const Expect *e)
+{
+	char prefix[1200];
+	ck_assert_msg(count_lines(err) == 1 && err[strlen(err) - 1] == '\n', "%s: want one line, got '%s'", name, err);
+	if (e->where[0])
+		snprintf(prefix, sizeof prefix, "%s: %s: %s: ", e->tool, e->input, e->where);
+	else
+		snprintf(prefix, sizeof prefix, "%s: %s: ", e->tool, e->input);
+	ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "%s: want '%s...', got '%s'", name, prefix, err);
+	ck_assert_msg(strstr(err, e->want) != NULL, "%s: want '%s' in '%s'", name, e->want, err);
+	ck_assert_msg(strstr(err + strlen(prefix), e->input) == NULL, "%s: the input named twice: '%s'", name, err);
+}
+
+/* ---------------------------------------------------------------- cases */
+
+typedef struct {
+	const char *name;
+	void      (*make)(Expect *e);
+} Case;
+
+static void
+expect_decode(Expect *e, const char *input, const char *where, const char *want, const char *opts)
+{
+	e->tool = "ssl-decode";
+	snprintf(e->input, sizeof e->input, "%s", input);
+	snprintf(e->where, sizeof e->where, "%s", where ? where : "");
+	e->want = want;
+	e->status = 1;
+	e->rss_mib = 64;
+	snprintf(e->cmd, sizeof e->cmd, "ssl-decode %s '%s' > '%s'", opts, input, tu_path("out.ssl"));
+}
+
+/* One bad member in a tar, decoded with --strict: the first bad member is
+ * the error. */
+static void
+bad_member(Expect *e, const char *member, TwBuf img, const char *want)
+{
+	Buf t = { 0 };
+	const char *path = tu_path("in.tar");
+	TwBuf ok = good_png(3);
+	tar_file(&t, "cat/0-good.png", ok.data, ok.len);
+	tar_file(&t, member, img.data, img.len);
+	tar_end(&t);
+	write_buf(path, &t);
+	expect_decode(e, path, member, want, "--strict");
+	free(t.p);
+	free(ok.data);
+	free(img.data);
+}
+
+static void
+c_jpeg_truncated(Expect *e)
+{
+	TwBuf b = good_jpeg(2, 0);
+	b.len = b.len * 2 / 3;
+	bad_member(e, "cat/cut.jpg", b, "JPEG");
+}
+
+static void
+c_jpeg_header_only(Expect *e)
+{
+	TwBuf b = good_jpeg(2, 1);
+	size_t i;
+	for (i = 2; i + 1 < b.len && !(b.data[i] == 0xff && b.data[i + 1] == 0xda); i++)
+		; /* up to the first scan */
+	b.len = i;
+	bad_member(e, "cat/no-scan.jpg", b, "JPEG");
+}
+
+static void
+c_png_truncated(Expect *e)
+{
+	TwBuf b = good_png(2);
+	b.len = b.len - 20;
+	bad_member(e, "cat/cut.png", b, "PNG");
+}
+
+static void
+c_png_bad_crc(Expect *e)
+{
+	TwBuf b = good_png(2);
+	b.data[40] ^= 0x10;   /* inside IDAT: CRC mismatch */
+	bad_member(e, "cat/flip.png", b, "PNG");
+}
+
+static void
+c_jpeg_60000(Expect *e)
+{
+	bad_member(e, "cat/huge.jpg", jpeg_claiming(60000, 60000, 0), "60000x60000 = 3600000000 pixels, over the limit");
+}
+
+static void
+c_jpeg_60000_progressive(Expect *e)
+{
+	bad_member(e, "cat/huge-p.jpg", jpeg_claiming(60000, 60000, 1), "over the limit");
+}
+
+static void
+c_png_60000(Expect *e)
+{
+	bad_member(e, "cat/huge.png", png_claiming(60000, 60000), "60000x60000 = 3600000000 pixels, over the limit");
+}
+
+static void
+c_png_4g(Expect *e)
+{
+	bad_member(e, "cat/4g.png", png_claiming(0x7fffffff, 0x7fffffff), "PNG");
+}
+
+static void
+c_pnm_60000(Expect *e)
+{
+	static const char p[] = "P6\n60000 60000\n255\n\x01\x02\x03";
+	TwBuf b = { malloc(sizeof p), sizeof p - 1 };
+	memcpy(b.data, p, sizeof p);
+	bad_member(e, "cat/huge.ppm", b, "over the limit");
+}
+
+/* Under the pixel limit but with almost no data: refused without filling
+ * 8000 x 8000 x 3 bytes (libjpeg stops at the missing scan data). */
+static void
+c_jpeg_8000_empty(Expect *e)
+{
+	bad_member(e, "cat/8000.jpg", jpeg_claiming(8000, 8000, 1), "JPEG");
+	e->rss_mib = 256;
+}
+
+static void
+c_pnm_ascii_8000_empty(Expect *e)
+{
+	static const char p[] = "P3\n8000 8000\n255\n1 2 3\n";
+	TwBuf b = { malloc(sizeof p), sizeof p - 1 };
+	memcpy(b.data, p, sizeof p);
+	bad_member(e, "cat/8000.ppm", b, "truncated PNM data");
+	e->rss_mib = 256;
+}
+
+/* A tar.gz member whose header claims 1.1 GiB (and whose data is there:
+ * 1.1 GiB of zeros from 1.1 MiB of gzip): refused by the member limit from
+ * its header, before one byte is stored. */
+static void
+c_targz_bomb(Expect *e)
+{
+	const char *path = tu_path("bomb.tar.gz");
+	Buf t = { 0 }, g = { 0 }, h = { 0 };
+	uint64_t size = GIB + (GIB >> 3);
+	tar_header(&h, "cat/bomb.jpg", '0', size, NULL);
+	gz_add(&g, h.p, h.n);
+	gz_zeros_mib(&g, (size_t)(size >> 20));
+	tar_end(&t);
+	gz_add(&g, t.p, t.n);
+	write_buf(path, &g);
+	expect_decode(e, path, "cat/bomb.jpg", "over 1073741824 bytes", "--strict");
+	free(t.p);
+	free(g.p);
+	free(h.p);
+}
+
+/* 64 MiB of zeros named like a JPEG, and a good member after it: the bomb
+ * is sniffed after 8 bytes and skipped, not stored; the good one decodes. */
+static void
+c_targz_zero_jpeg(Expect *e)
+{
+	const char *path = tu_path("zeros.tar.gz");
+	Buf t = { 0 }, g = { 0 }, h = { 0 };
+	TwBuf ok = good_png(4);
+	tar_header(&h, "cat/zeros.jpg", '0', 64u << 20, NULL);
+	gz_add(&g, h.p, h.n);
+	gz_zeros_mib(&g, 64);
+	tar_file(&t, "cat/ok.png", ok.data, ok.len);
+	tar_end(&t);
+	gz_add(&g, t.p, t.n);
+	write_buf(path, &g);
+	expect_decode(e, path, "cat/zeros.jpg", "not a JPEG, PNG or PNM image", "--strict");
+	free(t.p);
+	free(g.p);
+	free(h.p);
+	free(ok.data);
+}
+
+/* A tar header claiming 1000 MB with 512 bytes behind it: nothing like
+ * 1000 MB is allocated (under ulimit -v 1 GiB that would fail). */
+static void
+c_tar_lying_size(Expect *e)
+{
+	const char *path = tu_path("lie.tar");
+	Buf t = { 0 };
+	TwBuf j = good_jpeg(1, 0);
+	tar_header(&t, "cat/lie.jpg", '0', 1000u << 20, NULL);
+	buf_add(&t, j.data, 512);
+	write_buf(path, &t);
+	expect_decode(e, path, "cat/lie.jpg", "runcated", "");
+	free(t.p);
+	free(j.data);
+}
+
+/* zip central directory claiming a 4 GiB - 1 member: refused from the
+ * header, and skipped by seeking (no read). */
+static void
+c_zip_claims_4g(Expect *e)
+{
+	const char *path = tu_path("bomb.zip");
+	TwBuf ok = good_png(5);
+	/* not 0xffffffff: that value means "see the zip64 extra field" */
+	ZipEntry z[2] = { { "cat/bomb.png", ok.data, (uint32_t)ok.len, 0xfffffff0u },
+		              { "cat/ok.png", ok.data, (uint32_t)ok.len, (uint32_t)ok.len } };
+	Buf b = { 0 };
+	zip_build(&b, z, 2);
+	write_buf(path, &b);
+	expect_decode(e, path, "cat/bomb.png", "over 1073741824 bytes", "--strict");
+	free(b.p);
+	free(ok.data);
+}
+
+/* IDX images, gzip'd: a 16-byte header for one 28x28 image, then 300 MiB
+ * of zeros. Refused after the first MiB, not read to the end. */
+static void
+c_idx_gz_bomb(Expect *e)
+{
+	const char *path = tu_path("bomb-images-idx3-ubyte.gz");
+	static const uint8_t hdr[16] = { 0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28 };
+	Buf g = { 0 };
+	gz_add(&g, hdr, sizeof hdr);
+	gz_zeros_mib(&g, 300);
+	write_buf(path, &g);
+	expect_decode(e, path, NULL, "IDX data is longer than the 784 bytes its header gives", "");
+	free(g.p);
+}
+
+static void
+idx_file(const char *path, uint32_t n, uint32_t h, uint32_t w, size_t present)
+{
+	Buf b = { 0 };
+	uint8_t hdr[16] = { 0, 0, 8, 3 };
+	put_be32(hdr + 4, n);
+	put_be32(hdr + 8, h);
+	put_be32(hdr + 12, w);
+	buf_add(&b, hdr, sizeof hdr);
+	buf_zeros(&b, present);
+	write_buf(path, &b);
+	free(b.p);
+}
+
+static void
+c_idx_count_lies(Expect *e)
+{
+	const char *path = tu_path("lies-images-idx3-ubyte");
+	idx_file(path, 1000, 28, 28, 2 * 784);
+	expect_decode(e, path, NULL, "IDX data is 1568 bytes, expected 784000 for 1000 images of 28x28x1", "");
+}
+
+static void
+c_idx_count_4g(Expect *e)
+{
+	const char *path = tu_path("many-images-idx3-ubyte");
+	idx_file(path, 0xffffffffu, 28, 28, 2 * 784);
+	expect_decode(e, path, NULL, "expected 3367254359280 for 4294967295 images", "");
+}
+
+static void
+c_idx_dims_huge(Expect *e)
+{
+	const char *path = tu_path("wide-images-idx3-ubyte");
+	idx_file(path, 1, 65535, 65535, 16);
+	expect_decode(e, path, NULL, "IDX images are 65535x65535, over the limit", "");
+}
+
+static void
+c_idx_labels_lie(Expect *e)
+{
+	const char *path = tu_path("l-images-idx3-ubyte"), *lpath = tu_path("l-labels-idx1-ubyte");
+	static const uint8_t lab[] = { 0, 0, 8, 1, 0, 0, 0, 9, 1, 2, 3 };
+	idx_file(path, 2, 2, 2, 8);
+	tu_write_file(lpath, lab, sizeof lab);
+	expect_decode(e, path, NULL, "", "");
+	/* the message names the labels file */
+	snprintf(e->input, sizeof e->input, "%s", lpath);
+	e->want = "not an IDX labels file for 2 images";
+}
+
+static void
+c_cifar_short(Expect *e)
+{
+	const char *path = tu_path("data_batch_1.bin");
+	Buf b = { 0 };
+	buf_zeros(&b, 3073 * 2 + 100);
+	write_buf(path, &b);
+	expect_decode(e, path, NULL, "is not a whole number of CIFAR-10 records", "");
+	free(b.p);
+}
+
+static void
+c_cifar_label(Expect *e)
+{
+	const char *path = tu_path("test_batch.bin");
+	Buf b = { 0 };
+	buf_zeros(&b, 3073 * 3);
+	b.p[3073 * 2] = 10;
+	write_buf(path, &b);
+	expect_decode(e, path, "record 2", "label 10 is out of range for 10 classes", "");
+	free(b.p);
+}
+
+/* ---- streams, read by ssl-info */
+
+static void
+expect_info(Expect *e, const char *path, const char *where, const char *want)
+{
+	e->tool = "ssl-info";
+	snprintf(e->input, sizeof e->input, "%s", path);
+	snprintf(e->where, sizeof e->where, "%s", where);
+	e->want = want;
+	e->status = 1;
+	e->rss_mib = 64;
+	snprintf(e->cmd, sizeof e->cmd, "ssl-info -q '%s'", path);
+}
+
+typedef void (*Packer)(msgpack_packer *pk);
+
+static void
+stream_case(Expect *e, const char *file, Packer body, const char *where, const char *want)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	const char *path = tu_path(file);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pk_header(&pk);
+	body(&pk);
+	tu_write_file(path, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	expect_info(e, path, where, want);
+}
+
+static void
+s_overflow(msgpack_packer *pk)
+{
+	int64_t shape[3] = { INT64_C(1) << 62, INT64_C(1) << 62, 4 };
+	pk_record(pk, 7, shape, 3, 16, 16);
+	pk_trailer(pk, 1);
+}
+
+static void
+s_overflow_f4(msgpack_packer *pk)
+{
+	int64_t shape[3] = { INT64_C(1) << 31, INT64_C(1) << 31, INT64_C(1) << 31 };
+	pk_record(pk, 7, shape, 3, 16, 16);
+	pk_trailer(pk, 1);
+}
+
+static void
+s_negative(msgpack_packer *pk)
+{
+	int64_t shape[3] = { -1, -1, 3 };
+	pk_record(pk, 7, shape, 3, 3, 3);
+	pk_trailer(pk, 1);
+}
+
+static void
+s_short_bin(msgpack_packer *pk)
+{
+	int64_t shape[3] = { 4, 4, 3 };
+	pk_record(pk, 7, shape, 3, 47, 47);
+	pk_trailer(pk, 1);
+}
+
+static void
+s_long_bin(msgpack_packer *pk)
+{
+	int64_t shape[3] = { 4, 4, 3 };
+	pk_record(pk, 7, shape, 3, 49, 49);
+	pk_trailer(pk, 1);
+}
+
+/* A bin claiming 1 GiB with 300 KiB present, then EOF: a truncated
+ * stream, and no 1 GiB buffer on the way. */
+static void
+s_claims_1g(msgpack_packer *pk)
+{
+	int64_t shape[3] = { 1024, 1024, 1024 };
+	pk_record(pk, 7, shape, 3, (uint32_t)GIB, 300 << 10);
+}
+
+static void
+s_nest_bomb(msgpack_packer *pk)
+{
+	for (int i = 0; i < 100000; i++)
+		msgpack_pack_array(pk, 1);
+	msgpack_pack_nil(pk);
+}
+
+static void
+s_map_4g(msgpack_packer *pk)
+{
+	static const char m[] = "\xdf\xff\xff\xff\xff\xa2id\x01";
+	msgpack_pack_bin_body(pk, m, sizeof m - 1);
+}
+
+static void
+s_no_trailer(msgpack_packer *pk)
+{
+	int64_t shape[3] = { 2, 2, 3 };
+	pk_record(pk, 0, shape, 3, 12, 12);
+	pk_record(pk, 1, shape, 3, 12, 12);
+}
+
+static void
+s_trailer_lies(msgpack_packer *pk)
+{
+	int64_t shape[3] = { 2, 2, 3 };
+	pk_record(pk, 0, shape, 3, 12, 12);
+	pk_trailer(pk, 5);
+}
+
+/* A dtype holding a newline and an escape (found by fuzz_stream): the
+ * message still is one line. */
+static void
+s_dtype_ctl(msgpack_packer *pk)
+{
+	msgpack_pack_map(pk, 4);
+	pk_str(pk, "id");
+	msgpack_pack_int(pk, 0);
+	pk_str(pk, "label");
+	msgpack_pack_int(pk, -1);
+	pk_str(pk, "epoch");
+	msgpack_pack_int(pk, 0);
+	pk_str(pk, "embedding");
+	msgpack_pack_map(pk, 3);
+	pk_str(pk, "dtype");
+	pk_str(pk, "<\n\x1b[2J");
+	pk_str(pk, "shape");
+	msgpack_pack_array(pk, 1);
+	msgpack_pack_int(pk, 1);
+	pk_str(pk, "data");
+	msgpack_pack_bin(pk, 4);
+	msgpack_pack_bin_body(pk, "abcd", 4);
+	pk_trailer(pk, 1);
+}
+
+static void c_stream_dtype_ctl(Expect *e) { stream_case(e, "dt.ssl", s_dtype_ctl, "record 1 (id 0)", "unsupported dtype '<??[2J'"); }
+static void c_stream_overflow(Expect *e) { stream_case(e, "ovf.ssl", s_overflow, "record 1 (id 7)", "tensor 'image'"); }
+static void c_stream_overflow_f4(Expect *e) { stream_case(e, "ovf4.ssl", s_overflow_f4, "record 1 (id 7)", "tensor 'image'"); }
+static void c_stream_negative(Expect *e) { stream_case(e, "neg.ssl", s_negative, "record 1 (id 7)", "negative"); }
+static void c_stream_short_bin(Expect *e) { stream_case(e, "short.ssl", s_short_bin, "record 1 (id 7)", "data has 47 bytes"); }
+static void c_stream_long_bin(Expect *e) { stream_case(e, "long.ssl", s_long_bin, "record 1 (id 7)", "data has 49 bytes"); }
+static void c_stream_claims_1g(Expect *e) { stream_case(e, "1g.ssl", s_claims_1g, "record 1", "truncated stream"); }
+static void c_stream_nest_bomb(Expect *e) { stream_case(e, "nest.ssl", s_nest_bomb, "record 1", "nesting deeper"); }
+static void c_stream_map_4g(Expect *e) { stream_case(e, "map.ssl", s_map_4g, "record 1", "claims 8589934590 elements"); }
+static void c_stream_no_trailer(Expect *e) { stream_case(e, "cut.ssl", s_no_trailer, "", "truncated stream (EOF after 2 records, no trailer)"); }
+static void c_stream_trailer_lies(Expect *e) { stream_case(e, "tl.ssl", s_trailer_lies, "trailer", "says 5 records, the stream has 1"); }
+
+/* The same nesting bomb through a pipe: the message names <stdin>. */
+static void
+c_stream_pipe(Expect *e)
+{
+	stream_case(e, "nest2.ssl", s_nest_bomb, "record 1", "nesting deeper");
+	snprintf(e->cmd, sizeof e->cmd, "cat '%s' | ssl-info -q", e->input);
+	snprintf(e->input, sizeof e->input, "<stdin>");
+}
+
+/* ---- checkpoints, read by ssl-encode */
+
+static void
+tiny_config(ModelConfig *c)
+{
+	model_config_default(c);
+	c->width = 4;
+	c->in_h = c->in_w = 8;
+	c->proj_hidden = 16;
+	c->proj_dim = 8;
+}
+
+/* A freshly initialised tiny model's checkpoint, written by the library. */
+static void
+write_checkpoint(const char *path)
+{
+	ModelConfig c;
+	Checkpoint ck;
+	Model *m;
+	float mean[3] = { 0.5f, 0.5f, 0.5f }, std[3] = { 0.25f, 0.25f, 0.25f };
+	char err[512];
+	tiny_config(&c);
+	m = model_new(&c, 1, MODEL_INFER, err, sizeof err);
+	ck_assert_msg(m != NULL, "%s", err);
+	model_init(m, 1);
+	checkpoint_init(&ck);
+	ck.mean = mean;
+	ck.std = std;
+	ck_assert_msg(checkpoint_save(path, &ck, m, NULL, err, sizeof err) == 0, "%s", err);
+	model_free(m);
+}
+
+/* An images stream of n 8x8x3 records for ssl-encode to read. */
+static void
+write_images(const char *path, int n)
+{
+	FILE *f = fopen(path, "wb");
+	StreamHeader h;
+	StreamWriter *w;
+	uint8_t px[8 * 8 * 3];
+	int64_t shape[3] = { 8, 8, 3 };
+	ck_assert_ptr_nonnull(f);
+	stream_header_init(&h, STREAM_KIND_IMAGES);
+	w = stream_writer_open(f, path, &h);
+	ck_assert_ptr_nonnull(w);
+	for (int i = 0; i < n; i++) {
+		Record rec = { .id = i, .label = -1, .epoch = 0, .ntensors = 1 };
+		tw_pattern(px, 8, 8, 3, i);
+		rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, px);
+		ck_assert_int_eq(stream_writer_put(w, &rec), 0);
+	}
+	ck_assert_int_eq(stream_writer_close(w), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	stream_header_free(&h);
+}
+
+static msgpack_object *
+map_get(msgpack_object *m, const char *key)
+{
+	ck_assert_int_eq(m->type, MSGPACK_OBJECT_MAP);
+	for (uint32_t i = 0; i < m->via.map.size; i++) {
+		msgpack_object *k = &m->via.map.ptr[i].key;
+		if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) && memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
+			return &m->via.map.ptr[i].val;
+	}
+	ck_abort_msg("no key '%s'", key);
+	return NULL;
+}
+
+typedef void (*CkEdit)(msgpack_object *root);
+
+/* Rewrites a checkpoint after edit() changed its tree, with the checksum
+ * recomputed (the last key, 0xce and the CRC-32 of every byte before): the
+ * loader's checks behind the checksum are what is tested. */
+static void
+checkpoint_rewrite(const char *in, const char *out, CkEdit edit)
+{
+	size_t len, off = 0;
+	char *bytes = tu_read_file(in, &len);
+	msgpack_zone zone;
+	msgpack_object root;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	uint8_t tail[5] = { 0xce };
+	uint32_t crc;
+	ck_assert(msgpack_zone_init(&zone, 4096));
+	ck_assert_int_eq(msgpack_unpack(bytes, len, &off, &zone, &root), MSGPACK_UNPACK_SUCCESS);
+	edit(&root);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, root.via.map.size);
+	for (uint32_t i = 0; i < root.via.map.size; i++) {
+		msgpack_object *k = &root.via.map.ptr[i].key;
+		if (k->via.str.size == 8 && memcmp(k->via.str.ptr, "checksum", 8) == 0)
+			continue;
+		msgpack_pack_object(&pk, *k);
+		msgpack_pack_object(&pk, root.via.map.ptr[i].val);
+	}
+	pk_str(&pk, "checksum");
+	crc = checkpoint_crc32(0, sb.data, sb.size);
+	put_be32(tail + 1, crc);
+	msgpack_sbuffer_write(&sb, (const char *)tail, 5);
+	tu_write_file(out, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	msgpack_zone_destroy(&zone);
+	free(bytes);
+}
+
+static void
+ed_shape_swap(msgpack_object *root)
+{
+	msgpack_object *shape = map_get(map_get(map_get(root, "params"), "conv1.weight"), "shape");
+	int64_t t = shape->via.array.ptr[0].via.i64;   /* 4x3x3x3 -> 3x4x3x3: same bytes, other shape */
+	shape->via.array.ptr[0].via.u64 = shape->via.array.ptr[1].via.u64;
+	shape->via.array.ptr[1].via.u64 = (uint64_t)t;
+}
+
+static void
+ed_rename(msgpack_object *root)
+{
+	msgpack_object *params = map_get(root, "params");
+	for (uint32_t i = 0; i < params->via.map.size; i++) {
+		msgpack_object *k = &params->via.map.ptr[i].key;
+		if (k->via.str.size == 8 && memcmp(k->via.str.ptr, "bn1.bias", 8) == 0)
+			k->via.str.ptr = "bn1.biaz";
+	}
+}
+
+static void
+ed_dtype(msgpack_object *root)
+{
+	msgpack_object *dt = map_get(map_get(map_get(root, "params"), "conv1.weight"), "dtype");
+	dt->via.str.ptr = "<i4";
+}
+
+static void
+ed_short_bin(msgpack_object *root)
+{
+	map_get(map_get(map_get(root, "params"), "conv1.weight"), "data")->via.bin.size -= 4;
+}
+
+static void
+ed_std_zero(msgpack_object *root)
+{
+	msgpack_object *std = map_get(map_get(root, "normalize"), "std");
+	std->via.array.ptr[1].via.f64 = 0;
+}
+
+static void
+ed_width(msgpack_object *root)
+{
+	map_get(map_get(root, "config"), "width")->via.u64 = 8;
+}
+
+static void
+ed_huge_dims(msgpack_object *root)
+{
+	msgpack_object *shape = map_get(map_get(map_get(root, "params"), "conv1.weight"), "shape");
+	shape->via.array.ptr[0].via.u64 = UINT64_C(1) << 40;
+}
+
+static void
+ck_case(Expect *e, CkEdit edit, const char *want)
+{
+	const char *good = tu_path("good.ssl"), *bad = tu_path("bad.ssl"), *imgs = tu_path("imgs.ssl");
+	write_checkpoint(good);
+	write_images(imgs, 4);
+	if (edit)
+		checkpoint_rewrite(good, bad, edit);
+	e->tool = "ssl-encode";
+	snprintf(e->input, sizeof e->input, "%s", bad);
+	e->where[0] = '\0';
+	e->want = want;
+	e->status = 1;
+	e->rss_mib = 128;
+	snprintf(e->cmd, sizeof e->cmd, "ssl-encode -m '%s' '%s' > '%s'", bad, imgs, tu_path("out.ssl"));
+}
+
+static void c_ck_shape(Expect *e) { ck_case(e, ed_shape_swap, "conv1.weight"); }
+static void c_ck_rename(Expect *e) { ck_case(e, ed_rename, "bn1.bias"); }
+static void c_ck_dtype(Expect *e) { ck_case(e, ed_dtype, "conv1.weight"); }
+static void c_ck_short_bin(Expect *e) { ck_case(e, ed_short_bin, "conv1.weight"); }
+static void c_ck_std_zero(Expect *e) { ck_case(e, ed_std_zero, "std"); }
+static void c_ck_width(Expect *e) { ck_case(e, ed_width, "[8x3x3x3] in the model"); }
+static void c_ck_huge_dims(Expect *e) { ck_case(e, ed_huge_dims, "conv1.weight"); }
+
+static void
+c_ck_flipped(Expect *e)
+{
+	size_t len;
+	char *b;
+	ck_case(e, NULL, "checksum mismatch");
+	b = tu_read_file(tu_path("good.ssl"), &len);
+	b[len / 3] ^= 0x20;
+	tu_write_file(e->input, b, len);
+	free(b);
+}
+
+static void
+c_ck_truncated(Expect *e)
+{
+	size_t len;
+	char *b;
+	ck_case(e, NULL, "truncated");
+	b = tu_read_file(tu_path("good.ssl"), &len);
+	tu_write_file(e->input, b, len * 2 / 3);
+	free(b);
+}
+
+static void
+c_ck_stream(Expect *e)
+{
+	/* an images stream given as a checkpoint */
+	ck_case(e, NULL, "");
+	write_images(e->input, 2);
+}
+
+static const Case cases[] = {
+	{ "jpeg truncated", c_jpeg_truncated },
+	{ "jpeg without scans", c_jpeg_header_only },
+	{ "png truncated", c_png_truncated },
+	{ "png crc mismatch", c_png_bad_crc },
+	{ "jpeg claims 60000x60000", c_jpeg_60000 },
+	{ "progressive jpeg 60000x60000", c_jpeg_60000_progressive },
+	{ "png claims 60000x60000", c_png_60000 },
+	{ "png claims 2^31x2^31", c_png_4g },
+	{ "ppm claims 60000x60000", c_pnm_60000 },
+	{ "jpeg claims 8000x8000, no data", c_jpeg_8000_empty },
+	{ "ascii ppm 8000x8000, no data", c_pnm_ascii_8000_empty },
+	{ "tar.gz member of 1.1 GiB", c_targz_bomb },
+	{ "tar.gz 64 MiB of zeros as jpg", c_targz_zero_jpeg },
+	{ "tar header claims 1000 MB", c_tar_lying_size },
+	{ "zip claims 4 GiB", c_zip_claims_4g },
+	{ "idx.gz bomb (300 MiB)", c_idx_gz_bomb },
+	{ "idx count lies", c_idx_count_lies },
+	{ "idx count 2^32-1", c_idx_count_4g },
+	{ "idx 65535x65535", c_idx_dims_huge },
+	{ "idx labels count lies", c_idx_labels_lie },
+	{ "cifar partial record", c_cifar_short },
+	{ "cifar label out of range", c_cifar_label },
+	{ "stream shape overflows int64", c_stream_overflow },
+	{ "stream 2^93 elements", c_stream_overflow_f4 },
+	{ "stream negative dims", c_stream_negative },
+	{ "stream bin shorter than shape", c_stream_short_bin },
+	{ "stream bin longer than shape", c_stream_long_bin },
+	{ "stream bin claims 1 GiB", c_stream_claims_1g },
+	{ "stream nesting bomb", c_stream_nest_bomb },
+	{ "stream map claims 4G entries", c_stream_map_4g },
+	{ "stream without trailer", c_stream_no_trailer },
+	{ "stream trailer count lies", c_stream_trailer_lies },
+	{ "stream nesting bomb on stdin", c_stream_pipe },
+	{ "stream dtype with a newline", c_stream_dtype_ctl },
+	{ "checkpoint tensor of another shape", c_ck_shape },
+	{ "checkpoint tensor renamed", c_ck_rename },
+	{ "checkpoint tensor of another dtype", c_ck_dtype },
+	{ "checkpoint bin shorter than shape", c_ck_short_bin },
+	{ "checkpoint std 0", c_ck_std_zero },
+	{ "checkpoint config width lies", c_ck_width },
+	{ "checkpoint tensor of 2^40 x ...", c_ck_huge_dims },
+	{ "checkpoint bit flipped", c_ck_flipped },
+	{ "checkpoint truncated", c_ck_truncated },
+	{ "checkpoint is a stream", c_ck_stream },
+};
+#define NCASES ((int)(sizeof cases / sizeof cases[0]))
+
+START_TEST(test_case)
+{
+	const Case *c = &cases[_i];
+	Expect e;
+	TuResult r;
+	memset(&e, 0, sizeof e);
+	c->make(&e);
+	run_bounded(&r, c->name, "%s", e.cmd);
+	if (getenv("HOSTILE_VERBOSE"))
+		fprintf(stderr, "         %s", r.err);
+	ck_assert_msg(r.status == e.status, "%s: status %d, want %d (%s)", c->name, r.status, e.status, r.err);
+	check_message(c->name, r.err, &e);
+	if (strcmp(e.tool, "ssl-info") != 0) {
+		/* nothing written: a consumer would see no stream at all */
+		size_t n = 0;
+		char *out = tu_read_file(tu_path("out.ssl"), &n);
+		ck_assert_msg(n == 0, "%s: %zu bytes on stdout", c->name, n);
+		free(out);
+	} else {
+		ck_assert_msg(r.outlen == 0, "%s: ssl-info -q printed '%s'", c->name, r.out);
+	}
+	check_rss(c->name, e.rss_mib);
+	tu_result_free(&r);
+}
+END_TEST
+
+/* ------------------------------------------------------- many at once */
+
+/* One archive of truncated and bit-flipped JPEGs and PNGs around good ones,
+ * decoded without --strict: the tool keeps the good images, names each bad
+ * member on one line, and ends with a summary; ssl-info then counts exactly
+ * the kept records. Every damaged PNG is caught (CRCs); a damaged JPEG may
+ * decode to other pixels (JPEG has no checksum), but never crashes. */
+START_TEST(test_damaged_members)
+{
+	const char *path = tu_path("damaged.tar");
+	Buf t = { 0 };
+	TwBuf src[4] = { good_jpeg(1, 0), good_jpeg(2, 1), good_png(3), good_png(4) };
+	int members = 0, goods = 0, pngs_bad = 0;
+	char name[64], want[128], *line, *save = NULL;
+	long skipped = -1, of = -1;
+	TuResult r;
+	unsigned seed = 12345;
+	for (int k = 0; k < 4; k++) {
+		int is_png = k >= 2;
+		snprintf(name, sizeof name, "good/%d.%s", k, is_png ? "png" : "jpg");
+		tar_file(&t, name, src[k].data, src[k].len);
+		members++, goods++;
+		/* cut at 24 points */
+		for (int cut = 1; cut <= 24; cut++) {
+			size_t n = src[k].len * (size_t)cut / 25;
+			snprintf(name, sizeof name, "cut/%d-%02d.%s", k, cut, is_png ? "png" : "jpg");
+			tar_file(&t, name, src[k].data, n);
+			members++;
+			pngs_bad += is_png;
+		}
+		/* 60 single-bit flips each, past the signature */
+		for (int f = 0; f < 60; f++) {
+			uint8_t *d = malloc(src[k].len);
+			size_t at;
+			ck_assert_ptr_nonnull(d);
+			memcpy(d, src[k].data, src[k].len);
+			seed = seed * 1103515245u + 12345u;
+			at = 8 + (seed >> 8) % (src[k].len - 8);
+			d[at] ^= (uint8_t)(1u << ((seed >> 4) & 7));
+			snprintf(name, sizeof name, "flip/%d-%02d.%s", k, f, is_png ? "png" : "jpg");
+			tar_file(&t, name, d, src[k].len);
+			members++;
+			pngs_bad += is_png;
+			free(d);
+		}
+	}
+	tar_end(&t);
+	write_buf(path, &t);
+	run_bounded(&r, "damaged members (340)", "ssl-decode --size 6x5 '%s' | ssl-info", path);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	/* every stderr line names the input and a member, except the summary */
+	for (line = strtok_r(r.err, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char prefix[600];
+		snprintf(prefix, sizeof prefix, "ssl-decode: %s: ", path);
+		if (sscanf(line, "ssl-decode: skipped %ld of %ld members", &skipped, &of) == 2)
+			continue;
+		ck_assert_msg(strncmp(line, prefix, strlen(prefix)) == 0, "stray line '%s'", line);
+		ck_assert_msg(strncmp(line + strlen(prefix), "cut/", 4) == 0 || strncmp(line + strlen(prefix), "flip/", 5) == 0,
+		              "line does not name a damaged member: '%s'", line);
+		ck_assert_msg(strstr(line, ".png:") == NULL || strstr(line, "PNG") || strstr(line, "not a JPEG"),
+		              "'%s'", line);
+	}
+	ck_assert_int_eq(of, members);
+	ck_assert_msg(skipped >= pngs_bad, "only %ld skipped, %d damaged PNGs", skipped, pngs_bad);
+	snprintf(want, sizeof want, "\nrecords: %ld\n", of - skipped);
+	ck_assert_msg(strstr(r.out, want) != NULL, "want '%s' in '%s'", want + 1, r.out);
+	ck_assert_msg(strstr(r.out, "trailer: seen") != NULL, "%s", r.out);
+	check_rss("damaged members", 128);
+	if (getenv("HOSTILE_VERBOSE"))
+		fprintf(stderr, "hostile: damaged members: %d members, %ld skipped (%d damaged PNGs, all caught), "
+		        "%ld kept (%d good)\n", members, skipped, pngs_bad, of - skipped, goods);
+	tu_result_free(&r);
+	for (int k = 0; k < 4; k++)
+		free(src[k].data);
+	free(t.p);
+}
+END_TEST
+
+/* Member paths from strangers: "../", absolute, 3000 bytes long, control
+ * characters; symlinks, hard links, devices, FIFOs, a folder named x.png.
+ * Nothing is written to the file system (ssl-decode never extracts),
+ * classes come from the parent folder's name, links and special files are
+ * not members, and every message stays on one line. */
+START_TEST(test_absurd_paths)
+{
+	const char *path = tu_path("paths.tar");
+	Buf t = { 0 };
+	TwBuf ok = good_png(6);
+	char longname[3100];
+	TuResult r;
+	memset(longname, 'a', sizeof longname);
+	memcpy(longname, "deep/", 5);
+	memcpy(longname + 3000, "/x.png", 7);
+	tar_file(&t, "../../../../../tmp/evil/up.png", ok.data, ok.len);
+	tar_file(&t, "/etc/abs/root.png", ok.data, ok.len);
+	tar_file(&t, longname, ok.data, ok.len);
+	tar_file(&t, "ctl/bad\n\x1b[2Jname.png", ok.data, 10);   /* damaged, with a newline and an escape */
+	tar_header(&t, "link/sym.png", '2', 0, "/etc/passwd");
+	tar_header(&t, "link/hard.png", '1', 0, "/etc/abs/root.png");
+	tar_header(&t, "link/dev.png", '3', 0, NULL);
+	tar_header(&t, "link/fifo.png", '6', 0, NULL);
+	tar_header(&t, "dir.png/", '5', 0, NULL);
+	tar_file(&t, "./dot/ok.png", ok.data, ok.len);
+	tar_end(&t);
+	write_buf(path, &t);
+	run_bounded(&r, "absurd paths", "cd '%s' && ssl-decode '%s' | ssl-info", tu_tmpdir(), path);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	/* kept: abs/root.png, the long one (its 2995-byte folder name is no
+	 * class), dot/ok.png; "../" paths hold a ".." component: hidden, skipped */
+	ck_assert_msg(strstr(r.out, "\nrecords: 3\n") != NULL, "%s", r.out);
+	ck_assert_msg(strstr(r.out, "\nclasses: 2\n") && strstr(r.out, " abs: 1") && strstr(r.out, " dot: 1"), "%s", r.out);
+	for (char *p = r.err; *p; p++)
+		ck_assert_msg(*p == '\n' || (unsigned char)*p >= 0x20, "control byte 0x%02x on stderr", *p);
+	ck_assert_msg(strstr(r.err, "ctl/bad??[2Jname.png: ") != NULL, "%s", r.err);
+	ck_assert_msg(strstr(r.err, ": dir.png: empty class folder\n") != NULL, "%s", r.err);
+	ck_assert_int_eq(count_lines(r.err), 3);   /* the damaged member, the empty folder, the summary */
+	ck_assert_msg(access(tu_path("tmp/evil/up.png"), F_OK) != 0, "something was extracted");
+	check_rss("absurd paths", 64);
+	tu_result_free(&r);
+	free(ok.data);
+	free(t.p);
+}
+END_TEST
+
+/* A folder input with a symlink loop, a link to /dev/zero and to a FIFO
+ * named like images, and a dangling link: no hang, no loop, one warning. */
+START_TEST(test_folder_links)
+{
+	char dir[600], p[700];
+	TwBuf ok = good_png(7);
+	TuResult r;
+	snprintf(dir, sizeof dir, "%s/links", tu_tmpdir());
+	TwMember m[] = { { "cat/ok.png", ok.data, ok.len } };
+	tw_folder(dir, m, 1);
+	snprintf(p, sizeof p, "%s/cat/loop", dir);
+	ck_assert_int_eq(symlink("..", p), 0);
+	snprintf(p, sizeof p, "%s/cat/zero.png", dir);
+	ck_assert_int_eq(symlink("/dev/zero", p), 0);
+	snprintf(p, sizeof p, "%s/cat/fifo.png", dir);
+	ck_assert_int_eq(mkfifo(p, 0644), 0);
+	snprintf(p, sizeof p, "%s/cat/dangling.png", dir);
+	ck_assert_int_eq(symlink("nowhere.png", p), 0);
+	run_bounded(&r, "folder links", "ssl-decode '%s' | ssl-info", dir);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.out, "\nrecords: 1\n") != NULL, "%s", r.out);
+	snprintf(p, sizeof p, "ssl-decode: %s: cat/dangling.png: ", dir);
+	ck_assert_msg(strncmp(r.err, p, strlen(p)) == 0, "%s", r.err);
+	ck_assert_int_eq(count_lines(r.err), 2);
+	check_rss("folder links", 64);
+	tu_result_free(&r);
+	free(ok.data);
+}
+END_TEST
+
+/* ---------------------------------------------------------------- pipes */
+
+/* A folder of one image, emitted as many records: a stream of ~1.6 MB. */
+static const char *
+big_input(void)
+{
+	static char dir[600];
+	TwBuf ok = good_png(8);
+	TwMember m[] = { { "cat/ok.png", ok.data, ok.len } };
+	snprintf(dir, sizeof dir, "%s/big", tu_tmpdir());
+	tw_folder(dir, m, 1);
+	free(ok.data);
+	return dir;
+}
+
+static int
+read_status(const char *file)
+{
+	char *s = tu_read_file(tu_path(file), NULL);
+	int v = atoi(s);
+	free(s);
+	return v;
+}
+
+/* A consumer that stops early: the producer ends by SIGPIPE (141) or
+ * cleanly, and says nothing. */
+START_TEST(test_consumer_exits_early)
+{
+	const char *dir = big_input();
+	TuResult r;
+	run_bounded(&r, "head -c 1000", "{ ssl-decode -e 2000 --size 16x16 '%s'; echo $? > '%s'; } | head -c 1000 >/dev/null",
+	            dir, tu_path("st1"));
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_msg(r.err[0] == '\0', "producer complained: '%s'", r.err);
+	ck_assert_msg(read_status("st1") == 141 || read_status("st1") == 0, "status %d", read_status("st1"));
+	tu_result_free(&r);
+	/* with SIGPIPE ignored (as some shells and services start us), EPIPE:
+	 * one line at most, and a failure status */
+	run_bounded(&r, "head -c 1000, SIGPIPE ignored",
+	            "trap '' PIPE; { ssl-decode -e 2000 --size 16x16 '%s'; echo $? > '%s'; } | head -c 1000 >/dev/null", dir,
+	            tu_path("st1"));
+	ck_assert_int_eq(read_status("st1"), 1);
+	ck_assert_msg(count_lines(r.err) <= 1, "error spam: '%s'", r.err);
+	ck_assert_msg(r.err[0] == '\0' || strstr(r.err, "Broken pipe") != NULL, "'%s'", r.err);
+	tu_result_free(&r);
+}
+END_TEST
+
+/* A stream cut in the middle (head -c): ssl-info reports a truncated
+ * stream; never records: N with a clean exit. */
+START_TEST(test_cut_stream)
+{
+	const char *dir = big_input();
+	static const long cuts[] = { 0, 1, 100, 300, 5000, 65536, 100000, 777777 };
+	TuResult r;
+	for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+		run_bounded(&r, "cut stream",
+		            "{ ssl-decode -e 2000 --size 16x16 '%s'; echo $? > '%s'; } | head -c %ld | { ssl-info; echo $? > '%s'; }",
+		            dir, tu_path("st1"), cuts[i], tu_path("st2"));
+		ck_assert_msg(read_status("st2") == 1, "cut at %ld: ssl-info status %d", cuts[i], read_status("st2"));
+		ck_assert_msg(strstr(r.err, "ssl-info: <stdin>: ") && strstr(r.err, "truncated stream"), "cut at %ld: '%s'",
+		              cuts[i], r.err);
+		ck_assert_msg(strstr(r.err, "ssl-decode") == NULL, "producer complained: '%s'", r.err);
+		ck_assert_int_eq(count_lines(r.err), 1);
+		ck_assert_msg(strstr(r.out, "trailer: seen") == NULL, "%s", r.out);
+		tu_result_free(&r);
+	}
+}
+END_TEST
+
+/* A producer killed mid-stream: the consumer reports a truncated stream. */
+START_TEST(test_producer_killed)
+{
+	const char *dir = big_input();
+	TuResult r;
+	run_bounded(&r, "producer killed",
+	            "{ ssl-decode -q -e 1000000 --size 16x16 '%s' & p=$!; sleep 0.3; kill -KILL $p; wait $p; echo $? > '%s'; }"
+	            " | { ssl-info -q; echo $? > '%s'; }",
+	            dir, tu_path("st1"), tu_path("st2"));
+	ck_assert_int_eq(read_status("st1"), 137);
+	ck_assert_int_eq(read_status("st2"), 1);
+	ck_assert_msg(strstr(r.err, "ssl-info: <stdin>: ") && strstr(r.err, "truncated stream"), "'%s'", r.err);
+	tu_result_free(&r);
+}
+END_TEST
+
+/* A producer that fails on a bad input: it writes nothing, and the
+ * consumer fails too (no stream is not an empty stream). */
+START_TEST(test_producer_fails)
+{
+	const char *path = tu_path("bad.tar");
+	Buf t = { 0 };
+	TwBuf b = good_jpeg(1, 0);
+	TuResult r;
+	tar_file(&t, "cat/cut.jpg", b.data, b.len / 2);
+	tar_end(&t);
+	write_buf(path, &t);
+	run_bounded(&r, "producer fails",
+	            "{ ssl-decode --strict '%s'; echo $? > '%s'; } | { ssl-info; echo $? > '%s'; }", path, tu_path("st1"),
+	            tu_path("st2"));
+	ck_assert_int_eq(read_status("st1"), 1);
+	ck_assert_int_eq(read_status("st2"), 1);
+	ck_assert_int_eq(count_lines(r.err), 2);
+	ck_assert_msg(strstr(r.err, "cat/cut.jpg: ") != NULL, "%s", r.err);
+	ck_assert_msg(strstr(r.err, "ssl-info: <stdin>: header: truncated stream (no data)") != NULL, "%s", r.err);
+	tu_result_free(&r);
+	free(b.data);
+	free(t.p);
+}
+END_TEST
+
+/* ---------------------------------------------------- faults in training */
+
+#define TRAIN "ssl-train --arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 4 --threads 1 " \
+              "--lr 0.2 --lr-abs --checkpoint-every 1 --quiet"
+
+/* 12 random 8x8 pictures in two classes, through the real tools: 60
+ * epochs of 2 augmented views each, 180 training steps. */
+static const char *
+views_stream(void)
+{
+	static char path[600];
+	char dir[600], name[64];
+	uint8_t px[8 * 8 * 3];
+	TwBuf b[12];
+	TwMember m[12];
+	TuResult r;
+	unsigned seed = 7;
+	snprintf(dir, sizeof dir, "%s/pics", tu_tmpdir());
+	for (int i = 0; i < 12; i++) {
+		for (size_t k = 0; k < sizeof px; k++) {
+			seed = seed * 1103515245u + 12345u;
+			px[k] = (uint8_t)(seed >> 16);
+		}
+		b[i] = tw_png(px, 8, 8, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+		snprintf(name, sizeof name, "%c/%d.png", 'a' + i % 2, i);
+		m[i] = (TwMember){ strdup(name), b[i].data, b[i].len };
+	}
+	tw_folder(dir, m, 12);
+	snprintf(path, sizeof path, "%s/pics.views", tu_tmpdir());
+	tu_run(&r, "ssl-decode -q -e 60 '%s' | ssl-augment --recipe cifar --size 8 -j 1 > '%s'", dir, path);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_result_free(&r);
+	for (int i = 0; i < 12; i++) {
+		free(b[i].data);
+		free((char *)m[i].path);
+	}
+	return path;
+}
+
+/* Starts cmd with ssl-train as the process itself (exec), so that a
+ * signal reaches the trainer, not a shell. */
+static pid_t
+spawn(const char *cmd)
+{
+	char full[8192];
+	pid_t pid;
+	snprintf(full, sizeof full, "PATH='%s':\"$PATH\"; export PATH; exec %s </dev/null >/dev/null 2>>'%s'",
+	         getenv("SSL_BIN") ? getenv("SSL_BIN") : "build/bin", cmd, tu_path("train.err"));
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static double
+seconds(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (double)tv.tv_sec + tv.tv_usec * 1e-6;
+}
+
+typedef struct {
+	int     loads, torn;  /* checkpoint_load calls while training ran, and failures */
+	int64_t step;         /* step of the last checkpoint loaded */
+} Watch;
+
+/* While pid runs (for at most `wait` seconds), loads the checkpoint at
+ * path again and again: a reader must never see a torn file. Returns 1
+ * when the process ended by itself (status in *st). */
+static int
+watch(pid_t pid, const char *path, double wait, Watch *w, int *st)
+{
+	double end = seconds() + wait;
+	while (seconds() < end) {
+		Checkpoint ck;
+		char err[512];
+		if (waitpid(pid, st, WNOHANG) == pid)
+			return 1;
+		if (access(path, F_OK) == 0) {
+			if (checkpoint_load(&ck, path, err, sizeof err) < 0) {
+				fprintf(stderr, "torn: %s\n", err);
+				w->torn++;
+			} else {
+				w->loads++;
+				w->step = ck.train.step;
+				checkpoint_free(&ck);
+			}
+		}
+		usleep(3000);
+	}
+	return 0;
+}
+
+static void
+assert_same_weights(const char *a, const char *b)
+{
+	Checkpoint x, y;
+	Model *m1, *m2;
+	Optim *o1, *o2;
+	char err[512];
+	ck_assert_msg(checkpoint_load(&x, a, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(checkpoint_load(&y, b, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(x.train.step, y.train.step);
+	m1 = model_new(&x.config, 1, MODEL_TRAIN, err, sizeof err);
+	m2 = model_new(&y.config, 1, MODEL_TRAIN, err, sizeof err);
+	ck_assert(m1 && m2);
+	ck_assert_int_eq(checkpoint_restore_model(&x, m1, 0, err, sizeof err), 0);
+	ck_assert_int_eq(checkpoint_restore_model(&y, m2, 0, err, sizeof err), 0);
+	o1 = optim_new(&x.optim, model_params(m1));
+	o2 = optim_new(&y.optim, model_params(m2));
+	ck_assert_int_eq(checkpoint_restore_optim(&x, o1, err, sizeof err), 0);
+	ck_assert_int_eq(checkpoint_restore_optim(&y, o2, err, sizeof err), 0);
+	for (int k = 0; k < 2; k++) {
+		ParamTable *p = k ? optim_state(o1) : model_params(m1), *q = k ? optim_state(o2) : model_params(m2);
+		for (int i = 0; i < p->n; i++) {
+			ParamEntry *e = &p->e[i], *f = params_find(q, e->name);
+			ck_assert_ptr_nonnull(f);
+			ck_assert_msg(memcmp(e->data ? (void *)e->data : (void *)e->i64, f->data ? (void *)f->data : (void *)f->i64,
+			                     (size_t)e->numel * (e->data ? 4 : 8)) == 0,
+			              "%s differs between %s and %s", e->name, a, b);
+		}
+	}
+	optim_free(o1);
+	optim_free(o2);
+	model_free(m1);
+	model_free(m2);
+	checkpoint_free(&x);
+	checkpoint_free(&y);
+}
+
+/* Temporary files of the atomic writes beside path. */
+static int
+count_temps(const char *path)
+{
+	char dir[600], prefix[300];
+	const char *slash = strrchr(path, '/');
+	struct dirent *de;
+	DIR *d;
+	int n = 0;
+	snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	snprintf(prefix, sizeof prefix, "%s.tmp.", slash + 1);
+	ck_assert_ptr_nonnull(d = opendir(dir));
+	while ((de = readdir(d)))
+		n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return n;
+}
+
+/* SIGKILL at random moments (the trainer checkpoints every step, so most
+ * kills land in or near a write), then --resume from the same stream:
+ * every checkpoint ever on disk loads (a reader polls it all along), and
+ * the run, killed three times, ends bitwise equal to an uninterrupted one.
+ * Then a file size limit (a real EFBIG from the kernel, as a full disk
+ * gives ENOSPC) fails the next write: the previous checkpoint stays as it
+ * was, and the temporary is removed. */
+START_TEST(test_train_sigkill_resume)
+{
+	const char *views = views_stream(), *full = tu_path("full.ssl"), *part = tu_path("part.ssl");
+	char cmd[2048], *before, *after;
+	size_t n1, n2;
+	Watch w = { 0 };
+	unsigned seed = 2024;
+	int st, kills = 0, temps;
+	int64_t killed_at[3] = { 0 };
+	TuResult r;
+	pid_t pid;
+
+	snprintf(cmd, sizeof cmd, TRAIN " -o '%s' '%s'", full, views);
+	pid = spawn(cmd);
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "uninterrupted run: status %x", st);
+
+	for (int round = 0; round < 3; round++) {
+		double delay;
+		seed = seed * 1103515245u + 12345u;
+		delay = 0.12 + (double)(seed >> 16 & 0xffff) / 65536.0 * 0.25;
+		if (access(part, F_OK) == 0)
+			snprintf(cmd, sizeof cmd, TRAIN " --resume '%s' -o '%s' '%s'", part, part, views);
+		else
+			snprintf(cmd, sizeof cmd, TRAIN " -o '%s' '%s'", part, views);
+		pid = spawn(cmd);
+		if (watch(pid, part, delay, &w, &st)) {
+			ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %x", st);
+			break;   /* it finished first */
+		}
+		kill(pid, SIGKILL);
+		ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+		ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+		if (access(part, F_OK) == 0) {
+			Checkpoint ck;
+			char err[512];
+			ck_assert_msg(checkpoint_load(&ck, part, err, sizeof err) == 0, "after SIGKILL: %s", err);
+			killed_at[kills++] = ck.train.step;
+			checkpoint_free(&ck);
+		}
+	}
+	ck_assert_int_eq(w.torn, 0);
+	ck_assert_msg(kills >= 1, "no kill landed after the first checkpoint");
+	ck_assert_msg(killed_at[kills - 1] < 180, "the run had finished");
+
+	/* a write that fails: the file size limit is below a checkpoint's size */
+	before = tu_read_file(part, &n1);
+	temps = count_temps(part);
+	tu_run(&r, "trap '' XFSZ; ulimit -f %zu; " TRAIN " --resume '%s' -o '%s' '%s'", n1 / 512 / 2, part, part, views);
+	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.err, "File too large") != NULL && strstr(r.err, part) != NULL, "%s", r.err);
+	after = tu_read_file(part, &n2);
+	ck_assert_msg(n1 == n2 && memcmp(before, after, n1) == 0, "the previous checkpoint changed");
+	ck_assert_int_eq(count_temps(part), temps);
+	tu_result_free(&r);
+	free(before);
+	free(after);
+
+	/* the last resume runs to the end */
+	snprintf(cmd, sizeof cmd, TRAIN " --resume '%s' -o '%s' '%s'", part, part, views);
+	pid = spawn(cmd);
+	while (!watch(pid, part, 1.0, &w, &st))
+		;
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "final resume: status %x", st);
+	ck_assert_int_eq(w.torn, 0);
+	assert_same_weights(full, part);
+	if (getenv("HOSTILE_VERBOSE"))
+		fprintf(stderr, "hostile: SIGKILL at steps %lld %lld %lld of 180, %d loads while training, %d torn, "
+		        "%d temporaries left by the kills; EFBIG kept the step-%lld checkpoint; resumed = uninterrupted\n",
+		        (long long)killed_at[0], (long long)killed_at[1], (long long)killed_at[2], w.loads, w.torn,
+		        count_temps(part), (long long)killed_at[kills - 1]);
+}
+END_TEST
+
+static Suite *
+hostile_suite(void)
+{
+	Suite *s = suite_create("hostile");
+	TCase *tc = tcase_create("inputs");
+	TCase *bulk = tcase_create("bulk");
+	TCase *pipes = tcase_create("pipes");
+	TCase *faults = tcase_create("faults");
+	tcase_set_timeout(tc, 30);
+	tcase_add_loop_test(tc, test_case, 0, NCASES);
+	tcase_set_timeout(bulk, 30);
+	tcase_add_test(bulk, test_damaged_members);
+	tcase_add_test(bulk, test_absurd_paths);
+	tcase_add_test(bulk, test_folder_links);
+	tcase_set_timeout(pipes, 30);
+	tcase_add_test(pipes, test_consumer_exits_early);
+	tcase_add_test(pipes, test_cut_stream);
+	tcase_add_test(pipes, test_producer_killed);
+	tcase_add_test(pipes, test_producer_fails);
+	tcase_set_timeout(faults, 60);
+	tcase_add_test(faults, test_train_sigkill_resume);
+	suite_add_tcase(s, tc);
+	suite_add_tcase(s, bulk);
+	suite_add_tcase(s, faults);
+	suite_add_tcase(s, pipes);
+	return s;
+}
+
+CHECK_MAIN(hostile_suite)
