@@ -4,11 +4,13 @@
  * two epochs, batch 8: steps of 8 and 4 records) through
  * ssl-decode --shard | ssl-augment:
  *   - 2 ranks with --sync-bn take the same steps as one process with the
- *     whole batch: one step from the same start gives the same update
- *     (float32 rounding only, 1e-5 of the update), and the whole run the
- *     same losses and weights (1e-4: a ReLU whose input is within rounding
- *     of 0 may flip after a few steps, in one process too between thread
- *     counts); without --sync-bn the results differ (the test can fail);
+ *     whole batch: every step from the same state (the start, or one
+ *     process's checkpoint resumed on 2 ranks) gives the same update up to
+ *     float32 rounding (1e-5 of the update), the same first loss (1e-6),
+ *     and the whole run the same schedule and nearly the same losses (a
+ *     ReLU input within rounding of 0 may flip after a few steps and the
+ *     runs drift apart, as one process does between thread counts);
+ *     without --sync-bn the results differ (the test can fail);
  *   - one rank is bitwise one process;
  *   - interrupted (a signal inside step 1 on every rank) and resumed with
  *     the printed mpirun command, a run ends bitwise equal to an
@@ -93,18 +95,8 @@ run_ok(TuResult *r, const char *cmd)
 	ck_assert_msg(r->status == 0, "'%s' exited %d:\n%s", cmd, r->status, r->err);
 }
 
-/* The single-process pipeline and the 2-rank one, with extra trainer args
- * (env: assignments for ssl-train-mpi, the fault injections). */
-static void
-train_one(const char *args)
-{
-	TuResult r;
-	char cmd[2048];
-	snprintf(cmd, sizeof cmd, DECODE " %s | " AUGMENT " | ssl-train " TINY " %s", tu_path("data"), args);
-	run_ok(&r, cmd);
-	tu_result_free(&r);
-}
-
+/* The 2-rank pipeline with extra trainer args (env: assignments for
+ * ssl-train-mpi, the fault injections). */
 static void
 train_two(TuResult *r, const char *env, const char *args)
 {
@@ -178,40 +170,84 @@ read_losses(const char *path, double *loss, int max)
 	return n;
 }
 
+/* One process's run, stopped after step `stop` (0: the whole run). */
+static void
+train_one_until(int stop, const char *args)
+{
+	TuResult r;
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, DECODE " %s | " AUGMENT " | SSL_FAULT_SIGNAL_AT_STEP=%d ssl-train " TINY " %s",
+	         tu_path("data"), stop, args);
+	tu_run(&r, "%s", cmd);
+	ck_assert_msg(r.status == (stop ? 143 : 0), "'%s' exited %d:\n%s", cmd, r.status, r.err);
+	tu_result_free(&r);
+}
+
+/* |update of b - update of a| / |update of a| from the same start: float
+ * rounding of one step. */
+static void
+assert_same_step(const char *start, const char *one, const char *two, int step)
+{
+	size_t n, n1, n2;
+	float *w0 = load_params(start, &n, NULL), *ws = load_params(one, &n1, NULL), *wd = load_params(two, &n2, NULL);
+	double e;
+	ck_assert(n == n1 && n == n2);
+	e = rel_dist(wd, ws, w0, n);
+	ck_assert_msg(e < 1e-5, "step %d on 2 ranks: its update differs from one process's by %g of its size", step, e);
+	free(w0);
+	free(ws);
+	free(wd);
+}
+
 START_TEST(test_same_as_one_process)
 {
+	TuResult r;
 	double ls[8], ld[8], ln[8];
 	size_t n, n2;
 	float *w0, *ws, *wd;
-	char args[1024];
+	char args[1024], env[64];
 	Checkpoint ck;
 	if (!have_mpi())
 		return;
-	/* one step from the same initial weights */
-	{
-		TuResult r;
-		char cmd[512];
-		snprintf(cmd, sizeof cmd, "ssl-train " TINY " --steps 0 --input-size 16x16x3 -o %s", tu_path("init.ssl"));
+	snprintf(args, sizeof args, "ssl-train " TINY " --steps 0 --input-size 16x16x3 -o %s", tu_path("init.ssl"));
+	run_ok(&r, args);
+	tu_result_free(&r);
+	/* one process: the whole run (2 epochs of a full and a short step) and
+	 * its state after each step */
+	snprintf(args, sizeof args, "--log %s -o %s", tu_path("s.tsv"), tu_path("s4.ssl"));
+	train_one_until(0, args);
+	for (int k = 1; k <= 3; k++) {
+		snprintf(args, sizeof args, "-o %s", tu_path(k == 1 ? "s1.ssl" : k == 2 ? "s2.ssl" : "s3.ssl"));
+		train_one_until(k, args);
+	}
+	/* Every step on 2 ranks from the state one process had before it (step 1
+	 * from the start, the others resumed from one process's checkpoint: a
+	 * resume across world sizes): the same update up to float rounding.
+	 * Step by step, because over several steps a ReLU input within rounding
+	 * of 0 may flip and the runs drift apart (one process does the same
+	 * between thread counts). */
+	snprintf(args, sizeof args, "--sync-bn -o %s", tu_path("d1.ssl"));
+	train_two(&r, "SSL_FAULT_SIGNAL_AT_STEP=1", args);
+	ck_assert_msg(r.status != 0 && strstr(r.err, "interrupted after step 1"), "%s", r.err);
+	tu_result_free(&r);
+	assert_same_step(tu_path("init.ssl"), tu_path("s1.ssl"), tu_path("d1.ssl"), 1);
+	for (int k = 1; k <= 3; k++) {
+		char from[32], to[32], cmd[600];
+		snprintf(from, sizeof from, "s%d.ssl", k);
+		snprintf(to, sizeof to, "s%d.ssl", k + 1);
+		snprintf(cmd, sizeof cmd, "cp %s %s", tu_path(from), tu_path("r.ssl"));
 		run_ok(&r, cmd);
 		tu_result_free(&r);
+		snprintf(env, sizeof env, "SSL_FAULT_SIGNAL_AT_STEP=%d", k + 1);
+		snprintf(args, sizeof args, "--sync-bn --resume %s -o %s", tu_path("r.ssl"), tu_path("r.ssl"));
+		train_two(&r, k < 3 ? env : NULL, args);
+		ck_assert_msg(k < 3 ? r.status != 0 : r.status == 0, "resumed at step %d: exit %d\n%s", k, r.status, r.err);
+		tu_result_free(&r);
+		assert_same_step(tu_path(from), tu_path(to), tu_path("r.ssl"), k + 1);
 	}
-	snprintf(args, sizeof args, "--steps 1 -o %s", tu_path("s1.ssl"));
-	train_one(args);
-	snprintf(args, sizeof args, "--steps 1 --sync-bn -o %s", tu_path("d1.ssl"));
-	train_two_ok(args);
-	w0 = load_params(tu_path("init.ssl"), &n, NULL);
-	ws = load_params(tu_path("s1.ssl"), &n2, NULL);
-	ck_assert_uint_eq(n, n2);
-	wd = load_params(tu_path("d1.ssl"), &n2, NULL);
-	ck_assert_uint_eq(n, n2);
-	ck_assert_msg(rel_dist(wd, ws, w0, n) < 1e-5, "the update of one step differs by %g of its size",
-	              rel_dist(wd, ws, w0, n));
-	free(ws);
-	free(wd);
 
-	/* the whole run: 2 epochs of a full and a short step */
-	snprintf(args, sizeof args, "--log %s -o %s", tu_path("s.tsv"), tu_path("s.ssl"));
-	train_one(args);
+	/* The whole run on 2 ranks: the same losses, weights and schedule (looser:
+	 * the drift above); without --sync-bn far apart (the test can fail). */
 	snprintf(args, sizeof args, "--sync-bn --log %s -o %s", tu_path("d.tsv"), tu_path("d.ssl"));
 	train_two_ok(args);
 	snprintf(args, sizeof args, "--log %s -o %s", tu_path("n.tsv"), tu_path("n.ssl"));
@@ -221,14 +257,14 @@ START_TEST(test_same_as_one_process)
 	ck_assert_int_eq(read_losses(tu_path("n.tsv"), ln, 8), 4);
 	ck_assert_msg(fabs(ld[0] - ls[0]) <= 1e-6 * ls[0], "step 1: loss %.7g, one process %.7g", ld[0], ls[0]);
 	for (int i = 1; i < 4; i++)
-		ck_assert_msg(fabs(ld[i] - ls[i]) <= 1e-4 * ls[i], "step %d: loss %.7g, one process %.7g", i + 1, ld[i],
+		ck_assert_msg(fabs(ld[i] - ls[i]) <= 1e-2 * ls[i], "step %d: loss %.7g, one process %.7g", i + 1, ld[i],
 		              ls[i]);
 	ck_assert_msg(fabs(ln[0] - ls[0]) > 1e-3 * ls[0], "without --sync-bn the loss should differ (%g, %g)", ln[0],
 	              ls[0]);
-	ws = load_params(tu_path("s.ssl"), &n2, NULL);
+	w0 = load_params(tu_path("init.ssl"), &n, NULL);
+	ws = load_params(tu_path("s4.ssl"), &n2, NULL);
 	wd = load_params(tu_path("d.ssl"), &n2, &ck);
-	ck_assert_msg(rel_dist(wd, ws, NULL, n) < 1e-4, "the weights differ by %g", rel_dist(wd, ws, NULL, n));
-	ck_assert_msg(rel_dist(wd, ws, w0, n) < 1e-2, "the updates differ by %g", rel_dist(wd, ws, w0, n));
+	ck_assert_msg(rel_dist(wd, ws, w0, n) < 1e-1, "the updates differ by %g", rel_dist(wd, ws, w0, n));
 	/* the checkpoint describes the global run */
 	ck_assert_int_eq(ck.train.batch, 8);
 	ck_assert_int_eq(ck.train.records_per_epoch, 12);
@@ -237,7 +273,7 @@ START_TEST(test_same_as_one_process)
 	checkpoint_free(&ck);
 	free(wd);
 	wd = load_params(tu_path("n.ssl"), &n2, NULL);
-	ck_assert_msg(rel_dist(wd, ws, w0, n) > 0.1, "without --sync-bn the updates should differ (%g)",
+	ck_assert_msg(rel_dist(wd, ws, w0, n) > 0.5, "without --sync-bn the updates should differ (%g)",
 	              rel_dist(wd, ws, w0, n));
 	free(w0);
 	free(ws);
