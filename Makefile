@@ -177,3 +177,25 @@ bench-export: all
 fixtures-safetensors:
 	/usr/bin/python3 tests/ref/make_safetensors_fixture.py tests/fixtures
 # ---- end safetensors ----
+# ---- ssl-train-mpi (issue 8): data-parallel ssl-train over MPI ----------------
+# Built only when mpicc is on PATH (Debian: libopenmpi-dev); without it the
+# rest of the build, and `make check`, go on (tests/check_mpi skips).
+# tools/ssl-train.c and lib/dist_mpi.c are compiled again with -DSSL_MPI.
+MPICC ?= $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+MPI_BIN := $(BUILD)/bin/ssl-train-mpi
+MPI_OBJ := $(BUILD)/mpi/tools/ssl-train.o $(BUILD)/mpi/lib/dist_mpi.o
+TOOL_BIN += $(MPI_BIN)
+all: $(MPI_BIN)
+$(BUILD)/mpi/%.o: %.c
+	@mkdir -p $(@D)
+	$(MPICC) $(ALL_CFLAGS) -DSSL_MPI -c -o $@ $<
+$(MPI_BIN): $(MPI_OBJ) $(LIBA)
+	@mkdir -p $(@D)
+	$(MPICC) $(ALL_LDFLAGS) -o $@ $(MPI_OBJ) $(LIBA) $(LIBS)
+endif
+
+.PHONY: bench-mpi
+bench-mpi: all
+	@bench/mpi.sh $(BUILD)
+# ---- end ssl-train-mpi ---------------------------------------------------------

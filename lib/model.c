@@ -21,6 +21,7 @@
 #include "layers.h"
 #include "parallel.h"
 #include "rng.h"
+#include "syncbn.h"
 #include "util.h"
 
 #define NBUF 4
@@ -42,6 +43,7 @@ typedef struct {
 	float   *ersd;        /* 1 / sqrt(running_var + eps), for eval */
 	float   *escale;      /* gamma * ersd */
 	double  *stats;       /* sums from the convolution that feeds it */
+	SyncBN  *sync;        /* data-parallel: statistics over all ranks (model_set_sync_bn) */
 	char     name[40];
 } BNorm;
 
@@ -792,6 +794,8 @@ hw(const Conv *cv)
 static void
 bn_finish(BNorm *bn, int64_t M)
 {
+	if (bn->sync) /* sums (and M) over every rank's batch */
+		syncbn_reduce_stats(bn->sync, bn->stats, bn->C, &M);
 	bn_stats_finish(bn->mean, bn->rstd, bn->run_mean, bn->run_var, bn->stats, bn->C, M, BN_MOMENTUM, BN_EPS);
 	for (int c = 0; c < bn->C; c++)
 		bn->scale[c] = bn->gamma[c] * bn->rstd[c];
@@ -855,6 +859,12 @@ encoder_forward_train(Model *m, const float *x, int n)
 static void
 bn_train_plain(BNorm *bn, float *out, const float *inp, int n, int HW, int relu)
 {
+	if (bn->sync) {
+		syncbn_forward_train(bn->sync, out, bn->mean, bn->rstd, bn->run_mean, bn->run_var, inp, bn->gamma,
+		                     bn->beta, n, bn->C, HW, relu, BN_MOMENTUM, BN_EPS);
+		(*bn->nbt)++;
+		return;
+	}
 	(relu ? bn_relu_forward_train : bn_forward_train)(out, bn->mean, bn->rstd, bn->run_mean, bn->run_var,
 	                                                  inp, bn->gamma, bn->beta, n, bn->C, HW, BN_MOMENTUM,
 	                                                  BN_EPS);
@@ -933,6 +943,11 @@ static void
 bn_back(const BNorm *bn, float *dinp, float *dres, const float *dout, const float *out, const float *inp, int n,
         int HW, BnMask mask, const double *sums)
 {
+	if (bn->sync) {
+		syncbn_backward(bn->sync, dinp, dres, bn->dgamma, bn->dbeta, dout, out, inp, bn->mean, bn->rstd, bn->gamma,
+		                bn->beta, n, bn->C, HW, mask, 0, sums);
+		return;
+	}
 	bn_backward_fused(dinp, dres, bn->dgamma, bn->dbeta, dout, out, inp, bn->mean, bn->rstd, bn->gamma, bn->beta,
 	                  n, bn->C, HW, mask, 0, sums);
 }
@@ -1144,4 +1159,52 @@ model_forward_eval(Model *m, const float *x, int n, ModelOutput which)
 	}
 	transpose(m->out_rows, feat, dim, n);
 	return m->out_rows;
+}
+
+/* ---- data-parallel hook (lib/syncbn.h, ssl-train --sync-bn) ---- */
+
+/* Calls fn on every BatchNorm of the model. */
+static void
+each_bn(Model *m, void (*fn)(BNorm *bn, void *arg), void *arg)
+{
+	fn(&m->stem_bn, arg);
+	for (int i = 0; i < m->nblocks; i++) {
+		Block *bk = &m->blocks[i];
+		fn(&bk->b1, arg);
+		fn(&bk->b2, arg);
+		if (bk->bottleneck)
+			fn(&bk->b3, arg);
+		if (bk->has_sc)
+			fn(&bk->bsc, arg);
+	}
+	for (int j = 0; j + 1 < m->nhead; j++)
+		fn(&m->head_bn[j], arg);
+}
+
+static void
+set_sync(BNorm *bn, void *arg)
+{
+	bn->sync = arg;
+}
+
+static void
+widest(BNorm *bn, void *arg)
+{
+	int *c = arg;
+	if (bn->C > *c)
+		*c = bn->C;
+}
+
+void
+model_set_sync_bn(Model *m, SyncBN *s)
+{
+	each_bn(m, set_sync, s);
+}
+
+int
+model_max_bn_channels(const Model *m)
+{
+	int c = 0;
+	each_bn((Model *)m, widest, &c);
+	return c;
 }

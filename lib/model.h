@@ -103,6 +103,16 @@ void   model_zero_grad(Model *m);
  * model_forward_train. */
 void   model_backward(Model *m, const float *dz);
 
+/* Data-parallel training (ssl-train --sync-bn): with s set, every
+ * training-mode BatchNorm reduces its batch statistics (forward) and its
+ * gradient sums (backward) over all ranks through s (lib/syncbn.h), so the
+ * ranks normalise over the global batch. NULL (the default): each process
+ * uses its own batch. s must outlive its use. */
+struct SyncBN;
+void   model_set_sync_bn(Model *m, struct SyncBN *s);
+/* The widest BatchNorm (channels), for syncbn_new. */
+int    model_max_bn_channels(const Model *m);
+
 /* Supervised path: encoder + fc, training mode. Returns logits (n, num_classes). */
 const float *model_forward_train_classify(Model *m, const float *x, int n);
 void   model_backward_classify(Model *m, const float *dlogits);

@@ -13,6 +13,21 @@
  * so a stream restarted at the epoch (ssl-decode --start-epoch E) or the
  * whole stream again both continue exactly.
  *
+ * Data-parallel (ssl-train-mpi, TrainSetup.dist): the same loop on every
+ * rank in lockstep, each rank reading its shard (ssl-decode --shard
+ * RANK/SIZE) and taking batch / size records per step; the projections are
+ * gathered so NT-Xent sees the whole global batch, the gradients are
+ * summed over the ranks (one all-reduce of the flat gradient arena), and
+ * with sync_bn BatchNorm uses the global batch's statistics. The result is
+ * that of one process with the same (global) batch, up to float rounding:
+ * the batch of step k is the same records either way. Rank 0 writes the
+ * checkpoints, the log and the monitor; checkpoints hold the global batch
+ * and position, so a run resumes on any number of ranks that divides the
+ * batch (or on one process). trainer_new and trainer_run are collective:
+ * every rank calls them; the ranks take every decision (stop, fail, end
+ * of epoch) together, and messages that would be the same on every rank
+ * are left to rank 0 (err is empty on the others).
+ *
  * A step allocates nothing: every buffer is planned in trainer_new. */
 #ifndef SSL_TRAINER_H
 #define SSL_TRAINER_H
@@ -22,6 +37,7 @@
 #include <stdio.h>
 
 #include "checkpoint.h"
+#include "dist.h"
 #include "model.h"
 #include "optim.h"
 #include "safetensors.h"
@@ -33,7 +49,7 @@ typedef struct {
 	TrainObjective objective;
 	ModelConfig    model;           /* in_channels/in_h/in_w: from the first record when 0 */
 	OptimConfig    optim;
-	int            batch;           /* pairs (simclr) or images (supervised) per step */
+	int            batch;           /* pairs (simclr) or images (supervised) per step, over all ranks */
 	double         lr;              /* base rate as given (--lr) */
 	int            lr_abs;          /* 0: lr * batch / 256 */
 	double         warmup_epochs;
@@ -58,6 +74,9 @@ typedef struct {
 	double         monitor_t;       /* 0.1 */
 	int            progress, quiet, verbose;
 	volatile sig_atomic_t *stop;    /* set asynchronously: finish the step, checkpoint, stop */
+	/* data-parallel: NULL for one process */
+	Dist          *dist;
+	int            sync_bn;         /* BatchNorm statistics over all ranks' batches */
 	/* the provenance of the run (stream header's, then ssl-train's own) */
 	int            nprov;
 	const Provenance *prov;
@@ -106,5 +125,10 @@ int trainer_write_untrained(const TrainSetup *s, char *err, size_t errlen);
  * ssl-train's own. Returns buf. */
 char *trainer_resume_command(char *buf, size_t len, const Provenance *prov, int nprov, int from_stdin,
                              int argc, char *const *argv, const char *model, int64_t epoch);
+/* The same for ssl-train-mpi on `ranks` ranks: "mpirun -np N sh -c '...'"
+ * whose ssl-decode takes --shard from $OMPI_COMM_WORLD_RANK and _SIZE (add
+ * the launcher options the run had, such as a host file). */
+char *trainer_resume_command_mpi(char *buf, size_t len, const Provenance *prov, int nprov, int from_stdin,
+                                 int argc, char *const *argv, const char *model, int64_t epoch, int ranks);
 
 #endif

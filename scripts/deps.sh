@@ -4,7 +4,8 @@
 # the exact command and fails.
 set -u
 PKGS="build-essential pkg-config libarchive-dev libopenblas-dev libmsgpack-dev check \
-libjpeg-dev libpng-dev libjansson-dev mandoc dataset-fashion-mnist python3-msgpack python3-numpy"
+libjpeg-dev libpng-dev libjansson-dev mandoc dataset-fashion-mnist python3-msgpack python3-numpy \
+libopenmpi-dev openmpi-bin"
 
 missing=""
 for p in $PKGS; do

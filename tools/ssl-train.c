@@ -1,9 +1,14 @@
 /* ssl-train: SimCLR pre-training (or supervised fine-tuning) from a views
  * stream into a checkpoint file. See ssl-train(1); the loop is lib/trainer.c,
- * the file format lib/checkpoint.c. */
+ * the file format lib/checkpoint.c.
+ *
+ * Compiled a second time with -DSSL_MPI (mpicc) this is ssl-train-mpi, the
+ * data-parallel trainer: one process per rank under mpirun, each reading
+ * its shard (ssl-train(1) DISTRIBUTED TRAINING, lib/dist.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +16,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "dist.h"
 #include "parallel.h"
 #include "plot.h"
 #include "safetensors.h"
@@ -18,11 +24,30 @@
 #include "trainer.h"
 #include "util.h"
 
+#ifdef SSL_MPI
+#define PROG "ssl-train-mpi"
+#else
+#define PROG "ssl-train"
+#endif
+
+#if defined(SSL_MPI) && defined(__SANITIZE_ADDRESS__)
+/* Sanitizer builds: Open MPI keeps allocations past MPI_Finalize (in
+ * components it has unloaded, so no suppression can name them). Leak
+ * checking stays on for ssl-train, the same code without MPI. */
+const char *__asan_default_options(void);
+const char *
+__asan_default_options(void)
+{
+	return "detect_leaks=0";
+}
+#endif
+
 enum {
 	OPT_ARCH = 256, OPT_STEM, OPT_WIDTH, OPT_ZIR, OPT_PROJ_LAYERS, OPT_PROJ_HIDDEN, OPT_PROJ_DIM, OPT_OBJECTIVE,
 	OPT_INIT, OPT_BATCH, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
 	OPT_WARMUP_EPOCHS, OPT_WARMUP_STEPS, OPT_STEPS, OPT_SEED, OPT_THREADS, OPT_CKPT_EVERY, OPT_RESUME, OPT_LOG,
-	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_PROGRESS, OPT_QUIET, OPT_VERBOSE,
+	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_SYNC_BN, OPT_TIMEOUT, OPT_PROGRESS,
+	OPT_QUIET, OPT_VERBOSE,
 	OPT_HELP, OPT_VERSION, OPT_INIT_FROM, OPT_END
 };
 
@@ -60,6 +85,8 @@ static const struct option longopts[] = {
 	{ "mean", required_argument, NULL, OPT_MEAN },
 	{ "std", required_argument, NULL, OPT_STD },
 	{ "input-size", required_argument, NULL, OPT_INPUT_SIZE },
+	{ "sync-bn", no_argument, NULL, OPT_SYNC_BN },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
@@ -73,17 +100,19 @@ typedef struct {
 	const char *input;        /* NULL: stdin */
 	const char *resume, *init, *init_from, *plot;
 	int         threads, has_input_size, nstd;
+	double      timeout;      /* data-parallel watchdog, seconds (0: none) */
 	char        given[OPT_END];
 } Options;
 
 static volatile sig_atomic_t got_signal;
 static int input_fd = -1, devnull_fd = -1;
+static Dist *signal_dist; /* data-parallel: a signal while waiting for the ranks is worth a line */
 
 static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	        "usage: ssl-train [options] -o MODEL [FILE]\n"
+	        "usage: %s [options] -o MODEL [FILE]\n"
 	        "  -o, --output MODEL        checkpoint to write (atomically, every --checkpoint-every and at the end)\n"
 	        "  --arch A                  resnet18, resnet34 or resnet50 (resnet18)\n"
 	        "  --stem S                  cifar (3x3 conv) or imagenet (7x7/2 conv and max-pool) (cifar)\n"
@@ -120,11 +149,13 @@ usage(FILE *fp)
 	        "  --mean M[,M...]           per-channel mean on 0..1 pixels (default: from the first batch)\n"
 	        "  --std S[,S...]            per-channel standard deviation (default: from the first batch)\n"
 	        "  --input-size HxWxC        with --steps 0: the input size, so no stream is read\n"
+	        "  --sync-bn                 ssl-train-mpi: BatchNorm statistics over all ranks' batches\n"
+	        "  --timeout S               ssl-train-mpi: end the job when the ranks wait S seconds for one (1800; 0 never)\n"
 	        "  --progress                show progress even when stderr is not a terminal\n"
 	        "  --quiet                   no progress or notes on stderr\n"
 	        "  --verbose                 print the model, one line per layer\n"
 	        "  --help                    show this help and exit\n"
-	        "  --version                 show the version and exit\n");
+	        "  --version                 show the version and exit\n", PROG);
 }
 
 static int
@@ -169,6 +200,7 @@ parse_options(int argc, char **argv, Options *o)
 	trainer_setup_default(s);
 	s->model.width = 64;
 	s->ckpt_every_epochs = 1;
+	o->timeout = 1800;
 	while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
 		if (c > 0 && c < OPT_END)
 			o->given[c] = 1;
@@ -240,11 +272,13 @@ parse_options(int argc, char **argv, Options *o)
 		case OPT_MEAN: s->nnorm = parse_floats("--mean", optarg, s->mean, 16); break;
 		case OPT_STD: o->nstd = parse_floats("--std", optarg, s->std, 16); break;
 		case OPT_INPUT_SIZE: parse_input_size(optarg, &s->model); o->has_input_size = 1; break;
+		case OPT_SYNC_BN: s->sync_bn = 1; break;
+		case OPT_TIMEOUT: o->timeout = opt_f64("--timeout", optarg, 0, 1e9); break;
 		case OPT_PROGRESS: s->progress = 1; break;
 		case OPT_QUIET: s->quiet = 1; break;
 		case OPT_VERBOSE: s->verbose = 1; break;
 		case OPT_HELP: usage(stdout); exit(0);
-		case OPT_VERSION: printf("ssl-train %s\n", SSL_VERSION); exit(0);
+		case OPT_VERSION: printf("%s %s\n", PROG, SSL_VERSION); exit(0);
 		default: die_usage("unknown option");
 		}
 	}
@@ -384,6 +418,8 @@ static void
 on_signal(int sig)
 {
 	got_signal = sig;
+	if (sig != SIGUSR1)
+		dist_note_signal(signal_dist);
 	/* The input now reads as ended: a read blocked on a live upstream (or
 	 * the rest of a partly done fread) returns at once, and the loop
 	 * stops after the current step. dup2 is async-signal-safe. */
@@ -404,6 +440,9 @@ catch_signals(void)
 	sa.sa_flags = SA_RESETHAND;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* mpirun forwards SIGUSR1 to every rank (SIGTERM makes it kill them
+	 * within seconds): the way to stop a data-parallel run with a checkpoint */
+	sigaction(SIGUSR1, &sa, NULL);
 }
 
 static void
@@ -428,6 +467,33 @@ make_plot(const Options *o)
 	}
 }
 
+#ifdef SSL_MPI
+/* Data-parallel defaults: OpenMP threads are the cores of this rank (its
+ * CPU binding, and at most this host's CPUs shared among its ranks). */
+static int
+rank_threads(const Dist *d)
+{
+	cpu_set_t set;
+	long online = sysconf(_SC_NPROCESSORS_ONLN);
+	int bound = online > 0 ? (int)online : 1, share;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		bound = CPU_COUNT(&set);
+	share = online > 0 ? (int)(online / (d->local_size > 0 ? d->local_size : 1)) : 1;
+	share = share < 1 ? 1 : share;
+	return bound < share ? bound : share;
+}
+#endif
+
+/* Ends the run: every rank finishes MPI (all reach here together, or the
+ * job is being torn down anyway). */
+static int
+finish(Dist *d, int rc)
+{
+	if (d)
+		dist_finalize(d);
+	return rc;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -440,12 +506,35 @@ main(int argc, char *argv[])
 	StreamHeader prov;
 	Trainer *t;
 	TrainStatus st;
+	Dist *d = NULL;
 	char err[1024];
-	int rc = 0;
+	int rc = 0, rank = 0;
 
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
 	set_quiet(o.s.quiet);
+#ifdef SSL_MPI
+	{
+		static char name[64];
+		if (!(d = dist_mpi_open(&argc, &argv, o.timeout, err, sizeof err)))
+			die("%s", err);
+		rank = dist_rank(d);
+		if (dist_size(d) > 1) { /* every message names its rank; rank 0 alone reports progress */
+			snprintf(name, sizeof name, "%s: rank %d", getprogname_ssl(), rank);
+			setprogname(name);
+			if (rank != 0) {
+				set_quiet(1);
+				o.s.quiet = 1;
+				o.s.progress = 0;
+				o.s.verbose = 0;
+			}
+		}
+		if (!o.threads && !getenv("OMP_NUM_THREADS"))
+			o.threads = rank_threads(d);
+		o.s.dist = d;
+		signal_dist = d;
+	}
+#endif
 	parallel_set_threads(o.threads);
 	checkpoint_init(&resume);
 	checkpoint_init(&init);
@@ -468,15 +557,18 @@ main(int argc, char *argv[])
 		stream_header_add_provenance(&prov, argc, argv);
 		o.s.nprov = prov.nprov;
 		o.s.prov = prov.prov;
-		if (trainer_write_untrained(&o.s, err, sizeof err) < 0)
-			die("%s", err);
-		if (o.init_from)
-			note("model with the encoder of %s written to %s", o.init_from, o.s.out_path);
-		else
-			note("untrained model (seed %llu) written to %s", (unsigned long long)o.s.seed, o.s.out_path);
+		if (rank == 0) {
+			if (trainer_write_untrained(&o.s, err, sizeof err) < 0)
+				die("%s", err);
+			if (o.init_from)
+				note("model with the encoder of %s written to %s", o.init_from, o.s.out_path);
+			else
+				note("untrained model (seed %llu) written to %s", (unsigned long long)o.s.seed,
+				     o.s.out_path);
+		}
 		stream_header_free(&prov);
 		safetensors_free(&init_from);
-		return 0;
+		return finish(d, 0);
 	}
 
 	if (!o.input || strcmp(o.input, "-") == 0) {
@@ -502,28 +594,40 @@ main(int argc, char *argv[])
 	o.s.nprov = prov.nprov;
 	o.s.prov = prov.prov;
 	o.s.stop = &got_signal;
-	if (!(t = trainer_new(&o.s, in, err, sizeof err)))
-		die("%s", err);
+	if (!(t = trainer_new(&o.s, in, err, sizeof err))) {
+		if (err[0]) /* data-parallel: a message the ranks share comes from rank 0 */
+			warn("%s", err);
+		return finish(d, 1);
+	}
 	catch_signals();
 	st = trainer_run(t, err, sizeof err);
 	if (st == TRAIN_DONE) {
 		note("%lld steps done; model written to %s", (long long)trainer_step(t), o.s.out_path);
-		make_plot(&o);
+		if (rank == 0)
+			make_plot(&o);
 	} else if (st == TRAIN_INTERRUPTED || st == TRAIN_TRUNCATED) {
-		warn("%s", err);
-		if (trainer_checkpoint_written(t)) {
+		if (err[0] && (rank == 0 || st == TRAIN_TRUNCATED))
+			warn("%s", err);
+		if (trainer_checkpoint_written(t) && rank == 0) {
 			char cmd[8192];
-			trainer_resume_command(cmd, sizeof cmd, h->prov, h->nprov, fp == stdin, argc, argv, o.s.out_path,
-			                       trainer_epoch(t));
+			if (d && dist_size(d) > 1)
+				trainer_resume_command_mpi(cmd, sizeof cmd, h->prov, h->nprov, fp == stdin, argc, argv,
+				                           o.s.out_path, trainer_epoch(t), dist_size(d));
+			else
+				trainer_resume_command(cmd, sizeof cmd, h->prov, h->nprov, fp == stdin, argc, argv, o.s.out_path,
+				                       trainer_epoch(t));
 			warn("to resume: %s", cmd);
 		}
 		rc = st == TRAIN_TRUNCATED ? 1 : 128 + (got_signal ? got_signal : SIGTERM);
 	} else if (st == TRAIN_DIVERGED) {
-		warn("%s; %s", err,
-		     trainer_checkpoint_written(t) || o.resume ? "the last checkpoint is intact" : "no checkpoint was written");
+		if (rank == 0)
+			warn("%s; %s", err,
+			     trainer_checkpoint_written(t) || o.resume ? "the last checkpoint is intact"
+			                                               : "no checkpoint was written");
 		rc = 1;
 	} else {
-		warn("%s", err);
+		if (err[0])
+			warn("%s", err);
 		rc = 1;
 	}
 	trainer_free(t);
@@ -534,5 +638,5 @@ main(int argc, char *argv[])
 	checkpoint_free(&resume);
 	checkpoint_free(&init);
 	safetensors_free(&init_from);
-	return rc;
+	return finish(d, rc);
 }
