@@ -8,6 +8,23 @@
 
 #define NORM_EPS 1e-12 /* F.normalize's eps */
 
+double
+ntxent_row_lse(const float *s, int M, int i, int *best)
+{
+	float mx = -INFINITY;
+	double sum = 0;
+	*best = -1;
+	for (int j = 0; j < M; j++)
+		if (j != i && s[j] > mx) {
+			mx = s[j];
+			*best = j;
+		}
+	for (int j = 0; j < M; j++)
+		if (j != i)
+			sum += exp((double)s[j] - mx);
+	return mx + log(sum);
+}
+
 size_t
 ntxent_work_floats(int N, int D)
 {
@@ -41,18 +58,8 @@ ntxent_forward_backward(float *loss, float *acc, float *dz, float *work,
 	int hits = 0;
 	for (int i = 0; i < M; i++) {
 		float *s = S + (size_t)i * M;
-		int pos = i < N ? i + N : i - N, best = -1;
-		float mx = -INFINITY;
-		for (int j = 0; j < M; j++)
-			if (j != i && s[j] > mx) {
-				mx = s[j];
-				best = j;
-			}
-		double sum = 0;
-		for (int j = 0; j < M; j++)
-			if (j != i)
-				sum += exp((double)s[j] - mx);
-		double lse = mx + log(sum);
+		int pos = i < N ? i + N : i - N, best;
+		double lse = ntxent_row_lse(s, M, i, &best);
 		total += lse - s[pos];
 		hits += best == pos;
 		/* row i of G = d loss / d S: (softmax - onehot) / M, 0 on the diagonal */

@@ -22,6 +22,11 @@ int    ntxent_forward_backward(float *loss, float *acc, float *dz, float *work,
                                const float *z, int N, int D, float temperature);
 /* Naive twin: the loss alone, in double. */
 double ntxent_loss_ref(const float *z, int N, int D, float temperature);
+/* One row of the masked similarity matrix: s (M) = row i of S/t. Returns
+ * log sum_{j != i} exp(s_j), taken around the row maximum, and sets *best to
+ * the most similar other row. Shared by the one-process and the distributed
+ * NT-Xent (lib/ntxent_dist.c). */
+double ntxent_row_lse(const float *s, int M, int i, int *best);
 
 /* Cross-entropy of logits (n, K) against labels in [0, K); rows with a
  * negative label are ignored (PyTorch ignore_index). loss = mean over the

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "loss.h"
 
 #define NORM_EPS 1e-12 /* F.normalize's eps, as loss.c */
 
@@ -81,18 +82,8 @@ ntxent_dist_forward_backward(Dist *d, float *loss, float *acc, float *dz, float 
 #pragma omp parallel for schedule(static) if ((size_t)m * M > 65536)
 	for (int l = 0; l < m; l++) {
 		const float *s = w.S + (size_t)l * M;
-		int i = grow(l, n, N, off), pos = i < N ? i + N : i - N, best = -1;
-		float mx = -INFINITY;
-		for (int j = 0; j < M; j++)
-			if (j != i && s[j] > mx) {
-				mx = s[j];
-				best = j;
-			}
-		double sum = 0;
-		for (int j = 0; j < M; j++)
-			if (j != i)
-				sum += exp((double)s[j] - mx);
-		double lse = mx + log(sum);
+		int i = grow(l, n, N, off), pos = i < N ? i + N : i - N, best;
+		double lse = ntxent_row_lse(s, M, i, &best);
 		w.vec[i] = lse;
 		w.rl[2 * l] = lse - s[pos];
 		w.rl[2 * l + 1] = best == pos;
