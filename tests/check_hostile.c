@@ -1549,43 +1549,6 @@ watch(pid_t pid, const char *path, double wait, Watch *w, int *st)
 	return 0;
 }
 
-static void
-assert_same_weights(const char *a, const char *b)
-{
-	Checkpoint x, y;
-	Model *m1, *m2;
-	Optim *o1, *o2;
-	char err[512];
-	ck_assert_msg(checkpoint_load(&x, a, err, sizeof err) == 0, "%s", err);
-	ck_assert_msg(checkpoint_load(&y, b, err, sizeof err) == 0, "%s", err);
-	ck_assert_int_eq(x.train.step, y.train.step);
-	m1 = model_new(&x.config, 1, MODEL_TRAIN, err, sizeof err);
-	m2 = model_new(&y.config, 1, MODEL_TRAIN, err, sizeof err);
-	ck_assert(m1 && m2);
-	ck_assert_int_eq(checkpoint_restore_model(&x, m1, 0, err, sizeof err), 0);
-	ck_assert_int_eq(checkpoint_restore_model(&y, m2, 0, err, sizeof err), 0);
-	o1 = optim_new(&x.optim, model_params(m1));
-	o2 = optim_new(&y.optim, model_params(m2));
-	ck_assert_int_eq(checkpoint_restore_optim(&x, o1, err, sizeof err), 0);
-	ck_assert_int_eq(checkpoint_restore_optim(&y, o2, err, sizeof err), 0);
-	for (int k = 0; k < 2; k++) {
-		ParamTable *p = k ? optim_state(o1) : model_params(m1), *q = k ? optim_state(o2) : model_params(m2);
-		for (int i = 0; i < p->n; i++) {
-			ParamEntry *e = &p->e[i], *f = params_find(q, e->name);
-			ck_assert_ptr_nonnull(f);
-			ck_assert_msg(memcmp(e->data ? (void *)e->data : (void *)e->i64, f->data ? (void *)f->data : (void *)f->i64,
-			                     (size_t)e->numel * (e->data ? 4 : 8)) == 0,
-			              "%s differs between %s and %s", e->name, a, b);
-		}
-	}
-	optim_free(o1);
-	optim_free(o2);
-	model_free(m1);
-	model_free(m2);
-	checkpoint_free(&x);
-	checkpoint_free(&y);
-}
-
 /* Temporary files of the atomic writes beside path. */
 static int
 count_temps(const char *path)
@@ -1676,7 +1639,7 @@ START_TEST(test_train_sigkill_resume)
 		;
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "final resume: status %x", st);
 	ck_assert_int_eq(w.torn, 0);
-	assert_same_weights(full, part);
+	tu_assert_same_checkpoints(full, part);
 	if (getenv("HOSTILE_VERBOSE"))
 		fprintf(stderr, "hostile: SIGKILL at steps %lld %lld %lld of 180, %d loads while training, %d torn, "
 		        "%d temporaries left by the kills; EFBIG kept the step-%lld checkpoint; resumed = uninterrupted\n",

@@ -54,12 +54,6 @@ write_stream(const char *path, int classes, int trailer)
 	return (size_t)size;
 }
 
-static void
-assert_has(const char *text, const char *needle)
-{
-	ck_assert_msg(strstr(text, needle) != NULL, "missing '%s' in:\n%s", needle, text);
-}
-
 START_TEST(test_text_report)
 {
 	const char *path = tu_path("s.ssl");
@@ -68,20 +62,20 @@ START_TEST(test_text_report)
 	tu_run(&r, "ssl-info '%s'", path);
 	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
 	ck_assert_str_eq(r.err, "");
-	assert_has(r.out, "format: ssl-stream 1.0\nkind: images\nclasses: 3\nrecords_per_epoch: 3\nepochs: 2\n"
+	tu_assert_has(r.out, "format: ssl-stream 1.0\nkind: images\nclasses: 3\nrecords_per_epoch: 3\nepochs: 2\n"
 	                  "start_epoch: 4\nmeta: size=8x8\n");
-	assert_has(r.out, "\npipeline: ssl-decode --epochs 2 'my data.tar' | ssl-augment --views 2\n");
-	assert_has(r.out, "\nrecords: 6\nclass 0 cat: 2\nclass 1 dog: 2\nclass 2 frog: 1\nlabel unknown: 1\n"
+	tu_assert_has(r.out, "\npipeline: ssl-decode --epochs 2 'my data.tar' | ssl-augment --views 2\n");
+	tu_assert_has(r.out, "\nrecords: 6\nclass 0 cat: 2\nclass 1 dog: 2\nclass 2 frog: 1\nlabel unknown: 1\n"
 	                  "epoch 4: 3\nepoch 5: 3\n");
-	assert_has(r.out, "\ntensor image: |u1 varies 8x8x3 to 16x8x3 in 6 records\n");
-	assert_has(r.out, "\ntensor feat: <f4 4 in 6 records\n");
-	assert_has(r.out, "\ntrailer: seen\n");
+	tu_assert_has(r.out, "\ntensor image: |u1 varies 8x8x3 to 16x8x3 in 6 records\n");
+	tu_assert_has(r.out, "\ntensor feat: <f4 4 in 6 records\n");
+	tu_assert_has(r.out, "\ntrailer: seen\n");
 	tu_result_free(&r);
 	/* stdin, "-" and a pipe give the same report but for the file name */
 	tu_run(&r, "ssl-info - < '%s' && cat '%s' | ssl-info", path, path);
 	ck_assert_int_eq(r.status, 0);
-	assert_has(r.out, "file: <stdin>\n");
-	assert_has(r.out, "\ntrailer: seen\nfile: <stdin>\n");
+	tu_assert_has(r.out, "file: <stdin>\n");
+	tu_assert_has(r.out, "\ntrailer: seen\nfile: <stdin>\n");
 	tu_result_free(&r);
 }
 END_TEST
@@ -93,8 +87,8 @@ START_TEST(test_labels_without_classes)
 	write_stream(path, 0, 1);
 	tu_run(&r, "ssl-info < '%s'", path);
 	ck_assert_int_eq(r.status, 0);
-	assert_has(r.out, "\nclasses: 0\n");
-	assert_has(r.out, "\nlabel 5: 2\nlabel 6: 2\nlabel 7: 1\nlabel unknown: 1\n");
+	tu_assert_has(r.out, "\nclasses: 0\n");
+	tu_assert_has(r.out, "\nlabel 5: 2\nlabel 6: 2\nlabel 7: 1\nlabel unknown: 1\n");
 	tu_result_free(&r);
 }
 END_TEST
@@ -154,24 +148,24 @@ START_TEST(test_truncated)
 	tu_result_free(&r);
 	tu_run(&r, "ssl-info '%s'", cut);
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "ssl-info: ");
-	assert_has(r.err, "truncated stream");
-	assert_has(r.out, "\nrecords: 5\n");
-	assert_has(r.out, "\ntrailer: missing\n");
+	tu_assert_has(r.err, "ssl-info: ");
+	tu_assert_has(r.err, "truncated stream");
+	tu_assert_has(r.out, "\nrecords: 5\n");
+	tu_assert_has(r.out, "\ntrailer: missing\n");
 	tu_result_free(&r);
 	tu_run(&r, "ssl-info --json < '%s'", cut);
 	ck_assert_int_eq(r.status, 1);
 	o = json_loads(r.out, 0, NULL);
 	ck_assert_ptr_nonnull(o);
 	ck_assert(json_is_false(json_object_get(o, "trailer")));
-	assert_has(json_string_value(json_object_get(o, "error")), "truncated stream");
+	tu_assert_has(json_string_value(json_object_get(o, "error")), "truncated stream");
 	json_decref(o);
 	tu_result_free(&r);
 	write_stream(path, 1, 0);
 	tu_run(&r, "ssl-info --quiet '%s'", path);
 	ck_assert_int_eq(r.status, 1);
 	ck_assert_uint_eq(r.outlen, 0);
-	assert_has(r.err, "truncated stream (EOF after 6 records, no trailer)");
+	tu_assert_has(r.err, "truncated stream (EOF after 6 records, no trailer)");
 	tu_result_free(&r);
 }
 END_TEST
@@ -194,16 +188,16 @@ START_TEST(test_bad_inputs)
 	TuResult r;
 	tu_run(&r, "ssl-info '%s'", tu_path("missing.ssl"));
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "missing.ssl: cannot open: No such file or directory");
+	tu_assert_has(r.err, "missing.ssl: cannot open: No such file or directory");
 	tu_result_free(&r);
 	tu_run(&r, "echo hello | ssl-info");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "ssl-info: <stdin>: header: not an ssl-stream");
+	tu_assert_has(r.err, "ssl-info: <stdin>: header: not an ssl-stream");
 	ck_assert_uint_eq(r.outlen, 0);
 	tu_result_free(&r);
 	tu_run(&r, "ssl-info < /dev/null");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "truncated stream");
+	tu_assert_has(r.err, "truncated stream");
 	tu_result_free(&r);
 }
 END_TEST
@@ -214,18 +208,18 @@ START_TEST(test_usage)
 	tu_run(&r, "ssl-info --bogus");
 	ck_assert_int_eq(r.status, 2);
 	ck_assert_uint_eq(r.outlen, 0);
-	assert_has(r.err, "--help");
+	tu_assert_has(r.err, "--help");
 	tu_result_free(&r);
 	tu_run(&r, "ssl-info a b");
 	ck_assert_int_eq(r.status, 2);
 	tu_result_free(&r);
 	tu_run(&r, "ssl-info --help");
 	ck_assert_int_eq(r.status, 0);
-	assert_has(r.out, "usage: ssl-info [--json] [--quiet] [--progress] [file]");
+	tu_assert_has(r.out, "usage: ssl-info [--json] [--quiet] [--progress] [file]");
 	tu_result_free(&r);
 	tu_run(&r, "ssl-info --version");
 	ck_assert_int_eq(r.status, 0);
-	assert_has(r.out, "ssl-info ");
+	tu_assert_has(r.out, "ssl-info ");
 	tu_result_free(&r);
 }
 END_TEST

@@ -82,19 +82,6 @@ write_data(const char *dir)
 		free(b[i].data);
 }
 
-static void
-assert_has(const char *text, const char *needle)
-{
-	ck_assert_msg(strstr(text, needle) != NULL, "missing '%s' in:\n%s", needle, text);
-}
-
-static void
-run_ok(TuResult *r, const char *cmd)
-{
-	tu_run(r, "%s", cmd);
-	ck_assert_msg(r->status == 0, "'%s' exited %d:\n%s", cmd, r->status, r->err);
-}
-
 /* The 2-rank pipeline with extra trainer args (env: assignments for
  * ssl-train-mpi, the fault injections). */
 static void
@@ -210,7 +197,7 @@ START_TEST(test_same_as_one_process)
 	if (!have_mpi())
 		return;
 	snprintf(args, sizeof args, "ssl-train " TINY " --steps 0 --input-size 16x16x3 -o %s", tu_path("init.ssl"));
-	run_ok(&r, args);
+	tu_run_ok(&r, args);
 	tu_result_free(&r);
 	/* one process: the whole run (2 epochs of a full and a short step) and
 	 * its state after each step */
@@ -236,7 +223,7 @@ START_TEST(test_same_as_one_process)
 		snprintf(from, sizeof from, "s%d.ssl", k);
 		snprintf(to, sizeof to, "s%d.ssl", k + 1);
 		snprintf(cmd, sizeof cmd, "cp %s %s", tu_path(from), tu_path("r.ssl"));
-		run_ok(&r, cmd);
+		tu_run_ok(&r, cmd);
 		tu_result_free(&r);
 		snprintf(env, sizeof env, "SSL_FAULT_SIGNAL_AT_STEP=%d", k + 1);
 		snprintf(args, sizeof args, "--sync-bn --resume %s -o %s", tu_path("r.ssl"), tu_path("r.ssl"));
@@ -290,11 +277,11 @@ START_TEST(test_one_rank_is_one_process)
 	if (!have_mpi())
 		return;
 	snprintf(cmd, sizeof cmd, DECODE " %s | " AUGMENT " > %s", tu_path("data"), tu_path("v.st"));
-	run_ok(&r, cmd);
+	tu_run_ok(&r, cmd);
 	tu_result_free(&r);
 	snprintf(cmd, sizeof cmd, "ssl-train " TINY " -o %s %s && mpirun --allow-run-as-root -np 1 ssl-train-mpi " TINY
 	         " --sync-bn -o %s %s", tu_path("a.ssl"), tu_path("v.st"), tu_path("b.ssl"), tu_path("v.st"));
-	run_ok(&r, cmd);
+	tu_run_ok(&r, cmd);
 	tu_result_free(&r);
 	a = load_params(tu_path("a.ssl"), &n, NULL);
 	b = load_params(tu_path("b.ssl"), &n2, NULL);
@@ -319,15 +306,15 @@ START_TEST(test_interrupt_and_resume)
 	snprintf(args, sizeof args, "--sync-bn --checkpoint-every 1 -o %s", tu_path("cut.ssl"));
 	train_two(&r, "SSL_FAULT_SIGNAL_AT_STEP=1", args);
 	ck_assert_int_ne(r.status, 0);
-	assert_has(r.err, "interrupted after step 1 of 4");
+	tu_assert_has(r.err, "interrupted after step 1 of 4");
 	line = strstr(r.err, "to resume: mpirun -np 2 sh -c '");
 	ck_assert_msg(line != NULL, "no mpirun resume command in:\n%s", r.err);
 	line += strlen("to resume: mpirun -np 2 ");
 	end = strchr(line, '\n');
 	ck_assert_ptr_nonnull(end);
 	*end = '\0';
-	assert_has(line, "--shard $OMPI_COMM_WORLD_RANK/$OMPI_COMM_WORLD_SIZE --start-epoch 0");
-	assert_has(line, "--resume");
+	tu_assert_has(line, "--shard $OMPI_COMM_WORLD_RANK/$OMPI_COMM_WORLD_SIZE --start-epoch 0");
+	tu_assert_has(line, "--resume");
 	cmd = xstrdup(line);
 	tu_result_free(&r);
 	tu_run(&r, MPIRUN " %s", cmd);
@@ -377,7 +364,7 @@ START_TEST(test_rank_hangs)
 	train_two(&r, "SSL_FAULT_RANK_AT_STEP=1:2:hang", args);
 	ck_assert_int_ne(r.status, 0);
 	ck_assert_msg(now_seconds() - t0 < 30, "the job took %.0f s to end", now_seconds() - t0);
-	assert_has(r.err, "rank 0: no answer from the other ranks for 2 s");
+	tu_assert_has(r.err, "rank 0: no answer from the other ranks for 2 s");
 	tu_result_free(&r);
 }
 END_TEST
@@ -395,9 +382,9 @@ START_TEST(test_one_input_fails)
 	         "then head -c 12000; else cat; fi | ssl-train-mpi " TINY " -o %s'", tu_path("data"), tu_path("cut.ssl"));
 	tu_run(&r, "%s", cmd);
 	ck_assert_int_ne(r.status, 0);
-	assert_has(r.err, "rank 1: <stdin>: record 8: truncated stream");
-	assert_has(r.err, "rank 0: the input of rank 1 failed (its message says why); checkpoint after step 2 written");
-	assert_has(r.err, "to resume: mpirun -np 2 sh -c");
+	tu_assert_has(r.err, "rank 1: <stdin>: record 8: truncated stream");
+	tu_assert_has(r.err, "rank 0: the input of rank 1 failed (its message says why); checkpoint after step 2 written");
+	tu_assert_has(r.err, "to resume: mpirun -np 2 sh -c");
 	tu_result_free(&r);
 	free(load_params(tu_path("cut.ssl"), &n, &ck));
 	ck_assert_int_eq(ck.train.step, 2);
@@ -417,19 +404,19 @@ START_TEST(test_bad_setups)
 	         tu_path("data"), tu_path("x.ssl"));
 	tu_run(&r, "%s", cmd);
 	ck_assert_int_ne(r.status, 0);
-	assert_has(r.err, "rank 1 reads shard 0/2 of its input; it needs shard 1/2");
+	tu_assert_has(r.err, "rank 1 reads shard 0/2 of its input; it needs shard 1/2");
 	tu_result_free(&r);
 	/* rank 1 with another learning rate */
 	snprintf(cmd, sizeof cmd, MPIRUN " sh -c '" DECODE " " SHARD " %s | " AUGMENT " | ssl-train-mpi " TINY
 	         " --lr 0.$((5 - OMPI_COMM_WORLD_RANK)) -o %s'", tu_path("data"), tu_path("x.ssl"));
 	tu_run(&r, "%s", cmd);
 	ck_assert_int_ne(r.status, 0);
-	assert_has(r.err, "rank 1 runs with other options than rank 0");
+	tu_assert_has(r.err, "rank 1 runs with other options than rank 0");
 	tu_result_free(&r);
 	/* a batch the ranks do not divide */
 	train_two(&r, NULL, "--batch 7 -o /dev/null/x.ssl");
 	ck_assert_int_ne(r.status, 0);
-	assert_has(r.err, "--batch 7 is not a multiple of the 2 ranks");
+	tu_assert_has(r.err, "--batch 7 is not a multiple of the 2 ranks");
 	tu_result_free(&r);
 }
 END_TEST
@@ -447,11 +434,11 @@ START_TEST(test_short_epoch_end)
 	         tu_path("data"), tu_path("short.tsv"), tu_path("short.ssl"));
 	tu_run(&r, "%s", cmd);
 	ck_assert_msg(r.status == 0, "exited %d:\n%s", r.status, r.err);
-	assert_has(r.err, "2 steps of 10 pairs (1 per epoch x 2 epochs)");
+	tu_assert_has(r.err, "2 steps of 10 pairs (1 per epoch x 2 epochs)");
 	/* epoch 0's last record; the schedule ends before epoch 1's */
-	assert_has(r.err, "not trained on: 1 record at epoch ends");
-	assert_has(r.err, "2 ranks; communication per step: control");
-	assert_has(r.err, "gradients");
+	tu_assert_has(r.err, "not trained on: 1 record at epoch ends");
+	tu_assert_has(r.err, "2 ranks; communication per step: control");
+	tu_assert_has(r.err, "gradients");
 	tu_result_free(&r);
 	ck_assert_int_eq(read_losses(tu_path("short.tsv"), loss, 8), 2);
 }

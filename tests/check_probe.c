@@ -857,12 +857,6 @@ write_parity_streams(ParityData *d)
 	fixture_close(&f);
 }
 
-static void
-assert_has(const char *text, const char *needle)
-{
-	ck_assert_msg(strstr(text, needle) != NULL, "missing '%s' in:\n%s", needle, text);
-}
-
 /* Runs ssl-probe with args (train.emb/test.emb in the tmpdir are $TR/$TE)
  * and parses its JSON; fails the test unless it exits 0. */
 static json_t *
@@ -903,16 +897,16 @@ START_TEST(test_tool_linear_parity)
 	/* text report */
 	tu_run(&r, "cd '%s' && ssl-probe --train train.emb --test test.emb --C %g", tu_tmpdir(), Cs[0]);
 	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
-	assert_has(r.out, "method     linear\n");
-	assert_has(r.out, "train      train.emb: 600 of 600 items\n");
-	assert_has(r.out, "features   32 dims, 5 classes\n");
-	assert_has(r.out, "C          0.05 (lambda 0.03333 = 1/(C n)), given\n");
-	assert_has(r.out, "  2 cat ");
-	assert_has(r.out, "confusion matrix");
+	tu_assert_has(r.out, "method     linear\n");
+	tu_assert_has(r.out, "train      train.emb: 600 of 600 items\n");
+	tu_assert_has(r.out, "features   32 dims, 5 classes\n");
+	tu_assert_has(r.out, "C          0.05 (lambda 0.03333 = 1/(C n)), given\n");
+	tu_assert_has(r.out, "  2 cat ");
+	tu_assert_has(r.out, "confusion matrix");
 	{
 		char want[64];
 		snprintf(want, sizeof want, "top-1      %.2f%%  (%d/200)", 100 * acc[0], (int)lround(200 * acc[0]));
-		assert_has(r.out, want);
+		tu_assert_has(r.out, want);
 	}
 	tu_result_free(&r);
 	/* JSON */
@@ -1110,11 +1104,11 @@ START_TEST(test_tool_usage)
 	}
 	tu_run(&r, "ssl-probe --help");
 	ck_assert_int_eq(r.status, 0);
-	assert_has(r.out, "usage: ssl-probe --train FILE --test FILE");
+	tu_assert_has(r.out, "usage: ssl-probe --train FILE --test FILE");
 	tu_result_free(&r);
 	tu_run(&r, "ssl-probe --version");
 	ck_assert_int_eq(r.status, 0);
-	assert_has(r.out, "ssl-probe ");
+	tu_assert_has(r.out, "ssl-probe ");
 	tu_result_free(&r);
 }
 END_TEST

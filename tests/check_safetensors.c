@@ -30,19 +30,6 @@
 #define NIMG 8
 #define TOL  1e-5
 
-static void
-assert_has(const char *text, const char *needle)
-{
-	ck_assert_msg(text && strstr(text, needle) != NULL, "missing '%s' in:\n%s", needle, text ? text : "(null)");
-}
-
-static void
-run_ok(TuResult *r, const char *cmd)
-{
-	tu_run(r, "%s", cmd);
-	ck_assert_msg(r->status == 0, "'%s' exited %d:\n%s", cmd, r->status, r->err);
-}
-
 static const char *
 fixture(const char *name)
 {
@@ -218,7 +205,7 @@ assert_tool_matches(const char *cmd, const char *ref_name, int want_dim)
 	TuResult r;
 	int n, D;
 	int64_t numel;
-	run_ok(&r, cmd);
+	tu_run_ok(&r, cmd);
 	float *x = read_embeddings(r.out, r.outlen, &n, &D), *ref = fixture_ref(ref_name, &numel);
 	ck_assert_int_eq(n, NIMG);
 	ck_assert_int_eq(D, want_dim);
@@ -317,7 +304,7 @@ START_TEST(test_export_round_trip)
 	char err[1024];
 	size_t len;
 	make_checkpoint(tu_path("rt.ssl"), ARCH_RESNET18, 4, 1);
-	run_ok(&r, "ssl-export --head --fc -o $TMP/rt.safetensors $TMP/rt.ssl");
+	tu_run_ok(&r, "ssl-export --head --fc -o $TMP/rt.safetensors $TMP/rt.ssl");
 	tu_result_free(&r);
 	Model *m = checkpoint_model(tu_path("rt.ssl"), &ck);
 	ParamTable *t = model_params(m);
@@ -385,7 +372,7 @@ START_TEST(test_export_encoder_only)
 	float mean[16], std[16];
 	char err[512];
 	make_checkpoint(tu_path("eo.ssl"), ARCH_RESNET18, 4, 1);
-	run_ok(&r, "ssl-export -o $TMP/eo.safetensors $TMP/eo.ssl");
+	tu_run_ok(&r, "ssl-export -o $TMP/eo.safetensors $TMP/eo.ssl");
 	tu_result_free(&r);
 	open_ok(&st, tu_path("eo.safetensors"));
 	for (int i = 0; i < st.ntensors; i++)
@@ -399,14 +386,14 @@ START_TEST(test_export_encoder_only)
 	/* ssl-encode: the encoder works, the head is not there */
 	tu_run(&r, "ssl-encode --layer proj-hidden -m $TMP/eo.safetensors </dev/null");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "no projection head");
+	tu_assert_has(r.err, "no projection head");
 	tu_result_free(&r);
 	/* --head on a model without one */
 	make_checkpoint(tu_path("nh.ssl"), ARCH_RESNET18, 4, 0);
 	tu_run(&r, "ssl-export --fc -o $TMP/nh.safetensors $TMP/nh.ssl");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "ssl-export: ");
-	assert_has(r.err, "no classifier");
+	tu_assert_has(r.err, "ssl-export: ");
+	tu_assert_has(r.err, "no classifier");
 	tu_result_free(&r);
 }
 END_TEST
@@ -433,7 +420,7 @@ START_TEST(test_encode_same_as_checkpoint)
 	fclose(fp);
 	stream_header_free(&hd);
 	make_checkpoint(tu_path("sm.ssl"), ARCH_RESNET18, 4, 0);
-	run_ok(&a, "ssl-export --head -o $TMP/sm.safetensors $TMP/sm.ssl");
+	tu_run_ok(&a, "ssl-export --head -o $TMP/sm.safetensors $TMP/sm.ssl");
 	tu_result_free(&a);
 	for (int k = 0; k < 2; k++) {
 		const char *layer = k ? "proj" : "encoder";
@@ -482,15 +469,15 @@ START_TEST(test_write_read)
 	ck_assert_ptr_null(safetensors_meta(&st, "nope"));
 	ck_assert_int_eq(safetensors_sniff(tu_path("w.st")), 1);
 	ck_assert_int_eq(safetensors_read_f32(&st.t[1], back, err, sizeof err), -1);
-	assert_has(err, "'a.num_batches_tracked': dtype I64");
+	tu_assert_has(err, "'a.num_batches_tracked': dtype I64");
 	safetensors_free(&st);
 	/* repeated names are refused, not silently merged */
 	t[2].name = "a.weight";
 	ck_assert_int_eq(safetensors_write(tu_path("w2.st"), t, 3, NULL, 0, err, sizeof err), -1);
-	assert_has(err, "repeated");
+	tu_assert_has(err, "repeated");
 	/* an unwritable place leaves nothing behind */
 	ck_assert_int_eq(safetensors_write("/nonexistent/dir/x.st", t, 1, NULL, 0, err, sizeof err), -1);
-	assert_has(err, "/nonexistent/dir/x.st");
+	tu_assert_has(err, "/nonexistent/dir/x.st");
 }
 END_TEST
 
@@ -542,7 +529,7 @@ START_TEST(test_convert_dtypes)
 		memcpy(b + base, bad, 16);
 		ck_assert_int_eq(safetensors_parse(&st, b, len, "conv", err, sizeof err), 0);
 		ck_assert_int_eq(safetensors_read_f32(safetensors_find(&st, "d"), out, err, sizeof err), -1);
-		assert_has(err, "'d': element 1 is not finite");
+		tu_assert_has(err, "'d': element 1 is not finite");
 		safetensors_free(&st);
 	}
 	free(b);
@@ -619,37 +606,37 @@ START_TEST(test_hostile_length)
 	ck_assert_int_eq(safetensors_parse(&st, b, len, "ok", err, sizeof err), 0); /* the empty file is fine */
 	safetensors_free(&st);
 	ck_assert_int_eq(safetensors_parse(&st, small, sizeof small, "s", err, sizeof err), -1);
-	assert_has(err, "too short");
+	tu_assert_has(err, "too short");
 	b[0] = 200; /* 200 bytes claimed, 2 there */
 	ck_assert_int_eq(safetensors_parse(&st, b, len, "s", err, sizeof err), -1);
-	assert_has(err, "header length 200 runs past the end of the file (10 bytes");
+	tu_assert_has(err, "header length 200 runs past the end of the file (10 bytes");
 	b[0] = 0;
 	b[4] = 1; /* 4 GiB */
 	ck_assert_int_eq(safetensors_parse(&st, b, len, "s", err, sizeof err), -1);
-	assert_has(err, "header length 4294967296 not in [2, 100000000]");
+	tu_assert_has(err, "header length 4294967296 not in [2, 100000000]");
 	memset(b, 0xff, 8);
 	ck_assert_int_eq(safetensors_parse(&st, b, len, "s", err, sizeof err), -1);
-	assert_has(err, "not in [2,");
+	tu_assert_has(err, "not in [2,");
 	memset(b, 0, 8);
 	b[0] = 1;
 	ck_assert_int_eq(safetensors_parse(&st, b, len, "s", err, sizeof err), -1);
-	assert_has(err, "header length 1 not in");
+	tu_assert_has(err, "header length 1 not in");
 	free(b);
 	/* on disk: a directory, a missing file, a truncated export */
 	ck_assert_int_eq(safetensors_open(&st, tu_tmpdir(), err, sizeof err), -1);
-	assert_has(err, "not a regular file");
+	tu_assert_has(err, "not a regular file");
 	ck_assert_int_eq(safetensors_open(&st, tu_path("none.st"), err, sizeof err), -1);
-	assert_has(err, "none.st: No such file");
+	tu_assert_has(err, "none.st: No such file");
 	{
 		size_t n;
 		char *all = tu_read_file(fixture("resnet18_w8.safetensors"), &n);
 		tu_write_file(tu_path("cut.st"), all, n - 100);
 		ck_assert_int_eq(safetensors_open(&st, tu_path("cut.st"), err, sizeof err), -1);
-		assert_has(err, "cut.st: ");
-		assert_has(err, "outside the data area");
+		tu_assert_has(err, "cut.st: ");
+		tu_assert_has(err, "outside the data area");
 		tu_write_file(tu_path("cut2.st"), all, 100);
 		ck_assert_int_eq(safetensors_open(&st, tu_path("cut2.st"), err, sizeof err), -1);
-		assert_has(err, "runs past the end of the file");
+		tu_assert_has(err, "runs past the end of the file");
 		free(all);
 	}
 }
@@ -665,15 +652,15 @@ START_TEST(test_hostile_tools)
 	free(b);
 	tu_run(&r, "ssl-export --list $TMP/bad.safetensors");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "ssl-export: ");
-	assert_has(r.err, "bad.safetensors: tensor 'a': shape [3] of F32 is 12 bytes");
+	tu_assert_has(r.err, "ssl-export: ");
+	tu_assert_has(r.err, "bad.safetensors: tensor 'a': shape [3] of F32 is 12 bytes");
 	ck_assert_int_eq(r.outlen, 0);
 	ck_assert_ptr_null(strchr(r.err, '\n') ? strchr(strchr(r.err, '\n') + 1, '\n') : NULL);
 	tu_result_free(&r);
 	tu_run(&r, "ssl-encode -m $TMP/bad.safetensors </dev/null");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "ssl-encode: ");
-	assert_has(r.err, "tensor 'a'");
+	tu_assert_has(r.err, "ssl-encode: ");
+	tu_assert_has(r.err, "tensor 'a'");
 	tu_result_free(&r);
 	/* a well-formed file without our metadata: ssl-encode cannot guess */
 	b = build("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, &len);
@@ -681,7 +668,7 @@ START_TEST(test_hostile_tools)
 	free(b);
 	tu_run(&r, "ssl-encode -m $TMP/nometa.safetensors </dev/null");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "no ssl_tools.config metadata");
+	tu_assert_has(r.err, "no ssl_tools.config metadata");
 	tu_result_free(&r);
 	/* bad metadata */
 	b = build("{\"__metadata__\":{\"ssl_tools.config\":\"{\\\"arch\\\":\\\"resnet99\\\"}\"}}", 0, &len);
@@ -689,7 +676,7 @@ START_TEST(test_hostile_tools)
 	free(b);
 	tu_run(&r, "ssl-encode -m $TMP/badmeta.safetensors </dev/null");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "metadata ssl_tools.config: 'arch' is missing or not resnet18");
+	tu_assert_has(r.err, "metadata ssl_tools.config: 'arch' is missing or not resnet18");
 	tu_result_free(&r);
 }
 END_TEST
@@ -757,22 +744,22 @@ START_TEST(test_restore_mismatch)
 
 	write_encoder(tu_path("miss.st"), ARCH_RESNET18, STEM_CIFAR, 8, "layer2.0.downsample.1.running_var", 0);
 	ck_assert_int_eq(restore_into(tu_path("miss.st"), ARCH_RESNET18, 8, err, sizeof err), -1);
-	assert_has(err, "miss.st: does not match the model: 1 tensor missing ('layer2.0.downsample.1.running_var')");
+	tu_assert_has(err, "miss.st: does not match the model: 1 tensor missing ('layer2.0.downsample.1.running_var')");
 
 	ck_assert_int_eq(restore_into(tu_path("ok.st"), ARCH_RESNET18, 4, err, sizeof err), -1);
-	assert_has(err, "'conv1.weight' [8, 3, 3, 3] in the file, [4, 3, 3, 3] in the model");
-	assert_has(err, "The file holds resnet18, cifar stem, width 8, 3 input channels; the model is resnet18, cifar "
+	tu_assert_has(err, "'conv1.weight' [8, 3, 3, 3] in the file, [4, 3, 3, 3] in the model");
+	tu_assert_has(err, "The file holds resnet18, cifar stem, width 8, 3 input channels; the model is resnet18, cifar "
 	                "stem, width 4");
 
 	write_encoder(tu_path("r34.st"), ARCH_RESNET34, STEM_IMAGENET, 8, NULL, 0);
 	ck_assert_int_eq(restore_into(tu_path("r34.st"), ARCH_RESNET18, 8, err, sizeof err), -1);
-	assert_has(err, "not in the model ('layer1.2.conv1.weight'");
-	assert_has(err, "'conv1.weight' [8, 3, 7, 7] in the file, [8, 3, 3, 3] in the model");
-	assert_has(err, "The file holds resnet34, imagenet stem, width 8");
+	tu_assert_has(err, "not in the model ('layer1.2.conv1.weight'");
+	tu_assert_has(err, "'conv1.weight' [8, 3, 7, 7] in the file, [8, 3, 3, 3] in the model");
+	tu_assert_has(err, "The file holds resnet34, imagenet stem, width 8");
 
 	write_encoder(tu_path("dt.st"), ARCH_RESNET18, STEM_CIFAR, 8, NULL, 1);
 	ck_assert_int_eq(restore_into(tu_path("dt.st"), ARCH_RESNET18, 8, err, sizeof err), -1);
-	assert_has(err, "'bn1.num_batches_tracked' [2] in the file, [] in the model");
+	tu_assert_has(err, "'bn1.num_batches_tracked' [2] in the file, [] in the model");
 
 	/* the inference behind those messages, on its own */
 	{
@@ -833,9 +820,9 @@ START_TEST(test_init_from_import)
 	TuResult r;
 	Checkpoint ck;
 	char cmd[2048];
-	run_ok(&r, "ssl-train --init-from \"$FX\" --steps 0 --input-size 32x32x3 -o $TMP/imp.ssl");
-	assert_has(r.err, "encoder weights from");
-	assert_has(r.err, "head/fc tensors left out");
+	tu_run_ok(&r, "ssl-train --init-from \"$FX\" --steps 0 --input-size 32x32x3 -o $TMP/imp.ssl");
+	tu_assert_has(r.err, "encoder weights from");
+	tu_assert_has(r.err, "head/fc tensors left out");
 	tu_result_free(&r);
 	checkpoint_init(&ck);
 	{
@@ -857,32 +844,32 @@ START_TEST(test_init_from_train)
 {
 	TuResult r;
 	write_views(tu_path("v.views"), 4, 3);
-	run_ok(&r, "ssl-train --init-from \"$FX\" --batch 2 --steps 1 "
+	tu_run_ok(&r, "ssl-train --init-from \"$FX\" --batch 2 --steps 1 "
 	           "--threads 1 --proj-hidden 16 --proj-dim 8 -o $TMP/t.ssl $TMP/v.views");
-	assert_has(r.err, "encoder weights from");
+	tu_assert_has(r.err, "encoder weights from");
 	tu_result_free(&r);
-	run_ok(&r, "ssl-train --init-from \"$FX\" --objective supervised "
+	tu_run_ok(&r, "ssl-train --init-from \"$FX\" --objective supervised "
 	           "--batch 2 --steps 1 --threads 1 -o $TMP/s.ssl $TMP/v.views");
 	tu_result_free(&r);
 	tu_run(&r, "ssl-train --init-from \"$FX\" --width 4 --batch 2 "
 	           "--steps 1 --threads 1 -o $TMP/w.ssl $TMP/v.views");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "resnet18_w8.safetensors: does not match the model:");
-	assert_has(r.err, "'conv1.weight' [8, 3, 3, 3] in the file, [4, 3, 3, 3] in the model");
+	tu_assert_has(r.err, "resnet18_w8.safetensors: does not match the model:");
+	tu_assert_has(r.err, "'conv1.weight' [8, 3, 3, 3] in the file, [4, 3, 3, 3] in the model");
 	tu_result_free(&r);
 	write_views(tu_path("g.views"), 4, 1);
 	tu_run(&r, "ssl-train --init-from \"$FX\" --batch 2 --steps 1 "
 	           "--threads 1 -o $TMP/g.ssl $TMP/g.views");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "'conv1.weight' [8, 3, 3, 3] in the file, [8, 1, 3, 3] in the model");
+	tu_assert_has(r.err, "'conv1.weight' [8, 3, 3, 3] in the file, [8, 1, 3, 3] in the model");
 	tu_result_free(&r);
 	tu_run(&r, "ssl-train --init-from x.safetensors --resume y.ssl -o $TMP/z.ssl");
 	ck_assert_int_eq(r.status, 2);
-	assert_has(r.err, "--init-from and --resume");
+	tu_assert_has(r.err, "--init-from and --resume");
 	tu_result_free(&r);
 	tu_run(&r, "ssl-train --init-from $TMP/none.safetensors -o $TMP/z.ssl $TMP/v.views");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "none.safetensors: No such file");
+	tu_assert_has(r.err, "none.safetensors: No such file");
 	tu_result_free(&r);
 }
 END_TEST
@@ -899,20 +886,20 @@ START_TEST(test_export_options)
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		tu_run(&r, "%s", bad[i]);
 		ck_assert_msg(r.status == 2, "'%s' exited %d", bad[i], r.status);
-		assert_has(r.err, "ssl-export: ");
+		tu_assert_has(r.err, "ssl-export: ");
 		tu_result_free(&r);
 	}
-	run_ok(&r, "ssl-export --help");
-	assert_has(r.out, "--head");
-	assert_has(r.out, "--fc");
-	assert_has(r.out, "--list");
+	tu_run_ok(&r, "ssl-export --help");
+	tu_assert_has(r.out, "--head");
+	tu_assert_has(r.out, "--fc");
+	tu_assert_has(r.out, "--list");
 	tu_result_free(&r);
-	run_ok(&r, "ssl-export --version");
-	assert_has(r.out, "ssl-export ");
+	tu_run_ok(&r, "ssl-export --version");
+	tu_assert_has(r.out, "ssl-export ");
 	tu_result_free(&r);
 	tu_run(&r, "ssl-export -o $TMP/x.safetensors $TMP/missing.ssl");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "missing.ssl");
+	tu_assert_has(r.err, "missing.ssl");
 	tu_result_free(&r);
 	/* the output is written atomically: nothing left on failure */
 	make_checkpoint(tu_path("o.ssl"), ARCH_RESNET18, 4, 0);

@@ -125,65 +125,12 @@ write_images(const char *path, int n, int K)
 	stream_header_free(&h);
 }
 
-static void
-assert_has(const char *text, const char *needle)
-{
-	ck_assert_msg(strstr(text, needle) != NULL, "missing '%s' in:\n%s", needle, text);
-}
-
-static void
-run_ok(TuResult *r, const char *cmd)
-{
-	tu_run(r, "%s", cmd);
-	ck_assert_msg(r->status == 0, "'%s' exited %d:\n%s", cmd, r->status, r->err);
-}
-
 /* Loads a checkpoint or fails the test. */
 static void
 load_ok(Checkpoint *ck, const char *path)
 {
 	char err[512];
 	ck_assert_msg(checkpoint_load(ck, path, err, sizeof err) == 0, "%s", err);
-}
-
-/* Two checkpoints hold bitwise equal parameters, buffers and optimizer
- * state, and the same step. */
-static void
-assert_same_weights(const char *a, const char *b)
-{
-	Checkpoint x, y;
-	Model *m1, *m2;
-	Optim *o1, *o2;
-	char err[512];
-	load_ok(&x, a);
-	load_ok(&y, b);
-	ck_assert_int_eq(x.train.step, y.train.step);
-	ck_assert_int_eq(x.optim_step, y.optim_step);
-	m1 = model_new(&x.config, 1, MODEL_TRAIN, err, sizeof err);
-	m2 = model_new(&y.config, 1, MODEL_TRAIN, err, sizeof err);
-	ck_assert_int_eq(checkpoint_restore_model(&x, m1, 0, err, sizeof err), 0);
-	ck_assert_int_eq(checkpoint_restore_model(&y, m2, 0, err, sizeof err), 0);
-	o1 = optim_new(&x.optim, model_params(m1));
-	o2 = optim_new(&y.optim, model_params(m2));
-	ck_assert_int_eq(checkpoint_restore_optim(&x, o1, err, sizeof err), 0);
-	ck_assert_int_eq(checkpoint_restore_optim(&y, o2, err, sizeof err), 0);
-	for (int k = 0; k < 2; k++) {
-		ParamTable *p = k ? optim_state(o1) : model_params(m1), *q = k ? optim_state(o2) : model_params(m2);
-		for (int i = 0; i < p->n; i++) {
-			ParamEntry *e = &p->e[i], *f = params_find(q, e->name);
-			size_t bytes = (size_t)e->numel * (e->data ? 4 : 8);
-			ck_assert_ptr_nonnull(f);
-			ck_assert_msg(memcmp(e->data ? (void *)e->data : (void *)e->i64, f->data ? (void *)f->data : (void *)f->i64,
-			                     bytes) == 0,
-			              "%s differs between %s and %s", e->name, a, b);
-		}
-	}
-	optim_free(o1);
-	optim_free(o2);
-	model_free(m1);
-	model_free(m2);
-	checkpoint_free(&x);
-	checkpoint_free(&y);
 }
 
 /* Data rows of a log (after the header) and the loss column of each. */
@@ -218,7 +165,7 @@ START_TEST(test_loss_falls)
 	int n;
 	Checkpoint ck;
 	write_tiny(tu_path("lf.views"), 8, -1);
-	run_ok(&r, TINY " --lr 0.3 --lr-abs --log $TMP/lf.tsv -o $TMP/lf.ssl $TMP/lf.views");
+	tu_run_ok(&r, TINY " --lr 0.3 --lr-abs --log $TMP/lf.tsv -o $TMP/lf.ssl $TMP/lf.views");
 	tu_result_free(&r);
 	n = read_log(tu_path("lf.tsv"), loss, 64, rows);
 	ck_assert_int_eq(n, 24); /* 12 records / 4 = 3 steps x 8 epochs */
@@ -250,7 +197,7 @@ START_TEST(test_last_short_batch)
 	int n;
 	char rows[16][160];
 	write_views(tu_path("sb.views"), &g);
-	run_ok(&r, TINY " --log $TMP/sb.tsv -o $TMP/sb.ssl $TMP/sb.views");
+	tu_run_ok(&r, TINY " --log $TMP/sb.tsv -o $TMP/sb.ssl $TMP/sb.views");
 	tu_result_free(&r);
 	n = read_log(tu_path("sb.tsv"), NULL, 16, rows);
 	ck_assert_int_eq(n, 6);
@@ -263,10 +210,10 @@ START_TEST(test_last_short_batch)
 	write_views(tu_path("nc.views"), &g);
 	tu_run(&r, TINY " -o $TMP/nc.ssl $TMP/nc.views");
 	ck_assert_int_eq(r.status, 2);
-	assert_has(r.err, "give --steps");
+	tu_assert_has(r.err, "give --steps");
 	tu_result_free(&r);
 	/* With --steps, epochs are found from the records' epoch numbers. */
-	run_ok(&r, TINY " --steps 6 --log $TMP/nc.tsv -o $TMP/nc.ssl $TMP/nc.views");
+	tu_run_ok(&r, TINY " --steps 6 --log $TMP/nc.tsv -o $TMP/nc.ssl $TMP/nc.views");
 	tu_result_free(&r);
 	n = read_log(tu_path("nc.tsv"), NULL, 16, rows);
 	ck_assert_int_eq(n, 6);
@@ -297,12 +244,12 @@ START_TEST(test_sigterm_at_step_then_resume)
 	char rows[32][160];
 	int n;
 	write_tiny(tu_path("rs.views"), 4, -1);
-	run_ok(&r, TINY " --lr 0.2 --lr-abs -o $TMP/full.ssl $TMP/rs.views");
+	tu_run_ok(&r, TINY " --lr 0.2 --lr-abs -o $TMP/full.ssl $TMP/rs.views");
 	tu_result_free(&r);
 	/* Step 5 is the second of epoch 1: a mid-epoch checkpoint. */
 	tu_run(&r, "SSL_FAULT_SIGNAL_AT_STEP=5 " TINY " --lr 0.2 --lr-abs --log $TMP/rs.tsv -o $TMP/part.ssl $TMP/rs.views");
 	ck_assert_msg(r.status == 143, "exit %d:\n%s", r.status, r.err);
-	assert_has(r.err, "interrupted after step 5 of 12 (epoch 1)");
+	tu_assert_has(r.err, "interrupted after step 5 of 12 (epoch 1)");
 	cmd = resume_line(r.err);
 	ck_assert_msg(strstr(cmd, "--resume ") && strstr(cmd, "rs.views"), "%s", cmd);
 	tu_result_free(&r);
@@ -312,10 +259,10 @@ START_TEST(test_sigterm_at_step_then_resume)
 	ck_assert_int_eq(ck.train.epoch_records, 8);
 	checkpoint_free(&ck);
 	ck_assert_int_eq(read_log(tu_path("rs.tsv"), NULL, 32, NULL), 5);
-	run_ok(&r, cmd);
-	assert_has(r.err, "resuming at step 5 of 12");
+	tu_run_ok(&r, cmd);
+	tu_assert_has(r.err, "resuming at step 5 of 12");
 	tu_result_free(&r);
-	assert_same_weights(tu_path("full.ssl"), tu_path("part.ssl"));
+	tu_assert_same_checkpoints(tu_path("full.ssl"), tu_path("part.ssl"));
 	/* The log continues: 12 rows, steps 1..12 once each. */
 	n = read_log(tu_path("rs.tsv"), NULL, 32, rows);
 	ck_assert_int_eq(n, 12);
@@ -324,7 +271,7 @@ START_TEST(test_sigterm_at_step_then_resume)
 	/* The finished run cannot be resumed again. */
 	tu_run(&r, "%s", cmd);
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "the run is complete");
+	tu_assert_has(r.err, "the run is complete");
 	tu_result_free(&r);
 	/* A changed setting is refused, naming it. */
 	tu_run(&r, TINY " --batch 8 --resume $TMP/full.ssl -o $TMP/x.ssl $TMP/rs.views");
@@ -346,7 +293,7 @@ START_TEST(test_real_sigterm_on_pipe)
 	Checkpoint ck;
 	char *a = xstrdup(TINY " --lr 0.2 --lr-abs --checkpoint-every 1000 --quiet -o"), *save = NULL;
 	write_tiny(tu_path("pp.views"), 30, -1); /* 150 KB: more than the reader's 64 KB reads */
-	run_ok(&r, TINY " --lr 0.2 --lr-abs --checkpoint-every 1000 -o $TMP/ppfull.ssl $TMP/pp.views");
+	tu_run_ok(&r, TINY " --lr 0.2 --lr-abs --checkpoint-every 1000 -o $TMP/ppfull.ssl $TMP/pp.views");
 	tu_result_free(&r);
 	bytes = tu_read_file(tu_path("pp.views"), &len);
 	snprintf(bin, sizeof bin, "%s/ssl-train", getenv("SSL_BIN") ? getenv("SSL_BIN") : "build/bin");
@@ -390,18 +337,18 @@ START_TEST(test_real_sigterm_on_pipe)
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 143, "status %x", status);
 	{
 		char *msg = tu_read_file(tu_path("pp.err"), NULL);
-		assert_has(msg, "interrupted after step ");
-		assert_has(msg, "--start-epoch ");
-		assert_has(msg, "| ssl-augment --views 2 | ssl-train ");
+		tu_assert_has(msg, "interrupted after step ");
+		tu_assert_has(msg, "--start-epoch ");
+		tu_assert_has(msg, "| ssl-augment --views 2 | ssl-train ");
 		free(msg);
 	}
 	load_ok(&ck, tu_path("pp.ssl"));
 	ck_assert_int_ge(ck.train.step, 3);
 	ck_assert_int_lt(ck.train.step, 90);
 	checkpoint_free(&ck);
-	run_ok(&r, TINY " --lr 0.2 --lr-abs --checkpoint-every 1000 --resume $TMP/pp.ssl -o $TMP/pp.ssl < $TMP/pp.views");
+	tu_run_ok(&r, TINY " --lr 0.2 --lr-abs --checkpoint-every 1000 --resume $TMP/pp.ssl -o $TMP/pp.ssl < $TMP/pp.views");
 	tu_result_free(&r);
-	assert_same_weights(tu_path("ppfull.ssl"), tu_path("pp.ssl"));
+	tu_assert_same_checkpoints(tu_path("ppfull.ssl"), tu_path("pp.ssl"));
 	free(bytes);
 	free(a);
 }
@@ -414,9 +361,9 @@ START_TEST(test_nan_stops)
 	write_tiny(tu_path("nan.views"), 4, -1);
 	tu_run(&r, TINY " --lr 1e20 --lr-abs --checkpoint-every 1 -o $TMP/nan.ssl $TMP/nan.views");
 	ck_assert_msg(r.status == 1, "exit %d:\n%s", r.status, r.err);
-	assert_has(r.err, "diverged");
-	assert_has(r.err, "step ");
-	assert_has(r.err, "the last checkpoint is intact");
+	tu_assert_has(r.err, "diverged");
+	tu_assert_has(r.err, "step ");
+	tu_assert_has(r.err, "the last checkpoint is intact");
 	tu_result_free(&r);
 	load_ok(&ck, tu_path("nan.ssl"));
 	ck_assert_int_ge(ck.train.step, 1);
@@ -431,9 +378,9 @@ START_TEST(test_truncated_input)
 	write_tiny(tu_path("tr.views"), 4, 30);
 	tu_run(&r, TINY " -o $TMP/tr.ssl $TMP/tr.views");
 	ck_assert_msg(r.status == 1, "exit %d:\n%s", r.status, r.err);
-	assert_has(r.err, "truncated");
-	assert_has(r.err, "checkpoint after step 7");
-	assert_has(r.err, "to resume: ");
+	tu_assert_has(r.err, "truncated");
+	tu_assert_has(r.err, "checkpoint after step 7");
+	tu_assert_has(r.err, "to resume: ");
 	tu_result_free(&r);
 	load_ok(&ck, tu_path("tr.ssl"));
 	ck_assert_int_eq(ck.train.step, 7); /* 30 records: 3 + 3 steps, then a full batch of epoch 2 */
@@ -442,7 +389,7 @@ START_TEST(test_truncated_input)
 	checkpoint_free(&ck);
 	/* Resuming from the complete stream finishes the run. */
 	write_tiny(tu_path("tr.views"), 4, -1);
-	run_ok(&r, TINY " --resume $TMP/tr.ssl -o $TMP/tr.ssl $TMP/tr.views");
+	tu_run_ok(&r, TINY " --resume $TMP/tr.ssl -o $TMP/tr.ssl $TMP/tr.views");
 	tu_result_free(&r);
 	load_ok(&ck, tu_path("tr.ssl"));
 	ck_assert_int_eq(ck.train.step, 12);
@@ -458,13 +405,13 @@ START_TEST(test_truncated_input)
 		write_views(tu_path("e3.views"), &g);
 		tu_run(&r, TINY " --resume $TMP/tr2.ssl -o $TMP/tr2.ssl $TMP/e3.views");
 		ck_assert_int_eq(r.status, 1);
-		assert_has(r.err, "the checkpoint needs epoch 2");
+		tu_assert_has(r.err, "the checkpoint needs epoch 2");
 		tu_result_free(&r);
 		g.first = 2;
 		write_views(tu_path("e2.views"), &g);
-		run_ok(&r, TINY " --resume $TMP/tr2.ssl -o $TMP/tr2.ssl < $TMP/e2.views");
+		tu_run_ok(&r, TINY " --resume $TMP/tr2.ssl -o $TMP/tr2.ssl < $TMP/e2.views");
 		tu_result_free(&r);
-		assert_same_weights(tu_path("tr.ssl"), tu_path("tr2.ssl"));
+		tu_assert_same_checkpoints(tu_path("tr.ssl"), tu_path("tr2.ssl"));
 	}
 }
 END_TEST
@@ -483,18 +430,18 @@ START_TEST(test_corrupt_checkpoint_refused)
 	tu_write_file(tu_path("flip.ssl"), bytes, len);
 	tu_run(&r, TINY " --resume $TMP/flip.ssl -o $TMP/cc2.ssl $TMP/cc.views");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "flip.ssl: checksum mismatch");
+	tu_assert_has(r.err, "flip.ssl: checksum mismatch");
 	tu_result_free(&r);
 	tu_write_file(tu_path("cut.ssl"), bytes, len - 100);
 	tu_run(&r, TINY " --resume $TMP/cut.ssl -o $TMP/cc2.ssl $TMP/cc.views");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "cut.ssl: truncated");
+	tu_assert_has(r.err, "cut.ssl: truncated");
 	tu_result_free(&r);
 	/* Another architecture in --resume: the options name the mismatch. */
 	bytes[len / 2] ^= 4;
 	tu_run(&r, TINY " --width 8 --resume $TMP/cc.ssl -o $TMP/cc2.ssl $TMP/cc.views");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "--width 8, the checkpoint has 4");
+	tu_assert_has(r.err, "--width 8, the checkpoint has 4");
 	tu_result_free(&r);
 	free(bytes);
 }
@@ -512,7 +459,7 @@ START_TEST(test_disk_full_keeps_previous)
 	before = tu_read_file(tu_path("df.ssl"), &n1);
 	tu_run(&r, "SSL_FAULT_WRITE_BYTES=1000 " TINY " --resume $TMP/df.ssl -o $TMP/df.ssl $TMP/df.views");
 	ck_assert_msg(r.status == 1, "exit %d:\n%s", r.status, r.err);
-	assert_has(r.err, "No space left on device");
+	tu_assert_has(r.err, "No space left on device");
 	tu_result_free(&r);
 	after = tu_read_file(tu_path("df.ssl"), &n2);
 	ck_assert(n1 == n2 && memcmp(before, after, n1) == 0);
@@ -521,7 +468,7 @@ START_TEST(test_disk_full_keeps_previous)
 	/* An unwritable output is refused before any training. */
 	tu_run(&r, TINY " -o /nonexistent-dir/m.ssl $TMP/df.views");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "/nonexistent-dir/m.ssl");
+	tu_assert_has(r.err, "/nonexistent-dir/m.ssl");
 	tu_result_free(&r);
 }
 END_TEST
@@ -530,7 +477,7 @@ START_TEST(test_steps0_baseline)
 {
 	TuResult r;
 	Checkpoint ck;
-	run_ok(&r, "ssl-train --steps 0 --input-size 32x32x3 -o $TMP/rand.ssl < /dev/null");
+	tu_run_ok(&r, "ssl-train --steps 0 --input-size 32x32x3 -o $TMP/rand.ssl < /dev/null");
 	tu_result_free(&r);
 	load_ok(&ck, tu_path("rand.ssl"));
 	ck_assert_int_eq(ck.config.in_h, 32);
@@ -543,14 +490,14 @@ START_TEST(test_steps0_baseline)
 	checkpoint_free(&ck);
 	/* From a stream: the size and normalisation from the first batch. */
 	write_tiny(tu_path("s0.views"), 1, -1);
-	run_ok(&r, TINY " --steps 0 --seed 3 -o $TMP/s0.ssl < $TMP/s0.views");
+	tu_run_ok(&r, TINY " --steps 0 --seed 3 -o $TMP/s0.ssl < $TMP/s0.views");
 	tu_result_free(&r);
 	load_ok(&ck, tu_path("s0.ssl"));
 	ck_assert_int_eq(ck.config.in_h, 8);
 	ck_assert(ck.mean[0] > 0.2f && ck.mean[0] < 0.6f);
 	ck_assert(ck.train.seed == 3);
 	checkpoint_free(&ck);
-	run_ok(&r, "ssl-train --steps 0 --input-size 8x8x1 --width 2 --mean 0.3 --std 0.2 -o $TMP/g.ssl");
+	tu_run_ok(&r, "ssl-train --steps 0 --input-size 8x8x1 --width 2 --mean 0.3 --std 0.2 -o $TMP/g.ssl");
 	tu_result_free(&r);
 	load_ok(&ck, tu_path("g.ssl"));
 	ck_assert_int_eq(ck.config.in_channels, 1);
@@ -568,7 +515,7 @@ START_TEST(test_monitor_and_supervised)
 	int n;
 	write_views(tu_path("lab.views"), &g);
 	write_images(tu_path("mon.images"), 24, 3);
-	run_ok(&r, TINY " --monitor $TMP/mon.images --log $TMP/mon.tsv --log-every 2 -o $TMP/mon.ssl $TMP/lab.views");
+	tu_run_ok(&r, TINY " --monitor $TMP/mon.images --log $TMP/mon.tsv --log-every 2 -o $TMP/mon.ssl $TMP/lab.views");
 	tu_result_free(&r);
 	n = read_log(tu_path("mon.tsv"), NULL, 16, rows);
 	/* Rows at steps 2, 3 (epoch end), 4, 6 (epoch end), 8, 9 (epoch end). */
@@ -584,7 +531,7 @@ START_TEST(test_monitor_and_supervised)
 		}
 	}
 	/* Fine-tuning the encoder with a classifier on the labels. */
-	run_ok(&r, TINY " --objective supervised --init $TMP/mon.ssl --lr 0.5 --log $TMP/sup.tsv -o $TMP/sup.ssl $TMP/lab.views");
+	tu_run_ok(&r, TINY " --objective supervised --init $TMP/mon.ssl --lr 0.5 --log $TMP/sup.tsv -o $TMP/sup.ssl $TMP/lab.views");
 	tu_result_free(&r);
 	load_ok(&ck, tu_path("sup.ssl"));
 	ck_assert_int_eq(ck.config.num_classes, 3);
@@ -596,7 +543,7 @@ START_TEST(test_monitor_and_supervised)
 	write_tiny(tu_path("unl.views"), 1, -1);
 	tu_run(&r, TINY " --objective supervised -o $TMP/x.ssl $TMP/unl.views");
 	ck_assert_int_eq(r.status, 1);
-	assert_has(r.err, "class names");
+	tu_assert_has(r.err, "class names");
 	tu_result_free(&r);
 }
 END_TEST
@@ -659,11 +606,11 @@ START_TEST(test_bad_options)
 		TuResult r;
 		tu_run(&r, "ssl-train --help");
 		ck_assert_int_eq(r.status, 0);
-		assert_has(r.out, "--checkpoint-every");
+		tu_assert_has(r.out, "--checkpoint-every");
 		tu_result_free(&r);
 		tu_run(&r, "ssl-train -o m.ssl < /dev/null");
 		ck_assert_int_eq(r.status, 1);
-		assert_has(r.err, "<stdin>");
+		tu_assert_has(r.err, "<stdin>");
 		tu_result_free(&r);
 	}
 }

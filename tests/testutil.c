@@ -1,6 +1,10 @@
 /* testutil: see testutil.h. */
 #include "testutil.h"
 
+#include "checkpoint.h"
+#include "model.h"
+#include "optim.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -143,4 +147,57 @@ tu_read_file(const char *path, size_t *len)
 	b = slurp_fd(fd, len);
 	close(fd);
 	return b;
+}
+
+void
+tu_assert_has(const char *text, const char *needle)
+{
+	ck_assert_msg(text && strstr(text, needle) != NULL, "missing '%s' in:\n%s", needle, text ? text : "(null)");
+}
+
+void
+tu_run_ok(TuResult *r, const char *cmd)
+{
+	tu_run(r, "%s", cmd);
+	ck_assert_msg(r->status == 0, "'%s' exited %d:\n%s", cmd, r->status, r->err);
+}
+
+void
+tu_assert_same_checkpoints(const char *a, const char *b)
+{
+	Checkpoint x, y;
+	Model *m[2];
+	Optim *o[2];
+	char err[512];
+	ck_assert_msg(checkpoint_load(&x, a, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(checkpoint_load(&y, b, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(x.train.step, y.train.step);
+	ck_assert_int_eq(x.optim_step, y.optim_step);
+	m[0] = model_new(&x.config, 1, MODEL_TRAIN, err, sizeof err);
+	m[1] = model_new(&y.config, 1, MODEL_TRAIN, err, sizeof err);
+	ck_assert_msg(m[0] && m[1], "%s", err);
+	ck_assert_int_eq(checkpoint_restore_model(&x, m[0], 0, err, sizeof err), 0);
+	ck_assert_int_eq(checkpoint_restore_model(&y, m[1], 0, err, sizeof err), 0);
+	o[0] = optim_new(&x.optim, model_params(m[0]));
+	o[1] = optim_new(&y.optim, model_params(m[1]));
+	ck_assert_int_eq(checkpoint_restore_optim(&x, o[0], err, sizeof err), 0);
+	ck_assert_int_eq(checkpoint_restore_optim(&y, o[1], err, sizeof err), 0);
+	for (int k = 0; k < 2; k++) {
+		ParamTable *p = k ? optim_state(o[0]) : model_params(m[0]);
+		ParamTable *q = k ? optim_state(o[1]) : model_params(m[1]);
+		for (int i = 0; i < p->n; i++) {
+			ParamEntry *e = &p->e[i], *f = params_find(q, e->name);
+			const void *ea = e->data ? (const void *)e->data : (const void *)e->i64;
+			ck_assert_ptr_nonnull(f);
+			const void *fa = f->data ? (const void *)f->data : (const void *)f->i64;
+			ck_assert_msg(memcmp(ea, fa, (size_t)e->numel * (e->data ? 4 : 8)) == 0, "%s differs between %s and %s",
+			              e->name, a, b);
+		}
+	}
+	for (int k = 0; k < 2; k++) {
+		optim_free(o[k]);
+		model_free(m[k]);
+	}
+	checkpoint_free(&x);
+	checkpoint_free(&y);
 }

@@ -40,4 +40,12 @@ void tu_write_file(const char *path, const void *data, size_t len);
 /* Reads a whole file (malloc'd, NUL-terminated); fails the test on error. */
 char *tu_read_file(const char *path, size_t *len);
 
+/* Fails the test unless text (may be NULL) contains needle; shows the text. */
+void tu_assert_has(const char *text, const char *needle);
+/* tu_run that must exit 0; fails the test with the command's stderr otherwise. */
+void tu_run_ok(TuResult *r, const char *cmd);
+/* Fails unless two checkpoints hold the same step and bitwise equal
+ * parameters, buffers and optimizer state (tensor by tensor, by name). */
+void tu_assert_same_checkpoints(const char *a, const char *b);
+
 #endif
