@@ -48,32 +48,41 @@ chan_apply(float *y, const float *x, const float *r, size_t M, float m, float a,
 	}
 }
 
-/* sums of g and g * xhat, g = dy masked; xhat = (x - m) * rs */
+/* sums of g and g * xhat, g = dy masked; xhat = (x - m) * rs. Blocks of
+ * GRAD_BLOCK values sum in float (all SIMD lanes, no conversions), the
+ * blocks in double: these are plain means, with no cancellation to guard. */
+#define GRAD_BLOCK 256
 SIMD_CLONES static void
 chan_grad_sums(const float *dy, const float *x, const float *o, size_t M, float m, float rs, float a, float b,
                BnMask mask, double *sg_out, double *sgx_out)
 {
 	double sg = 0, sgx = 0;
-	if (mask == BN_MASK_NONE) {
-#pragma omp simd reduction(+ : sg, sgx)
-		for (size_t j = 0; j < M; j++) {
-			sg += dy[j];
-			sgx += (double)dy[j] * ((x[j] - m) * rs);
+	for (size_t j0 = 0; j0 < M; j0 += GRAD_BLOCK) {
+		const size_t j1 = M - j0 < GRAD_BLOCK ? M : j0 + GRAD_BLOCK;
+		float bg = 0, bgx = 0;
+		if (mask == BN_MASK_NONE) {
+#pragma omp simd reduction(+ : bg, bgx)
+			for (size_t j = j0; j < j1; j++) {
+				bg += dy[j];
+				bgx += dy[j] * ((x[j] - m) * rs);
+			}
+		} else if (mask == BN_MASK_RECOMPUTE) {
+#pragma omp simd reduction(+ : bg, bgx)
+			for (size_t j = j0; j < j1; j++) {
+				float g = (x[j] - m) * a + b > 0.0f ? dy[j] : 0.0f;
+				bg += g;
+				bgx += g * ((x[j] - m) * rs);
+			}
+		} else {
+#pragma omp simd reduction(+ : bg, bgx)
+			for (size_t j = j0; j < j1; j++) {
+				float g = o[j] > 0.0f ? dy[j] : 0.0f;
+				bg += g;
+				bgx += g * ((x[j] - m) * rs);
+			}
 		}
-	} else if (mask == BN_MASK_RECOMPUTE) {
-#pragma omp simd reduction(+ : sg, sgx)
-		for (size_t j = 0; j < M; j++) {
-			float g = (x[j] - m) * a + b > 0.0f ? dy[j] : 0.0f;
-			sg += g;
-			sgx += (double)g * ((x[j] - m) * rs);
-		}
-	} else {
-#pragma omp simd reduction(+ : sg, sgx)
-		for (size_t j = 0; j < M; j++) {
-			float g = o[j] > 0.0f ? dy[j] : 0.0f;
-			sg += g;
-			sgx += (double)g * ((x[j] - m) * rs);
-		}
+		sg += bg;
+		sgx += bgx;
 	}
 	*sg_out = sg;
 	*sgx_out = sgx;

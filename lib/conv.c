@@ -80,6 +80,65 @@ fast_rows(int rows)
 	return rows <= FAST_ROWS && gemm_fast();
 }
 
+/* Stride-1 "same" convolutions with few channels on both sides run as an
+ * implicit GEMM: each image is copied once into zero-padded planes of width
+ * Wp = W + 2P, and row (c, kh, kw) of its im2col is that copy read from
+ * c * plane + kh * Wp + kw, over an output grid of H rows of Wp columns
+ * whose last 2P columns are junk, dropped when the result is copied out.
+ * The K*K-fold column matrix is never written nor read: for the 16- and
+ * 32-channel layers of a CIFAR ResNet that traffic cost more than the
+ * multiply. */
+#define IMPLICIT_MAX_K 7
+#ifndef IMPLICIT_MAX_C
+#define IMPLICIT_MAX_C 32
+#endif
+#define IMPLICIT_MAX_OFFS (IMPLICIT_MAX_C * IMPLICIT_MAX_K * IMPLICIT_MAX_K)
+
+static int
+conv_is_implicit(const ConvShape *s)
+{
+	return conv_is_same(s) && s->K > 1 && s->K <= IMPLICIT_MAX_K && s->C <= IMPLICIT_MAX_C &&
+	       s->OC <= IMPLICIT_MAX_C && gemm_fast();
+}
+
+typedef struct {
+	int    Wp;    /* padded width */
+	size_t plane; /* floats per padded plane, with zeros that junk columns read past the end */
+	int    grid;  /* output grid H x Wp */
+	int    gld;   /* row stride of a grid buffer */
+} Pad;
+
+static Pad
+pad_geometry(const ConvShape *s)
+{
+	Pad g;
+	g.Wp = s->W + 2 * s->P;
+	g.plane = (size_t)gemm_pad_ld((s->H + 2 * s->P) * g.Wp + s->K - 1);
+	g.grid = s->H * g.Wp;
+	g.gld = gemm_pad_ld(g.grid);
+	return g;
+}
+
+/* per thread: padded input, padded dout, one grid of max(C, OC) rows */
+static size_t
+implicit_floats(const ConvShape *s)
+{
+	Pad g = pad_geometry(s);
+	size_t cmax = s->C > s->OC ? (size_t)s->C : (size_t)s->OC;
+	return (size_t)(s->C + s->OC) * g.plane + cmax * g.gld;
+}
+
+/* off[(c * K + kh) * K + kw] = c * plane + kh * Wp + kw for c < channels */
+static void
+implicit_offsets(ptrdiff_t *off, int channels, const ConvShape *s, const Pad *g)
+{
+	const int K = s->K;
+	for (int c = 0; c < channels; c++)
+		for (int kh = 0; kh < K; kh++)
+			for (int kw = 0; kw < K; kw++)
+				off[(c * K + kh) * K + kw] = (ptrdiff_t)(c * g->plane) + kh * g->Wp + kw;
+}
+
 /* Row stride of a chunk's columns, padded for the fast kernels. */
 static int
 col_ld(const ConvShape *s, int nb)
@@ -94,7 +153,12 @@ static size_t
 conv_chunk_floats(const ConvShape *s)
 {
 	int c = conv_is_same(s) && s->OC > s->C ? s->OC : s->C;
-	return (size_t)c * s->K * s->K * (size_t)col_ld(s, s->chunk);
+	size_t n = (size_t)c * s->K * s->K * (size_t)col_ld(s, s->chunk);
+	/* whether or not the fast kernels are on: the size does not depend on the CPU */
+	if (conv_is_same(s) && s->K > 1 && s->K <= IMPLICIT_MAX_K && s->C <= IMPLICIT_MAX_C && s->OC <= IMPLICIT_MAX_C &&
+	    implicit_floats(s) > n)
+		n = implicit_floats(s);
+	return n;
 }
 
 typedef struct {
@@ -215,6 +279,48 @@ im2col_same(float *col, size_t ld, const float *inp, int n, int i0, int nb, cons
 			}
 		}
 	}
+}
+
+/* dst (C planes, g->plane apart) = image i of src (C,n,H,W) zero-padded by
+ * P, through the input transform when f has one (padding stays 0). */
+static void
+pad_image(float *dst, const Pad *g, const float *src, int C, int n, int i, const ConvShape *s, const ConvFuse *f)
+{
+	const int H = s->H, W = s->W, P = s->P, Wp = g->Wp;
+	const int tf = f && f->in_mean;
+	for (int c = 0; c < C; c++) {
+		float *d = dst + (size_t)c * g->plane;
+		const float *sp = src + ((size_t)c * n + i) * H * W;
+		float m = tf ? f->in_mean[c] : 0.0f, a = tf ? f->in_scale[c] : 1.0f, b = tf ? f->in_shift[c] : 0.0f;
+		memset(d, 0, sizeof(float) * ((size_t)P * Wp + P));
+		for (int y = 0; y < H; y++) {
+			float *row = d + (size_t)(y + P) * Wp + P;
+			run_copy(row, sp + (size_t)y * W, (size_t)W, tf, m, a, b);
+			for (int k = 0; k < 2 * P; k++) /* this row's right pad, the next row's left */
+				row[W + k] = 0.0f;
+		}
+		size_t done = (size_t)(H + P) * Wp + P;
+		memset(d + done, 0, sizeof(float) * (g->plane - done));
+	}
+}
+
+/* image i of dst (C,n,H,W) = (accumulate: +=) the valid columns of grid */
+static void
+unpad_grid(float *dst, const float *grid, const Pad *g, int C, int n, int i, const ConvShape *s, int accumulate)
+{
+	const int H = s->H, W = s->W;
+	for (int c = 0; c < C; c++)
+		for (int y = 0; y < H; y++) {
+			float *d = dst + (((size_t)c * n + i) * H + y) * W;
+			const float *sp = grid + (size_t)c * g->gld + (size_t)y * g->Wp;
+			if (!accumulate) {
+				memcpy(d, sp, sizeof(float) * W);
+				continue;
+			}
+#pragma omp simd
+			for (int x = 0; x < W; x++)
+				d[x] += sp[x];
+		}
 }
 
 /* col (C*K*K rows of nb*OH*OW, row stride ld) from images [i0, i0+nb) of inp (C,n,H,W), through
@@ -355,6 +461,16 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 	float *o = out + i0 * ohw;
 	if (conv_is_pointwise(s) && !(f && f->in_mean)) {
 		gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, inp + i0 * ohw, (int)ldo, 0.0f, o, (int)ldo);
+	} else if (conv_is_implicit(s)) {
+		const Pad g = pad_geometry(s);
+		float *pin = w->col + (size_t)omp_get_thread_num() * w->csz, *grid = pin + (size_t)(s->C + OC) * g.plane;
+		ptrdiff_t off[IMPLICIT_MAX_OFFS];
+		implicit_offsets(off, s->C, s, &g);
+		for (int i = i0; i < i0 + nb; i++) {
+			pad_image(pin, &g, inp, s->C, n, i, s, f);
+			gemm_packed_rows(OC, g.grid, CKK, w->ap, pin, off, 0, grid, g.gld);
+			unpad_grid(out, grid, &g, OC, n, i, s, 0);
+		}
 	} else {
 		float *col = w->col + (size_t)omp_get_thread_num() * w->csz;
 		int ld = col_ld(s, nb);
@@ -383,7 +499,7 @@ conv2d_forward_fused(float *out, float *work, const float *inp, const float *wei
 	const int OC = s->OC, nchunks = (n + s->chunk - 1) / s->chunk, G = conv_groups(s);
 	const Work w = work_layout(work, s);
 	double *stats = f ? f->out_stats : NULL;
-	if (fast_rows(OC))
+	if (fast_rows(OC) || conv_is_implicit(s))
 		gemm_pack_a(w.ap, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
 	if (!stats) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (nchunks > 1)
@@ -404,6 +520,30 @@ conv2d_forward_fused(float *out, float *work, const float *inp, const float *wei
 			stats[j] += w.sums[(size_t)g * 2 * OC + j];
 }
 
+/* Backward of images [i0, i0+nb) by implicit GEMM: dw += dout x padded
+ * input^T (a dot product per weight, dout's junk grid columns being the
+ * padding's zeros), dinp (+)= flipped weights (packed in ap) x padded dout. */
+static void
+implicit_backward(float *dinp, float *dw, float *buf, const float *dout, const float *inp, const float *ap, int n,
+                  int i0, int nb, const ConvShape *s, const ConvFuse *f, int overwrite)
+{
+	const Pad g = pad_geometry(s);
+	const int KK = s->K * s->K, cmax = s->C > s->OC ? s->C : s->OC;
+	float *pin = buf, *pdy = pin + (size_t)s->C * g.plane, *grid = pdy + (size_t)s->OC * g.plane;
+	ptrdiff_t off[IMPLICIT_MAX_OFFS];
+	implicit_offsets(off, cmax, s, &g);
+	for (int i = i0; i < i0 + nb; i++) {
+		pad_image(pin, &g, inp, s->C, n, i, s, f);
+		pad_image(pdy, &g, dout, s->OC, n, i, s, NULL);
+		gemm_rows_nt(s->OC, s->C * KK, g.grid, pdy + (size_t)s->P * g.Wp + s->P, (int)g.plane, pin, off, dw,
+		             s->C * KK);
+		if (!dinp)
+			continue;
+		gemm_packed_rows(s->C, g.grid, s->OC * KK, ap, pdy, off, 0, grid, g.gld);
+		unpad_grid(dinp, grid, &g, s->C, n, i, s, !overwrite);
+	}
+}
+
 void
 conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, const float *dout,
                       const float *inp, const float *weight, int n, const ConvShape *s, const ConvFuse *f)
@@ -414,6 +554,7 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 	const int G = conv_groups(s);
 	const Work w = work_layout(work, s);
 	const int direct = conv_is_pointwise(s) && !(f && f->in_mean);
+	const int implicit = conv_is_implicit(s);
 	const int overwrite = f && f->dinp_overwrite;
 	/* same convolutions: dinp = conv(dout, wt), wt[c][oc][kh][kw] = w[oc][c][K-1-kh][K-1-kw] */
 	const int transposed = dinp && conv_is_same(s) && !conv_is_pointwise(s);
@@ -427,7 +568,7 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 					w.wt[((size_t)c * OC + oc) * KK + k] = weight[((size_t)oc * s->C + c) * KK + (KK - 1 - k)];
 		ts.C = s->OC;
 		ts.OC = s->C;
-		if (fast_rows(s->C))
+		if (fast_rows(s->C) || implicit)
 			gemm_pack_a(w.ap, w.wt, OKK, s->C, OKK);
 	}
 	/* BN backward sums of the transformed input's gradient, per group */
@@ -458,7 +599,9 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 				int ncol = (int)(nb * ohw), ld = col_ld(s, nb);
 				const float *dy = dout + i0 * ohw;
 				float *dx = dinp ? dinp + i0 * ohw : NULL;
-				if (direct) {
+				if (implicit) {
+					implicit_backward(dinp, dw, col, dout, inp, w.ap, n, i0, nb, s, f, overwrite);
+				} else if (direct) {
 					gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, inp + i0 * ohw, (int)ldo, 1.0f, dw, CKK);
 				} else {
 					im2col(col, (size_t)ld, inp, n, i0, nb, s, f);
@@ -466,7 +609,9 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 				}
 				if (!dinp)
 					continue;
-				if (conv_is_pointwise(s)) {
+				if (implicit) {
+					/* done above */
+				} else if (conv_is_pointwise(s)) {
 					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
 					            dx, (int)ldo);
 				} else if (transposed) {

@@ -140,15 +140,20 @@ gemm_pack_a(float *Ap, const float *A, int lda, int M, int K)
 			}
 }
 
+/* The micro-tiles read B's row k at b + boff[k]: rows ldb apart for a
+ * stored matrix, or shifted views of one padded image for an implicit
+ * im2col (lib/conv.c). */
+
 /* the tail of a tile (nr < NR columns), plainly */
 static void
-tile_plain(int kc, const float *ap, const float *b, int ldb, float *c, int ldc, int acc, int mr, int nr)
+tile_plain(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *c, int ldc, int acc, int mr,
+           int nr)
 {
 	float t[MR][NR] = { { 0 } };
-	for (int k = 0; k < kc; k++, ap += MR, b += ldb)
+	for (int k = 0; k < kc; k++, ap += MR)
 		for (int r = 0; r < MR; r++)
 			for (int j = 0; j < nr; j++)
-				t[r][j] += ap[r] * b[j];
+				t[r][j] += ap[r] * b[boff[k] + j];
 	for (int r = 0; r < mr; r++)
 		for (int j = 0; j < nr; j++)
 			c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + t[r][j] : t[r][j];
@@ -156,12 +161,13 @@ tile_plain(int kc, const float *ap, const float *b, int ldb, float *c, int ldc, 
 
 #ifdef HAVE_X86
 __attribute__((target("avx2,fma"))) static void
-tile_4x16(int kc, const float *ap, const float *b, int ldb, float *c, int ldc, int acc, int mr)
+tile_4x16(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *c, int ldc, int acc, int mr)
 {
 	__m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
 	       c31 = c00;
-	for (int k = 0; k < kc; k++, ap += MR, b += ldb) {
-		__m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), a;
+	for (int k = 0; k < kc; k++, ap += MR) {
+		const float *bk = b + boff[k];
+		__m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8), a;
 		a = _mm256_broadcast_ss(ap + 0);
 		c00 = _mm256_fmadd_ps(a, b0, c00);
 		c01 = _mm256_fmadd_ps(a, b1, c01);
@@ -195,29 +201,140 @@ tile_4x16(int kc, const float *ap, const float *b, int ldb, float *c, int ldc, i
 #undef STORE_ROW
 }
 
+
+/* the 8-column tail of a tile (small maps end a grid with one) */
+__attribute__((target("avx2,fma"))) static void
+tile_4x8(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *c, int ldc, int acc, int mr)
+{
+	__m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
+	for (int k = 0; k < kc; k++, ap += MR) {
+		__m256 b0 = _mm256_loadu_ps(b + boff[k]);
+		c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 0), b0, c0);
+		c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 1), b0, c1);
+		c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 2), b0, c2);
+		c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 3), b0, c3);
+	}
+	__m256 v[MR] = { c0, c1, c2, c3 };
+	for (int r = 0; r < mr; r++) {
+		float *cp = c + (size_t)r * ldc;
+		_mm256_storeu_ps(cp, acc ? _mm256_add_ps(v[r], _mm256_loadu_ps(cp)) : v[r]);
+	}
+}
 #endif
+
+/* C (+)= A x B over the k-block [k0, k0 + kc) */
+static void
+packed_block(int M, int N, int K, int k0, int kc, const float *Ap, const float *B, const ptrdiff_t *boff, int acc,
+             float *C, int ldc)
+{
+	const int np = (M + MR - 1) / MR, fast = gemm_fast();
+	for (int j = 0; j < N; j += NR) {
+		int nr = N - j < NR ? N - j : NR;
+		for (int p = 0; p < np; p++) {
+			int mr = M - p * MR < MR ? M - p * MR : MR;
+			const float *ap = Ap + ((size_t)p * K + k0) * MR;
+			float *c = C + (size_t)p * MR * ldc + j;
+#ifdef HAVE_X86
+			if (fast && nr == NR) {
+				tile_4x16(kc, ap, B + j, boff, c, ldc, acc, mr);
+				continue;
+			}
+			if (fast && nr >= 8) {
+				tile_4x8(kc, ap, B + j, boff, c, ldc, acc, mr);
+				if (nr > 8)
+					tile_plain(kc, ap, B + j + 8, boff, c + 8, ldc, acc, mr, nr - 8);
+				continue;
+			}
+#endif
+			tile_plain(kc, ap, B + j, boff, c, ldc, acc, mr, nr);
+		}
+	}
+}
 
 void
 gemm_packed_nn(int M, int N, int K, const float *Ap, const float *B, int ldb, int accumulate, float *C, int ldc)
 {
-	const int np = (M + MR - 1) / MR;
+	ptrdiff_t boff[KC];
 	for (int k0 = 0; k0 < K; k0 += KC) {
-		int kc = K - k0 < KC ? K - k0 : KC, acc = accumulate || k0 > 0;
-		for (int j = 0; j < N; j += NR) {
-			int nr = N - j < NR ? N - j : NR;
-			for (int p = 0; p < np; p++) {
-				int mr = M - p * MR < MR ? M - p * MR : MR;
-				const float *ap = Ap + ((size_t)p * K + k0) * MR;
-				const float *b = B + (size_t)k0 * ldb + j;
-				float *c = C + (size_t)p * MR * ldc + j;
-#ifdef HAVE_X86
-				if (nr == NR) {
-					tile_4x16(kc, ap, b, ldb, c, ldc, acc, mr);
-					continue;
-				}
-#endif
-				tile_plain(kc, ap, b, ldb, c, ldc, acc, mr, nr);
-			}
-		}
+		int kc = K - k0 < KC ? K - k0 : KC;
+		for (int k = 0; k < kc; k++)
+			boff[k] = (ptrdiff_t)k * ldb;
+		packed_block(M, N, K, k0, kc, Ap, B + (size_t)k0 * ldb, boff, accumulate || k0 > 0, C, ldc);
 	}
+}
+
+void
+gemm_packed_rows(int M, int N, int K, const float *Ap, const float *B, const ptrdiff_t *boff, int accumulate,
+                 float *C, int ldc)
+{
+	for (int k0 = 0; k0 < K; k0 += KC) {
+		int kc = K - k0 < KC ? K - k0 : KC;
+		packed_block(M, N, K, k0, kc, Ap, B, boff + k0, accumulate || k0 > 0, C, ldc);
+	}
+}
+
+/* ---- C += A x B^T with B's rows at offsets: dot products of long rows ---- */
+
+static float
+dot_plain(const float *a, const float *b, int N)
+{
+	float t = 0;
+	for (int j = 0; j < N; j++)
+		t += a[j] * b[j];
+	return t;
+}
+
+#ifdef HAVE_X86
+__attribute__((target("avx2,fma"))) static float
+hsum8(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+/* a 4 x 3 block of C: 12 accumulators in registers, 7 loads per 12 FMAs */
+__attribute__((target("avx2,fma"))) static void
+dot_4x3(const float *a, int lda, const float *b0, const float *b1, const float *b2, int N, float *c, int ldc)
+{
+	const float *a0 = a, *a1 = a + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+	__m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00, s20 = s00,
+	       s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
+	int j = 0;
+	for (; j + 8 <= N; j += 8) {
+		__m256 x0 = _mm256_loadu_ps(b0 + j), x1 = _mm256_loadu_ps(b1 + j), x2 = _mm256_loadu_ps(b2 + j), y;
+#define ROW(y_ptr, t0, t1, t2)                          \
+	y = _mm256_loadu_ps(y_ptr + j);                 \
+	t0 = _mm256_fmadd_ps(y, x0, t0);                \
+	t1 = _mm256_fmadd_ps(y, x1, t1);                \
+	t2 = _mm256_fmadd_ps(y, x2, t2)
+		ROW(a0, s00, s01, s02);
+		ROW(a1, s10, s11, s12);
+		ROW(a2, s20, s21, s22);
+		ROW(a3, s30, s31, s32);
+#undef ROW
+	}
+	const __m256 acc[4][3] = { { s00, s01, s02 }, { s10, s11, s12 }, { s20, s21, s22 }, { s30, s31, s32 } };
+	const float *bs[3] = { b0, b1, b2 };
+	for (int m = 0; m < 4; m++)
+		for (int r = 0; r < 3; r++)
+			c[(size_t)m * ldc + r] += hsum8(acc[m][r]) + dot_plain(a + (size_t)m * lda + j, bs[r] + j, N - j);
+}
+#endif
+
+void
+gemm_rows_nt(int M, int R, int N, const float *A, int lda, const float *B, const ptrdiff_t *boff, float *C, int ldc)
+{
+	int m0 = 0, r0 = 0;
+#ifdef HAVE_X86
+	for (; m0 + 4 <= M && gemm_fast(); m0 += 4)
+		for (r0 = 0; r0 + 3 <= R; r0 += 3)
+			dot_4x3(A + (size_t)m0 * lda, lda, B + boff[r0], B + boff[r0 + 1], B + boff[r0 + 2], N,
+			        C + (size_t)m0 * ldc + r0, ldc);
+#endif
+	/* what the blocks left: the last rows of C (all of it without AVX2), then the last columns */
+	for (int m = 0; m < M; m++)
+		for (int r = m < m0 ? r0 : 0; r < R; r++)
+			C[(size_t)m * ldc + r] += dot_plain(A + (size_t)m * lda, B + boff[r], N);
 }

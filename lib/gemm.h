@@ -38,6 +38,12 @@ size_t gemm_pack_floats(int M, int K);
 void   gemm_pack_a(float *Ap, const float *A, int lda, int M, int K);
 void   gemm_packed_nn(int M, int N, int K, const float *Ap, const float *B, int ldb, int accumulate,
                       float *C, int ldc);
+/* As gemm_packed_nn with B's row k at B + boff[k] (K offsets). */
+void   gemm_packed_rows(int M, int N, int K, const float *Ap, const float *B, const ptrdiff_t *boff, int accumulate,
+                        float *C, int ldc);
+/* C (M x R) += A (M x N, lda) x B^T, B's row r (N floats) at B + boff[r]. */
+void   gemm_rows_nt(int M, int R, int N, const float *A, int lda, const float *B, const ptrdiff_t *boff, float *C,
+                    int ldc);
 /* A leading dimension >= n that keeps consecutive rows in different cache sets. */
 int    gemm_pad_ld(int n);
 

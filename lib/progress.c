@@ -30,26 +30,34 @@ fmt_duration(char *buf, size_t len, double s)
 		snprintf(buf, len, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* three significant figures or so: 0.47 steps/s, not 0 */
+static void
+fmt_rate(char *buf, size_t len, double r)
+{
+	snprintf(buf, len, r < 10 ? "%.2f" : r < 100 ? "%.1f" : "%.0f", r);
+}
+
 static void
 show(Progress *p, int64_t done, const char *extra, int final)
 {
 	double now = now_seconds(), el = now - p->t0;
 	double rate = el > 0 ? done / el : 0;
-	char eta[32] = "", elapsed[32], line[512];
+	char eta[32] = "", elapsed[32], line[512], rs[32];
 	int n;
 	fmt_duration(elapsed, sizeof elapsed, el);
+	fmt_rate(rs, sizeof rs, rate);
 	if (!final && p->total > 0 && rate > 0 && done <= p->total) {
 		char d[24];
 		fmt_duration(d, sizeof d, (p->total - done) / rate);
 		snprintf(eta, sizeof eta, " ETA %s", d);
 	}
 	if (p->total > 0)
-		n = snprintf(line, sizeof line, "%s: %lld/%lld %s (%.1f%%) %.0f %s/s %s%s%s%s", getprogname_ssl(),
-		             (long long)done, (long long)p->total, p->unit, 100.0 * done / p->total, rate, p->unit,
+		n = snprintf(line, sizeof line, "%s: %lld/%lld %s (%.1f%%) %s %s/s %s%s%s%s", getprogname_ssl(),
+		             (long long)done, (long long)p->total, p->unit, 100.0 * done / p->total, rs, p->unit,
 		             elapsed, eta, extra ? "  " : "", extra ? extra : "");
 	else
-		n = snprintf(line, sizeof line, "%s: %lld %s %.0f %s/s %s%s%s", getprogname_ssl(), (long long)done,
-		             p->unit, rate, p->unit, elapsed, extra ? "  " : "", extra ? extra : "");
+		n = snprintf(line, sizeof line, "%s: %lld %s %s %s/s %s%s%s", getprogname_ssl(), (long long)done,
+		             p->unit, rs, p->unit, elapsed, extra ? "  " : "", extra ? extra : "");
 	(void)n;
 	if (p->tty)
 		fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
