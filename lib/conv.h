@@ -10,7 +10,9 @@
  * (nchw_to_cnhw / cnhw_to_nchw).
  *
  * im2col runs in chunks of s->chunk images so the workspace stays bounded
- * (conv_work_floats); 1x1 stride-1 unpadded convolutions skip im2col.
+ * (conv_work_floats); 1x1 stride-1 unpadded convolutions skip im2col, and
+ * so do stride-1 "same" convolutions of up to 32 channels on CPUs with
+ * AVX2+FMA (an implicit GEMM over one zero-padded copy of each image).
  * Threads take fixed shares of chunks, so results do not change between
  * runs with the same thread count.
  *
