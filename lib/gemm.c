@@ -202,13 +202,22 @@ tile_4x16(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float 
 }
 
 
-/* the 8-column tail of a tile (small maps end a grid with one) */
-__attribute__((target("avx2,fma"))) static void
-tile_4x8(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *c, int ldc, int acc, int mr)
+/* lanes [0, n) of a vector: for the masked loads and stores of tails */
+__attribute__((target("avx2,fma"))) static __m256i
+lane_mask(int n)
 {
+	return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/* a tail of nr <= 8 columns (small maps end their grid with one): masked,
+ * never reading or writing past column nr */
+__attribute__((target("avx2,fma"))) static void
+tile_4x8(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *c, int ldc, int acc, int mr, int nr)
+{
+	const __m256i mask = lane_mask(nr);
 	__m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0;
 	for (int k = 0; k < kc; k++, ap += MR) {
-		__m256 b0 = _mm256_loadu_ps(b + boff[k]);
+		__m256 b0 = _mm256_maskload_ps(b + boff[k], mask);
 		c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 0), b0, c0);
 		c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 1), b0, c1);
 		c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(ap + 2), b0, c2);
@@ -217,7 +226,7 @@ tile_4x8(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *
 	__m256 v[MR] = { c0, c1, c2, c3 };
 	for (int r = 0; r < mr; r++) {
 		float *cp = c + (size_t)r * ldc;
-		_mm256_storeu_ps(cp, acc ? _mm256_add_ps(v[r], _mm256_loadu_ps(cp)) : v[r]);
+		_mm256_maskstore_ps(cp, mask, acc ? _mm256_add_ps(v[r], _mm256_maskload_ps(cp, mask)) : v[r]);
 	}
 }
 #endif
@@ -239,10 +248,10 @@ packed_block(int M, int N, int K, int k0, int kc, const float *Ap, const float *
 				tile_4x16(kc, ap, B + j, boff, c, ldc, acc, mr);
 				continue;
 			}
-			if (fast && nr >= 8) {
-				tile_4x8(kc, ap, B + j, boff, c, ldc, acc, mr);
+			if (fast) {
+				tile_4x8(kc, ap, B + j, boff, c, ldc, acc, mr, nr < 8 ? nr : 8);
 				if (nr > 8)
-					tile_plain(kc, ap, B + j + 8, boff, c + 8, ldc, acc, mr, nr - 8);
+					tile_4x8(kc, ap, B + j + 8, boff, c + 8, ldc, acc, mr, nr - 8);
 				continue;
 			}
 #endif
@@ -301,25 +310,42 @@ dot_4x3(const float *a, int lda, const float *b0, const float *b1, const float *
 	const float *a0 = a, *a1 = a + lda, *a2 = a1 + lda, *a3 = a2 + lda;
 	__m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00, s20 = s00,
 	       s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
+	/* full vectors, then the last partial one masked (short rows of small
+	 * maps would otherwise spend as long in a scalar tail as in the loop) */
+#define STEP(LOAD)                                                                     \
+	do {                                                                           \
+		__m256 x0 = LOAD(b0 + j), x1 = LOAD(b1 + j), x2 = LOAD(b2 + j), y;      \
+		y = LOAD(a0 + j);                                                      \
+		s00 = _mm256_fmadd_ps(y, x0, s00);                                     \
+		s01 = _mm256_fmadd_ps(y, x1, s01);                                     \
+		s02 = _mm256_fmadd_ps(y, x2, s02);                                     \
+		y = LOAD(a1 + j);                                                      \
+		s10 = _mm256_fmadd_ps(y, x0, s10);                                     \
+		s11 = _mm256_fmadd_ps(y, x1, s11);                                     \
+		s12 = _mm256_fmadd_ps(y, x2, s12);                                     \
+		y = LOAD(a2 + j);                                                      \
+		s20 = _mm256_fmadd_ps(y, x0, s20);                                     \
+		s21 = _mm256_fmadd_ps(y, x1, s21);                                     \
+		s22 = _mm256_fmadd_ps(y, x2, s22);                                     \
+		y = LOAD(a3 + j);                                                      \
+		s30 = _mm256_fmadd_ps(y, x0, s30);                                     \
+		s31 = _mm256_fmadd_ps(y, x1, s31);                                     \
+		s32 = _mm256_fmadd_ps(y, x2, s32);                                     \
+	} while (0)
 	int j = 0;
-	for (; j + 8 <= N; j += 8) {
-		__m256 x0 = _mm256_loadu_ps(b0 + j), x1 = _mm256_loadu_ps(b1 + j), x2 = _mm256_loadu_ps(b2 + j), y;
-#define ROW(y_ptr, t0, t1, t2)                          \
-	y = _mm256_loadu_ps(y_ptr + j);                 \
-	t0 = _mm256_fmadd_ps(y, x0, t0);                \
-	t1 = _mm256_fmadd_ps(y, x1, t1);                \
-	t2 = _mm256_fmadd_ps(y, x2, t2)
-		ROW(a0, s00, s01, s02);
-		ROW(a1, s10, s11, s12);
-		ROW(a2, s20, s21, s22);
-		ROW(a3, s30, s31, s32);
-#undef ROW
+	for (; j + 8 <= N; j += 8)
+		STEP(_mm256_loadu_ps);
+	if (j < N) {
+		const __m256i mask = lane_mask(N - j);
+#define MASKED(p) _mm256_maskload_ps((p), mask)
+		STEP(MASKED);
+#undef MASKED
 	}
+#undef STEP
 	const __m256 acc[4][3] = { { s00, s01, s02 }, { s10, s11, s12 }, { s20, s21, s22 }, { s30, s31, s32 } };
-	const float *bs[3] = { b0, b1, b2 };
 	for (int m = 0; m < 4; m++)
 		for (int r = 0; r < 3; r++)
-			c[(size_t)m * ldc + r] += hsum8(acc[m][r]) + dot_plain(a + (size_t)m * lda + j, bs[r] + j, N - j);
+			c[(size_t)m * ldc + r] += hsum8(acc[m][r]);
 }
 #endif
 
