@@ -487,8 +487,11 @@ START_TEST(test_torch_arch)
 	else
 		model_backward(m, d);
 	/* This resnet50 is deep for its width: PyTorch's own float32 gradients
-	 * differ from float64 by up to 2e-3 here (ours by 3e-4). */
-	const double tol = classify ? 1e-4 : 1e-3;
+	 * differ from float64 by up to 2e-3 here, and so may ours: the worst
+	 * parameter is at 1.4e-3 with the implicit-GEMM convolutions, 9.7e-4
+	 * with im2col + FMA tiles, 6.7e-4 with the plain loops (all float32
+	 * orderings of the same sums). */
+	const double tol = classify ? 1e-4 : 2e-3;
 	int checked = 0;
 	for (int i = 0; i < t->n; i++) {
 		ParamEntry *e = &t->e[i];
