@@ -25,6 +25,8 @@
 #include "optim.h"
 #include "util.h"
 
+#include "fuzz_tmpdir.h"
+
 #define CHECK(x) do { if (!(x)) { fprintf(stderr, "fuzz_checkpoint: check failed: %s (line %d)\n", #x, __LINE__); abort(); } } while (0)
 
 static char dir[256], path[300];
@@ -58,14 +60,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	(void)argc;
 	(void)argv;
-	snprintf(dir, sizeof dir, "%s/fuzz_checkpoint.XXXXXX", base);
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
+	fuzz_make_tmpdir(dir, sizeof dir, "fuzz_checkpoint");
 	snprintf(path, sizeof path, "%s/model.ssl", dir);
 	atexit(remove_dir);
 	return 0;

@@ -29,6 +29,8 @@
 #include "dataset.h"
 #include "util.h"
 
+#include "fuzz_tmpdir.h"
+
 #define MAX_PIXELS (INT64_C(1) << 20)
 
 #define CHECK(x) do { if (!(x)) { fprintf(stderr, "fuzz_dataset: check failed: %s (line %d)\n", #x, __LINE__); abort(); } } while (0)
@@ -63,14 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	(void)argc;
 	(void)argv;
-	snprintf(dir, sizeof dir, "%s/fuzz_dataset.XXXXXX", base);
-	if (!mkdtemp(dir)) {
-		perror("mkdtemp");
-		exit(1);
-	}
+	fuzz_make_tmpdir(dir, sizeof dir, "fuzz_dataset");
 	atexit(remove_dir);
 	return 0;
 }
