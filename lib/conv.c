@@ -607,23 +607,21 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 					im2col(col, (size_t)ld, inp, n, i0, nb, s, f);
 					gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, col, ld, 1.0f, dw, CKK);
 				}
-				if (!dinp)
-					continue;
-				if (implicit) {
-					/* done above */
-				} else if (conv_is_pointwise(s)) {
-					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
-					            dx, (int)ldo);
-				} else if (transposed) {
-					im2col(col, (size_t)ld, dout, n, i0, nb, &ts, NULL);
-					if (fast_rows(s->C))
-						gemm_packed_nn(s->C, ncol, OKK, w.ap, col, ld, !overwrite, dx, (int)ldo);
-					else
-						gemm_serial(0, 0, s->C, ncol, OKK, 1.0f, w.wt, OKK, col, ld, overwrite ? 0.0f : 1.0f,
+				if (dinp && !implicit) { /* (implicit_backward gave both gradients) */
+					if (conv_is_pointwise(s)) {
+						gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
 						            dx, (int)ldo);
-				} else {
-					gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
-					col2im(dinp, col, n, i0, nb, s, overwrite);
+					} else if (transposed) {
+						im2col(col, (size_t)ld, dout, n, i0, nb, &ts, NULL);
+						if (fast_rows(s->C))
+							gemm_packed_nn(s->C, ncol, OKK, w.ap, col, ld, !overwrite, dx, (int)ldo);
+						else
+							gemm_serial(0, 0, s->C, ncol, OKK, 1.0f, w.wt, OKK, col, ld, overwrite ? 0.0f : 1.0f,
+							            dx, (int)ldo);
+					} else {
+						gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
+						col2im(dinp, col, n, i0, nb, s, overwrite);
+					}
 				}
 				if (dsums) /* while this chunk of dinp is in cache */
 					chunk_sums(w.sums + (size_t)g * 2 * s->C, dinp, inp, n, ch, s, f);
