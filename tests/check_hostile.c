@@ -1518,23 +1518,21 @@ typedef struct {
 	int64_t step;         /* step of the last checkpoint loaded */
 } Watch;
 
-/* While pid runs (for at most `wait` seconds), loads the checkpoint at
- * path again and again: a reader must never see a torn file. Returns 1
- * when the process ended by itself (status in *st). */
+/* While pid runs, loads the checkpoint at path again and again (a reader
+ * must never see a torn file) until one of step >= until_step has been
+ * seen, or for at most `wait` seconds. Returns 1 when the process ended by
+ * itself (status in *st). Kills are placed by step, not by time, so that
+ * a fast machine does not finish the run before the kill lands. */
 static int
-watch(pid_t pid, const char *path, double wait, Watch *w, int *st)
+watch(pid_t pid, const char *path, int64_t until_step, double wait, Watch *w, int *st)
 {
-	/* The countdown starts once a checkpoint is on disk, so that a slow
-	 * machine (sanitizers, other load) still gets its kill after one. */
-	double give_up = seconds() + 120, end = access(path, F_OK) == 0 ? seconds() + wait : give_up;
+	double end = seconds() + wait;
 	while (seconds() < end) {
 		Checkpoint ck;
 		char err[512];
 		if (waitpid(pid, st, WNOHANG) == pid)
 			return 1;
 		if (access(path, F_OK) == 0) {
-			if (end == give_up)
-				end = seconds() + wait;
 			if (checkpoint_load(&ck, path, err, sizeof err) < 0) {
 				fprintf(stderr, "torn: %s\n", err);
 				w->torn++;
@@ -1542,9 +1540,11 @@ watch(pid_t pid, const char *path, double wait, Watch *w, int *st)
 				w->loads++;
 				w->step = ck.train.step;
 				checkpoint_free(&ck);
+				if (w->step >= until_step)
+					return 0;
 			}
 		}
-		usleep(3000);
+		usleep(1000);
 	}
 	return 0;
 }
@@ -1592,15 +1592,15 @@ START_TEST(test_train_sigkill_resume)
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "uninterrupted run: status %x", st);
 
 	for (int round = 0; round < 3; round++) {
-		double delay;
+		int64_t target;
 		seed = seed * 1103515245u + 12345u;
-		delay = 0.12 + (double)(seed >> 16 & 0xffff) / 65536.0 * 0.25;
+		target = w.step + 5 + (int64_t)(seed >> 16 & 0xffff) % 40;   /* at most 3 x 44 < 180 */
 		if (access(part, F_OK) == 0)
 			snprintf(cmd, sizeof cmd, TRAIN " --resume '%s' -o '%s' '%s'", part, part, views);
 		else
 			snprintf(cmd, sizeof cmd, TRAIN " -o '%s' '%s'", part, views);
 		pid = spawn(cmd);
-		if (watch(pid, part, delay, &w, &st)) {
+		if (watch(pid, part, target, 120, &w, &st)) {
 			ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %x", st);
 			break;   /* it finished first */
 		}
@@ -1635,7 +1635,7 @@ START_TEST(test_train_sigkill_resume)
 	/* the last resume runs to the end */
 	snprintf(cmd, sizeof cmd, TRAIN " --resume '%s' -o '%s' '%s'", part, part, views);
 	pid = spawn(cmd);
-	while (!watch(pid, part, 1.0, &w, &st))
+	while (!watch(pid, part, INT64_MAX, 1.0, &w, &st))
 		;
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "final resume: status %x", st);
 	ck_assert_int_eq(w.torn, 0);
