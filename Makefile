@@ -1,5 +1,5 @@
 # ssl-tools: one GNU Makefile. `make` builds build/bin/ssl-* and build/libssltools.a.
-# New lib/*.c, tools/ssl-*.c and tests/check_*.c files are picked up automatically.
+# New lib/*/*.c, tools/ssl-*.c and tests/check_*.c files are picked up automatically.
 include config.mk
 
 BUILD ?= build
@@ -23,7 +23,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DSSL_VERSION=\"$(VERSION)\" -fopenmp $(OPT)
 ALL_LDFLAGS = -fopenmp $(SANLD) $(LDFLAGS)
 LIBS = $(PKG_LIBS) -lm
 
-LIB_SRC   := $(wildcard lib/*.c)
+LIB_SRC   := $(wildcard lib/*/*.c)
 TOOL_SRC  := $(wildcard tools/ssl-*.c)
 TEST_SRC  := $(wildcard tests/check_*.c)
 TESTSUP_SRC := $(filter-out tests/check_%,$(wildcard tests/*.c))
@@ -92,7 +92,7 @@ clean:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
-# ---- compute core: benches and fixtures (lib/model et al.) ----
+# ---- compute core: benches and fixtures (lib/nn/model et al.) ----
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -108,13 +108,13 @@ fixtures:
 # ---- end compute core ----
 
 # ---- ssl-augment (issue 3) --------------------------------------------------
-# lib/augment's kernels are plain loops written to vectorise; -O2's cheap cost
+# lib/data/augment's kernels are plain loops written to vectorise; -O2's cheap cost
 # model and trapping-math if-conversion rules leave them scalar. These flags
 # change no values (no fast-math): the results stay torchvision's bit for bit.
 # (Probed, so that compilers without them, such as clang, still build.)
 AUGMENT_VEC_FLAGS := $(shell $(CC) -fno-trapping-math -fvect-cost-model=dynamic -Werror -E -x c /dev/null \
                        >/dev/null 2>&1 && echo -fno-trapping-math -fvect-cost-model=dynamic)
-$(BUILD)/lib/augment.o: ALL_CFLAGS += $(AUGMENT_VEC_FLAGS)
+$(BUILD)/lib/data/augment.o: ALL_CFLAGS += $(AUGMENT_VEC_FLAGS)
 
 .PHONY: bench-augment
 bench-augment: $(BUILD)/bench/bench_augment
@@ -135,7 +135,7 @@ bench-decode: $(BUILD)/bench/bench_decode
 # ---- end bench-decode ----
 
 # ---- fuzz (issue 9): libFuzzer harnesses under ASan+UBSan ----
-# `make fuzz FUZZ_SECONDS=N` builds fuzz/fuzz_*.c and lib/*.c with clang
+# `make fuzz FUZZ_SECONDS=N` builds fuzz/fuzz_*.c and lib/*/*.c with clang
 # into $(BUILD)/fuzz, writes the seed corpora (fuzz/make_corpus.c, from our
 # own writers) and runs each harness for N seconds on them (nice 19). A
 # crash, leak, sanitizer report, timeout or oversized allocation fails the
@@ -180,11 +180,11 @@ fixtures-safetensors:
 # ---- ssl-train-mpi (issue 8): data-parallel ssl-train over MPI ----------------
 # Built only when mpicc is on PATH (Debian: libopenmpi-dev); without it the
 # rest of the build, and `make check`, go on (tests/check_mpi skips).
-# tools/ssl-train.c and lib/dist_mpi.c are compiled again with -DSSL_MPI.
+# tools/ssl-train.c and lib/dist/dist_mpi.c are compiled again with -DSSL_MPI.
 MPICC ?= $(shell command -v mpicc 2>/dev/null)
 ifneq ($(MPICC),)
 MPI_BIN := $(BUILD)/bin/ssl-train-mpi
-MPI_OBJ := $(BUILD)/mpi/tools/ssl-train.o $(BUILD)/mpi/lib/dist_mpi.o
+MPI_OBJ := $(BUILD)/mpi/tools/ssl-train.o $(BUILD)/mpi/lib/dist/dist_mpi.o
 TOOL_BIN += $(MPI_BIN)
 all: $(MPI_BIN)
 $(BUILD)/mpi/%.o: %.c

@@ -1,4 +1,4 @@
-/* bench_augment: views per second of lib/augment on one thread.
+/* bench_augment: views per second of lib/data/augment on one thread.
  *
  *   bench_augment --write N H W C FILE       write N photo-like test images (raw uint8 NHWC)
  *   bench_augment --recipe R FILE N H W C [SECONDS]
@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "augment.h"
-#include "rng.h"
-#include "util.h"
+#include "data/augment.h"
+#include "base/rng.h"
+#include "base/util.h"
 
 /* CPU time of this thread: the machine may be shared, and we want per-core rates. */
 static double

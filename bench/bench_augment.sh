@@ -1,5 +1,5 @@
 #!/bin/bash
-# bench_augment.sh [BUILD]: views per CPU-second of lib/augment (what
+# bench_augment.sh [BUILD]: views per CPU-second of lib/data/augment (what
 # ssl-augment runs per record) beside torchvision's PIL path, one thread each,
 # on the same generated images, measured in one run. `make bench-augment`.
 # CPU time, not wall time: the machine may be shared. BENCH_SECONDS sets the

@@ -1,6 +1,6 @@
 /* bench_decode: images/s of our JPEG/PNG decoding on the members of one
  * archive, on 1 and 2 threads, decoding alone (members already in memory)
- * and end to end (lib/dataset: read, gunzip and decode, as ssl-decode
+ * and end to end (lib/data/dataset: read, gunzip and decode, as ssl-decode
  * does). Prints a checksum of the pixels that bench/decode_pil.py computes
  * the same way, so the side-by-side run also checks that we decode the
  * same pixels as PIL. Run through bench/decode.sh. */
@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dataset.h"
-#include "image.h"
-#include "util.h"
+#include "data/dataset.h"
+#include "data/image.h"
+#include "base/util.h"
 
 typedef struct {
 	char    *path;

@@ -13,13 +13,13 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "gemm.h"
-#include "loss.h"
-#include "model.h"
-#include "optim.h"
-#include "parallel.h"
-#include "rng.h"
-#include "util.h"
+#include "nn/gemm.h"
+#include "nn/loss.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+#include "base/parallel.h"
+#include "base/rng.h"
+#include "base/util.h"
 
 static int
 cmp_double(const void *a, const void *b)

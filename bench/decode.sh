@@ -1,6 +1,6 @@
 #!/bin/sh
-# Images/s decoding the JPEGs of a CIFAR-10 archive: ours (lib/image,
-# lib/dataset) on 1 and 2 threads side by side with PIL on 1 thread, on the
+# Images/s decoding the JPEGs of a CIFAR-10 archive: ours (lib/data/image,
+# lib/data/dataset) on 1 and 2 threads side by side with PIL on 1 thread, on the
 # same files in the same run, and whether both decode the same pixels.
 # usage: bench/decode.sh [BUILD [ARCHIVE]]   (make bench-decode runs it)
 set -eu

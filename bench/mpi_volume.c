@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "util.h"
+#include "nn/model.h"
+#include "base/util.h"
 
 int
 main(int argc, char **argv)

@@ -1,5 +1,5 @@
 /* fuzz_checkpoint: libFuzzer harness for the checkpoint loader
- * (lib/checkpoint.c) and the restore into a model and an optimizer.
+ * (lib/io/checkpoint.c) and the restore into a model and an optimizer.
  * checkpoint_load takes a path, so the bytes go to a file in a private
  * temporary folder first.
  *
@@ -20,10 +20,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "model.h"
-#include "optim.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+#include "base/util.h"
 
 #include "fuzz_tmpdir.h"
 

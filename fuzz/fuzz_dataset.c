@@ -1,6 +1,6 @@
 /* fuzz_dataset: libFuzzer harness for ssl-decode's per-input path
- * (lib/dataset.c): archives through libarchive, IDX images and labels, and
- * CIFAR-10/100 batches. lib/dataset.h has no memory entry point, so the
+ * (lib/data/dataset.c): archives through libarchive, IDX images and labels, and
+ * CIFAR-10/100 batches. lib/data/dataset.h has no memory entry point, so the
  * bytes go to a file in a private temporary folder first.
  *
  * Input: one selector byte, then the file.
@@ -26,8 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dataset.h"
-#include "util.h"
+#include "data/dataset.h"
+#include "base/util.h"
 
 #include "fuzz_tmpdir.h"
 

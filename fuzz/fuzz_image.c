@@ -1,5 +1,5 @@
 /* fuzz_image: libFuzzer harness for the JPEG, PNG and PNM decoders
- * (lib/image.c), through image_decode and the channel conversion and resize
+ * (lib/data/image.c), through image_decode and the channel conversion and resize
  * that image_load applies after it.
  *
  * The input is one image file. Besides crashes and leaks (libjpeg's and
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
-#include "util.h"
+#include "data/image.h"
+#include "base/util.h"
 
 #define MAX_PIXELS (INT64_C(1) << 20)
 

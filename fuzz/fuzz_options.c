@@ -1,5 +1,5 @@
 /* fuzz_options: libFuzzer harness for the strict number parsers behind
- * every tool option (lib/util.c): parse_i64, parse_f64, parse_hw and
+ * every tool option (lib/base/util.c): parse_i64, parse_f64, parse_hw and
  * parse_label_spec.
  *
  * Input: one selector byte, then the option's text (cut at the first NUL,
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "image.h"
-#include "util.h"
+#include "data/image.h"
+#include "base/util.h"
 
 #define CHECK(x) do { if (!(x)) { fprintf(stderr, "fuzz_options: check failed: %s (line %d)\n", #x, __LINE__); abort(); } } while (0)
 

@@ -1,5 +1,5 @@
 /* fuzz_safetensors: libFuzzer harness for the safetensors reader
- * (lib/safetensors.c): header parsing, the metadata config, the
+ * (lib/io/safetensors.c): header parsing, the metadata config, the
  * architecture inference and the restore into a model.
  *
  * Input: one selector byte, then the file.
@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
-#include "safetensors.h"
-#include "util.h"
+#include "nn/model.h"
+#include "io/safetensors.h"
+#include "base/util.h"
 
 #define CHECK(x) do { if (!(x)) { fprintf(stderr, "fuzz_safetensors: check failed: %s (line %d)\n", #x, __LINE__); abort(); } } while (0)
 

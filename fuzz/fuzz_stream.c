@@ -1,4 +1,4 @@
-/* fuzz_stream: libFuzzer harness for the stream reader (lib/stream.c).
+/* fuzz_stream: libFuzzer harness for the stream reader (lib/io/stream.c).
  *
  * The input is a whole stream: header, records, trailer. Besides crashes,
  * leaks and big allocations (ASan, -malloc_limit_mb), it checks the
@@ -14,9 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream.h"
-#include "tensor.h"
-#include "util.h"
+#include "io/stream.h"
+#include "io/tensor.h"
+#include "base/util.h"
 
 #define MAX_BYTES (INT64_C(1) << 20)
 

@@ -1,5 +1,5 @@
 /* make_corpus: writes the seed corpora of the fuzz harnesses, built here
- * from our own writers (tests/imgwrite.c, lib/stream.c), so that no binary
+ * from our own writers (tests/imgwrite.c, lib/io/stream.c), so that no binary
  * of unknown origin is committed.
  *
  * usage: make_corpus DIR
@@ -19,14 +19,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
+#include "io/checkpoint.h"
 #include "imgwrite.h"
-#include "model.h"
-#include "optim.h"
-#include "safetensors.h"
-#include "stream.h"
-#include "tensor.h"
-#include "util.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+#include "io/safetensors.h"
+#include "io/stream.h"
+#include "io/tensor.h"
+#include "base/util.h"
 
 static const char *root;
 static char tmp[4096];

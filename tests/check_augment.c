@@ -1,4 +1,4 @@
-/* Tests for lib/augment, lib/png_write and the ssl-augment tool.
+/* Tests for lib/data/augment, lib/io/png_write and the ssl-augment tool.
  *
  * parity:   every op against torchvision outputs at fixed parameters
  *           (tests/fixtures/augment.msgpack, from tests/ref/make_augment_fixtures.py),
@@ -11,12 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "augment.h"
-#include "png_write.h"
-#include "rng.h"
-#include "stream.h"
+#include "data/augment.h"
+#include "io/png_write.h"
+#include "base/rng.h"
+#include "io/stream.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 /* ------------------------------------------------------------------------ */
 /* parity with torchvision */

@@ -1,4 +1,4 @@
-/* lib/checkpoint: round trip of every tensor by name, refusal of truncated,
+/* lib/io/checkpoint: round trip of every tensor by name, refusal of truncated,
  * bit-flipped, foreign, other-version and other-architecture files, and
  * an injected full disk that leaves the previous file intact. */
 #include <math.h>
@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "parallel.h"
-#include "rng.h"
+#include "io/checkpoint.h"
+#include "base/parallel.h"
+#include "base/rng.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 static ModelConfig
 tiny_config(ModelArch arch, int width)

@@ -1,4 +1,4 @@
-/* Tests for lib/dataset, lib/sampler and the ssl-decode tool, on archives,
+/* Tests for lib/data/dataset, lib/data/sampler and the ssl-decode tool, on archives,
  * folders, IDX files and CIFAR batches written here at run time. */
 #include <png.h>
 #include <stdio.h>
@@ -7,11 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "dataset.h"
-#include "image.h"
+#include "data/dataset.h"
+#include "data/image.h"
 #include "imgwrite.h"
-#include "sampler.h"
-#include "stream.h"
+#include "data/sampler.h"
+#include "io/stream.h"
 #include "testutil.h"
 
 enum { H = 6, W = 8 };

@@ -1,6 +1,6 @@
-/* Tests for the data-parallel pieces without MPI: lib/dist (the
- * one-process communicator and its counters), lib/ntxent_dist and
- * lib/syncbn, and the model's sync-BN hook. Ranks are threads here: a
+/* Tests for the data-parallel pieces without MPI: lib/dist/dist (the
+ * one-process communicator and its counters), lib/dist/ntxent_dist and
+ * lib/dist/syncbn, and the model's sync-BN hook. Ranks are threads here: a
  * communicator over a shared hub and barriers (the sums taken in rank
  * order, as a deterministic MPI would), so 2 or 3 "ranks" with parts of a
  * batch can be compared with one process on the whole batch:
@@ -18,17 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bn.h"
-#include "dist.h"
+#include "nn/bn.h"
+#include "dist/dist.h"
 #include "fixture.h"
-#include "loss.h"
-#include "model.h"
-#include "ntxent_dist.h"
-#include "parallel.h"
-#include "rng.h"
-#include "syncbn.h"
+#include "nn/loss.h"
+#include "nn/model.h"
+#include "dist/ntxent_dist.h"
+#include "base/parallel.h"
+#include "base/rng.h"
+#include "dist/syncbn.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define MAXR 4
 
@@ -439,7 +439,7 @@ check_bn(int size, const int *parts, int mode, BnMask mask, int accumulate, int 
 	ck_assert_double_le(max_rel(grv, rv, BN_C, 1e-3), 1e-6);
 	ck_assert_double_le(max_rel(dxdist, dx, len, 1e-3), 1e-5);
 	ck_assert_double_le(max_rel(drdist, dr, len, 1e-3), 1e-6);
-	/* gradient sums add float blocks of 256 (lib/bn.c): other splits of the batch round differently */
+	/* gradient sums add float blocks of 256 (lib/nn/bn.c): other splits of the batch round differently */
 	ck_assert_double_le(max_rel(gdg, dg, BN_C, 1e-3), 1e-5);
 	ck_assert_double_le(max_rel(gdb, db, BN_C, 1e-3), 1e-5);
 	free(x), free(res), free(dy), free(out), free(dx0), free(dr0), free(y), free(dx), free(dr);

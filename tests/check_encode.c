@@ -1,4 +1,4 @@
-/* Tests for ssl-encode and lib/npy.
+/* Tests for ssl-encode and lib/io/npy.
  *
  * Each test writes a tiny random-init checkpoint (ResNet-18, width 4, 8x8
  * inputs, random BatchNorm running statistics so that eval mode matters)
@@ -10,15 +10,15 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "checkpoint.h"
-#include "image.h"
-#include "layers.h"
-#include "model.h"
-#include "npy.h"
-#include "rng.h"
-#include "stream.h"
+#include "io/checkpoint.h"
+#include "data/image.h"
+#include "nn/layers.h"
+#include "nn/model.h"
+#include "io/npy.h"
+#include "base/rng.h"
+#include "io/stream.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define IMG 8
 #define NREC 13   /* not a multiple of the batch sizes used */

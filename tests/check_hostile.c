@@ -30,11 +30,11 @@
 
 #include <msgpack.h>
 
-#include "checkpoint.h"
+#include "io/checkpoint.h"
 #include "imgwrite.h"
-#include "model.h"
-#include "optim.h"
-#include "stream.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+#include "io/stream.h"
 #include "testutil.h"
 
 #define HOSTILE_AS_MIB 1024

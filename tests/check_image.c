@@ -1,4 +1,4 @@
-/* Tests for lib/image: every decoder on images written here with libjpeg and
+/* Tests for lib/data/image: every decoder on images written here with libjpeg and
  * libpng, damaged input, the pixel limit, channel conversion and resizing. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
-#include "image.h"
+#include "data/image.h"
 #include "imgwrite.h"
 #include "testutil.h"
 

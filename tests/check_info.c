@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "stream.h"
+#include "io/stream.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 /* Six records over two epochs; image shapes vary in H; labels 0,1,1,2,-1,0.
  * With classes=0 the header has no class names. Returns the file size. */

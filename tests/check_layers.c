@@ -1,20 +1,20 @@
-/* Tests for lib/gemm, lib/conv, lib/bn, lib/layers and lib/loss: each fast
+/* Tests for lib/nn/gemm, lib/nn/conv, lib/nn/bn, lib/nn/layers and lib/nn/loss: each fast
  * kernel against its naive twin, finite differences, and PyTorch values
  * (tests/fixtures/core_layers.msgpack from tests/ref/make_core_fixtures.py). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bn.h"
-#include "conv.h"
+#include "nn/bn.h"
+#include "nn/conv.h"
 #include "fixture.h"
-#include "gemm.h"
+#include "nn/gemm.h"
 #include "gradcheck.h"
-#include "layers.h"
-#include "loss.h"
-#include "parallel.h"
+#include "nn/layers.h"
+#include "nn/loss.h"
+#include "base/parallel.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define FIXTURE "tests/fixtures/core_layers.msgpack"
 

@@ -1,4 +1,4 @@
-/* Tests for lib/model and lib/params: parity with PyTorch on resnet18 width
+/* Tests for lib/nn/model and lib/nn/params: parity with PyTorch on resnet18 width
  * 16 + head + NT-Xent (loss, embeddings, every gradient by name, 3 LARS and
  * 3 SGD steps), torchvision names and parameter counts, finite differences
  * through whole tiny networks (basic and bottleneck blocks, both stems), eval
@@ -10,13 +10,13 @@
 
 #include "fixture.h"
 #include "gradcheck.h"
-#include "layers.h"
-#include "loss.h"
-#include "model.h"
-#include "optim.h"
-#include "parallel.h"
+#include "nn/layers.h"
+#include "nn/loss.h"
+#include "nn/model.h"
+#include "nn/optim.h"
+#include "base/parallel.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define FIXTURE "tests/fixtures/core_model.msgpack"
 
@@ -205,7 +205,7 @@ END_TEST
  * losses loosely: a ReLU network's trajectory is chaotic in the last bits
  * (PyTorch's own float32 run differs from its float64 run by up to 5e-3
  * after 3 steps), while a wrong momentum, trust ratio or learning rate moves
- * the loss by several percent. lib/optim's formulas are checked exactly on
+ * the loss by several percent. lib/nn/optim's formulas are checked exactly on
  * fixed gradients in check_optim. */
 static void
 run_trajectory(OptimKind kind, const char *tag)

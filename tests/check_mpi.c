@@ -31,12 +31,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
+#include "io/checkpoint.h"
 #include "imgwrite.h"
-#include "model.h"
-#include "rng.h"
+#include "nn/model.h"
+#include "base/rng.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define MPIRUN "mpirun --allow-run-as-root --oversubscribe -np 2"
 #define TINY   "--arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 8 --lr 0.5 --quiet --seed 4"

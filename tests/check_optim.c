@@ -1,4 +1,4 @@
-/* Tests for lib/optim and lib/params: each optimizer against PyTorch (and
+/* Tests for lib/nn/optim and lib/nn/params: each optimizer against PyTorch (and
  * SimCLR's LARS written out in the generator) on fixed gradients, the
  * schedule, the state table, and the parameter table's rules. */
 #include <math.h>
@@ -6,11 +6,11 @@
 #include <string.h>
 
 #include "fixture.h"
-#include "optim.h"
-#include "params.h"
-#include "parallel.h"
+#include "nn/optim.h"
+#include "nn/params.h"
+#include "base/parallel.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define FIXTURE "tests/fixtures/core_optim.msgpack"
 

@@ -1,4 +1,4 @@
-/* Tests for lib/plot, lib/pca and the ssl-plot tool. Pictures are read back
+/* Tests for lib/eval/plot, lib/eval/pca and the ssl-plot tool. Pictures are read back
  * with libpng and checked for size and for what they claim to show: each
  * series' colour in its own panel, class colours present or absent, lines
  * going the right way, glyphs drawn bit for bit. */
@@ -8,12 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pca.h"
-#include "plot.h"
-#include "rng.h"
-#include "stream.h"
+#include "eval/pca.h"
+#include "eval/plot.h"
+#include "base/rng.h"
+#include "io/stream.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 typedef struct {
 	int      w, h;

@@ -1,4 +1,4 @@
-/* Tests for lib/lbfgs, lib/probe, lib/embed and the ssl-probe tool.
+/* Tests for lib/eval/lbfgs, lib/eval/probe, lib/eval/embed and the ssl-probe tool.
  *
  * Parity with scikit-learn and a reference kNN uses the committed fixture
  * tests/fixtures/probe_parity.msgpack (tests/ref/make_probe_fixtures.py). */
@@ -9,14 +9,14 @@
 #include <jansson.h>
 #include <msgpack.h>
 
-#include "embed.h"
-#include "lbfgs.h"
-#include "probe.h"
-#include "rng.h"
-#include "stream.h"
-#include "subset.h"
+#include "eval/embed.h"
+#include "eval/lbfgs.h"
+#include "eval/probe.h"
+#include "base/rng.h"
+#include "io/stream.h"
+#include "data/subset.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 /* ------------------------------------------------------------------ */
 /* L-BFGS                                                               */
@@ -975,7 +975,7 @@ START_TEST(test_tool_methods_inputs)
 	j = run_json("--train train.emb --test test.emb --labels 3-per-class --method knn --seed 4");
 	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(j, "train"), "items_used")), 15);
 	{
-		/* the very subset lib/subset picks: the same kNN votes from it */
+		/* the very subset lib/data/subset picks: the same kNN votes from it */
 		int64_t idx[600], m = subset_stratified(d.ytr, d.ntr, PK, -1, 3, 4, idx), ys[15], correct = 0;
 		float xs[15 * PD], *te = malloc((size_t)d.nte * PD * sizeof *te);
 		double *v = calloc((size_t)d.nte * PK, sizeof *v);

@@ -1,7 +1,7 @@
-/* Tests for lib/provargs: run-only options leave the provenance. */
+/* Tests for lib/base/provargs: run-only options leave the provenance. */
 #include <string.h>
 
-#include "provargs.h"
+#include "base/provargs.h"
 #include "testutil.h"
 
 static const struct option longopts[] = {

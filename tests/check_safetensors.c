@@ -1,4 +1,4 @@
-/* Tests for lib/safetensors, ssl-export, ssl-encode -m FILE.safetensors and
+/* Tests for lib/io/safetensors, ssl-export, ssl-encode -m FILE.safetensors and
  * ssl-train --init-from.
  *
  * PyTorch parity: tests/fixtures/resnet18_w8.safetensors is torchvision's
@@ -18,14 +18,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "layers.h"
-#include "model.h"
-#include "rng.h"
-#include "safetensors.h"
-#include "stream.h"
+#include "io/checkpoint.h"
+#include "nn/layers.h"
+#include "nn/model.h"
+#include "base/rng.h"
+#include "io/safetensors.h"
+#include "io/stream.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 #define NIMG 8
 #define TOL  1e-5

@@ -1,4 +1,4 @@
-/* Tests for lib/stream: round trips, truncation at every cut point, and
+/* Tests for lib/io/stream: round trips, truncation at every cut point, and
  * hostile inputs (which must fail with a message, without a crash or a big
  * allocation; run under ASan via `make BUILD=build/asan SAN=1 test`). */
 #include <errno.h>
@@ -10,10 +10,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "stream.h"
-#include "tensor.h"
+#include "io/stream.h"
+#include "io/tensor.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 /* ---- helpers */
 

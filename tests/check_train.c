@@ -15,12 +15,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "rng.h"
-#include "stream.h"
+#include "io/checkpoint.h"
+#include "base/rng.h"
+#include "io/stream.h"
 #include "testutil.h"
-#include "trainer.h"
-#include "util.h"
+#include "train/trainer.h"
+#include "base/util.h"
 
 #define TINY "ssl-train --arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 4 --threads 1"
 

@@ -1,14 +1,14 @@
-/* Tests for lib/util (parsing), lib/rng and lib/tensor. */
+/* Tests for lib/base/util (parsing), lib/base/rng and lib/io/tensor. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "atomicfile.h"
-#include "rng.h"
-#include "subset.h"
-#include "tensor.h"
+#include "base/atomicfile.h"
+#include "base/rng.h"
+#include "data/subset.h"
+#include "io/tensor.h"
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 START_TEST(test_parse_i64)
 {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "util.h"
+#include "base/util.h"
 
 struct Fixture {
 	int     n;

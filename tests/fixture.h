@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tensor.h"
+#include "io/tensor.h"
 
 typedef struct Fixture Fixture;
 

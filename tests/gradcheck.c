@@ -3,7 +3,7 @@
 
 #include <math.h>
 
-#include "rng.h"
+#include "base/rng.h"
 
 GcResult
 gradcheck(GcLoss loss, GcKink kink, void *ctx, float *x, const float *grad, size_t len,

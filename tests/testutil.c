@@ -1,9 +1,9 @@
 /* testutil: see testutil.h. */
 #include "testutil.h"
 
-#include "checkpoint.h"
-#include "model.h"
-#include "optim.h"
+#include "io/checkpoint.h"
+#include "nn/model.h"
+#include "nn/optim.h"
 
 #include <errno.h>
 #include <fcntl.h>

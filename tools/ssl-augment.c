@@ -1,5 +1,5 @@
 /* ssl-augment: read an images stream, write a views stream of SimCLR
- * augmentations. See ssl-augment(1); the operations are lib/augment.
+ * augmentations. See ssl-augment(1); the operations are lib/data/augment.
  *
  * Records are read in blocks, augmented in parallel (OpenMP) and written in
  * input order. Every random draw comes from rng_for(seed, epoch, id, view), so
@@ -11,13 +11,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "augment.h"
-#include "cli.h"
-#include "png_write.h"
-#include "progress.h"
-#include "provargs.h"
-#include "stream.h"
-#include "util.h"
+#include "data/augment.h"
+#include "base/cli.h"
+#include "io/png_write.h"
+#include "base/progress.h"
+#include "base/provargs.h"
+#include "io/stream.h"
+#include "base/util.h"
 
 #define BLOCK_MAX_BYTES (64 << 20) /* a block stops growing past this many image + view bytes */
 #define PREVIEW_MAX     64 /* --preview-count */

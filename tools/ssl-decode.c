@@ -6,13 +6,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "dataset.h"
-#include "image.h"
-#include "progress.h"
-#include "sampler.h"
-#include "stream.h"
-#include "util.h"
+#include "base/cli.h"
+#include "data/dataset.h"
+#include "data/image.h"
+#include "base/progress.h"
+#include "data/sampler.h"
+#include "io/stream.h"
+#include "base/util.h"
 
 typedef struct {
 	DatasetOptions ds;

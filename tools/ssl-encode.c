@@ -7,16 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "image.h"
-#include "layers.h"
-#include "model.h"
-#include "npy.h"
-#include "parallel.h"
-#include "progress.h"
-#include "safetensors.h"
-#include "stream.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "data/image.h"
+#include "nn/layers.h"
+#include "nn/model.h"
+#include "io/npy.h"
+#include "base/parallel.h"
+#include "base/progress.h"
+#include "io/safetensors.h"
+#include "io/stream.h"
+#include "base/util.h"
 
 typedef struct {
 	const char *model, *input, *npy;

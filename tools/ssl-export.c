@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
-#include "model.h"
-#include "progress.h"
-#include "safetensors.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "nn/model.h"
+#include "base/progress.h"
+#include "io/safetensors.h"
+#include "base/util.h"
 
 typedef struct {
 	const char *output, *input;

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "progress.h"
-#include "stream.h"
-#include "util.h"
+#include "base/cli.h"
+#include "base/progress.h"
+#include "io/stream.h"
+#include "base/util.h"
 
 #define MAX_NAMES   64        /* distinct tensor names tracked */
 #define MAX_BUCKETS (1 << 20) /* labels or epochs counted one by one */

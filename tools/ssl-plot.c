@@ -1,17 +1,17 @@
 /* ssl-plot: pictures for people: the training curves of an ssl-train log,
  * and a 2-D PCA map of an embeddings stream coloured by class. See
- * ssl-plot(1); the drawing lives in lib/plot.c. */
+ * ssl-plot(1); the drawing lives in lib/eval/plot.c. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "plot.h"
-#include "progress.h"
-#include "rng.h"
-#include "stream.h"
-#include "util.h"
+#include "base/cli.h"
+#include "eval/plot.h"
+#include "base/progress.h"
+#include "base/rng.h"
+#include "io/stream.h"
+#include "base/util.h"
 
 typedef struct {
 	const char *command;   /* "curves" or "embed" */

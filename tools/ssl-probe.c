@@ -1,5 +1,5 @@
 /* ssl-probe: train a probe on frozen embeddings and report test accuracy.
- * See ssl-probe(1); the methods live in lib/probe.c. */
+ * See ssl-probe(1); the methods live in lib/eval/probe.c. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,12 +7,12 @@
 
 #include <jansson.h>
 
-#include "cli.h"
-#include "embed.h"
-#include "probe.h"
-#include "progress.h"
-#include "subset.h"
-#include "util.h"
+#include "base/cli.h"
+#include "eval/embed.h"
+#include "eval/probe.h"
+#include "base/progress.h"
+#include "data/subset.h"
+#include "base/util.h"
 
 #define MAX_METHODS 3
 

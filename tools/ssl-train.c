@@ -1,10 +1,10 @@
 /* ssl-train: SimCLR pre-training (or supervised fine-tuning) from a views
- * stream into a checkpoint file. See ssl-train(1); the loop is lib/trainer.c,
- * the file format lib/checkpoint.c.
+ * stream into a checkpoint file. See ssl-train(1); the loop is lib/train/trainer.c,
+ * the file format lib/io/checkpoint.c.
  *
  * Compiled a second time with -DSSL_MPI (mpicc) this is ssl-train-mpi, the
  * data-parallel trainer: one process per rank under mpirun, each reading
- * its shard (ssl-train(1) DISTRIBUTED TRAINING, lib/dist.h). */
+ * its shard (ssl-train(1) DISTRIBUTED TRAINING, lib/dist/dist.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -15,14 +15,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "checkpoint.h"
-#include "dist.h"
-#include "parallel.h"
-#include "plot.h"
-#include "safetensors.h"
-#include "stream.h"
-#include "trainer.h"
-#include "util.h"
+#include "io/checkpoint.h"
+#include "dist/dist.h"
+#include "base/parallel.h"
+#include "eval/plot.h"
+#include "io/safetensors.h"
+#include "io/stream.h"
+#include "train/trainer.h"
+#include "base/util.h"
 
 #ifdef SSL_MPI
 #define PROG "ssl-train-mpi"

@@ -1,12 +1,12 @@
 #!/usr/bin/python3
 """Writes tests/fixtures/augment.msgpack: torchvision reference outputs for
-each augmentation op of lib/augment at fixed parameters.
+each augmentation op of lib/data/augment at fixed parameters.
 
 Development tool only (Debian python3-torchvision, python3-msgpack); the tests
 read the committed fixture and never run Python. Run from the repository root:
     /usr/bin/python3 tests/ref/make_augment_fixtures.py
 
-Layout (our stream tensor encoding, see lib/stream.h):
+Layout (our stream tensor encoding, see lib/io/stream.h):
     {"torchvision": "0.14.1", "images": [tensor (H,W,C) |u1, ...],
      "cases": [{"op": str, "image": index, "ref": "pil"|"tensor", <params>,
                 "expect": tensor}, ...]}

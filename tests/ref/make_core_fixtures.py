@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""PyTorch reference values for the compute core (lib/conv, bn, layers, loss,
+"""PyTorch reference values for the compute core (lib/nn/conv, bn, layers, loss,
 optim, model). Development only: `make fixtures` runs it with Debian's
 python3-torch; `make check` only reads what it wrote.
 
 Writes, in our tensor encoding (a msgpack map name -> {"dtype", "shape",
-"data"}, see lib/stream.h):
+"data"}, see lib/io/stream.h):
   core_layers.msgpack  each layer's forward and backward on random data
   core_model.msgpack   resnet18 width 16 (CIFAR stem) + head 512-128 +
                        NT-Xent (t = 0.5) on 8 pairs of 32x32 images: loss,
@@ -286,7 +286,7 @@ def quantize(t):
 
 
 def lars_step(params, lr, momentum=0.9, wd=1e-6, eta=1e-3):
-    """SimCLR's LARS (as lib/optim.h): weight decay and trust ratio on
+    """SimCLR's LARS (as lib/nn/optim.h): weight decay and trust ratio on
     conv/linear weights only (not BN, not bias)."""
     with torch.no_grad():
         for name, p, st in params:
@@ -398,7 +398,7 @@ def model_fixtures():
     # amount. PyTorch's own float32 run of these 3 steps differs from its
     # float64 run by up to 2e-4 (LARS) and 5e-3 (SGD at lr 0.1) in the loss.
     # The C test therefore checks the first update tightly and the loss
-    # trajectory loosely; lib/optim's formulas are checked exactly on fixed
+    # trajectory loosely; lib/nn/optim's formulas are checked exactly on fixed
     # gradients (core_optim.msgpack).
     LARS_LR, SGD_LR = 0.3, 0.01
     out["lars/lr"] = enc(np.array([LARS_LR], dtype=np.float32))

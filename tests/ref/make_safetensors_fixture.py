@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch side of the safetensors round trip (lib/safetensors, ssl-export).
+"""PyTorch side of the safetensors round trip (lib/io/safetensors, ssl-export).
 Development only: `make fixtures-safetensors` runs it with Debian's
 python3-torch; `make check` only reads what it wrote.
 

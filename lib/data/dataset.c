@@ -1,0 +1,1517 @@
+/* dataset: see dataset.h. */
+#include "data/dataset.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "data/image.h"
+#include "base/util.h"
+
+enum { SKIP_DECODE, SKIP_UNSUPPORTED, SKIP_TOO_LARGE, SKIP_UNREADABLE, SKIP_EMPTY_DIR, SKIP_NKINDS };
+static const char *const skip_names[SKIP_NKINDS] = {
+	"undecodable", "unsupported format", "too large", "unreadable", "empty class folder"
+};
+
+enum { MODE_NONE, MODE_NAMED, MODE_INDEXED };
+enum { DIR_HAS_SUBDIR = 1, DIR_HAS_MEMBER = 2 };
+
+/* A chunk of members read but not yet decoded: the reader fills one while
+ * the other is decoded by OpenMP tasks. */
+#define CHUNK_ITEMS 1024
+#define CHUNK_BYTES (64u << 20)
+#define TASK_ITEMS  16
+
+/* ---- a small string -> int map (open addressing) ---- */
+
+typedef struct {
+	char *key;
+	int   val;
+} StrSlot;
+
+typedef struct {
+	StrSlot *slots;
+	size_t   cap, n;
+} StrMap;
+
+static uint64_t
+str_hash(const char *s)
+{
+	uint64_t h = UINT64_C(1469598103934665603);
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * UINT64_C(1099511628211);
+	return h;
+}
+
+/* The value slot for key, inserted (val = init) when absent and insert is set. */
+static int *
+strmap_find(StrMap *m, const char *key, int insert, int init, int *isnew)
+{
+	size_t i;
+	if (isnew)
+		*isnew = 0;
+	if (insert && (m->n + 1) * 2 > m->cap) {
+		StrMap big = { xcalloc(m->cap ? m->cap * 2 : 64, sizeof(StrSlot)), m->cap ? m->cap * 2 : 64, m->n };
+		for (size_t k = 0; k < m->cap; k++) {
+			if (!m->slots[k].key)
+				continue;
+			for (i = str_hash(m->slots[k].key) & (big.cap - 1); big.slots[i].key; i = (i + 1) & (big.cap - 1))
+				;
+			big.slots[i] = m->slots[k];
+		}
+		free(m->slots);
+		*m = big;
+	}
+	if (!m->cap)
+		return NULL;
+	for (i = str_hash(key) & (m->cap - 1); m->slots[i].key; i = (i + 1) & (m->cap - 1))
+		if (strcmp(m->slots[i].key, key) == 0)
+			return &m->slots[i].val;
+	if (!insert)
+		return NULL;
+	m->slots[i].key = xstrdup(key);
+	m->slots[i].val = init;
+	m->n++;
+	if (isnew)
+		*isnew = 1;
+	return &m->slots[i].val;
+}
+
+static void
+strmap_free(StrMap *m)
+{
+	for (size_t i = 0; i < m->cap; i++)
+		free(m->slots[i].key);
+	free(m->slots);
+	memset(m, 0, sizeof *m);
+}
+
+/* ---- the dataset ---- */
+
+typedef struct {
+	char    *path;
+	uint8_t *data;
+	size_t   len;
+	int      cls;
+	int      rc;
+	Image    img;
+	char     err[200];
+} Pending;
+
+typedef struct {
+	Pending *items;
+	int      n, cap;
+	size_t   bytes;
+	int      launched;
+} Chunk;
+
+struct Dataset {
+	DatasetOptions opt;
+	Sample   *samples;
+	int64_t   n, cap, seq;
+	char    **inputs;
+	int       ninputs;
+	char    **strs;            /* owned strings that samples borrow */
+	size_t    nstrs, capstrs;
+	uint8_t **blocks;          /* pixel blocks of IDX/CIFAR inputs */
+	int       nblocks;
+	int       mode;
+	StrMap    classmap;        /* named: class name -> interned id */
+	char    **cnames;
+	int       ncnames;
+	char    **idx_names;       /* indexed: names from the data (CIFAR meta) */
+	int       nidx_names;
+	int       max_label;
+	char    **classes;         /* final */
+	int       nclasses;
+	StrMap    dirs;            /* folders of the current input */
+	Chunk     chunks[2];
+	int       cur;
+	int       cur_input;
+	int64_t   members, skipped, skip_kind[SKIP_NKINDS];
+	int       finished;
+	char      err[1024];
+};
+
+static int
+fail(Dataset *d, const char *fmt, ...) ATTR_PRINTF(2, 3);
+
+static int
+fail(Dataset *d, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d->err, sizeof d->err, fmt, ap);
+	va_end(ap);
+	str_printable(d->err);
+	return -1;
+}
+
+Dataset *
+dataset_new(const DatasetOptions *opt)
+{
+	Dataset *d = xcalloc(1, sizeof *d);
+	d->opt = *opt;
+	if (d->opt.max_pixels <= 0)
+		d->opt.max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
+	d->max_label = -1;
+	return d;
+}
+
+const char *
+dataset_error(const Dataset *d)
+{
+	return d->err;
+}
+
+static const char *
+keep_str(Dataset *d, char *s)
+{
+	if (d->nstrs == d->capstrs) {
+		d->capstrs = d->capstrs ? d->capstrs * 2 : 256;
+		d->strs = xreallocarray(d->strs, d->capstrs, sizeof *d->strs);
+	}
+	d->strs[d->nstrs++] = s;
+	return s;
+}
+
+static Sample *
+push_sample(Dataset *d)
+{
+	Sample *s;
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 1024;
+		d->samples = xreallocarray(d->samples, (size_t)d->cap, sizeof *d->samples);
+	}
+	s = &d->samples[d->n++];
+	memset(s, 0, sizeof *s);
+	s->seq = d->seq++;
+	s->input = d->cur_input;
+	s->sub = -1;
+	s->cls = -1;
+	s->label = -1;
+	return s;
+}
+
+/* One bad member: warn and count, or with strict, the error. */
+static int
+skip(Dataset *d, int kind, const char *member, const char *fmt, ...) ATTR_PRINTF(4, 5);
+
+static int
+skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
+{
+	char what[512], msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	snprintf(msg, sizeof msg, "%s: %s: %s", d->inputs[d->cur_input], member, what);
+	str_printable(msg);
+	d->skipped++;
+	d->skip_kind[kind]++;
+	if (d->opt.strict)
+		return fail(d, "%s", msg);
+	if (d->opt.warn)
+		d->opt.warn(d->opt.ctx, msg);
+	return 0;
+}
+
+/* ---- member paths, classes, folders ---- */
+
+/* Hidden files and folders, and macOS resource forks, are never members. */
+static int
+is_junk_path(const char *path)
+{
+	const char *p = path;
+	while (*p) {
+		const char *end = strchr(p, '/');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len > 0 && p[0] == '.')
+			return 1;
+		if (len == 8 && strncmp(p, "__MACOSX", 8) == 0)
+			return 1;
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	return 0;
+}
+
+/* Class id from the parent folder's name, -1 at the top. */
+static int
+class_of(Dataset *d, const char *path)
+{
+	const char *slash = strrchr(path, '/'), *start;
+	char name[1024];
+	int *v, isnew;
+	size_t len;
+	if (!slash)
+		return -1;
+	for (start = slash; start > path && start[-1] != '/'; start--)
+		;
+	len = (size_t)(slash - start);
+	if (len == 0 || len >= sizeof name)
+		return -1;
+	memcpy(name, start, len);
+	name[len] = '\0';
+	v = strmap_find(&d->classmap, name, 1, d->ncnames, &isnew);
+	if (isnew) {
+		d->cnames = xreallocarray(d->cnames, (size_t)d->ncnames + 1, sizeof *d->cnames);
+		d->cnames[d->ncnames++] = xstrdup(name);
+	}
+	return *v;
+}
+
+static void
+dir_note(Dataset *d, const char *path, int flag)
+{
+	int isnew, *v;
+	char parent[4096];
+	const char *slash;
+	if (!*path)
+		return;
+	v = strmap_find(&d->dirs, path, 1, 0, &isnew);
+	*v |= flag;
+	if (!isnew)
+		return;
+	slash = strrchr(path, '/');
+	if (!slash || (size_t)(slash - path) >= sizeof parent)
+		return;
+	memcpy(parent, path, (size_t)(slash - path));
+	parent[slash - path] = '\0';
+	dir_note(d, parent, DIR_HAS_SUBDIR);
+}
+
+static void
+note_member_dir(Dataset *d, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char parent[4096];
+	if (!slash || (size_t)(slash - path) >= sizeof parent)
+		return;
+	memcpy(parent, path, (size_t)(slash - path));
+	parent[slash - path] = '\0';
+	dir_note(d, parent, DIR_HAS_MEMBER);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Leaf folders without a single image member are empty class folders. */
+static int
+check_empty_dirs(Dataset *d)
+{
+	char **empty = NULL;
+	size_t n = 0;
+	int rc = 0;
+	for (size_t i = 0; i < d->dirs.cap; i++)
+		if (d->dirs.slots[i].key && d->dirs.slots[i].val == 0) {
+			empty = xreallocarray(empty, n + 1, sizeof *empty);
+			empty[n++] = d->dirs.slots[i].key;
+		}
+	if (n)
+		qsort(empty, n, sizeof *empty, cmp_str);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		d->members++;
+		rc = skip(d, SKIP_EMPTY_DIR, empty[i], "empty class folder");
+	}
+	free(empty);
+	return rc;
+}
+
+/* ---- parallel decoding of chunks ---- */
+
+static void
+chunk_decode(Dataset *d, Chunk *c, int lo, int hi)
+{
+	for (int i = lo; i < hi; i++) {
+		Pending *p = &c->items[i];
+		p->rc = image_load(p->data, p->len, d->opt.max_pixels, d->opt.channels, d->opt.height, d->opt.width,
+		                   &p->img, p->err, sizeof p->err);
+		free(p->data);
+		p->data = NULL;
+	}
+}
+
+static void
+chunk_launch(Dataset *d, Chunk *c)
+{
+	for (int lo = 0; lo < c->n; lo += TASK_ITEMS) {
+		int hi = lo + TASK_ITEMS < c->n ? lo + TASK_ITEMS : c->n;
+#pragma omp task firstprivate(d, c, lo, hi)
+		chunk_decode(d, c, lo, hi);
+	}
+	c->launched = 1;
+}
+
+/* Moves decoded images into samples, in read order; reports failures. */
+static int
+chunk_collect(Dataset *d, Chunk *c)
+{
+	int rc = 0;
+	for (int i = 0; i < c->n; i++) {
+		Pending *p = &c->items[i];
+		if (rc == 0 && p->rc == 0) {
+			Sample *s = push_sample(d);
+			s->path = keep_str(d, p->path);
+			s->cls = p->cls;
+			s->h = p->img.h;
+			s->w = p->img.w;
+			s->c = p->img.c;
+			s->pixels = p->img.data;
+			s->owned = 1;
+			p->path = NULL;
+			p->img.data = NULL;
+		} else if (rc == 0) {
+			rc = skip(d, SKIP_DECODE, p->path, "%s", p->err);
+		}
+		free(p->path);
+		free(p->img.data);
+		free(p->data);
+	}
+	c->n = 0;
+	c->bytes = 0;
+	c->launched = 0;
+	if (d->opt.progress)
+		d->opt.progress(d->opt.ctx, d->n);
+	return rc;
+}
+
+static void
+chunk_discard(Chunk *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		free(c->items[i].path);
+		free(c->items[i].img.data);
+		free(c->items[i].data);
+	}
+	free(c->items);
+	memset(c, 0, sizeof *c);
+}
+
+/* The current chunk goes to the decoders; the previous one is collected. */
+static int
+chunk_rotate(Dataset *d)
+{
+	Chunk *now = &d->chunks[d->cur], *prev = &d->chunks[1 - d->cur];
+	int rc = 0;
+#pragma omp taskwait
+	if (prev->launched)
+		rc = chunk_collect(d, prev);
+	if (rc < 0)
+		return rc;
+	chunk_launch(d, now);
+	d->cur = 1 - d->cur;
+	return 0;
+}
+
+static int
+chunk_drain(Dataset *d)
+{
+	Chunk *last;
+	if (chunk_rotate(d) < 0)
+		return -1;
+	last = &d->chunks[1 - d->cur];
+#pragma omp taskwait
+	return chunk_collect(d, last);
+}
+
+/* Takes ownership of data. */
+static int
+submit(Dataset *d, const char *path, uint8_t *data, size_t len)
+{
+	Chunk *c = &d->chunks[d->cur];
+	Pending *p;
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->items = xreallocarray(c->items, (size_t)c->cap, sizeof *c->items);
+	}
+	p = &c->items[c->n++];
+	memset(p, 0, sizeof *p);
+	p->path = xstrdup(path);
+	p->data = data;
+	p->len = len;
+	p->cls = class_of(d, path);
+	c->bytes += len;
+	d->members++;
+	note_member_dir(d, path);
+	if (c->n >= CHUNK_ITEMS || c->bytes >= CHUNK_BYTES)
+		return chunk_rotate(d);
+	return 0;
+}
+
+/* What a member is by its name: 0 junk (skip quietly), 1 an image, 2 an
+ * image format we do not decode, 3 unknown (look at the bytes). */
+static int
+member_kind(const char *path)
+{
+	int k;
+	if (is_junk_path(path))
+		return 0;
+	k = image_name_kind(path);
+	return k ? k : 3;
+}
+
+/* Handles a member once its first bytes are known: for kind 3, a quiet skip
+ * unless the bytes look like an image. Returns 1 to read the member. */
+static int
+member_wanted(Dataset *d, const char *path, int kind, const uint8_t *head, size_t headlen)
+{
+	if (kind == 3 && image_sniff(head, headlen) == IMAGE_FMT_UNKNOWN)
+		return 0;
+	if (kind == 2) {
+		d->members++;
+		note_member_dir(d, path);
+		return -1;
+	}
+	return 1;
+}
+
+/* ---- folders ---- */
+
+static int read_file(Dataset *d, const char *full, const char *rel, int kind);
+
+static int
+walk(Dataset *d, const char *root, const char *rel, int depth)
+{
+	char full[4096], child[4096];
+	DIR *dir;
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0;
+	int rc = 0;
+	snprintf(full, sizeof full, "%s%s%s", root, *rel ? "/" : "", rel);
+	if (depth > 64) {
+		d->members++;
+		return skip(d, SKIP_UNREADABLE, rel, "folders nested too deep");
+	}
+	if (!(dir = opendir(full))) {
+		if (!*rel)
+			return fail(d, "%s: %s", root, strerror(errno));
+		d->members++;
+		return skip(d, SKIP_UNREADABLE, rel, "%s", strerror(errno));
+	}
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.' || strcmp(de->d_name, "__MACOSX") == 0)
+			continue;
+		names = xreallocarray(names, n + 1, sizeof *names);
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(dir);
+	for (size_t i = 0; i < n; i++) {
+		struct stat st, lst;
+		int len = snprintf(child, sizeof child, "%s%s%s", rel, *rel ? "/" : "", names[i]);
+		char cfull[8192];
+		if (rc < 0)
+			break;
+		if (len < 0 || (size_t)len >= sizeof child ||
+		    (len = snprintf(cfull, sizeof cfull, "%s/%s", root, child)) < 0 || (size_t)len >= sizeof cfull) {
+			d->members++;
+			rc = skip(d, SKIP_UNREADABLE, names[i], "path too long");
+			continue;
+		}
+		if (lstat(cfull, &lst) < 0 || stat(cfull, &st) < 0) {
+			if (member_kind(child) != 3) {
+				d->members++;
+				rc = skip(d, SKIP_UNREADABLE, child, "%s", strerror(errno));
+			}
+			continue;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			if (S_ISLNK(lst.st_mode))
+				continue;   /* not followed: no loops */
+			dir_note(d, child, 0);
+			rc = walk(d, root, child, depth + 1);
+		} else if (S_ISREG(st.st_mode)) {
+			rc = read_file(d, cfull, child, member_kind(child));
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+/* Reads a whole regular file into memory (limit: max bytes). 0, or -1 with
+ * errno set (EFBIG when over the limit). */
+static int
+slurp_path(const char *path, int64_t max, uint8_t **out, size_t *outlen)
+{
+	int fd = open(path, O_RDONLY);
+	struct stat st;
+	uint8_t *buf;
+	size_t len = 0, cap;
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (st.st_size > max) {
+		close(fd);
+		errno = EFBIG;
+		return -1;
+	}
+	cap = (size_t)st.st_size + 1;
+	buf = xmalloc(cap);
+	for (;;) {
+		ssize_t k = read(fd, buf + len, cap - len);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			int e = errno;
+			free(buf);
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		if (k == 0)
+			break;
+		len += (size_t)k;
+		if (len == cap) {   /* the file grew while we read it */
+			if ((int64_t)cap > max) {
+				free(buf);
+				close(fd);
+				errno = EFBIG;
+				return -1;
+			}
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+	}
+	close(fd);
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+static int
+read_file(Dataset *d, const char *full, const char *rel, int kind)
+{
+	uint8_t head[16], *data;
+	size_t headlen = 0, len;
+	int w;
+	if (kind == 0)
+		return 0;
+	if (kind == 3) {
+		int fd = open(full, O_RDONLY);
+		ssize_t k = fd < 0 ? -1 : read(fd, head, sizeof head);
+		if (fd >= 0)
+			close(fd);
+		if (k <= 0)
+			return 0;   /* unreadable or empty, and not named like an image */
+		headlen = (size_t)k;
+	}
+	w = member_wanted(d, rel, kind, head, headlen);
+	if (w == 0)
+		return 0;
+	if (w < 0)
+		return skip(d, SKIP_UNSUPPORTED, rel, "unsupported image format");
+	if (slurp_path(full, DATASET_MAX_MEMBER_BYTES, &data, &len) < 0) {
+		d->members++;
+		note_member_dir(d, rel);
+		if (errno == EFBIG)
+			return skip(d, SKIP_TOO_LARGE, rel, "over %lld bytes", (long long)DATASET_MAX_MEMBER_BYTES);
+		return skip(d, SKIP_UNREADABLE, rel, "%s", strerror(errno));
+	}
+	return submit(d, rel, data, len);
+}
+
+/* ---- archives ---- */
+
+/* Reads the current entry's data. Returns 0 (data in *out), 1 (sniffed:
+ * not an image), 2 (over the limit), 3 (this entry cannot be read; the
+ * archive goes on), 4 (more data than the archive's header says), -1 (the
+ * archive is damaged).
+ * Memory follows the bytes that arrive, not the size a header claims, and
+ * never exceeds that size: a member whose header lies (or a decompression
+ * bomb) costs what the header promised at most. Every member is sniffed
+ * after its first bytes (a member named *.jpg full of zeros is not stored);
+ * sniff selects what a miss means: 1 (skip quietly), or 0 (read on: the
+ * decoder then names the problem). */
+static int
+archive_slurp(struct archive *a, int64_t size, int sniff, uint8_t **out, size_t *outlen)
+{
+	size_t cap = size >= 0 && size < (1 << 20) ? (size_t)size + 1 : 1 << 20, len = 0;
+	uint8_t *buf;
+	int sniffed = 0;
+	if (size > DATASET_MAX_MEMBER_BYTES)
+		return 2;
+	buf = xmalloc(cap);
+	for (;;) {
+		la_ssize_t k = archive_read_data(a, buf + len, cap - len);
+		if (k < 0) {
+			free(buf);
+			return k == ARCHIVE_FATAL ? -1 : 3;
+		}
+		if (k == 0)
+			break;
+		len += (size_t)k;
+		if (size >= 0 && len > (size_t)size) {
+			free(buf);
+			return 4;
+		}
+		if (!sniffed && len >= 8) {
+			if (image_sniff(buf, len) == IMAGE_FMT_UNKNOWN) {
+				if (sniff) {
+					free(buf);
+					return 1;
+				}
+				/* named like an image but is not one: keep 8 bytes for the decoder's message */
+				*out = buf;
+				*outlen = len;
+				return 0;
+			}
+			sniffed = 1;
+		}
+		if ((int64_t)len > DATASET_MAX_MEMBER_BYTES) {
+			free(buf);
+			return 2;
+		}
+		if (len == cap) {
+			size_t most = size >= 0 ? (size_t)size + 1 : (size_t)DATASET_MAX_MEMBER_BYTES + 1;
+			cap = cap * 2 < most ? cap * 2 : most;
+			buf = xrealloc(buf, cap);
+		}
+	}
+	if (sniff && !sniffed && image_sniff(buf, len) == IMAGE_FMT_UNKNOWN) {
+		free(buf);
+		return 1;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+static const char *
+clean_member_path(const char *p, char *buf, size_t len)
+{
+	size_t n;
+	for (;;) {
+		if (p[0] == '/')
+			p++;
+		else if (p[0] == '.' && p[1] == '/')
+			p += 2;
+		else
+			break;
+	}
+	snprintf(buf, len, "%s", p);
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	return buf;
+}
+
+static int
+read_archive(Dataset *d, const char *path)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	char member[4096] = "", last[4096] = "";
+	int r, rc = 0, any = 0;
+	if (!a)
+		return fail(d, "%s: out of memory", path);
+	archive_read_support_filter_all(a);
+	archive_read_support_format_all(a);
+	if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
+		rc = fail(d, "%s: %s", path, archive_error_string(a));
+		archive_read_free(a);
+		return rc;
+	}
+	while (rc == 0) {
+		const char *name;
+		int kind, w;
+		r = archive_read_next_header(a, &e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r == ARCHIVE_FATAL) {
+			if (!any)
+				rc = fail(d, "%s: %s", path, archive_error_string(a));
+			else
+				rc = fail(d, "%s: damaged archive after member %s: %s", path, last, archive_error_string(a));
+			break;
+		}
+		any = 1;
+		name = archive_entry_pathname(e);
+		if (!name)
+			name = archive_entry_pathname_utf8(e);
+		if (!name)
+			continue;
+		clean_member_path(name, member, sizeof member);
+		snprintf(last, sizeof last, "%s", member);
+		if (r == ARCHIVE_FAILED || r == ARCHIVE_RETRY) {
+			if (!is_junk_path(member)) {
+				d->members++;
+				rc = skip(d, SKIP_UNREADABLE, member, "%s", archive_error_string(a));
+			}
+			continue;
+		}
+		if (!*member || is_junk_path(member))
+			continue;
+		if (archive_entry_filetype(e) == AE_IFDIR) {
+			dir_note(d, member, 0);
+			continue;
+		}
+		if (archive_entry_filetype(e) != AE_IFREG)
+			continue;
+		kind = member_kind(member);
+		w = member_wanted(d, member, kind == 3 ? 1 : kind, NULL, 0);
+		if (w < 0) {
+			rc = skip(d, SKIP_UNSUPPORTED, member, "unsupported image format");
+			continue;
+		}
+		{
+			uint8_t *data = NULL;
+			size_t len = 0;
+			int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
+			int s = archive_slurp(a, size, kind == 3, &data, &len);
+			if (s == 1)
+				continue;
+			if (s == -1) {
+				rc = fail(d, "%s: %s: %s", path, member, archive_error_string(a));
+				break;
+			}
+			if (s > 1) {
+				d->members++;
+				note_member_dir(d, member);
+				if (s == 2)
+					rc = skip(d, SKIP_TOO_LARGE, member, "over %lld bytes",
+					          (long long)DATASET_MAX_MEMBER_BYTES);
+				else if (s == 4)
+					rc = skip(d, SKIP_UNREADABLE, member, "more data than the archive says (%lld bytes)",
+					          (long long)size);
+				else
+					rc = skip(d, SKIP_UNREADABLE, member, "%s", archive_error_string(a));
+				continue;
+			}
+			rc = submit(d, member, data, len);
+		}
+	}
+	archive_read_free(a);
+	return rc;
+}
+
+/* ---- IDX and CIFAR batches ---- */
+
+/* Looks at the bytes read so far: -1 and a reason when they already
+ * cannot be a good file (read_raw then stops reading). */
+typedef int (*RawCheck)(const uint8_t *buf, size_t len, char *why, size_t whylen);
+
+/* Reads a whole file through libarchive's raw format, so gzip (and any
+ * other filter libarchive knows) comes for free. check (or NULL) runs
+ * after every read, so that a gzip bomb is refused after a few MiB. */
+static int
+read_raw(Dataset *d, const char *path, RawCheck check, uint8_t **out, size_t *outlen)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	size_t cap = 1 << 20, len = 0;
+	uint8_t *buf;
+	int rc = 0;
+	archive_read_support_filter_all(a);
+	archive_read_support_format_raw(a);
+	archive_read_support_format_empty(a);
+	if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK ||
+	    (rc = archive_read_next_header(a, &e)) < ARCHIVE_WARN) {
+		rc = fail(d, "%s: %s", path, archive_error_string(a));
+		archive_read_free(a);
+		return rc;
+	}
+	buf = xmalloc(cap);
+	if (rc == ARCHIVE_EOF) {   /* an empty file */
+		archive_read_free(a);
+		*out = buf;
+		*outlen = 0;
+		return 0;
+	}
+	rc = 0;
+	for (;;) {
+		la_ssize_t k = archive_read_data(a, buf + len, cap - len);
+		if (k < 0) {
+			rc = fail(d, "%s: %s", path, archive_error_string(a));
+			break;
+		}
+		if (k == 0)
+			break;
+		len += (size_t)k;
+		if (check) {
+			char why[256];
+			if (check(buf, len, why, sizeof why) < 0) {
+				rc = fail(d, "%s: %s", path, why);
+				break;
+			}
+		}
+		if (len == cap) {
+			if ((int64_t)cap >= DATASET_MAX_BATCH_BYTES) {
+				rc = fail(d, "%s: over %lld bytes", path, (long long)DATASET_MAX_BATCH_BYTES);
+				break;
+			}
+			cap *= 2;
+			buf = xrealloc(buf, cap);
+		}
+	}
+	archive_read_free(a);
+	if (rc < 0) {
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+static const char *
+base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static uint32_t
+be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* An IDX file longer than its header says is refused as soon as it is
+ * (a gzip bomb behind a small header), not after reading gigabytes. */
+static int
+idx_check_len(const uint8_t *b, size_t len, char *why, size_t whylen)
+{
+	uint64_t want = 1, hdr;
+	int ndim;
+	if (len < 4 || b[0] || b[1] || b[2] != 0x08 || b[3] < 1 || b[3] > 4)
+		return 0;   /* read_idx says what is wrong */
+	ndim = b[3];
+	hdr = 4 + 4 * (uint64_t)ndim;
+	if (len < hdr)
+		return 0;
+	for (int i = 0; i < ndim; i++) {
+		uint64_t dim = be32(b + 4 + 4 * i);
+		want = dim && want > (UINT64_MAX - hdr) / dim ? UINT64_MAX - hdr : want * dim;
+	}
+	if (len - hdr > want) {
+		snprintf(why, whylen, "IDX data is longer than the %llu bytes its header gives", (unsigned long long)want);
+		return -1;
+	}
+	return 0;
+}
+
+/* Adds n images of (h, w, c) stored in block (owned from here), resized and
+ * converted as the options say. */
+static void
+add_block(Dataset *d, const char *path, uint8_t *block, int64_t n, int h, int w, int c, const int *labels)
+{
+	int oc = d->opt.channels ? d->opt.channels : c;
+	int oh = d->opt.height ? d->opt.height : h, ow = d->opt.width ? d->opt.width : w;
+	size_t isz = (size_t)h * (size_t)w * (size_t)c, osz = (size_t)oh * (size_t)ow * (size_t)oc;
+	const char *name = keep_str(d, xstrdup(base_name(path)));
+	if (oc != c || oh != h || ow != w) {
+		uint8_t *nb = xmalloc(osz * (size_t)n);
+#pragma omp parallel
+		{
+			uint8_t *tmp = xmalloc((size_t)h * (size_t)w * (size_t)oc);
+			void *ws = xmalloc(image_resize_scratch(h, w, oh, ow, oc));
+#pragma omp for schedule(static)
+			for (int64_t i = 0; i < n; i++) {
+				image_convert_channels(tmp, oc, block + (size_t)i * isz, c, (size_t)h * (size_t)w);
+				if (oh != h || ow != w)
+					image_resize(nb + (size_t)i * osz, oh, ow, tmp, h, w, oc, ws);
+				else
+					memcpy(nb + (size_t)i * osz, tmp, osz);
+			}
+			free(tmp);
+			free(ws);
+		}
+		free(block);
+		block = nb;
+	}
+	d->blocks = xreallocarray(d->blocks, (size_t)d->nblocks + 1, sizeof *d->blocks);
+	d->blocks[d->nblocks++] = block;
+	for (int64_t i = 0; i < n; i++) {
+		Sample *s = push_sample(d);
+		s->path = name;
+		s->sub = i;
+		s->label = labels ? labels[i] : -1;
+		if (s->label > d->max_label)
+			d->max_label = s->label;
+		s->h = oh;
+		s->w = ow;
+		s->c = oc;
+		s->pixels = block + (size_t)i * osz;
+	}
+	d->members += n;
+	if (d->opt.progress)
+		d->opt.progress(d->opt.ctx, d->n);
+}
+
+/* "train-images-idx3-ubyte.gz" -> "train-labels-idx1-ubyte.gz" (and the
+ * same with or without .gz); NULL when no such file exists. */
+static char *
+idx_labels_path(const char *path, char *buf, size_t len)
+{
+	char name[4096], *p;
+	const char *base = base_name(path);
+	size_t dirlen = (size_t)(base - path), n;
+	int k;
+	snprintf(name, sizeof name, "%s", base);
+	if (!(p = strstr(name, "images")))
+		return NULL;
+	memcpy(p, "labels", 6);
+	if ((p = strstr(name, "idx3")) || (p = strstr(name, "idx4")))
+		p[3] = '1';
+	for (int pass = 0; pass < 2; pass++) {
+		char alt[4096];
+		snprintf(alt, sizeof alt, "%s", name);
+		n = strlen(alt);
+		if (pass == 1) {
+			if (n > 3 && strcmp(alt + n - 3, ".gz") == 0)
+				alt[n - 3] = '\0';
+			else if (n + 3 < sizeof alt)
+				memcpy(alt + n, ".gz", 4);
+		}
+		k = snprintf(buf, len, "%.*s%s", (int)dirlen, path, alt);
+		if (k > 0 && (size_t)k < len && access(buf, R_OK) == 0)
+			return buf;
+	}
+	k = snprintf(buf, len, "%.*s%s", (int)dirlen, path, name);
+	if (k < 0 || (size_t)k >= len)
+		snprintf(buf, len, "%s", name);   /* for the message only */
+	return NULL;
+}
+
+static int
+read_idx(Dataset *d, const char *path)
+{
+	uint8_t *buf = NULL, *lbuf = NULL, *block;
+	size_t len, llen, need;
+	uint32_t dims[4] = { 0, 0, 0, 1 };
+	int ndim, *labels = NULL;
+	int64_t n, h, w, c;
+	char lpath[4096];
+	if (read_raw(d, path, idx_check_len, &buf, &len) < 0)
+		return -1;
+	if (len < 4 || buf[0] || buf[1] || buf[2] != 0x08) {
+		free(buf);
+		return fail(d, "%s: not an IDX file of unsigned bytes", path);
+	}
+	ndim = buf[3];
+	if (ndim == 1) {   /* a labels file: read along with its images */
+		free(buf);
+		return 0;
+	}
+	if (ndim != 3 && ndim != 4) {
+		free(buf);
+		return fail(d, "%s: IDX file has %d dimensions, expected 3 (n, rows, cols) or 4", path, ndim);
+	}
+	if (len < 4 + 4 * (size_t)ndim) {
+		free(buf);
+		return fail(d, "%s: truncated IDX header", path);
+	}
+	for (int i = 0; i < ndim; i++)
+		dims[i] = be32(buf + 4 + 4 * i);
+	n = dims[0];
+	h = dims[1];
+	w = dims[2];
+	c = dims[3];
+	if (c != 1 && c != 3) {
+		free(buf);
+		return fail(d, "%s: IDX images have %lld channels, expected 1 or 3", path, (long long)c);
+	}
+	if (h < 1 || w < 1 || h > IMAGE_MAX_SIDE || w > IMAGE_MAX_SIDE || h * w > d->opt.max_pixels) {
+		free(buf);
+		return fail(d, "%s: IDX images are %lldx%lld, over the limit", path, (long long)h, (long long)w);
+	}
+	need = (size_t)n * (size_t)(h * w * c);   /* < 2^32 * 2^32 * 3: fits in 64 bits */
+	if (len - 4 - 4 * (size_t)ndim != need) {
+		free(buf);
+		return fail(d, "%s: IDX data is %zu bytes, expected %zu for %lld images of %lldx%lldx%lld", path,
+		            len - 4 - 4 * (size_t)ndim, need, (long long)n, (long long)h, (long long)w, (long long)c);
+	}
+	if (idx_labels_path(path, lpath, sizeof lpath)) {
+		if (read_raw(d, lpath, idx_check_len, &lbuf, &llen) < 0) {
+			free(buf);
+			return -1;
+		}
+		if (llen < 8 || be32(lbuf) != 0x00000801 || be32(lbuf + 4) != (uint32_t)n || llen != 8 + (size_t)n) {
+			free(buf);
+			free(lbuf);
+			return fail(d, "%s: not an IDX labels file for %lld images", lpath, (long long)n);
+		}
+		labels = xcalloc((size_t)n, sizeof *labels);
+		for (int64_t i = 0; i < n; i++)
+			labels[i] = lbuf[8 + i];
+		free(lbuf);
+	} else if (d->opt.warn) {
+		char msg[4200];
+		snprintf(msg, sizeof msg, "%s: no labels file %s; labels are -1", path, lpath);
+		d->opt.warn(d->opt.ctx, msg);
+	}
+	block = xmalloc(need ? need : 1);
+	memcpy(block, buf + 4 + 4 * ndim, need);
+	free(buf);
+	add_block(d, path, block, n, (int)h, (int)w, (int)c, labels);
+	free(labels);
+	return 0;
+}
+
+/* Class names, one a line, from a file beside path; NULL when absent or
+ * when it does not hold exactly `want` names. */
+static char **
+read_names_beside(const char *path, const char *file, int want)
+{
+	char full[4096], line[512];
+	const char *base = base_name(path);
+	FILE *f;
+	char **names = xcalloc((size_t)want, sizeof *names);
+	int n = 0;
+	snprintf(full, sizeof full, "%.*s%s", (int)(base - path), path, file);
+	if (!(f = fopen(full, "r"))) {
+		free(names);
+		return NULL;
+	}
+	while (fgets(line, sizeof line, f)) {
+		size_t l = strlen(line);
+		while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' '))
+			line[--l] = '\0';
+		if (!l)
+			continue;
+		if (n == want) {
+			n++;
+			break;
+		}
+		names[n++] = xstrdup(line);
+	}
+	fclose(f);
+	if (n != want) {
+		for (int i = 0; i < n && i < want; i++)
+			free(names[i]);
+		free(names);
+		return NULL;
+	}
+	return names;
+}
+
+static int
+set_indexed_names(Dataset *d, char **names, int n, const char *path)
+{
+	if (!d->idx_names) {
+		d->idx_names = names;
+		d->nidx_names = n;
+		return 0;
+	}
+	for (int i = 0; i < n && i < d->nidx_names; i++)
+		if (strcmp(names[i], d->idx_names[i]) != 0)
+			return fail(d, "%s: class %d is '%s' here but '%s' in an earlier input", path, i, names[i],
+			            d->idx_names[i]);
+	if (n > d->nidx_names) {
+		for (int i = 0; i < d->nidx_names; i++)
+			free(d->idx_names[i]);
+		free(d->idx_names);
+		d->idx_names = names;
+		d->nidx_names = n;
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return 0;
+}
+
+static int
+read_cifar(Dataset *d, const char *path, int is100)
+{
+	size_t rec = is100 ? 3074 : 3073, len;
+	int nclass = is100 ? (d->opt.coarse ? 20 : 100) : 10, *labels;
+	int64_t n;
+	uint8_t *buf, *block;
+	char **names;
+	if (read_raw(d, path, NULL, &buf, &len) < 0)
+		return -1;
+	if (len == 0 || len % rec != 0) {
+		free(buf);
+		return fail(d, "%s: %zu bytes is not a whole number of CIFAR-%d records of %zu bytes", path, len,
+		            is100 ? 100 : 10, rec);
+	}
+	n = (int64_t)(len / rec);
+	labels = xcalloc((size_t)n, sizeof *labels);
+	block = xmalloc((size_t)n * 3072);
+	for (int64_t i = 0; i < n; i++) {
+		const uint8_t *r = buf + (size_t)i * rec;
+		const uint8_t *px = r + rec - 3072;   /* planes R, G, B of 32x32 */
+		uint8_t *o = block + (size_t)i * 3072;
+		labels[i] = is100 ? r[d->opt.coarse ? 0 : 1] : r[0];
+		if (labels[i] >= nclass) {
+			fail(d, "%s: record %lld: label %d is out of range for %d classes", path, (long long)i, labels[i],
+			     nclass);
+			free(buf);
+			free(block);
+			free(labels);
+			return -1;
+		}
+		for (int p = 0; p < 1024; p++) {
+			o[3 * p] = px[p];
+			o[3 * p + 1] = px[1024 + p];
+			o[3 * p + 2] = px[2048 + p];
+		}
+	}
+	free(buf);
+	names = read_names_beside(path, is100 ? (d->opt.coarse ? "coarse_label_names.txt" : "fine_label_names.txt")
+	                                      : "batches.meta.txt", nclass);
+	if (!names) {
+		names = xcalloc((size_t)nclass, sizeof *names);
+		for (int i = 0; i < nclass; i++) {
+			char num[16];
+			snprintf(num, sizeof num, "%d", i);
+			names[i] = xstrdup(num);
+		}
+	}
+	if (set_indexed_names(d, names, nclass, path) < 0) {
+		for (int i = 0; i < nclass; i++)
+			free(names[i]);
+		free(names);
+		free(block);
+		free(labels);
+		return -1;
+	}
+	add_block(d, path, block, n, 32, 32, 3, labels);
+	free(labels);
+	return 0;
+}
+
+static int
+is_idx_name(const char *base)
+{
+	return strstr(base, "ubyte") && (strstr(base, "idx1") || strstr(base, "idx3") || strstr(base, "idx4"));
+}
+
+/* 10 or 100 for CIFAR batch names, else 0. */
+static int
+cifar_kind(const char *base)
+{
+	if (fnmatch("data_batch_*.bin", base, 0) == 0 || strcmp(base, "test_batch.bin") == 0)
+		return 10;
+	if (strcmp(base, "train.bin") == 0 || strcmp(base, "test.bin") == 0)
+		return 100;
+	return 0;
+}
+
+static int
+set_mode(Dataset *d, int mode, const char *path)
+{
+	if (d->mode != MODE_NONE && d->mode != mode)
+		return fail(d, "%s: cannot mix IDX or CIFAR batches with image folders and archives in one run", path);
+	d->mode = mode;
+	return 0;
+}
+
+int
+dataset_add(Dataset *d, const char *path)
+{
+	struct stat st;
+	const char *base = base_name(path);
+	int rc = 0, ck;
+	ASSERT(!d->finished);
+	d->inputs = xreallocarray(d->inputs, (size_t)d->ninputs + 1, sizeof *d->inputs);
+	d->inputs[d->ninputs] = xstrdup(path);
+	d->cur_input = d->ninputs++;
+	if (stat(path, &st) < 0)
+		return fail(d, "%s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode) && is_idx_name(base))
+		return set_mode(d, MODE_INDEXED, path) < 0 ? -1 : read_idx(d, path);
+	if (!S_ISDIR(st.st_mode) && (ck = cifar_kind(base)))
+		return set_mode(d, MODE_INDEXED, path) < 0 ? -1 : read_cifar(d, path, ck == 100);
+	if (set_mode(d, MODE_NAMED, path) < 0)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		uint8_t head[8];
+		ssize_t k;
+		int fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return fail(d, "%s: %s", path, strerror(errno));
+		k = read(fd, head, sizeof head);
+		close(fd);
+		if (k < 0)
+			return fail(d, "%s: %s", path, strerror(errno));
+		if (image_sniff(head, (size_t)k) != IMAGE_FMT_UNKNOWN) {
+			/* a single image: the file itself is the member */
+			uint8_t *data;
+			size_t len;
+			if (slurp_path(path, DATASET_MAX_MEMBER_BYTES, &data, &len) < 0)
+				return fail(d, "%s: %s", path, strerror(errno));
+			d->members++;
+			{
+				Image im;
+				char err[256];
+				int r = image_load(data, len, d->opt.max_pixels, d->opt.channels, d->opt.height,
+				                   d->opt.width, &im, err, sizeof err);
+				free(data);
+				if (r < 0)
+					return skip(d, SKIP_DECODE, base, "%s", err);
+				Sample *s = push_sample(d);
+				s->path = keep_str(d, xstrdup(base));
+				s->h = im.h;
+				s->w = im.w;
+				s->c = im.c;
+				s->pixels = im.data;
+				s->owned = 1;
+			}
+			return 0;
+		}
+	}
+#pragma omp parallel
+#pragma omp single
+	{
+		if (S_ISDIR(st.st_mode))
+			rc = walk(d, path, "", 0);
+		else
+			rc = read_archive(d, path);
+		if (rc == 0)
+			rc = chunk_drain(d);
+	}
+	chunk_discard(&d->chunks[0]);
+	chunk_discard(&d->chunks[1]);
+	d->cur = 0;
+	if (rc == 0)
+		rc = check_empty_dirs(d);
+	strmap_free(&d->dirs);
+	return rc;
+}
+
+static int
+cmp_sample(const void *a, const void *b)
+{
+	const Sample *x = a, *y = b;
+	int c;
+	if (x->input != y->input)
+		return x->input < y->input ? -1 : 1;
+	if (x->path != y->path && (c = strcmp(x->path, y->path)) != 0)
+		return c;
+	if (x->sub != y->sub)
+		return x->sub < y->sub ? -1 : 1;
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static int
+cmp_name_idx(const void *a, const void *b, void *names)
+{
+	char **n = names;
+	return strcmp(n[*(const int *)a], n[*(const int *)b]);
+}
+
+static int
+finish_named(Dataset *d)
+{
+	int *order, *rank;
+	if (d->opt.nclass_names)
+		return fail(d, "--classes names the classes of IDX and CIFAR inputs; folders and archives take "
+		               "theirs from folder names");
+	order = xcalloc((size_t)d->ncnames, sizeof *order);
+	rank = xcalloc((size_t)d->ncnames, sizeof *rank);
+	/* only classes that kept at least one image */
+	for (int64_t i = 0; i < d->n; i++)
+		if (d->samples[i].cls >= 0)
+			rank[d->samples[i].cls] = 1;
+	for (int i = 0; i < d->ncnames; i++)
+		if (rank[i])
+			order[d->nclasses++] = i;
+	qsort_r(order, (size_t)d->nclasses, sizeof *order, cmp_name_idx, d->cnames);
+	d->classes = xcalloc((size_t)d->nclasses + 1, sizeof *d->classes);
+	for (int i = 0; i < d->nclasses; i++) {
+		d->classes[i] = xstrdup(d->cnames[order[i]]);
+		rank[order[i]] = i;
+	}
+	for (int64_t i = 0; i < d->n; i++)
+		d->samples[i].label = d->samples[i].cls >= 0 ? rank[d->samples[i].cls] : -1;
+	free(order);
+	free(rank);
+	return 0;
+}
+
+static int
+finish_indexed(Dataset *d)
+{
+	int n = d->nidx_names > d->max_label + 1 ? d->nidx_names : d->max_label + 1;
+	if (d->opt.nclass_names) {
+		if (d->opt.nclass_names < d->max_label + 1)
+			return fail(d, "--classes gives %d names, but the labels go up to %d", d->opt.nclass_names,
+			            d->max_label);
+		n = d->opt.nclass_names;
+	}
+	d->nclasses = n;
+	d->classes = xcalloc((size_t)n + 1, sizeof *d->classes);
+	for (int i = 0; i < n; i++) {
+		char num[16];
+		snprintf(num, sizeof num, "%d", i);
+		d->classes[i] = xstrdup(d->opt.nclass_names ? d->opt.class_names[i]
+		                        : i < d->nidx_names ? d->idx_names[i] : num);
+	}
+	return 0;
+}
+
+int
+dataset_finish(Dataset *d)
+{
+	int any1 = 0, any3 = 0;
+	const Sample *first;
+	ASSERT(!d->finished);
+	d->finished = 1;
+	if (d->n == 0)
+		return fail(d, "no images found in the input%s", d->ninputs > 1 ? "s" : "");
+	qsort(d->samples, (size_t)d->n, sizeof *d->samples, cmp_sample);
+	if ((d->mode == MODE_INDEXED ? finish_indexed(d) : finish_named(d)) < 0)
+		return -1;
+	for (int64_t i = 0; i < d->n; i++) {
+		any1 |= d->samples[i].c == 1;
+		any3 |= d->samples[i].c == 3;
+	}
+	if (any1 && any3) {
+		/* auto channels: some color images, so every gray one becomes RGB */
+#pragma omp parallel for schedule(dynamic, 64)
+		for (int64_t i = 0; i < d->n; i++) {
+			Sample *s = &d->samples[i];
+			size_t np = (size_t)s->h * (size_t)s->w;
+			uint8_t *rgb;
+			if (s->c != 1)
+				continue;
+			rgb = xmalloc(np * 3);
+			image_convert_channels(rgb, 3, s->pixels, 1, np);
+			if (s->owned)
+				free(s->pixels);
+			s->pixels = rgb;
+			s->owned = 1;
+			s->c = 3;
+		}
+	}
+	first = &d->samples[0];
+	for (int64_t i = 1; i < d->n; i++) {
+		const Sample *s = &d->samples[i];
+		char a[4200], b[4200];
+		if (s->h == first->h && s->w == first->w)
+			continue;
+		return fail(d, "%s: %s: image is %dx%d, but %s is %dx%d; give --size to resize them all",
+		            d->inputs[s->input], dataset_source(d, i, a, sizeof a), s->h, s->w,
+		            dataset_source(d, 0, b, sizeof b), first->h, first->w);
+	}
+	return 0;
+}
+
+void
+dataset_free(Dataset *d)
+{
+	if (!d)
+		return;
+	for (int64_t i = 0; i < d->n; i++)
+		if (d->samples[i].owned)
+			free(d->samples[i].pixels);
+	free(d->samples);
+	for (int i = 0; i < d->ninputs; i++)
+		free(d->inputs[i]);
+	free(d->inputs);
+	for (size_t i = 0; i < d->nstrs; i++)
+		free(d->strs[i]);
+	free(d->strs);
+	for (int i = 0; i < d->nblocks; i++)
+		free(d->blocks[i]);
+	free(d->blocks);
+	strmap_free(&d->classmap);
+	strmap_free(&d->dirs);
+	for (int i = 0; i < d->ncnames; i++)
+		free(d->cnames[i]);
+	free(d->cnames);
+	for (int i = 0; i < d->nidx_names; i++)
+		free(d->idx_names[i]);
+	free(d->idx_names);
+	for (int i = 0; i < d->nclasses; i++)
+		free(d->classes[i]);
+	free(d->classes);
+	chunk_discard(&d->chunks[0]);
+	chunk_discard(&d->chunks[1]);
+	free(d);
+}
+
+int64_t
+dataset_count(const Dataset *d)
+{
+	return d->n;
+}
+
+const Sample *
+dataset_sample(const Dataset *d, int64_t i)
+{
+	ASSERT(i >= 0 && i < d->n);
+	return &d->samples[i];
+}
+
+int
+dataset_nclasses(const Dataset *d)
+{
+	return d->nclasses;
+}
+
+char *const *
+dataset_classes(const Dataset *d)
+{
+	return d->classes;
+}
+
+const char *
+dataset_input_name(const Dataset *d, int input)
+{
+	ASSERT(input >= 0 && input < d->ninputs);
+	return d->inputs[input];
+}
+
+const char *
+dataset_source(const Dataset *d, int64_t i, char *buf, size_t len)
+{
+	const Sample *s = dataset_sample(d, i);
+	if (s->sub < 0)
+		return s->path;
+	snprintf(buf, len, "%s#%lld", s->path, (long long)s->sub);
+	return buf;
+}
+
+int64_t
+dataset_members(const Dataset *d)
+{
+	return d->members;
+}
+
+int64_t
+dataset_skipped(const Dataset *d)
+{
+	return d->skipped;
+}
+
+const char *
+dataset_summary(const Dataset *d, char *buf, size_t len)
+{
+	size_t off;
+	const char *sep = ": ";
+	buf[0] = '\0';
+	if (!d->skipped)
+		return buf;
+	snprintf(buf, len, "skipped %lld of %lld members", (long long)d->skipped, (long long)d->members);
+	for (int k = 0; k < SKIP_NKINDS; k++) {
+		if (!d->skip_kind[k])
+			continue;
+		off = strlen(buf);
+		snprintf(buf + off, len - off, "%s%lld %s", sep, (long long)d->skip_kind[k], skip_names[k]);
+		sep = ", ";
+	}
+	return buf;
+}

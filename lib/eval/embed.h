@@ -1,0 +1,47 @@
+/* embed: an `embeddings` stream loaded whole into memory, for the probes.
+ *
+ * Reads every record of a stream of kind "embeddings" (tensor "embedding",
+ * shape (D), dtype <f4) into one N x D float matrix, with labels, ids and a
+ * copy of the header (class names, provenance). Every record must have the
+ * same D as the first. Labels are kept as they are (-1 = unknown); checking
+ * them is the caller's business, since what is acceptable depends on use.
+ * Messages number records from 1, as lib/io/stream does. */
+#ifndef SSL_EMBED_H
+#define SSL_EMBED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/stream.h"
+
+#define EMBED_MAX_DIM (1 << 20)
+
+typedef struct {
+	char        *name;    /* the input's name, for messages ("<stdin>", a path) */
+	int64_t      n;       /* records */
+	int          dim;     /* D; 0 when the stream has no records */
+	float       *x;       /* (n, D) */
+	int64_t     *labels;  /* (n); -1 when unknown */
+	int64_t     *ids;     /* (n) */
+	StreamHeader header;  /* owned copy */
+} Embeddings;
+
+/* Reads the stream at path ("-" or NULL: stdin) to its trailer. 0, or -1
+ * with a one-line message naming the input (and record) in err; *e is then
+ * empty (embed_free is still safe). */
+int embed_load(Embeddings *e, const char *path, char *err, size_t errlen);
+/* The same from an open reader (not closed here). */
+int embed_load_reader(Embeddings *e, StreamReader *r, char *err, size_t errlen);
+void embed_free(Embeddings *e);
+
+/* Checks that a training and a test set can be probed together, and settles
+ * the classes: the same dimension; class lists that agree where both headers
+ * have one; every label known (not -1) and inside the classes; at least two
+ * classes among the training labels; every class of the test set present in
+ * the training set. K is the header's class count (or 1 + the largest label
+ * when neither header names classes) and *names gets K malloc'd names
+ * (embed_names_free). 0, or -1 with a one-line message in err. */
+int  embed_check_pair(const Embeddings *train, const Embeddings *test, int *K, char ***names, char *err, size_t errlen);
+void embed_names_free(char **names, int K);
+
+#endif

@@ -1,0 +1,55 @@
+/* gemm: row-major single-precision matrix multiply, the one place that
+ * calls BLAS.
+ *
+ *   C = alpha * op(A) * op(B) + beta * C
+ *
+ * op(A) is M x K, op(B) is K x N, C is M x N; ta/tb nonzero mean the stored
+ * matrix is transposed (A stored K x M). Leading dimensions are in elements,
+ * as cblas_sgemm with CblasRowMajor. beta == 0 overwrites C. */
+#ifndef SSL_GEMM_H
+#define SSL_GEMM_H
+
+#include <stddef.h>
+
+/* Splits C into column (or row) slices over the OpenMP team (lib/base/parallel.h);
+ * inside a parallel region it runs on the calling thread alone. */
+void gemm(int ta, int tb, int M, int N, int K, float alpha,
+          const float *A, int lda, const float *B, int ldb,
+          float beta, float *C, int ldc);
+/* One thread (OpenBLAS single-threaded): for kernels that split work themselves. */
+void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+/* ---- fast paths for the narrow matrices of small convolutions ----
+ * (AVX2+FMA micro-kernels; OpenBLAS packs and pads these shapes for a
+ * general case and loses half its speed at 16 or 32 rows.) gemm_fast()
+ * says whether the CPU runs them; callers fall back to gemm_serial. All
+ * single-threaded (callers split the work). */
+int    gemm_fast(void);
+/* Turns the fast paths off (0) or back on where the CPU has them (1):
+ * for tests and benchmarks that compare both. $SSL_NO_FAST_GEMM set: off. */
+void   gemm_fast_set(int on);
+
+/* C (M x N) = A (M x K) x B (K x N) (accumulate: +=). A is packed first by
+ * gemm_pack_a into gemm_pack_floats(M, K) floats; B is read in place,
+ * row-major with ldb, which should not be a multiple of 1024 floats (rows
+ * would share cache sets: see gemm_pad_ld). */
+size_t gemm_pack_floats(int M, int K);
+void   gemm_pack_a(float *Ap, const float *A, int lda, int M, int K);
+void   gemm_packed_nn(int M, int N, int K, const float *Ap, const float *B, int ldb, int accumulate,
+                      float *C, int ldc);
+/* As gemm_packed_nn with B's row k at B + boff[k] (K offsets). */
+void   gemm_packed_rows(int M, int N, int K, const float *Ap, const float *B, const ptrdiff_t *boff, int accumulate,
+                        float *C, int ldc);
+/* C (M x R) += A (M x N, lda) x B^T, B's row r (N floats) at B + boff[r]. */
+void   gemm_rows_nt(int M, int R, int N, const float *A, int lda, const float *B, const ptrdiff_t *boff, float *C,
+                    int ldc);
+/* A leading dimension >= n that keeps consecutive rows in different cache sets. */
+int    gemm_pad_ld(int n);
+
+/* Naive twin (triple loop, double accumulation): the oracle for tests. */
+void gemm_ref(int ta, int tb, int M, int N, int K, float alpha,
+              const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
+
+#endif
