@@ -727,7 +727,7 @@ START_TEST(test_tool_threads_and_blocks)
 	 * reader's chunking must not matter either. */
 	char cut[1200];
 	snprintf(cut, sizeof cut, "(head -c 1000 '%s'; sleep 0.1; tail -c +1001 '%s') | ", in, in);
-	const char *runs[] = { "--threads 1 --block 1", "--threads 2", "--threads 2 --block 5", "-j 3 --block 64",
+	const char *runs[] = { "--threads 1 --block 1", "--threads 2", "--threads 2 --block 5", "--threads 3 --block 64",
 		               "--block 3" };
 	for (int i = 0; i < 5; i++) {
 		char name[16];

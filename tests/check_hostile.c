@@ -1477,7 +1477,7 @@ views_stream(void)
 	}
 	tw_folder(dir, m, 12);
 	snprintf(path, sizeof path, "%s/pics.views", tu_tmpdir());
-	tu_run(&r, "ssl-decode -q -e 60 '%s' | ssl-augment --recipe cifar --size 8 -j 1 > '%s'", dir, path);
+	tu_run(&r, "ssl-decode -q -e 60 '%s' | ssl-augment --recipe cifar --size 8 --threads 1 > '%s'", dir, path);
 	ck_assert_msg(r.status == 0, "%s", r.err);
 	tu_result_free(&r);
 	for (int i = 0; i < 12; i++) {

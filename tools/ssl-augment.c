@@ -45,7 +45,7 @@ typedef struct {
 
 enum { O_SCALE = 256, O_RATIO, O_FLIP, O_JITTER, O_JITTER_P, O_GRAY_P, O_BLUR_P, O_BLUR_SIGMA, O_SOL_P,
        O_SOL_T, O_SEED, O_BLOCK, O_PREVIEW, O_PREVIEW_N, O_LAST };
-static const char optstring[] = "r:s:n:j:qh";
+static const char optstring[] = "r:s:n:";
 static const struct option longopts[] = {
 	{ "recipe", required_argument, NULL, 'r' },        { "size", required_argument, NULL, 's' },
 	{ "scale", required_argument, NULL, O_SCALE },     { "ratio", required_argument, NULL, O_RATIO },
@@ -54,11 +54,8 @@ static const struct option longopts[] = {
 	{ "blur-p", required_argument, NULL, O_BLUR_P },   { "blur-sigma", required_argument, NULL, O_BLUR_SIGMA },
 	{ "solarize-p", required_argument, NULL, O_SOL_P }, { "solarize-threshold", required_argument, NULL, O_SOL_T },
 	{ "views", required_argument, NULL, 'n' },         { "seed", required_argument, NULL, O_SEED },
-	{ "threads", required_argument, NULL, 'j' },       { "block", required_argument, NULL, O_BLOCK },
-	{ "preview", required_argument, NULL, O_PREVIEW }, { "preview-count", required_argument, NULL, O_PREVIEW_N },
-	CLI_OPT_PROGRESS,                                  CLI_OPT_QUIET,
-	CLI_OPT_HELP,                                      CLI_OPT_VERSION,
-	{ NULL, 0, NULL, 0 },
+	{ "block", required_argument, NULL, O_BLOCK },     { "preview", required_argument, NULL, O_PREVIEW },
+	{ "preview-count", required_argument, NULL, O_PREVIEW_N }, { NULL, 0, NULL, 0 },
 };
 /* Left out of the provenance: they change how the work runs, not the stream. */
 static const char *const run_only_long[] = { "threads", "block", "preview", "preview-count", "progress", "quiet", NULL };
@@ -83,14 +80,10 @@ usage(FILE *fp)
 	        "      --solarize-threshold T levels >= T are inverted (128)\n"
 	        "  -n, --views V              views per image (2; none 1)\n"
 	        "      --seed S               random seed (0)\n"
-	        "  -j, --threads N            worker threads (default: all cores or OMP_NUM_THREADS)\n"
 	        "      --block N              records augmented per parallel block (256)\n"
 	        "      --preview FILE.png     write a contact sheet: each row an image and its views\n"
-	        "      --preview-count N      rows in the contact sheet (8)\n"
-	        "      --progress             show progress even when stderr is not a terminal\n"
-	        "  -q, --quiet                no progress or notes\n"
-	        "  -h, --help                 show this help\n"
-	        "      --version              show the version\n");
+	        "      --preview-count N      rows in the contact sheet (8)\n");
+	cli_help_shared(fp, 29, 1);
 }
 
 /* "a,b,..." into exactly n numbers. */
@@ -109,7 +102,7 @@ parse_list(const char *opt, const char *s, double *out, int n)
 }
 
 static void
-parse_options(int argc, char **argv, Options *o)
+parse_options(int argc, char **argv, const Cli *cli, Options *o)
 {
 	/* Overrides are applied after the recipe, whatever the order on the command line. */
 	static int given[O_LAST];
@@ -118,10 +111,10 @@ parse_options(int argc, char **argv, Options *o)
 	const char *recipe = NULL;
 	char err[256];
 	memset(o, 0, sizeof *o);
-	o->cli = cli_init("ssl-augment", usage);
+	o->cli = *cli;
 	o->block = 256;
 	o->preview_count = 8;
-	while ((ch = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(&o->cli, argc, argv)) != -1) {
 		if (ch >= 0 && ch < O_LAST)
 			given[ch] = 1;
 		switch (ch) {
@@ -142,11 +135,9 @@ parse_options(int argc, char **argv, Options *o)
 		case O_SOL_T: sol_t = (int)opt_i64("--solarize-threshold", optarg, 0, 255); break;
 		case 'n': views = (int)opt_i64("--views", optarg, 1, AUGMENT_MAX_VIEWS); break;
 		case O_SEED: o->seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
-		case 'j': o->cli.threads = (int)opt_i64("--threads", optarg, 0, 1024); break;
 		case O_BLOCK: o->block = (int)opt_i64("--block", optarg, 1, 1 << 20); break;
 		case O_PREVIEW: o->preview = optarg; break;
 		case O_PREVIEW_N: o->preview_count = (int)opt_i64("--preview-count", optarg, 1, PREVIEW_MAX); break;
-		default: cli_option(&o->cli, ch, optarg);
 		}
 	}
 	if (optind < argc - 1)
@@ -216,11 +207,15 @@ int
 main(int argc, char *argv[])
 {
 	Options o;
+	Cli cli;
 	char err[512], msg[768];
 	char **pargv = xcalloc((size_t)argc + 1, sizeof *pargv);
-	int pargc = provargs_filter(argc, argv, optstring, longopts, run_only_long, "jq", pargv);
+	int pargc;
 	setprogname(argv[0]);
-	parse_options(argc, argv, &o);
+	cli_init(&cli, "ssl-augment", usage, optstring, longopts);
+	/* before cli_getopt, which reorders argv */
+	pargc = provargs_filter(argc, argv, cli.shortopts, cli.longopts, run_only_long, "q", pargv);
+	parse_options(argc, argv, &cli, &o);
 	cli_apply(&o.cli);
 	int nthreads = omp_get_max_threads();
 

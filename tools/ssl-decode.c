@@ -44,12 +44,9 @@ usage(FILE *fp)
 	        "      --classes A,B,...   class names for IDX and CIFAR inputs\n"
 	        "      --coarse            CIFAR-100: the 20 coarse labels instead of the 100 fine\n"
 	        "      --strict            bad members are errors, not warnings\n"
-	        "      --max-pixels N      refuse images over N pixels (default %lld)\n"
-	        "      --progress          show progress even when stderr is not a terminal\n"
-	        "  -q, --quiet             no progress or notes\n"
-	        "  -h, --help              show this help\n"
-	        "      --version           show the version\n",
+	        "      --max-pixels N      refuse images over N pixels (default %lld)\n",
 	        (long long)IMAGE_DEFAULT_MAX_PIXELS);
+	cli_help_shared(fp, 26, 1);
 }
 
 static void
@@ -89,18 +86,16 @@ parse_options(int argc, char **argv, Options *o)
 		{ "shard", required_argument, NULL, O_SHARD },  { "labels", required_argument, NULL, O_LABELS },
 		{ "limit", required_argument, NULL, O_LIMIT },  { "classes", required_argument, NULL, O_CLASSES },
 		{ "coarse", no_argument, NULL, O_COARSE },      { "strict", no_argument, NULL, O_STRICT },
-		{ "max-pixels", required_argument, NULL, O_MAXPX }, CLI_OPT_PROGRESS,
-		CLI_OPT_QUIET,                                  CLI_OPT_HELP,
-		CLI_OPT_VERSION,                                { NULL, 0, NULL, 0 },
+		{ "max-pixels", required_argument, NULL, O_MAXPX }, { NULL, 0, NULL, 0 },
 	};
 	char err[256];
 	int ch;
 	memset(o, 0, sizeof *o);
-	o->cli = cli_init("ssl-decode", usage);
+	cli_init(&o->cli, "ssl-decode", usage, "s:c:e:", longopts);
 	o->epochs = 1;
 	o->sm.nshards = 1;
 	o->ds.max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
-	while ((ch = getopt_long(argc, argv, "s:c:e:qh", longopts, NULL)) != -1) {
+	while ((ch = cli_getopt(&o->cli, argc, argv)) != -1) {
 		switch (ch) {
 		case 's':
 			if (parse_hw(optarg, IMAGE_MAX_SIDE, &o->ds.height, &o->ds.width, err, sizeof err) < 0)
@@ -133,7 +128,6 @@ parse_options(int argc, char **argv, Options *o)
 		case O_COARSE: o->ds.coarse = 1; break;
 		case O_STRICT: o->ds.strict = 1; break;
 		case O_MAXPX: o->ds.max_pixels = opt_i64("--max-pixels", optarg, 1, INT64_C(1) << 40); break;
-		default: cli_option(&o->cli, ch, optarg);
 		}
 	}
 	if (optind >= argc)

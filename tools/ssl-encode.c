@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cli.h"
 #include "io/checkpoint.h"
 #include "data/image.h"
 #include "nn/layers.h"
 #include "nn/model.h"
 #include "io/npy.h"
-#include "base/parallel.h"
 #include "base/progress.h"
 #include "io/safetensors.h"
 #include "io/stream.h"
@@ -22,7 +22,8 @@ typedef struct {
 	const char *model, *input, *npy;
 	const char *layer_name;
 	ModelOutput layer;
-	int         l2, batch, threads, resize, quiet, progress;
+	int         l2, batch, resize;
+	Cli         cli;
 } Options;
 
 /* One record of the batch being filled: what is written back out. */
@@ -43,21 +44,15 @@ typedef struct {
 	size_t   ws_len;
 } Batch;
 
-enum { OPT_MODEL = 'm', OPT_LAYER = 256, OPT_L2, OPT_BATCH, OPT_THREADS, OPT_RESIZE, OPT_NPY, OPT_QUIET, OPT_PROGRESS,
-       OPT_HELP, OPT_VERSION };
+enum { OPT_MODEL = 'm', OPT_LAYER = 256, OPT_L2, OPT_BATCH, OPT_RESIZE, OPT_NPY };
 
 static const struct option longopts[] = {
 	{ "model", required_argument, NULL, OPT_MODEL },
 	{ "layer", required_argument, NULL, OPT_LAYER },
 	{ "l2", no_argument, NULL, OPT_L2 },
 	{ "batch", required_argument, NULL, OPT_BATCH },
-	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "resize", no_argument, NULL, OPT_RESIZE },
 	{ "npy", required_argument, NULL, OPT_NPY },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "progress", no_argument, NULL, OPT_PROGRESS },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -75,15 +70,11 @@ usage(FILE *fp)
 	        "  --layer L             encoder (default), proj-hidden, proj or logits\n"
 	        "  --l2                  scale each embedding to unit L2 norm\n"
 	        "  --batch N             images per forward pass (256)\n"
-	        "  --threads N           threads (default: $OMP_NUM_THREADS or all cores)\n"
 	        "  --resize              resize images of another size to the model's input\n"
 	        "                        (area when shrinking, bilinear when growing)\n"
 	        "  --npy FILE            also write the N x D float32 matrix to FILE (.npy) and the\n"
-	        "                        int64 labels to FILE with .npy replaced by .labels.npy\n"
-	        "  --quiet               no progress or notes on stderr\n"
-	        "  --progress            show progress even when stderr is not a terminal\n"
-	        "  --help                show this help and exit\n"
-	        "  --version             show the version and exit\n");
+	        "                        int64 labels to FILE with .npy replaced by .labels.npy\n");
+	cli_help_shared(fp, 24, 0);
 }
 
 static void
@@ -94,7 +85,8 @@ parse_options(int argc, char **argv, Options *o)
 	o->batch = 256;
 	o->layer = MODEL_OUT_ENCODER;
 	o->layer_name = "encoder";
-	while ((c = getopt_long(argc, argv, "m:", longopts, NULL)) != -1) {
+	cli_init(&o->cli, "ssl-encode", usage, "m:", longopts);
+	while ((c = cli_getopt(&o->cli, argc, argv)) != -1) {
 		switch (c) {
 		case OPT_MODEL: o->model = optarg; break;
 		case OPT_LAYER:
@@ -104,18 +96,12 @@ parse_options(int argc, char **argv, Options *o)
 			break;
 		case OPT_L2: o->l2 = 1; break;
 		case OPT_BATCH: o->batch = (int)opt_i64("--batch", optarg, 1, 65536); break;
-		case OPT_THREADS: o->threads = (int)opt_i64("--threads", optarg, 1, 1024); break;
 		case OPT_RESIZE: o->resize = 1; break;
 		case OPT_NPY:
 			if (!*optarg)
 				die_usage("--npy: empty file name");
 			o->npy = optarg;
 			break;
-		case OPT_QUIET: o->quiet = 1; break;
-		case OPT_PROGRESS: o->progress = 1; break;
-		case OPT_HELP: usage(stdout); exit(0);
-		case OPT_VERSION: printf("ssl-encode %s\n", SSL_VERSION); exit(0);
-		default: die_usage("unknown option");
 		}
 	}
 	if (optind < argc)
@@ -314,8 +300,7 @@ main(int argc, char *argv[])
 	char err[1024];
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
-	set_quiet(o.quiet);
-	parallel_set_threads(o.threads);
+	cli_apply(&o.cli);
 
 	Model *m = load_model(&f, &o, &D);
 
@@ -343,7 +328,7 @@ main(int argc, char *argv[])
 	Progress pg;
 	int64_t total = h.records_per_epoch > 0 && h.epochs > 0 && h.records_per_epoch <= INT64_MAX / h.epochs
 	                        ? h.records_per_epoch * h.epochs : -1;
-	progress_init(&pg, "encode", "images", total, o.progress, o.quiet);
+	progress_init(&pg, "encode", "images", total, o.cli.progress, o.cli.quiet);
 	Record rec;
 	int rc;
 	int64_t done = 0;

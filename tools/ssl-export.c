@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cli.h"
 #include "io/checkpoint.h"
 #include "nn/model.h"
 #include "base/progress.h"
@@ -15,20 +16,17 @@
 typedef struct {
 	const char *output, *input;
 	unsigned    flags;
-	int         list, quiet, progress;
+	int         list;
+	Cli         cli;
 } Options;
 
-enum { OPT_OUTPUT = 'o', OPT_HEAD = 256, OPT_FC, OPT_LIST, OPT_QUIET, OPT_PROGRESS, OPT_HELP, OPT_VERSION };
+enum { OPT_OUTPUT = 'o', OPT_HEAD = 256, OPT_FC, OPT_LIST };
 
 static const struct option longopts[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "head", no_argument, NULL, OPT_HEAD },
 	{ "fc", no_argument, NULL, OPT_FC },
 	{ "list", no_argument, NULL, OPT_LIST },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
-	{ "progress", no_argument, NULL, OPT_PROGRESS },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -42,11 +40,8 @@ usage(FILE *fp)
 	        "  -o, --output FILE     the safetensors file to write (atomically)\n"
 	        "  --head                also the projection head (head.0, head.1, head.3; head.4, head.6)\n"
 	        "  --fc                  also the classifier (fc.weight, fc.bias)\n"
-	        "  --list                print the metadata and tensors of a safetensors file\n"
-	        "  --quiet               no progress or notes on stderr\n"
-	        "  --progress            show progress even when stderr is not a terminal\n"
-	        "  --help                show this help and exit\n"
-	        "  --version             show the version and exit\n");
+	        "  --list                print the metadata and tensors of a safetensors file\n");
+	cli_help_shared(fp, 24, 0);
 }
 
 static void
@@ -54,7 +49,8 @@ parse_options(int argc, char **argv, Options *o)
 {
 	int c;
 	memset(o, 0, sizeof *o);
-	while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+	cli_init(&o->cli, "ssl-export", usage, "o:", longopts);
+	while ((c = cli_getopt(&o->cli, argc, argv)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT:
 			if (!*optarg)
@@ -64,11 +60,6 @@ parse_options(int argc, char **argv, Options *o)
 		case OPT_HEAD: o->flags |= ST_MODEL_HEAD; break;
 		case OPT_FC: o->flags |= ST_MODEL_FC; break;
 		case OPT_LIST: o->list = 1; break;
-		case OPT_QUIET: o->quiet = 1; break;
-		case OPT_PROGRESS: o->progress = 1; break;
-		case OPT_HELP: usage(stdout); exit(0);
-		case OPT_VERSION: printf("ssl-export %s\n", SSL_VERSION); exit(0);
-		default: die_usage("unknown option");
 		}
 	}
 	if (optind >= argc)
@@ -113,11 +104,11 @@ main(int argc, char *argv[])
 	Model *m;
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
-	set_quiet(o.quiet);
+	cli_apply(&o.cli);
 	if (o.list)
 		return list(o.input);
 
-	progress_init(&pg, "export", "steps", 3, o.progress, o.quiet);
+	progress_init(&pg, "export", "steps", 3, o.cli.progress, o.cli.quiet);
 	checkpoint_init(&ck);
 	if (checkpoint_load(&ck, o.input, err, sizeof err) < 0)
 		die("%s", err);

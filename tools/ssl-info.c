@@ -50,11 +50,9 @@ usage(FILE *fp)
 	fprintf(fp,
 	        "usage: ssl-info [--json] [--quiet] [--progress] [file]\n"
 	        "Describes a tensor stream (ssl-stream(5)) and checks that it is complete.\n"
-	        "  --json        print the report as one JSON object\n"
-	        "  -q, --quiet   print nothing; the exit status tells whether the stream is whole\n"
-	        "  --progress    show progress on stderr\n"
-	        "  -h, --help    print this help and exit\n"
-	        "  --version     print the version and exit\n");
+	        "With --quiet it prints nothing: the exit status tells whether the stream is whole.\n"
+	        "  --json        print the report as one JSON object\n");
+	cli_help_shared(fp, 16, 0);
 }
 
 static void
@@ -350,13 +348,9 @@ main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
-		CLI_OPT_QUIET,
-		CLI_OPT_PROGRESS,
-		CLI_OPT_HELP,
-		CLI_OPT_VERSION,
 		{ NULL, 0, NULL, 0 },
 	};
-	Cli cli = cli_init("ssl-info", usage);
+	Cli cli;
 	int json = 0, c, s;
 	const char *path = "-";
 	StreamReader *r;
@@ -366,12 +360,10 @@ main(int argc, char **argv)
 	Progress pg;
 
 	setprogname(argv[0]);
-	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j': json = 1; break;
-		default: cli_option(&cli, c, optarg);
-		}
-	}
+	cli_init(&cli, "ssl-info", usage, "", longopts);
+	while ((c = cli_getopt(&cli, argc, argv)) != -1)
+		if (c == 'j')
+			json = 1;
 	if (argc - optind > 1)
 		die_usage("one file at most");
 	if (argc - optind == 1)

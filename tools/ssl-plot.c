@@ -28,10 +28,6 @@ static const struct option longopts[] = {
 	{ "output", required_argument, NULL, OPT_OUTPUT },
 	{ "max-points", required_argument, NULL, OPT_MAX_POINTS },
 	{ "seed", required_argument, NULL, OPT_SEED },
-	CLI_OPT_QUIET,
-	CLI_OPT_PROGRESS,
-	CLI_OPT_HELP,
-	CLI_OPT_VERSION,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -47,11 +43,8 @@ usage(FILE *fp)
 	        "                        coloured by class, with the class names of its header\n"
 	        "  -o, --output FILE     the PNG to write (required)\n"
 	        "  --max-points N        embed: draw a uniform random sample of N records (5000)\n"
-	        "  --seed S              embed: seed of that sample (0)\n"
-	        "  --quiet               no notes on stderr\n"
-	        "  --progress            show progress even when stderr is not a terminal\n"
-	        "  --help                show this help and exit\n"
-	        "  --version             show the version and exit\n");
+	        "  --seed S              embed: seed of that sample (0)\n");
+	cli_help_shared(fp, 24, 0);
 }
 
 static void
@@ -59,14 +52,14 @@ parse_options(int argc, char **argv, Options *o)
 {
 	int c;
 	memset(o, 0, sizeof *o);
-	o->cli = cli_init("ssl-plot", usage);
+	cli_init(&o->cli, "ssl-plot", usage, "o:", longopts);
+	o->cli.blas_threads = 1; /* PCA calls BLAS itself (parallel.h) */
 	o->max_points = 5000;
-	while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(&o->cli, argc, argv)) != -1) {
 		switch (c) {
 		case OPT_OUTPUT: o->output = optarg; break;
 		case OPT_MAX_POINTS: o->max_points = opt_i64("--max-points", optarg, 2, 10000000); break;
 		case OPT_SEED: o->seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
-		default: cli_option(&o->cli, c, optarg);
 		}
 	}
 	if (optind >= argc)

@@ -52,11 +52,6 @@ static const struct option longopts[] = {
 	{ "labels", required_argument, NULL, OPT_LABELS },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "json", no_argument, NULL, OPT_JSON },
-	CLI_OPT_THREADS,
-	CLI_OPT_QUIET,
-	CLI_OPT_PROGRESS,
-	CLI_OPT_HELP,
-	CLI_OPT_VERSION,
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -84,12 +79,8 @@ usage(FILE *fp)
 	        "  --patience N          mlp: epochs without a better validation loss before stopping (10)\n"
 	        "  --labels SPEC         train on a stratified subset: 1%%, 0.1 or N-per-class\n"
 	        "  --seed N              seed for --labels, the held-out split and the MLP (0)\n"
-	        "  --json                write the report as JSON\n"
-	        "  --threads N           threads for OpenMP and OpenBLAS\n"
-	        "  --quiet               no progress or notes on stderr\n"
-	        "  --progress            show progress even when stderr is not a terminal\n"
-	        "  --help                show this help and exit\n"
-	        "  --version             show the version and exit\n");
+	        "  --json                write the report as JSON\n");
+	cli_help_shared(fp, 24, 0);
 }
 
 static void
@@ -116,9 +107,10 @@ parse_options(int argc, char **argv, Options *o)
 	int c;
 	char err[256];
 	memset(o, 0, sizeof *o);
-	o->cli = cli_init("ssl-probe", usage);
+	cli_init(&o->cli, "ssl-probe", usage, "", longopts);
+	o->cli.blas_threads = 1; /* the probes call BLAS themselves (parallel.h) */
 	probe_config_default(&o->cfg);
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((c = cli_getopt(&o->cli, argc, argv)) != -1) {
 		switch (c) {
 		case OPT_TRAIN: o->train = optarg; break;
 		case OPT_TEST: o->test = optarg; break;
@@ -144,7 +136,6 @@ parse_options(int argc, char **argv, Options *o)
 			break;
 		case OPT_SEED: o->cfg.seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
 		case OPT_JSON: o->json = 1; break;
-		default: cli_option(&o->cli, c, optarg);
 		}
 	}
 	if (optind < argc)

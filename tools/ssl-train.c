@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/cli.h"
 #include "io/checkpoint.h"
 #include "dist/dist.h"
-#include "base/parallel.h"
 #include "eval/plot.h"
 #include "io/safetensors.h"
 #include "io/stream.h"
@@ -45,10 +45,9 @@ __asan_default_options(void)
 enum {
 	OPT_ARCH = 256, OPT_STEM, OPT_WIDTH, OPT_ZIR, OPT_PROJ_LAYERS, OPT_PROJ_HIDDEN, OPT_PROJ_DIM, OPT_OBJECTIVE,
 	OPT_INIT, OPT_BATCH, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
-	OPT_WARMUP_EPOCHS, OPT_WARMUP_STEPS, OPT_STEPS, OPT_SEED, OPT_THREADS, OPT_CKPT_EVERY, OPT_RESUME, OPT_LOG,
-	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_SYNC_BN, OPT_TIMEOUT, OPT_PROGRESS,
-	OPT_QUIET, OPT_VERBOSE,
-	OPT_HELP, OPT_VERSION, OPT_INIT_FROM, OPT_END
+	OPT_WARMUP_EPOCHS, OPT_WARMUP_STEPS, OPT_STEPS, OPT_SEED, OPT_CKPT_EVERY, OPT_RESUME, OPT_LOG,
+	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_SYNC_BN, OPT_TIMEOUT, OPT_VERBOSE,
+	OPT_INIT_FROM, OPT_EPOCHS, OPT_END
 };
 
 static const struct option longopts[] = {
@@ -75,7 +74,6 @@ static const struct option longopts[] = {
 	{ "warmup-steps", required_argument, NULL, OPT_WARMUP_STEPS },
 	{ "steps", required_argument, NULL, OPT_STEPS },
 	{ "seed", required_argument, NULL, OPT_SEED },
-	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY },
 	{ "resume", required_argument, NULL, OPT_RESUME },
 	{ "log", required_argument, NULL, OPT_LOG },
@@ -87,11 +85,8 @@ static const struct option longopts[] = {
 	{ "input-size", required_argument, NULL, OPT_INPUT_SIZE },
 	{ "sync-bn", no_argument, NULL, OPT_SYNC_BN },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
-	{ "progress", no_argument, NULL, OPT_PROGRESS },
-	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
-	{ "help", no_argument, NULL, OPT_HELP },
-	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "epochs", required_argument, NULL, OPT_EPOCHS }, /* refused with a hint: not in --help */
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -99,7 +94,8 @@ typedef struct {
 	TrainSetup  s;
 	const char *input;        /* NULL: stdin */
 	const char *resume, *init, *init_from, *plot;
-	int         threads, has_input_size, nstd;
+	int         has_input_size, nstd;
+	Cli         cli;
 	double      timeout;      /* data-parallel watchdog, seconds (0: none) */
 	char        given[OPT_END];
 } Options;
@@ -139,7 +135,6 @@ usage(FILE *fp)
 	        "  --steps N                 schedule length in steps (default: from the stream header);\n"
 	        "                            0 writes the untrained model (random-init baseline)\n"
 	        "  --seed N                  initialisation seed (0)\n"
-	        "  --threads N               threads (default: $OMP_NUM_THREADS or all CPUs)\n"
 	        "  --checkpoint-every N[e]   checkpoint every N steps, or every N epochs with e (1e)\n"
 	        "  --resume MODEL            continue the run saved in MODEL exactly\n"
 	        "  --log FILE                TSV log: step epoch loss lr images_per_s contrastive_top1 monitor_knn_top1\n"
@@ -151,11 +146,8 @@ usage(FILE *fp)
 	        "  --input-size HxWxC        with --steps 0: the input size, so no stream is read\n"
 	        "  --sync-bn                 ssl-train-mpi: BatchNorm statistics over all ranks' batches\n"
 	        "  --timeout S               ssl-train-mpi: end the job when the ranks wait S seconds for one (1800; 0 never)\n"
-	        "  --progress                show progress even when stderr is not a terminal\n"
-	        "  --quiet                   no progress or notes on stderr\n"
-	        "  --verbose                 print the model, one line per layer\n"
-	        "  --help                    show this help and exit\n"
-	        "  --version                 show the version and exit\n", PROG);
+	        "  --verbose                 print the model, one line per layer\n", PROG);
+	cli_help_shared(fp, 28, 0);
 }
 
 static int
@@ -201,7 +193,8 @@ parse_options(int argc, char **argv, Options *o)
 	s->model.width = 64;
 	s->ckpt_every_epochs = 1;
 	o->timeout = 1800;
-	while ((c = getopt_long(argc, argv, "o:", longopts, NULL)) != -1) {
+	cli_init(&o->cli, PROG, usage, "o:", longopts);
+	while ((c = cli_getopt(&o->cli, argc, argv)) != -1) {
 		if (c > 0 && c < OPT_END)
 			o->given[c] = 1;
 		switch (c) {
@@ -247,7 +240,6 @@ parse_options(int argc, char **argv, Options *o)
 		case OPT_WARMUP_STEPS: s->warmup_steps = opt_i64("--warmup-steps", optarg, 0, INT64_C(1) << 40); break;
 		case OPT_STEPS: s->steps = opt_i64("--steps", optarg, 0, INT64_C(1) << 40); break;
 		case OPT_SEED: s->seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
-		case OPT_THREADS: o->threads = (int)opt_i64("--threads", optarg, 1, 1024); break;
 		case OPT_CKPT_EVERY: {
 			size_t n = strlen(optarg);
 			char buf[32];
@@ -274,14 +266,19 @@ parse_options(int argc, char **argv, Options *o)
 		case OPT_INPUT_SIZE: parse_input_size(optarg, &s->model); o->has_input_size = 1; break;
 		case OPT_SYNC_BN: s->sync_bn = 1; break;
 		case OPT_TIMEOUT: o->timeout = opt_f64("--timeout", optarg, 0, 1e9); break;
-		case OPT_PROGRESS: s->progress = 1; break;
-		case OPT_QUIET: s->quiet = 1; break;
 		case OPT_VERBOSE: s->verbose = 1; break;
-		case OPT_HELP: usage(stdout); exit(0);
-		case OPT_VERSION: printf("%s %s\n", PROG, SSL_VERSION); exit(0);
-		default: die_usage("unknown option");
+		case OPT_EPOCHS:
+			die_usage("--epochs: the input says how many epochs there are (ssl-decode --epochs N); "
+			          "ssl-train trains until it ends, or for --steps N");
 		}
 	}
+	s->quiet = o->cli.quiet;
+	s->progress = o->cli.progress;
+#ifndef SSL_MPI
+	if (o->given[OPT_SYNC_BN] || o->given[OPT_TIMEOUT])
+		die_usage("%s: only for data-parallel training (ssl-train-mpi under mpirun)",
+		          o->given[OPT_SYNC_BN] ? "--sync-bn" : "--timeout");
+#endif
 	if (optind < argc)
 		o->input = argv[optind++];
 	if (optind < argc)
@@ -369,9 +366,9 @@ check_resume(const Options *o, const Checkpoint *ck)
 #undef DIFF
 	if (u)
 		die("%s: does not match the options: %s", o->resume, what);
-	if (o->threads && t->threads && o->threads != t->threads)
+	if (o->cli.threads && t->threads && o->cli.threads != t->threads)
 		warn("--threads %d; the checkpoint's run used %d: the result will not be bitwise identical to an "
-		     "uninterrupted run", o->threads, t->threads);
+		     "uninterrupted run", o->cli.threads, t->threads);
 	if (t->step >= t->total_steps)
 		die("%s: the run is complete (step %lld of %lld)", o->resume, (long long)t->step, (long long)t->total_steps);
 }
@@ -512,7 +509,7 @@ main(int argc, char *argv[])
 
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
-	set_quiet(o.s.quiet);
+	set_quiet(o.cli.quiet); /* before MPI starts; cli_apply below, once the threads are known */
 #ifdef SSL_MPI
 	{
 		static char name[64];
@@ -523,19 +520,19 @@ main(int argc, char *argv[])
 			snprintf(name, sizeof name, "%s: rank %d", getprogname_ssl(), rank);
 			setprogname(name);
 			if (rank != 0) {
-				set_quiet(1);
+				o.cli.quiet = 1;
 				o.s.quiet = 1;
 				o.s.progress = 0;
 				o.s.verbose = 0;
 			}
 		}
-		if (!o.threads && !getenv("OMP_NUM_THREADS"))
-			o.threads = rank_threads(d);
+		if (!o.cli.threads && !getenv("OMP_NUM_THREADS"))
+			o.cli.threads = rank_threads(d);
 		o.s.dist = d;
 		signal_dist = d;
 	}
 #endif
-	parallel_set_threads(o.threads);
+	cli_apply(&o.cli);
 	checkpoint_init(&resume);
 	checkpoint_init(&init);
 	memset(&init_from, 0, sizeof init_from);

@@ -1,15 +1,19 @@
-/* cli: the options every tool shares, handled one way.
+/* cli: the one option front end of every tool.
  *
- *   --quiet        set_quiet(): no notes or progress
+ * Every tool offers the same five shared options, handled here:
+ *
+ *   -q, --quiet    set_quiet(): no notes or progress
  *   --progress     progress lines even when stderr is not a terminal
- *   --threads N    threads for OpenMP and OpenBLAS (1 to 1024)
- *   --help         the tool's usage on stdout, exit 0
+ *   --threads N    threads (1 to 1024): the thread policy of parallel.h
+ *   -h, --help     the tool's usage on stdout, exit 0
  *   --version      "<tool> <version>" on stdout, exit 0
  *
- * A tool lists the CLI_OPT_* entries it offers in its getopt_long table
- * (with 'q' and 'h' in its short options when it offers -q and -h), hands
- * every option its own switch does not know to cli_option(), and calls
- * cli_apply() once the options are valid. Its usage text stays its own. */
+ * A tool gives cli_init its own short options and getopt_long table
+ * (without the shared ones: cli adds them), takes its options from
+ * cli_getopt() until -1, and calls cli_apply() once they are valid. An
+ * unknown option or a missing argument ends the program with one line
+ * naming the program and the option (then the "Try --help" hint), exit 2.
+ * Its usage text stays its own; cli_help_shared() prints the shared lines. */
 #ifndef SSL_CLI_H
 #define SSL_CLI_H
 
@@ -18,25 +22,32 @@
 
 enum { CLI_QUIET = 'q', CLI_HELP = 'h', CLI_PROGRESS = 0x1000, CLI_VERSION, CLI_THREADS };
 
-#define CLI_OPT_QUIET    { "quiet", no_argument, NULL, CLI_QUIET }
-#define CLI_OPT_PROGRESS { "progress", no_argument, NULL, CLI_PROGRESS }
-#define CLI_OPT_THREADS  { "threads", required_argument, NULL, CLI_THREADS }
-#define CLI_OPT_HELP     { "help", no_argument, NULL, CLI_HELP }
-#define CLI_OPT_VERSION  { "version", no_argument, NULL, CLI_VERSION }
+#define CLI_MAX_OPTIONS 96
 
 typedef struct {
-	const char *name;              /* "ssl-info", for --version */
-	void      (*usage)(FILE *fp);  /* prints the --help text */
-	int         quiet, progress;
-	int         threads;           /* 0: the default (OMP_NUM_THREADS or all cores) */
+	const char   *name;              /* "ssl-info", for --version */
+	void        (*usage)(FILE *fp);  /* prints the --help text */
+	int           quiet, progress;
+	int           threads;           /* 0: the default (OMP_NUM_THREADS or all cores) */
+	int           blas_threads;      /* the tool calls BLAS itself (parallel.h); set before cli_apply */
+	/* the tool's options and the shared ones, for getopt_long (and provargs) */
+	char          shortopts[64];     /* without the leading ':' */
+	struct option longopts[CLI_MAX_OPTIONS];
 } Cli;
 
-/* A Cli with nothing given yet. */
-Cli cli_init(const char *name, void (*usage)(FILE *fp));
-/* Handles one shared option c (its argument arg); exits for --help and
- * --version; die_usage("unknown option") for anything else. */
-void cli_option(Cli *cli, int c, const char *arg);
-/* Applies --quiet and --threads. */
+/* Sets up cli for the tool `name` with its own options: shortopts as for
+ * getopt ("o:m:"), longopts ending with a zero entry; either may be NULL. */
+void cli_init(Cli *cli, const char *name, void (*usage)(FILE *fp), const char *shortopts,
+              const struct option *longopts);
+/* The next of the tool's own options (getopt_long's value; its argument in
+ * optarg), -1 after the last option (optind: the first operand). The
+ * shared options are handled on the way; --help and --version exit. */
+int  cli_getopt(Cli *cli, int argc, char **argv);
+/* Applies --quiet and --threads (parallel.h). */
 void cli_apply(const Cli *cli);
+/* The shared options' lines of a usage text, their descriptions starting
+ * at column `col` (as the tool's own lines do); aligned: long-only options
+ * are indented under the long names of "  -c, --name" lines. */
+void cli_help_shared(FILE *fp, int col, int aligned);
 
 #endif

@@ -8,9 +8,10 @@
 
 static int nthreads; /* 0 until set */
 
-void
-parallel_set_threads(int n)
+static void
+set_threads(int n, int blas)
 {
+	int given = n > 0;
 	if (n <= 0) {
 		const char *s = getenv("OMP_NUM_THREADS");
 		n = s ? atoi(s) : 0;
@@ -23,7 +24,22 @@ parallel_set_threads(int n)
 		n = 1024;
 	nthreads = n;
 	omp_set_num_threads(n);
-	openblas_set_num_threads(1);
+	if (!blas)
+		openblas_set_num_threads(1);
+	else if (given)
+		openblas_set_num_threads(n);
+}
+
+void
+parallel_set_threads(int n)
+{
+	set_threads(n, 0);
+}
+
+void
+parallel_set_threads_blas(int n)
+{
+	set_threads(n, 1);
 }
 
 int
