@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/fault.h"
 #include "base/util.h"
 
 int
@@ -57,14 +58,10 @@ int
 atomicfile_commit(AtomicFile *af)
 {
 	int e = 0;
-	const char *limit = getenv("SSL_FAULT_WRITE_BYTES");
 	if (fflush(af->fp) == EOF || ferror(af->fp))
 		e = errno ? errno : EIO;
-	if (!e && limit) {
-		long pos = ftell(af->fp);
-		if (pos > atol(limit))
-			e = ENOSPC;
-	}
+	if (!e && fault_disk_full(ftell(af->fp)))
+		e = ENOSPC;
 	if (!e && fsync(fileno(af->fp)) < 0)
 		e = errno;
 	if (fclose(af->fp) == EOF && !e)

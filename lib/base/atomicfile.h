@@ -3,9 +3,8 @@
  * the same directory, fflush + fsync, rename over <path>, fsync the directory.
  * On any failure the temporary is removed and <path> is untouched.
  *
- * Fault injection for tests: when SSL_FAULT_WRITE_BYTES=N is set in the
- * environment, atomicfile_commit fails with ENOSPC if more than N bytes were
- * written, as a full disk would. */
+ * Fault injection for tests: atomicfile_commit fails with ENOSPC as a full
+ * disk would under SSL_FAULT_WRITE_BYTES (lib/base/fault.h). */
 #ifndef SSL_ATOMICFILE_H
 #define SSL_ATOMICFILE_H
 

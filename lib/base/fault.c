@@ -1,0 +1,39 @@
+/* fault: see fault.h. The environment is read at every call (tests change
+ * it between calls in one process). */
+#include "base/fault.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int
+fault_disk_full(long written)
+{
+	const char *limit = getenv("SSL_FAULT_WRITE_BYTES");
+	return limit && written > atol(limit);
+}
+
+void
+fault_signal_in_step(int64_t step)
+{
+	const char *f = getenv("SSL_FAULT_SIGNAL_AT_STEP");
+	if (f && atoll(f) == step)
+		raise(SIGTERM);
+}
+
+void
+fault_rank_in_step(int rank, int64_t step)
+{
+	const char *f = getenv("SSL_FAULT_RANK_AT_STEP");
+	int r = -1;
+	long long s = -1;
+	char how[8] = "";
+	if (!f || sscanf(f, "%d:%lld:%7s", &r, &s, how) != 3 || r != rank || s != step)
+		return;
+	if (strcmp(how, "hang") == 0)
+		for (;;)
+			pause();
+	raise(SIGKILL);
+}
