@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "imgwrite.h"
 #include "io/checkpoint.h"
 #include "base/rng.h"
 #include "io/stream.h"
@@ -565,6 +566,69 @@ START_TEST(test_resume_command)
 	/* No ssl-decode upstream: the command says what the input must be. */
 	trainer_resume_command(buf, sizeof buf, prov + 1, 1, 1, 3, argv, "m.ssl", 5);
 	ck_assert_str_eq(buf, "<the same input, from epoch 5 (or from the start)> | ssl-train --batch 8 --resume m.ssl");
+	/* ssl-augment read a file: the pipeline starts there (what made the
+	 * file is not part of this run), and no --start-epoch: the file holds
+	 * the epochs from the start and the trainer skips those done. */
+	{
+		char *a3[] = { "--recipe", "cifar", "-s", "8", "--seed=4", "img.ssl" };
+		char *a4[] = { "-qr", "cifar", "-n", "2", "-" };
+		char *a5[] = { "-rcifar", "--", "my views.ssl" };
+		Provenance p2[2] = { prov[0], { .tool = "ssl-augment", .version = "0.1.0", .nargs = 6, .args = a3 } };
+		trainer_resume_command(buf, sizeof buf, p2, 2, 1, 3, argv, "m.ssl", 5);
+		ck_assert_str_eq(buf, "ssl-augment --recipe cifar -s 8 --seed=4 img.ssl | ssl-train --batch 8 --resume m.ssl");
+		p2[1].args = a4, p2[1].nargs = 5; /* "-": its standard input, ssl-decode's output */
+		trainer_resume_command(buf, sizeof buf, p2, 2, 1, 3, argv, "m.ssl", 5);
+		ck_assert_str_eq(buf, "ssl-decode --epochs 10 --shuffle 'my data/train.tar.gz' --start-epoch 5 | ssl-augment "
+		                      "-qr cifar -n 2 - | ssl-train --batch 8 --resume m.ssl");
+		p2[1].args = a5, p2[1].nargs = 3;
+		trainer_resume_command(buf, sizeof buf, p2 + 1, 1, 1, 3, argv, "m.ssl", 5);
+		ck_assert_str_eq(buf, "ssl-augment -rcifar -- 'my views.ssl' | ssl-train --batch 8 --resume m.ssl");
+	}
+}
+END_TEST
+
+/* The resume command of a run whose ssl-augment read a file works: it
+ * gives the weights of the uninterrupted run. */
+START_TEST(test_resume_command_augment_file)
+{
+	TuResult r;
+	const char *cmd;
+	uint8_t px[8 * 8 * 3];
+	char path[64];
+	TwBuf b[4];
+	TwMember m[4];
+	for (int i = 0; i < 4; i++) {
+		tw_pattern(px, 8, 8, 3, i);
+		b[i] = tw_pnm(px, 8, 8, 3, 0);
+		snprintf(path, sizeof path, "%s/%d.ppm", i & 1 ? "b" : "a", i);
+		m[i] = (TwMember){ xstrdup(path), b[i].data, b[i].len };
+	}
+	tw_folder(tu_path("af"), m, 4);
+	for (int i = 0; i < 4; i++) {
+		free((char *)m[i].path);
+		free(b[i].data);
+	}
+	tu_run_ok(&r, "ssl-decode -q --epochs 3 --shuffle $TMP/af > $TMP/af.img");
+	tu_result_free(&r);
+	tu_run_ok(&r, "ssl-augment -q --recipe cifar --size 8 --seed 2 $TMP/af.img | " TINY " -o $TMP/af-full.ssl");
+	tu_result_free(&r);
+	tu_run(&r, "cd $TMP && ssl-augment -q --recipe cifar --size 8 --seed 2 af.img | SSL_FAULT_SIGNAL_AT_STEP=2 " TINY
+	           " -o af-part.ssl");
+	ck_assert_msg(r.status == 143, "exit %d:\n%s", r.status, r.err);
+	cmd = resume_line(r.err);
+	{
+		static const char want[] = "ssl-augment --recipe cifar --size 8 --seed 2 af.img | ssl-train ";
+		ck_assert_msg(strncmp(cmd, want, strlen(want)) == 0, "%s", cmd);
+	}
+	tu_result_free(&r);
+	{
+		char full[4200];
+		snprintf(full, sizeof full, "cd $TMP && %s", cmd);
+		tu_run_ok(&r, full);
+		tu_assert_has(r.err, "resuming at step 2 of 3");
+		tu_result_free(&r);
+	}
+	tu_assert_same_checkpoints(tu_path("af-full.ssl"), tu_path("af-part.ssl"));
 }
 END_TEST
 
@@ -632,6 +696,7 @@ train_suite(void)
 	tcase_add_checked_fixture(tc, setup, NULL);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_resume_command);
+	tcase_add_test(tc, test_resume_command_augment_file);
 	tcase_add_test(tc, test_bad_options);
 	tcase_add_test(tc, test_loss_falls);
 	tcase_add_test(tc, test_last_short_batch);

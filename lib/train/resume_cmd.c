@@ -58,6 +58,40 @@ is_opt(char *const *a, int i, int n, const char *opt)
 	return 0;
 }
 
+/* Does the tool of p read a file it was given rather than its standard
+ * input? ssl-decode always does (its inputs are operands); ssl-augment when
+ * it was given one other than "-". Every option ssl-augment keeps in its
+ * provenance takes a value (its flags -q and --progress are left out, and
+ * -h exits), so its operand is an argument that is neither an option nor
+ * an option's value. */
+static int
+reads_file(const Provenance *p)
+{
+	if (strcmp(p->tool, "ssl-decode") == 0)
+		return 1;
+	if (strcmp(p->tool, "ssl-augment") != 0)
+		return 0;
+	for (int j = 0; j < p->nargs; j++) {
+		const char *a = p->args[j];
+		if (strcmp(a, "--") == 0)
+			return j + 1 < p->nargs && strcmp(p->args[j + 1], "-") != 0;
+		if (a[0] != '-')
+			return 1;
+		if (a[1] == '-') {
+			j += strchr(a, '=') == NULL; /* "--name value" */
+			continue;
+		}
+		/* "-r cifar", "-rcifar", "-qr cifar": the value of the first letter
+		 * that takes one is the rest of the cluster or the next argument */
+		for (const char *c = a + 1; *c; c++)
+			if (*c != 'q' && *c != 'h') {
+				j += c[1] == '\0';
+				break;
+			}
+	}
+	return 0;
+}
+
 /* prog: the trainer's name; shard_env: each rank's ssl-decode takes its
  * shard from Open MPI's environment (any --shard it had is dropped). */
 static char *
@@ -68,8 +102,14 @@ resume_command(char *buf, size_t len, const Provenance *prov, int nprov, int fro
 	char num[32];
 	buf[0] = '\0';
 	if (from_stdin) {
-		int found = 0;
-		for (int i = 0; i < nprov; i++) {
+		/* The pipeline starts at the last tool that read a file: what ran
+		 * before it fed that file, not this run. A file ssl-augment read
+		 * holds the epochs from the start; the trainer skips those done. */
+		int first = 0, found = 0;
+		for (int i = 0; i < nprov; i++)
+			if (reads_file(&prov[i]))
+				first = i, found = 1;
+		for (int i = first; i < nprov; i++) {
 			const Provenance *p = &prov[i];
 			int decode = strcmp(p->tool, "ssl-decode") == 0;
 			append(buf, len, &used, p->tool);
@@ -89,12 +129,11 @@ resume_command(char *buf, size_t len, const Provenance *prov, int nprov, int fro
 					append(buf, len, &used, " --shard $OMPI_COMM_WORLD_RANK/$OMPI_COMM_WORLD_SIZE");
 				append(buf, len, &used, " --start-epoch ");
 				append(buf, len, &used, num);
-				found = 1;
 			}
 			append(buf, len, &used, " | ");
 		}
 		if (!found) {
-			/* No ssl-decode upstream: say what it must do. */
+			/* No tool upstream read a file: say what the input must be. */
 			used = 0;
 			buf[0] = '\0';
 			snprintf(num, sizeof num, "%lld", (long long)epoch);
