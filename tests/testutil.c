@@ -201,3 +201,63 @@ tu_assert_same_checkpoints(const char *a, const char *b)
 	checkpoint_free(&x);
 	checkpoint_free(&y);
 }
+
+void
+tu_skip(const char *fmt, ...)
+{
+	const char *path = getenv("TU_SKIP_FILE");
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "skipped: %s\n", why);
+	if (path) {
+		FILE *f = fopen(path, "a");
+		ck_assert_msg(f != NULL, "%s: cannot record the skip", path);
+		fprintf(f, "%s\n", why);
+		ck_assert_msg(fclose(f) == 0, "%s: cannot record the skip", path);
+	}
+}
+
+int
+tu_main(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	char own[64] = "", line[512], all[2048] = "";
+	const char *path = getenv("TU_SKIP_FILE");
+	int failed;
+	FILE *f;
+	if (!path) {
+		int fd;
+		snprintf(own, sizeof own, "/tmp/tu-skip.XXXXXX");
+		if ((fd = mkstemp(own)) < 0) {
+			perror(own);
+			return 1;
+		}
+		close(fd);
+		setenv("TU_SKIP_FILE", own, 1);
+		path = own;
+	}
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	/* the distinct reasons, in order */
+	if ((f = fopen(path, "r"))) {
+		while (fgets(line, sizeof line, f)) {
+			line[strcspn(line, "\n")] = '\0';
+			if (line[0] && !strstr(all, line) && strlen(all) + strlen(line) + 3 < sizeof all)
+				snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", all[0] ? "; " : "", line);
+		}
+		fclose(f);
+	}
+	if (own[0])
+		unlink(own);
+	if (failed)
+		return 1;
+	if (all[0]) {
+		printf("skipped: %s\n", all);
+		return TU_EXIT_SKIP;
+	}
+	return 0;
+}

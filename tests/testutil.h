@@ -9,15 +9,21 @@
 #include <check.h>
 #include <stddef.h>
 
-#define CHECK_MAIN(suite_fn)                                              \
-	int main(void)                                                        \
-	{                                                                     \
-		SRunner *sr = srunner_create(suite_fn());                         \
-		srunner_run_all(sr, CK_NORMAL);                                   \
-		int failed = srunner_ntests_failed(sr);                           \
-		srunner_free(sr);                                                 \
-		return failed ? 1 : 0;                                            \
-	}
+#define CHECK_MAIN(suite_fn) \
+	int main(void) { return tu_main(suite_fn()); }
+
+/* The exit status of a suite that passed but skipped tests (automake's). */
+#define TU_EXIT_SKIP 77
+
+/* Runs the suite: 1 if a test failed; else TU_EXIT_SKIP (and a line
+ * "skipped: WHY; WHY" on stdout) if a test called tu_skip; else 0. */
+int tu_main(Suite *s);
+/* Says that the running test cannot test what it is for (no mpirun, no
+ * pty, ...): the test returns (or exits) at once after this, and the suite
+ * counts as skipped, not passed. The reason is collected through the file
+ * $TU_SKIP_FILE (scripts/run-tests.sh sets it; tu_main otherwise), as the
+ * tests run in child processes. */
+void tu_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 typedef struct {
 	int    status;   /* exit status, or 128+signal */
