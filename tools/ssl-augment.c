@@ -208,7 +208,7 @@ main(int argc, char *argv[])
 {
 	Options o;
 	Cli cli;
-	char err[512], msg[768];
+	char err[512], msg[sizeof(StreamAt) + 520];
 	char **pargv = xcalloc((size_t)argc + 1, sizeof *pargv);
 	int pargc;
 	setprogname(argv[0]);
@@ -249,8 +249,7 @@ main(int argc, char *argv[])
 			sl->recno = stream_reader_count(in);
 			if (!t || augment_check_input(&o.p, (int)t->shape[0], (int)t->shape[1], (int)t->shape[2], &sl->oh,
 			                              &sl->ow, err, sizeof err) < 0) {
-				snprintf(msg, sizeof msg, "%s: record %lld (id %lld): %s", stream_reader_name(in),
-				         (long long)sl->recno, (long long)rec.id, err);
+				snprintf(msg, sizeof msg, "%s: %s", stream_at(stream_reader_name(in), sl->recno, rec.id).s, err);
 				fail(out, msg);
 			}
 			sl->id = rec.id;

@@ -156,11 +156,9 @@ batch_add(Batch *b, const Record *rec, const StreamReader *r, int resize)
 	if (!t)
 		die("%s", err);
 	int h = (int)t->shape[0], w = (int)t->shape[1], c = (int)t->shape[2];
-	const char *name = stream_reader_name(r);
-	long long nrec = (long long)stream_reader_count(r), id = (long long)rec->id;
 	if (c != b->C)
-		die("%s: record %lld (id %lld): image has %d channel%s, the model takes %d; "
-		    "convert with ssl-decode --channels %d", name, nrec, id, c, c == 1 ? "" : "s", b->C, b->C);
+		die("%s: image has %d channel%s, the model takes %d; convert with ssl-decode --channels %d",
+		    stream_at_reader(r, rec->id).s, c, c == 1 ? "" : "s", b->C, b->C);
 	Slot *s = &b->slot[b->n];
 	uint8_t *dst = b->pix + (size_t)b->n * (size_t)b->H * (size_t)b->W * (size_t)b->C;
 	if (h == b->H && w == b->W) {
@@ -173,9 +171,8 @@ batch_add(Batch *b, const Record *rec, const StreamReader *r, int resize)
 		}
 		image_resize(dst, b->H, b->W, t->data, h, w, c, b->ws);
 	} else {
-		die("%s: record %lld (id %lld): image is %dx%d, the model takes %dx%d; "
-		    "resize with ssl-decode --size %dx%d or ssl-encode --resize",
-		    name, nrec, id, h, w, b->H, b->W, b->H, b->W);
+		die("%s: image is %dx%d, the model takes %dx%d; resize with ssl-decode --size %dx%d or ssl-encode --resize",
+		    stream_at_reader(r, rec->id).s, h, w, b->H, b->W, b->H, b->W);
 	}
 	s->id = rec->id;
 	s->label = rec->label;

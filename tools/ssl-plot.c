@@ -105,8 +105,8 @@ sample_stream(const Options *o, StreamReader *r, float **xout, int64_t **yout, i
 			x = xcalloc((size_t)o->max_points, (size_t)D * sizeof *x);
 			y = xcalloc((size_t)o->max_points, sizeof *y);
 		} else if (t->shape[0] != D) {
-			die("%s: record %lld (id %lld): embedding of %lld dimensions, the first had %d", stream_reader_name(r),
-			    (long long)stream_reader_count(r), (long long)rec.id, (long long)t->shape[0], D);
+			die("%s: embedding of %lld dimensions, the first had %d", stream_at_reader(r, rec.id).s,
+			    (long long)t->shape[0], D);
 		}
 		int64_t slot = kept < o->max_points ? kept++ : (int64_t)rng_below(&rng, (uint64_t)seen + 1);
 		seen++;

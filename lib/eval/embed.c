@@ -55,20 +55,19 @@ embed_load_reader(Embeddings *e, StreamReader *r, char *err, size_t errlen)
 		char terr[256];
 		const Tensor *t = record_tensor(&rec, "embedding", DTYPE_F32, 1, terr, sizeof terr);
 		if (!t) {
-			snprintf(err, errlen, "%s: record %lld (id %lld): %s", e->name, (long long)e->n + 1,
-			         (long long)rec.id, terr);
+			snprintf(err, errlen, "%s: %s", stream_at(e->name, e->n + 1, rec.id).s, terr);
 			goto fail;
 		}
 		if (e->n == 0) {
 			if (t->shape[0] < 1 || t->shape[0] > EMBED_MAX_DIM) {
-				snprintf(err, errlen, "%s: record 1 (id %lld): embedding of %lld dims (1 to %d allowed)",
-				         e->name, (long long)rec.id, (long long)t->shape[0], EMBED_MAX_DIM);
+				snprintf(err, errlen, "%s: embedding of %lld dims (1 to %d allowed)",
+				         stream_at(e->name, 1, rec.id).s, (long long)t->shape[0], EMBED_MAX_DIM);
 				goto fail;
 			}
 			e->dim = (int)t->shape[0];
 		} else if (t->shape[0] != e->dim) {
-			snprintf(err, errlen, "%s: record %lld (id %lld): embedding has %lld dims, expected %d as in record 1",
-			         e->name, (long long)e->n + 1, (long long)rec.id, (long long)t->shape[0], e->dim);
+			snprintf(err, errlen, "%s: embedding has %lld dims, expected %d as in record 1",
+			         stream_at(e->name, e->n + 1, rec.id).s, (long long)t->shape[0], e->dim);
 			goto fail;
 		}
 		if (embed_reserve(e, &cap, e->n + 1, err, errlen) < 0)
@@ -76,8 +75,8 @@ embed_load_reader(Embeddings *e, StreamReader *r, char *err, size_t errlen)
 		memcpy(e->x + (size_t)e->n * (size_t)e->dim, t->data, (size_t)e->dim * sizeof(float));
 		for (int j = 0; j < e->dim; j++) {
 			if (!isfinite(e->x[(size_t)e->n * (size_t)e->dim + (size_t)j])) {
-				snprintf(err, errlen, "%s: record %lld (id %lld): embedding value %d is not finite", e->name,
-				         (long long)e->n + 1, (long long)rec.id, j);
+				snprintf(err, errlen, "%s: embedding value %d is not finite", stream_at(e->name, e->n + 1, rec.id).s,
+				         j);
 				goto fail;
 			}
 		}
@@ -121,13 +120,13 @@ check_labels(const Embeddings *e, int K, char *err, size_t errlen)
 {
 	for (int64_t i = 0; i < e->n; i++) {
 		if (e->labels[i] == -1) {
-			snprintf(err, errlen, "%s: record %lld (id %lld): no label (-1); the probes need labelled items", e->name,
-			         (long long)i + 1, (long long)e->ids[i]);
+			snprintf(err, errlen, "%s: no label (-1); the probes need labelled items",
+			         stream_at(e->name, i + 1, e->ids[i]).s);
 			return -1;
 		}
 		if (e->labels[i] < 0 || e->labels[i] >= K) {
-			snprintf(err, errlen, "%s: record %lld (id %lld): label %lld outside the %d classes", e->name, (long long)i + 1,
-			         (long long)e->ids[i], (long long)e->labels[i], K);
+			snprintf(err, errlen, "%s: label %lld outside the %d classes", stream_at(e->name, i + 1, e->ids[i]).s,
+			         (long long)e->labels[i], K);
 			return -1;
 		}
 	}
@@ -202,8 +201,8 @@ embed_check_pair(const Embeddings *train, const Embeddings *test, int *K, char *
 	for (int64_t i = 0; i < test->n; i++) {
 		int64_t c = test->labels[i];
 		if (count[c] == 0) {
-			snprintf(err, errlen, "%s: record %lld (id %lld): class %lld%s%s%s has no items in %s", test->name,
-			         (long long)i + 1, (long long)test->ids[i], (long long)c, htr->nclasses > 0 ? " (" : "",
+			snprintf(err, errlen, "%s: class %lld%s%s%s has no items in %s", stream_at(test->name, i + 1, test->ids[i]).s,
+			         (long long)c, htr->nclasses > 0 ? " (" : "",
 			         htr->nclasses > 0 ? htr->classes[c] : "", htr->nclasses > 0 ? ")" : "", train->name);
 			free(count);
 			return -1;

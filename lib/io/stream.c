@@ -361,6 +361,20 @@ stream_reader_count(const StreamReader *r)
 	return r->count;
 }
 
+StreamAt
+stream_at(const char *name, int64_t n, int64_t id)
+{
+	StreamAt a;
+	snprintf(a.s, sizeof a.s, "%s: record %lld (id %lld)", name, (long long)n, (long long)id);
+	return a;
+}
+
+StreamAt
+stream_at_reader(const StreamReader *r, int64_t id)
+{
+	return stream_at(stream_reader_name(r), stream_reader_count(r), id);
+}
+
 const char *
 stream_reader_name(const StreamReader *r)
 {

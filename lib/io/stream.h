@@ -108,6 +108,17 @@ const char *stream_reader_name(const StreamReader *r);
 const char *stream_reader_error(const StreamReader *r);
 void stream_reader_close(StreamReader *r);
 
+/* Where a message about one record points, the one way to say it:
+ * "NAME: record N (id I)", N counted from 1. The text lives in the returned
+ * value, until the end of the statement that calls:
+ *   die("%s: no label", stream_at_reader(r, rec.id).s); */
+typedef struct {
+	char s[1152];
+} StreamAt;
+StreamAt stream_at(const char *name, int64_t n, int64_t id);
+/* The record the reader returned last. */
+StreamAt stream_at_reader(const StreamReader *r, int64_t id);
+
 /* Tool helper: open, read the header, check the kind (NULL: any); die() on error. */
 StreamReader *stream_reader_open_or_die(const char *path, const char *kind);
 

@@ -17,19 +17,16 @@ record_views(Trainer *t, const Record *rec, const Tensor **v, char *err, size_t 
 	int need = t->s.objective == OBJECTIVE_SIMCLR ? 2 : 1;
 	*v = record_tensor(rec, "views", DTYPE_U8, 4, why, sizeof why);
 	if (!*v) {
-		snprintf(err, errlen, "%s: record %lld (id %lld): %s", stream_reader_name(t->in),
-		         (long long)stream_reader_count(t->in), (long long)rec->id, why);
+		snprintf(err, errlen, "%s: %s", stream_at_reader(t->in, rec->id).s, why);
 		return -1;
 	}
 	if ((*v)->shape[0] < need) {
-		snprintf(err, errlen, "%s: record %lld (id %lld): %lld views, %s needs %d", stream_reader_name(t->in),
-		         (long long)stream_reader_count(t->in), (long long)rec->id, (long long)(*v)->shape[0],
+		snprintf(err, errlen, "%s: %lld views, %s needs %d", stream_at_reader(t->in, rec->id).s, (long long)(*v)->shape[0],
 		         need == 2 ? "SimCLR" : "supervised training", need);
 		return -1;
 	}
 	if (t->H && ((*v)->shape[1] != t->H || (*v)->shape[2] != t->W || (*v)->shape[3] != t->C)) {
-		snprintf(err, errlen, "%s: record %lld (id %lld): views are %lldx%lldx%lld, expected %dx%dx%d",
-		         stream_reader_name(t->in), (long long)stream_reader_count(t->in), (long long)rec->id,
+		snprintf(err, errlen, "%s: views are %lldx%lldx%lld, expected %dx%dx%d", stream_at_reader(t->in, rec->id).s,
 		         (long long)(*v)->shape[1], (long long)(*v)->shape[2], (long long)(*v)->shape[3], t->H, t->W, t->C);
 		return -1;
 	}
@@ -128,8 +125,7 @@ feeder_fill(Trainer *t, char *err, size_t errlen)
 		int replaying = t->s.resume && t->step == t->s.resume->train.step && !t->epoch_started;
 		if (rec.epoch < t->epoch) {
 			if (!replaying) {
-				snprintf(err, errlen, "%s: record %lld (id %lld): epoch %lld after epoch %lld%s",
-				         stream_reader_name(t->in), (long long)stream_reader_count(t->in), (long long)rec.id,
+				snprintf(err, errlen, "%s: epoch %lld after epoch %lld%s", stream_at_reader(t->in, rec.id).s,
 				         (long long)rec.epoch, (long long)t->epoch,
 				         t->rpe > 0 ? " (more records in an epoch than the header's records_per_epoch?)" : "");
 				return FILL_ERROR;
@@ -139,9 +135,8 @@ feeder_fill(Trainer *t, char *err, size_t errlen)
 		}
 		if (rec.epoch > t->epoch) {
 			if (replaying || t->skip_left > 0) {
-				snprintf(err, errlen, "%s: record %lld (id %lld): epoch %lld, but the checkpoint needs epoch %lld "
-				         "(from its record %lld); restart the input at epoch %lld",
-				         stream_reader_name(t->in), (long long)stream_reader_count(t->in), (long long)rec.id,
+				snprintf(err, errlen, "%s: epoch %lld, but the checkpoint needs epoch %lld "
+				         "(from its record %lld); restart the input at epoch %lld", stream_at_reader(t->in, rec.id).s,
 				         (long long)rec.epoch, (long long)t->epoch, (long long)t->skip_left, (long long)t->epoch);
 				return FILL_ERROR;
 			}
@@ -172,9 +167,8 @@ feeder_fill(Trainer *t, char *err, size_t errlen)
 			memcpy(t->u8 + ((size_t)t->cap + t->n) * t->img, (const uint8_t *)v->data + t->img, t->img);
 		} else {
 			if (rec.label < 0 || rec.label >= t->cfg.num_classes) {
-				snprintf(err, errlen, "%s: record %lld (id %lld): label %lld; supervised training needs labels in [0, %d) "
-				         "(ssl-decode --labels keeps the labelled records)",
-				         stream_reader_name(t->in), (long long)stream_reader_count(t->in), (long long)rec.id,
+				snprintf(err, errlen, "%s: label %lld; supervised training needs labels in [0, %d) "
+				         "(ssl-decode --labels keeps the labelled records)", stream_at_reader(t->in, rec.id).s,
 				         (long long)rec.label, t->cfg.num_classes);
 				return FILL_ERROR;
 			}

@@ -124,16 +124,16 @@ monitor_load(Trainer *t, char *err, size_t errlen)
 	while ((s = stream_reader_next(r, &rec)) > 0) {
 		const Tensor *im = record_tensor(&rec, "image", DTYPE_U8, 3, why, sizeof why);
 		if (!im || im->shape[0] != t->H || im->shape[1] != t->W || im->shape[2] != t->C) {
-			snprintf(err, errlen, "--monitor: %s: record %lld: %s%s", t->s.monitor_path, (long long)n + 1,
-			         im ? "image size differs from the model input " : why, "");
+			snprintf(err, errlen, "--monitor: %s: %s", stream_at_reader(r, rec.id).s,
+			         im ? "image size differs from the model input " : why);
 			if (im)
 				snprintf(err + strlen(err), errlen - strlen(err), "(%lldx%lldx%lld, want %dx%dx%d)",
 				         (long long)im->shape[0], (long long)im->shape[1], (long long)im->shape[2], t->H, t->W, t->C);
 			goto fail;
 		}
 		if (rec.label < 0) {
-			snprintf(err, errlen, "--monitor: %s: record %lld: no label (the monitor needs labelled images)",
-			         t->s.monitor_path, (long long)n + 1);
+			snprintf(err, errlen, "--monitor: %s: no label (the monitor needs labelled images)",
+			         stream_at_reader(r, rec.id).s);
 			goto fail;
 		}
 		if (n == cap) {
