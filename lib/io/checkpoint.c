@@ -169,17 +169,12 @@ pack_kv_str(msgpack_packer *pk, const char *k, const char *v)
 static int
 pack_config(msgpack_packer *pk, const ModelConfig *c)
 {
-	int rc = msgpack_pack_map(pk, 11);
+	ModelConfig cc = *c;
+	int rc = msgpack_pack_map(pk, 3 + MODEL_CONFIG_NKEYS);
 	rc |= pack_kv_str(pk, "arch", model_arch_name(c->arch));
 	rc |= pack_kv_str(pk, "stem", model_stem_name(c->stem));
-	rc |= pack_kv_i64(pk, "width", c->width);
-	rc |= pack_kv_i64(pk, "in_channels", c->in_channels);
-	rc |= pack_kv_i64(pk, "in_h", c->in_h);
-	rc |= pack_kv_i64(pk, "in_w", c->in_w);
-	rc |= pack_kv_i64(pk, "proj_layers", c->proj_layers);
-	rc |= pack_kv_i64(pk, "proj_hidden", c->proj_hidden);
-	rc |= pack_kv_i64(pk, "proj_dim", c->proj_dim);
-	rc |= pack_kv_i64(pk, "num_classes", c->num_classes);
+	for (int i = 0; i < MODEL_CONFIG_NKEYS; i++)
+		rc |= pack_kv_i64(pk, model_config_keys[i].key, *model_config_field(&cc, &model_config_keys[i]));
 	rc |= pack_kv_bool(pk, "zero_init_residual", c->zero_init_residual);
 	return rc;
 }
@@ -451,20 +446,6 @@ get_map(const msgpack_object *m, const char *sect, const char *key, int required
 static int
 decode_config(const msgpack_object *m, ModelConfig *c, char *why, size_t whylen)
 {
-	static const struct {
-		const char *key;
-		size_t      off;
-		int64_t     min, max;
-	} ints[] = {
-		{ "width", offsetof(ModelConfig, width), 1, 1 << 16 },
-		{ "in_channels", offsetof(ModelConfig, in_channels), 1, 1 << 16 },
-		{ "in_h", offsetof(ModelConfig, in_h), 1, 1 << 16 },
-		{ "in_w", offsetof(ModelConfig, in_w), 1, 1 << 16 },
-		{ "proj_layers", offsetof(ModelConfig, proj_layers), 0, 3 },
-		{ "proj_hidden", offsetof(ModelConfig, proj_hidden), 0, 1 << 20 },
-		{ "proj_dim", offsetof(ModelConfig, proj_dim), 0, 1 << 20 },
-		{ "num_classes", offsetof(ModelConfig, num_classes), 0, 1 << 20 },
-	};
 	char s[32];
 	const msgpack_object *o;
 	int64_t v;
@@ -477,10 +458,11 @@ decode_config(const msgpack_object *m, ModelConfig *c, char *why, size_t whylen)
 		snprintf(why, whylen, "config: '%s' is missing or not a known stem", "stem");
 		return -1;
 	}
-	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
-		if (get_int(m, "config", ints[i].key, ints[i].min, ints[i].max, &v, why, whylen) < 0)
+	for (int i = 0; i < MODEL_CONFIG_NKEYS; i++) {
+		const ModelConfigKey *k = &model_config_keys[i];
+		if (get_int(m, "config", k->key, k->min, k->max, &v, why, whylen) < 0)
 			return -1;
-		*(int *)((char *)c + ints[i].off) = (int)v;
+		*model_config_field(c, k) = (int)v;
 	}
 	if (get_bool(m, "config", "zero_init_residual", &c->zero_init_residual, why, whylen) < 0)
 		return -1;

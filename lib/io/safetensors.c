@@ -582,10 +582,14 @@ selected(const char *name, unsigned flags)
 static json_t *
 config_json(const ModelConfig *c)
 {
-	return json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:b}", "arch", model_arch_name(c->arch), "stem",
-	                 model_stem_name(c->stem), "width", c->width, "in_channels", c->in_channels, "in_h", c->in_h,
-	                 "in_w", c->in_w, "proj_layers", c->proj_layers, "proj_hidden", c->proj_hidden, "proj_dim",
-	                 c->proj_dim, "num_classes", c->num_classes, "zero_init_residual", c->zero_init_residual);
+	ModelConfig cc = *c;
+	json_t *o = json_pack("{s:s, s:s}", "arch", model_arch_name(c->arch), "stem", model_stem_name(c->stem));
+	for (int i = 0; o && i < MODEL_CONFIG_NKEYS; i++)
+		json_object_set_new(o, model_config_keys[i].key,
+		                    json_integer(*model_config_field(&cc, &model_config_keys[i])));
+	if (o)
+		json_object_set_new(o, "zero_init_residual", json_boolean(c->zero_init_residual));
+	return o;
 }
 
 int
@@ -693,20 +697,6 @@ get_floats(json_t *o, const char *key, int n, int positive, float *out, char *wh
 int
 safetensors_model_config(const SafeTensors *st, ModelConfig *c, float *mean, float *std, char *err, size_t errlen)
 {
-	static const struct {
-		const char *key;
-		size_t      off;
-		int         min, max;
-	} ints[] = {
-		{ "width", offsetof(ModelConfig, width), 1, 1 << 16 },
-		{ "in_channels", offsetof(ModelConfig, in_channels), 1, 16 },
-		{ "in_h", offsetof(ModelConfig, in_h), 1, 1 << 16 },
-		{ "in_w", offsetof(ModelConfig, in_w), 1, 1 << 16 },
-		{ "proj_layers", offsetof(ModelConfig, proj_layers), 0, 3 },
-		{ "proj_hidden", offsetof(ModelConfig, proj_hidden), 0, 1 << 20 },
-		{ "proj_dim", offsetof(ModelConfig, proj_dim), 0, 1 << 20 },
-		{ "num_classes", offsetof(ModelConfig, num_classes), 0, 1 << 20 },
-	};
 	const char *cs = safetensors_meta(st, SAFETENSORS_META_CONFIG), *ns = safetensors_meta(st, SAFETENSORS_META_NORMALIZE);
 	json_t *cj = NULL, *nj = NULL, *v;
 	json_error_t jerr;
@@ -734,9 +724,11 @@ safetensors_model_config(const SafeTensors *st, ModelConfig *c, float *mean, flo
 		snprintf(why, sizeof why, "'stem' is missing or not cifar or imagenet");
 		goto out;
 	}
-	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-		if (get_int(cj, ints[i].key, ints[i].min, ints[i].max, (int *)((char *)c + ints[i].off), why, sizeof why) < 0)
+	for (int i = 0; i < MODEL_CONFIG_NKEYS; i++) {
+		const ModelConfigKey *k = &model_config_keys[i];
+		if (get_int(cj, k->key, k->min, k->max, model_config_field(c, k), why, sizeof why) < 0)
 			goto out;
+	}
 	v = json_object_get(cj, "zero_init_residual");
 	c->zero_init_residual = v && json_is_true(v);
 	if (model_config_check(c, why, sizeof why) < 0)

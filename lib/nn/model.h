@@ -60,6 +60,26 @@ typedef struct {
 
 typedef struct Model Model;
 
+/* The limits of a ModelConfig: one set, for the model and for every file
+ * that stores one (model_config_keys). */
+#define MODEL_MAX_WIDTH       1024
+#define MODEL_MAX_IN_CHANNELS 16
+#define MODEL_MAX_SIDE        8192
+#define MODEL_MAX_PROJ        65536
+#define MODEL_MAX_CLASSES     1000000
+
+/* The integer fields of a ModelConfig as checkpoints and safetensors
+ * metadata store them, in their order there (after "arch" and "stem",
+ * before the bool "zero_init_residual"): key, place, limits. */
+typedef struct {
+	const char *key;
+	size_t      off;
+	int         min, max;
+} ModelConfigKey;
+#define MODEL_CONFIG_NKEYS 8
+extern const ModelConfigKey model_config_keys[MODEL_CONFIG_NKEYS];
+int *model_config_field(ModelConfig *c, const ModelConfigKey *k);
+
 /* resnet18, CIFAR stem, width 64, 3x32x32, head 2 layers 2048 -> 128, no fc. */
 void model_config_default(ModelConfig *c);
 /* -1 with a message for an invalid combination (e.g. input too small). */
