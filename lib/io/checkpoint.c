@@ -79,19 +79,6 @@ checkpoint_init(Checkpoint *ck)
 	memset(ck, 0, sizeof *ck);
 }
 
-static void
-free_prov(Provenance *p, int n)
-{
-	for (int i = 0; i < n; i++) {
-		free(p[i].tool);
-		free(p[i].version);
-		for (int j = 0; j < p[i].nargs; j++)
-			free(p[i].args[j]);
-		free(p[i].args);
-	}
-	free(p);
-}
-
 void
 checkpoint_free(Checkpoint *ck)
 {
@@ -103,7 +90,7 @@ checkpoint_free(Checkpoint *ck)
 	for (int i = 0; i < ck->nclasses; i++)
 		free(ck->classes[i]);
 	free(ck->classes);
-	free_prov(ck->prov, ck->nprov);
+	provenance_free(ck->prov, ck->nprov);
 	msgpack_zone_destroy(&pv->zone);
 	free(pv->bytes);
 	free(pv->params);
@@ -246,21 +233,6 @@ pack_train(msgpack_packer *pk, const CheckpointTrain *t)
 	return rc;
 }
 
-static int
-pack_prov(msgpack_packer *pk, const Provenance *p, int n)
-{
-	int rc = msgpack_pack_array(pk, (size_t)n);
-	for (int i = 0; i < n; i++) {
-		rc |= msgpack_pack_map(pk, 3);
-		rc |= pack_kv_str(pk, "tool", p[i].tool ? p[i].tool : "");
-		rc |= pack_kv_str(pk, "version", p[i].version ? p[i].version : "");
-		rc |= mpu_pack_str(pk, "args") | msgpack_pack_array(pk, (size_t)p[i].nargs);
-		for (int j = 0; j < p[i].nargs; j++)
-			rc |= mpu_pack_str(pk, p[i].args[j]);
-	}
-	return rc;
-}
-
 /* The first non-finite value of a table, so a diverged run never replaces
  * its last good checkpoint. */
 static const ParamEntry *
@@ -324,7 +296,7 @@ checkpoint_save(const char *path, const Checkpoint *ck, Model *m, Optim *o, char
 	rc |= mpu_pack_str(&pk, "classes") | msgpack_pack_array(&pk, (size_t)ck->nclasses);
 	for (int i = 0; i < ck->nclasses; i++)
 		rc |= mpu_pack_str(&pk, ck->classes[i]);
-	rc |= mpu_pack_str(&pk, "provenance") | pack_prov(&pk, ck->prov, ck->nprov);
+	rc |= mpu_pack_str(&pk, "provenance") | provenance_pack(&pk, ck->prov, ck->nprov);
 	rc |= mpu_pack_str(&pk, "checksum");
 	/* The value is written by hand so that its encoding (and so the bytes
 	 * the CRC covers) is fixed: uint32, 0xce and 4 big-endian bytes. */
@@ -640,44 +612,6 @@ decode_classes(const msgpack_object *o, Checkpoint *ck, char *why, size_t whylen
 }
 
 static int
-decode_prov(const msgpack_object *o, Checkpoint *ck, char *why, size_t whylen)
-{
-	if (o->type != MSGPACK_OBJECT_ARRAY) {
-		snprintf(why, whylen, "'provenance' must be an array");
-		return -1;
-	}
-	ck->prov = xcalloc(o->via.array.size ? o->via.array.size : 1, sizeof *ck->prov);
-	for (uint32_t i = 0; i < o->via.array.size; i++) {
-		const msgpack_object *e = &o->via.array.ptr[i], *tool, *ver, *args;
-		Provenance *p = &ck->prov[i];
-		ck->nprov++;
-		if (e->type != MSGPACK_OBJECT_MAP || !(tool = mpu_map_get(e, "tool")) || !(p->tool = mpu_strdup(tool))) {
-			snprintf(why, whylen, "provenance[%u]: not a map with a 'tool' string", i);
-			return -1;
-		}
-		if ((ver = mpu_map_get(e, "version")) && !(p->version = mpu_strdup(ver))) {
-			snprintf(why, whylen, "provenance[%u]: 'version' is not a string", i);
-			return -1;
-		}
-		if ((args = mpu_map_get(e, "args"))) {
-			if (args->type != MSGPACK_OBJECT_ARRAY) {
-				snprintf(why, whylen, "provenance[%u]: 'args' is not an array", i);
-				return -1;
-			}
-			p->args = xcalloc(args->via.array.size ? args->via.array.size : 1, sizeof *p->args);
-			for (uint32_t j = 0; j < args->via.array.size; j++) {
-				if (!(p->args[j] = mpu_strdup(&args->via.array.ptr[j]))) {
-					snprintf(why, whylen, "provenance[%u]: args[%u] is not a string", i, j);
-					return -1;
-				}
-				p->nargs++;
-			}
-		}
-	}
-	return 0;
-}
-
-static int
 read_file(const char *path, unsigned char **bytes, size_t *size, char *why, size_t whylen)
 {
 	FILE *fp = fopen(path, "rb");
@@ -813,7 +747,7 @@ load(Checkpoint *ck, CkPriv *pv, char *why, size_t whylen)
 	}
 	if ((o = mpu_map_get(&root, "classes")) && decode_classes(o, ck, why, whylen) < 0)
 		return -1;
-	if ((o = mpu_map_get(&root, "provenance")) && decode_prov(o, ck, why, whylen) < 0)
+	if ((o = mpu_map_get(&root, "provenance")) && provenance_decode(o, &ck->prov, &ck->nprov, why, whylen) < 0)
 		return -1;
 	return 0;
 }

@@ -205,6 +205,15 @@ mpu_strdup(const msgpack_object *o)
 	return s;
 }
 
+char *
+mpu_strdup_why(const msgpack_object *o, const char *what, char *why, size_t whylen)
+{
+	char *s = mpu_strdup(o);
+	if (!s)
+		snprintf(why, whylen, o->type != MSGPACK_OBJECT_STR ? "%s must be a string" : "%s contains a NUL byte", what);
+	return s;
+}
+
 /* --------------------------------------------------------------- packing */
 
 int

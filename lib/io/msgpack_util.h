@@ -69,6 +69,9 @@ int mpu_get_bool(const msgpack_object *o, int *v);
 int mpu_get_str(const msgpack_object *o, char *buf, size_t len);
 /* A str without NUL bytes as a fresh C string (xmalloc), or NULL. */
 char *mpu_strdup(const msgpack_object *o);
+/* The same, with the reason in why when NULL: "WHAT must be a string" or
+ * "WHAT contains a NUL byte" (the one accessor that writes a message). */
+char *mpu_strdup_why(const msgpack_object *o, const char *what, char *why, size_t whylen);
 
 /* A C string as a msgpack str; nonzero on a packer error. */
 int mpu_pack_str(msgpack_packer *pk, const char *s);

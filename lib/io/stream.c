@@ -55,14 +55,7 @@ stream_header_free(StreamHeader *h)
 	for (int i = 0; i < h->nclasses; i++)
 		free(h->classes[i]);
 	free(h->classes);
-	for (int i = 0; i < h->nprov; i++) {
-		free(h->prov[i].tool);
-		free(h->prov[i].version);
-		for (int j = 0; j < h->prov[i].nargs; j++)
-			free(h->prov[i].args[j]);
-		free(h->prov[i].args);
-	}
-	free(h->prov);
+	provenance_free(h->prov, h->nprov);
 	for (int i = 0; i < h->nmeta; i++) {
 		free(h->meta[i].key);
 		free(h->meta[i].value);
@@ -83,17 +76,7 @@ stream_header_copy(StreamHeader *dst, const StreamHeader *src)
 	dst->nmeta = 0;
 	stream_header_set_classes(dst, src->nclasses, src->classes);
 	if (src->nprov > 0) {
-		dst->prov = xcalloc((size_t)src->nprov, sizeof dst->prov[0]);
-		for (int i = 0; i < src->nprov; i++) {
-			const Provenance *p = &src->prov[i];
-			Provenance *q = &dst->prov[i];
-			q->tool = xstrdup(p->tool);
-			q->version = xstrdup(p->version);
-			q->nargs = p->nargs;
-			q->args = xcalloc(p->nargs > 0 ? (size_t)p->nargs : 1, sizeof q->args[0]);
-			for (int j = 0; j < p->nargs; j++)
-				q->args[j] = xstrdup(p->args[j]);
-		}
+		dst->prov = provenance_copy(src->prov, src->nprov);
 		dst->nprov = src->nprov;
 	}
 	for (int i = 0; i < src->nmeta; i++)
@@ -488,16 +471,6 @@ next_object(StreamReader *r, msgpack_object *o, const char *where)
 	return 1;
 }
 
-/* A str as a fresh C string; NULL (and a message in why) on a NUL byte. */
-static char *
-dup_str(const msgpack_object *o, const char *what, char *why, size_t whylen)
-{
-	char *s = mpu_strdup(o);
-	if (!s)
-		snprintf(why, whylen, o->type != MSGPACK_OBJECT_STR ? "%s must be a string" : "%s contains a NUL byte", what);
-	return s;
-}
-
 static int
 header_count(const msgpack_object *o, const char *what, int64_t *v, char *why, size_t whylen)
 {
@@ -512,46 +485,6 @@ header_count(const msgpack_object *o, const char *what, int64_t *v, char *why, s
 	return 0;
 }
 
-static int
-decode_provenance(const msgpack_object *o, Provenance *p, char *why, size_t whylen)
-{
-	if (o->type != MSGPACK_OBJECT_MAP) {
-		snprintf(why, whylen, "provenance entries must be maps");
-		return -1;
-	}
-	for (uint32_t i = 0; i < o->via.map.size; i++) {
-		const msgpack_object *k = &o->via.map.ptr[i].key, *v = &o->via.map.ptr[i].val;
-		if (mpu_key_is(k, "tool") || mpu_key_is(k, "version")) {
-			char **slot = mpu_key_is(k, "tool") ? &p->tool : &p->version;
-			if (*slot) {
-				snprintf(why, whylen, "duplicate key in a provenance entry");
-				return -1;
-			}
-			if (!(*slot = dup_str(v, "a provenance tool or version", why, whylen)))
-				return -1;
-		} else if (mpu_key_is(k, "args")) {
-			if (v->type != MSGPACK_OBJECT_ARRAY || p->args) {
-				snprintf(why, whylen, "provenance args must be one array of strings");
-				return -1;
-			}
-			p->args = xcalloc(v->via.array.size ? v->via.array.size : 1, sizeof p->args[0]);
-			for (uint32_t j = 0; j < v->via.array.size; j++) {
-				if (!(p->args[j] = dup_str(&v->via.array.ptr[j], "provenance arg", why, whylen)))
-					return -1;
-				p->nargs++;
-			}
-		}
-	}
-	if (!p->tool) {
-		snprintf(why, whylen, "provenance entry without 'tool'");
-		return -1;
-	}
-	if (!p->version)
-		p->version = xstrdup("");
-	if (!p->args)
-		p->args = xcalloc(1, sizeof p->args[0]);
-	return 0;
-}
 
 static int
 decode_header(StreamReader *r, const msgpack_object *o, char *why, size_t whylen)
@@ -604,7 +537,7 @@ decode_header(StreamReader *r, const msgpack_object *o, char *why, size_t whylen
 		}
 		h->classes = xcalloc(x->via.array.size ? x->via.array.size : 1, sizeof h->classes[0]);
 		for (uint32_t i = 0; i < x->via.array.size; i++) {
-			if (!(h->classes[i] = dup_str(&x->via.array.ptr[i], "a class name", why, whylen)))
+			if (!(h->classes[i] = mpu_strdup_why(&x->via.array.ptr[i], "a class name", why, whylen)))
 				return -1;
 			h->nclasses++;
 		}
@@ -627,28 +560,17 @@ decode_header(StreamReader *r, const msgpack_object *o, char *why, size_t whylen
 		h->meta = xcalloc(x->via.map.size ? x->via.map.size : 1, sizeof h->meta[0]);
 		for (uint32_t i = 0; i < x->via.map.size; i++) {
 			MetaEntry *m = &h->meta[h->nmeta];
-			if (!(m->key = dup_str(&x->via.map.ptr[i].key, "a meta key", why, whylen)))
+			if (!(m->key = mpu_strdup_why(&x->via.map.ptr[i].key, "a meta key", why, whylen)))
 				return -1;
-			if (!(m->value = dup_str(&x->via.map.ptr[i].val, "a meta value", why, whylen))) {
+			if (!(m->value = mpu_strdup_why(&x->via.map.ptr[i].val, "a meta value", why, whylen))) {
 				free(m->key);
 				return -1;
 			}
 			h->nmeta++;
 		}
 	}
-	if ((x = v[K_PROV])) {
-		if (x->type != MSGPACK_OBJECT_ARRAY) {
-			snprintf(why, whylen, "provenance must be an array of maps");
-			return -1;
-		}
-		h->prov = xcalloc(x->via.array.size ? x->via.array.size : 1, sizeof h->prov[0]);
-		for (uint32_t i = 0; i < x->via.array.size; i++) {
-			/* counted first so that stream_header_free releases a partial entry */
-			h->nprov++;
-			if (decode_provenance(&x->via.array.ptr[i], &h->prov[i], why, whylen) < 0)
-				return -1;
-		}
-	}
+	if ((x = v[K_PROV]) && provenance_decode(x, &h->prov, &h->nprov, why, whylen) < 0)
+		return -1;
 	return 0;
 }
 
@@ -973,19 +895,7 @@ pack_header(StreamWriter *w, const StreamHeader *h)
 		mpu_pack_str(pk, h->meta[i].value);
 	}
 	mpu_pack_str(pk, "provenance");
-	msgpack_pack_array(pk, (size_t)h->nprov);
-	for (int i = 0; i < h->nprov; i++) {
-		const Provenance *p = &h->prov[i];
-		msgpack_pack_map(pk, 3);
-		mpu_pack_str(pk, "tool");
-		mpu_pack_str(pk, p->tool);
-		mpu_pack_str(pk, "version");
-		mpu_pack_str(pk, p->version ? p->version : "");
-		mpu_pack_str(pk, "args");
-		msgpack_pack_array(pk, (size_t)p->nargs);
-		for (int j = 0; j < p->nargs; j++)
-			mpu_pack_str(pk, p->args[j]);
-	}
+	provenance_pack(pk, h->prov, h->nprov);
 }
 
 StreamWriter *

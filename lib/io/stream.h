@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "io/provenance.h"
 #include "io/tensor.h"
 
 #define STREAM_FORMAT         "ssl-stream"
@@ -39,12 +40,6 @@
 #define STREAM_KIND_VIEWS      "views"
 #define STREAM_KIND_EMBEDDINGS "embeddings"
 
-typedef struct {
-	char  *tool;
-	char  *version;
-	int    nargs;
-	char **args;
-} Provenance;
 
 typedef struct {
 	char  *key;
