@@ -222,6 +222,80 @@ START_TEST(test_last_short_batch)
 }
 END_TEST
 
+/* Rows of a log whose epoch column is e. */
+static int
+rows_of_epoch(char rows[][160], int n, int e)
+{
+	int k = 0;
+	for (int i = 0; i < n; i++) {
+		long long step, epoch;
+		ck_assert_int_eq(sscanf(rows[i], "%lld\t%lld", &step, &epoch), 2);
+		k += epoch == e;
+	}
+	return k;
+}
+
+static const char *resume_line(const char *err);
+
+/* Tails of 1 (dropped: a one-pair step) and of batch - 1 (trained on), a
+ * whole epoch shorter than a batch (trained on), --min-tail 1 (every
+ * tail), and an exact resume across dropped tails. */
+START_TEST(test_tail_batches)
+{
+	Gen g = { .rpe = 9, .epochs = 3, .H = 8, .W = 8, .C = 3, .V = 2, .counts = 1, .cut = -1 };
+	TuResult r;
+	Checkpoint ck;
+	char rows[32][160];
+	int n;
+	write_views(tu_path("t1.views"), &g);
+	tu_run_ok(&r, TINY " --log $TMP/t1.tsv -o $TMP/t1.ssl $TMP/t1.views");
+	tu_assert_has(r.err, "not trained on: 3 records at epoch ends, where the last batch had fewer than 2 records");
+	tu_result_free(&r);
+	n = read_log(tu_path("t1.tsv"), NULL, 32, rows);
+	ck_assert_int_eq(n, 6);
+	for (int e = 0; e < 3; e++)
+		ck_assert_int_eq(rows_of_epoch(rows, n, e), 2);
+	load_ok(&ck, tu_path("t1.ssl"));
+	ck_assert_int_eq(ck.train.total_steps, 6);
+	ck_assert_int_eq(ck.train.min_tail, 2);
+	checkpoint_free(&ck);
+	/* --min-tail 1: every tail, 3 steps an epoch. */
+	tu_run_ok(&r, TINY " --min-tail 1 --log $TMP/k1.tsv -o $TMP/k1.ssl $TMP/t1.views");
+	ck_assert_ptr_null(strstr(r.err, "not trained on"));
+	tu_result_free(&r);
+	ck_assert_int_eq(read_log(tu_path("k1.tsv"), NULL, 32, NULL), 9);
+	/* Interrupted in epoch 1 after a dropped tail, resumed: the same weights,
+	 * and the resume keeps the checkpoint's rule. */
+	tu_run(&r, "SSL_FAULT_SIGNAL_AT_STEP=3 " TINY " -o $TMP/p1.ssl $TMP/t1.views");
+	ck_assert_msg(r.status == 143, "exit %d:\n%s", r.status, r.err);
+	load_ok(&ck, tu_path("p1.ssl"));
+	ck_assert_int_eq(ck.train.epoch, 1);
+	ck_assert_int_eq(ck.train.epoch_records, 4);
+	checkpoint_free(&ck);
+	tu_result_free(&r);
+	tu_run(&r, TINY " --min-tail 1 --resume $TMP/p1.ssl -o $TMP/p1.ssl $TMP/t1.views");
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "--min-tail 1, the checkpoint has 2");
+	tu_result_free(&r);
+	tu_run_ok(&r, TINY " --resume $TMP/p1.ssl -o $TMP/p1.ssl $TMP/t1.views");
+	tu_result_free(&r);
+	tu_assert_same_checkpoints(tu_path("t1.ssl"), tu_path("p1.ssl"));
+	/* A tail of batch - 1 is trained on. */
+	g.rpe = 7;
+	write_views(tu_path("t3.views"), &g);
+	tu_run_ok(&r, TINY " --log $TMP/t3.tsv -o $TMP/t3.ssl $TMP/t3.views");
+	ck_assert_ptr_null(strstr(r.err, "not trained on"));
+	tu_result_free(&r);
+	ck_assert_int_eq(read_log(tu_path("t3.tsv"), NULL, 32, NULL), 6);
+	/* An epoch shorter than a batch, even below --min-tail, is trained on whole. */
+	g.rpe = 3;
+	write_views(tu_path("s3.views"), &g);
+	tu_run_ok(&r, TINY " --min-tail 4 --log $TMP/s3.tsv -o $TMP/s3.ssl $TMP/s3.views");
+	tu_result_free(&r);
+	ck_assert_int_eq(read_log(tu_path("s3.tsv"), NULL, 32, NULL), 3);
+}
+END_TEST
+
 static const char *
 resume_line(const char *err)
 {
@@ -700,6 +774,7 @@ train_suite(void)
 	tcase_add_test(tc, test_bad_options);
 	tcase_add_test(tc, test_loss_falls);
 	tcase_add_test(tc, test_last_short_batch);
+	tcase_add_test(tc, test_tail_batches);
 	tcase_add_test(tc, test_sigterm_at_step_then_resume);
 	tcase_add_test(tc, test_real_sigterm_on_pipe);
 	tcase_add_test(tc, test_nan_stops);

@@ -44,7 +44,7 @@ __asan_default_options(void)
 
 enum {
 	OPT_ARCH = 256, OPT_STEM, OPT_WIDTH, OPT_ZIR, OPT_PROJ_LAYERS, OPT_PROJ_HIDDEN, OPT_PROJ_DIM, OPT_OBJECTIVE,
-	OPT_INIT, OPT_BATCH, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
+	OPT_INIT, OPT_BATCH, OPT_MIN_TAIL, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
 	OPT_WARMUP_EPOCHS, OPT_WARMUP_STEPS, OPT_STEPS, OPT_SEED, OPT_CKPT_EVERY, OPT_RESUME, OPT_LOG,
 	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_SYNC_BN, OPT_TIMEOUT, OPT_VERBOSE,
 	OPT_INIT_FROM, OPT_EPOCHS, OPT_END
@@ -63,6 +63,7 @@ static const struct option longopts[] = {
 	{ "init", required_argument, NULL, OPT_INIT },
 	{ "init-from", required_argument, NULL, OPT_INIT_FROM },
 	{ "batch", required_argument, NULL, OPT_BATCH },
+	{ "min-tail", required_argument, NULL, OPT_MIN_TAIL },
 	{ "temperature", required_argument, NULL, OPT_TEMP },
 	{ "optim", required_argument, NULL, OPT_OPTIM },
 	{ "lr", required_argument, NULL, OPT_LR },
@@ -123,6 +124,8 @@ usage(FILE *fp)
 	        "                            e.g. from ssl-export or PyTorch); --arch, --stem, --width and\n"
 	        "                            the normalisation default to the file's\n"
 	        "  --batch N                 pairs (simclr) or images (supervised) per step (256)\n"
+	        "  --min-tail N              an epoch's last batch with fewer records is not trained on\n"
+	        "                            (half the batch; 1 trains on every tail)\n"
 	        "  --temperature T           NT-Xent temperature (0.5)\n"
 	        "  --optim O                 sgd, lars or adamw (sgd)\n"
 	        "  --lr X                    base learning rate, times batch/256 (sgd 0.06, lars 0.3, adamw 0.001)\n"
@@ -223,6 +226,7 @@ parse_options(int argc, char **argv, Options *o)
 		case OPT_INIT: o->init = optarg; break;
 		case OPT_INIT_FROM: o->init_from = optarg; break;
 		case OPT_BATCH: s->batch = (int)opt_i64("--batch", optarg, 1, 1 << 16); break;
+		case OPT_MIN_TAIL: s->min_tail = (int)opt_i64("--min-tail", optarg, 1, 1 << 16); break;
 		case OPT_TEMP: s->temperature = opt_f64("--temperature", optarg, 1e-4, 1e4); break;
 		case OPT_OPTIM: {
 			OptimKind k;
@@ -346,6 +350,8 @@ check_resume(const Options *o, const Checkpoint *ck)
 	DIFF(OPT_PROJ_DIM, s->model.proj_dim != c->proj_dim, "--proj-dim %d, the checkpoint has %d", s->model.proj_dim,
 	     c->proj_dim);
 	DIFF(OPT_BATCH, s->batch != t->batch, "--batch %d, the checkpoint has %d", s->batch, t->batch);
+	DIFF(OPT_MIN_TAIL, s->min_tail != t->min_tail, "--min-tail %d, the checkpoint has %d", s->min_tail,
+	     t->min_tail);
 	DIFF(OPT_OPTIM, s->optim.kind != ck->optim.kind, "--optim %s, the checkpoint has %s",
 	     optim_kind_name(s->optim.kind), optim_kind_name(ck->optim.kind));
 	DIFF(OPT_LR, s->lr != t->lr_arg, "--lr %g, the checkpoint has %g", s->lr, t->lr_arg);

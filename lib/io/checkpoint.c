@@ -210,7 +210,7 @@ pack_optim(msgpack_packer *pk, const Checkpoint *ck, Optim *o)
 static int
 pack_train(msgpack_packer *pk, const CheckpointTrain *t)
 {
-	int rc = msgpack_pack_map(pk, 19);
+	int rc = msgpack_pack_map(pk, 20);
 	rc |= pack_kv_str(pk, "objective", t->objective);
 	rc |= pack_kv_i64(pk, "step", t->step);
 	rc |= pack_kv_i64(pk, "epoch", t->epoch);
@@ -221,6 +221,7 @@ pack_train(msgpack_packer *pk, const CheckpointTrain *t)
 	rc |= pack_kv_i64(pk, "records_per_epoch", t->records_per_epoch);
 	rc |= pack_kv_i64(pk, "epochs", t->epochs);
 	rc |= pack_kv_i64(pk, "batch", t->batch);
+	rc |= pack_kv_i64(pk, "min_tail", t->min_tail);
 	rc |= pack_kv_f64(pk, "lr", t->lr);
 	rc |= pack_kv_f64(pk, "lr_arg", t->lr_arg);
 	rc |= pack_kv_bool(pk, "lr_abs", t->lr_abs);
@@ -575,6 +576,13 @@ decode_train(const msgpack_object *m, CheckpointTrain *t, char *why, size_t whyl
 	if (get_int(m, "train", "batch", 1, INT32_MAX, &v, why, whylen) < 0)
 		return -1;
 	t->batch = (int)v;
+	/* Written since short tails are dropped; older runs (and 0) trained on every tail. */
+	t->min_tail = 1;
+	if (mpu_map_get(m, "min_tail")) {
+		if (get_int(m, "train", "min_tail", 0, INT32_MAX, &v, why, whylen) < 0)
+			return -1;
+		t->min_tail = v > 0 ? (int)v : 1;
+	}
 	if (get_int(m, "train", "threads", 0, 1 << 16, &v, why, whylen) < 0)
 		return -1;
 	t->threads = (int)v;

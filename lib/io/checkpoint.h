@@ -55,6 +55,8 @@ typedef struct {
 	int64_t  records_per_epoch; /* -1: unknown */
 	int64_t  epochs;            /* epochs of the schedule; -1: unknown (--steps) */
 	int      batch;             /* pairs (simclr) or images (supervised) per step */
+	int      min_tail;          /* an epoch's last batch shorter than this is not trained on
+	                               (1: every tail trained; files without the key) */
 	double   lr;                /* base rate given to lr_at (after batch scaling) */
 	double   lr_arg;            /* --lr as given */
 	int      lr_abs;            /* 1: lr_arg was used as is (no batch/256 scaling) */

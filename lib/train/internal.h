@@ -110,11 +110,14 @@ struct Trainer {
 	int          *zcounts;              /* (size) floats each rank adds to the gather */
 	int64_t       nsum, noff;           /* records in the step on all ranks; this rank's offset */
 	float        *zrank, *zall;         /* (2B, D) gathered projections: rank order, global order */
-	int64_t       dropped;              /* records at epoch ends that some ranks lacked (not trained on) */
+	int64_t       dropped;              /* records at epoch ends not trained on (a short tail, or fewer than ranks) */
+	int           min_tail;             /* an epoch-end batch of fewer records is dropped (the first batch of an
+	                                       epoch never is, unless some ranks would get no records) */
 };
 
 /* trainer.c */
 int  trainer_init_from_file(const SafeTensors *st, Model *m, int quiet, char *err, size_t errlen);
+int  tail_dropped(const Trainer *t, int64_t n, int after_full_batches);
 
 /* agree.c (data-parallel start-up; collective) */
 int  agree_setup(Trainer *t, int ok, int64_t *grpe, char *err, size_t errlen);

@@ -61,9 +61,10 @@ enum { RUN_DONE, RUN_INTERRUPTED, RUN_TRUNCATED, RUN_DIVERGED, RUN_FAILED };
  * rank takes the same decision: stop (a signal on any rank), fail (an
  * input failed), end the epoch (every rank at its end), or step. A rank
  * whose part of the epoch ended first waits (its fill returns no records)
- * until the others' ends. The last batch of an epoch with fewer records
- * than ranks leaves some ranks without any: it is not trained on (and the
- * schedule does not count it: steps_per_epoch). */
+ * until the others' ends. A short last batch of an epoch is not trained on
+ * (tail_dropped: fewer than --min-tail records after full batches, or fewer
+ * records than ranks, which would leave some ranks without any), and the
+ * schedule does not count it (steps_per_epoch). */
 static int
 run_loop(Trainer *t, char *werr, size_t wlen, char *err, size_t errlen)
 {
@@ -133,7 +134,7 @@ run_loop(Trainer *t, char *werr, size_t wlen, char *err, size_t errlen)
 				         "ssl-decode command, --shard RANK/SIZE?)", (long long)all[0].epoch);
 			return RUN_FAILED;
 		}
-		if (nmin == 0) { /* the last few records of the epoch, fewer than ranks: not trained on */
+		if (nmin == 0 || (allend && tail_dropped(t, nsum, t->epoch_records > 0))) { /* see tail_dropped */
 			t->lrec += t->n;
 			t->epoch_records += nsum;
 			t->dropped += nsum;
@@ -223,21 +224,24 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 		t->row_pending = 1;
 	log_flush_row(t);
 	show_progress(t, 1);
-	if (t->dropped > 0)
-		note("not trained on: %lld record%s at epoch ends, where the last batch had fewer records than the %d "
-		     "ranks (a batch that divides the records per epoch, or leaves at least as many as ranks, avoids "
-		     "this)", (long long)t->dropped, t->dropped == 1 ? "" : "s", t->size);
 	if (t->mpi)
 		comm_report(t);
 	if (t->step < t->total && t->rank == 0)
 		warn("the input ended after step %lld of %lld; the schedule did not finish (the checkpoint can be resumed)",
 		     (long long)t->step, (long long)t->total);
 	else if (!t->eof && t->total > 0) {
+		int64_t left = t->rpe > 0 ? t->rpe - t->epoch_records : -1;
 		Record rec;
-		int more = t->has_pending ? 1 : stream_reader_next(t->in, &rec);
-		if (more > 0)
+		if (left > 0 && t->epochs > 0 && t->epoch == t->first_epoch + t->epochs - 1 &&
+		    tail_dropped(t, left, t->epoch_records > 0))
+			t->dropped += left; /* the last epoch's short tail, left unread */
+		else if ((t->has_pending ? 1 : stream_reader_next(t->in, &rec)) > 0)
 			note("the schedule ended after %lld steps; the rest of the input is not used", (long long)t->total);
 	}
+	if (t->dropped > 0)
+		note("not trained on: %lld record%s at epoch ends, where the last batch had fewer than %d records "
+		     "(--min-tail; each epoch shuffles anew, so the records left out differ from epoch to epoch)",
+		     (long long)t->dropped, t->dropped == 1 ? "" : "s", t->min_tail > t->size ? t->min_tail : t->size);
 	if (save_checkpoint(t, err, errlen) < 0)
 		return TRAIN_FAILED;
 	return TRAIN_DONE;

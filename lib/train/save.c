@@ -26,6 +26,7 @@ fill_meta(Trainer *t)
 	tr->records_per_epoch = t->rpe;
 	tr->epochs = t->epochs;
 	tr->batch = t->B;
+	tr->min_tail = t->min_tail;
 	tr->lr = t->lr_base;
 	tr->lr_arg = t->s.resume ? t->s.resume->train.lr_arg : t->s.lr;
 	tr->lr_abs = t->s.resume ? t->s.resume->train.lr_abs : t->s.lr_abs;
@@ -103,6 +104,7 @@ trainer_write_untrained(const TrainSetup *s, char *err, size_t errlen)
 	         s->objective == OBJECTIVE_SIMCLR ? "simclr" : "supervised");
 	meta.train.records_per_epoch = meta.train.epochs = -1;
 	meta.train.batch = s->batch;
+	meta.train.min_tail = s->min_tail > 0 ? s->min_tail : (s->batch + 1) / 2;
 	meta.train.lr = meta.train.lr_arg = s->lr;
 	meta.train.lr_abs = s->lr_abs;
 	meta.train.temperature = s->temperature;

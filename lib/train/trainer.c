@@ -35,18 +35,28 @@ trainer_setup_default(TrainSetup *s)
 	s->monitor_t = 0.1;
 }
 
-/* Steps in an epoch of rpe records (all ranks), -1 if unknown. With
- * ranks, the last batch of an epoch is not trained on when it has fewer
- * records than ranks (some would have none; see run_dist). */
+/* Whether the last batch of an epoch, of n records (all ranks), is not
+ * trained on: a short tail after full batches (a one-pair SimCLR step has
+ * zero loss and BatchNorm statistics from two images, and the run's final
+ * model would carry them), or, with ranks, fewer records than ranks (some
+ * would have none; see run_loop). A whole epoch shorter than a batch is
+ * trained on. */
+int
+tail_dropped(const Trainer *t, int64_t n, int after_full_batches)
+{
+	return n < t->size || (after_full_batches && n < t->min_tail);
+}
+
+/* Steps in an epoch of rpe records (all ranks), -1 if unknown. */
 static int64_t
 steps_per_epoch(const Trainer *t, int64_t rpe)
 {
-	int64_t spe, last;
+	int64_t full, last;
 	if (rpe <= 0)
 		return -1;
-	spe = (rpe + t->B - 1) / t->B;
+	full = rpe / t->B;
 	last = rpe % t->B;
-	return last > 0 && last < t->size ? spe - 1 : spe;
+	return full + (last > 0 && !tail_dropped(t, last, full > 0));
 }
 
 /* grpe: the records per epoch of the input (all ranks'), -1 if unknown. */
@@ -227,6 +237,7 @@ trainer_new(const TrainSetup *s, StreamReader *in, char *err, size_t errlen)
 	t->size = dist_size(t->d);
 	t->B = s->resume ? s->resume->train.batch : s->batch;
 	t->cap = t->B / t->size;
+	t->min_tail = s->resume ? s->resume->train.min_tail : s->min_tail > 0 ? s->min_tail : (t->B + 1) / 2;
 	if (!t->s.stop)
 		t->s.stop = &never_stop;
 	if (s->resume) {

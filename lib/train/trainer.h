@@ -50,6 +50,7 @@ typedef struct {
 	ModelConfig    model;           /* in_channels/in_h/in_w: from the first record when 0 */
 	OptimConfig    optim;
 	int            batch;           /* pairs (simclr) or images (supervised) per step, over all ranks */
+	int            min_tail;        /* the shortest epoch-end batch trained on; 0: half the batch */
 	double         lr;              /* base rate as given (--lr) */
 	int            lr_abs;          /* 0: lr * batch / 256 */
 	double         warmup_epochs;
