@@ -412,8 +412,8 @@ START_TEST(test_recipes_and_checks)
 	AugmentParams p;
 	char err[256];
 	int oh, ow;
-	static const char *names[] = { "cifar", "stl10", "imagenet", "mnist", "none" };
-	for (int i = 0; i < 5; i++) {
+	static const char *names[] = { "cifar", "stl10", "imagenet", "photo", "mnist", "none" };
+	for (int i = 0; i < 6; i++) {
 		ck_assert_int_eq(augment_recipe(&p, names[i]), 0);
 		ck_assert_msg(augment_params_check(&p, err, sizeof err) == 0, "%s: %s", names[i], err);
 	}
@@ -423,6 +423,10 @@ START_TEST(test_recipes_and_checks)
 	          p.gray_p == 0.2 && p.jitter_p == 0.8 && p.views == 2);
 	augment_recipe(&p, "imagenet");
 	ck_assert(p.out_h == 224 && p.brightness == 0.8 && p.hue == 0.2 && p.blur_p == 0.5);
+	/* photo keeps hue and colour: no hue jitter, no grayscale, no solarize */
+	augment_recipe(&p, "photo");
+	ck_assert(p.out_h == 96 && p.brightness == 0.4 && p.saturation == 0.2 && p.hue == 0 && p.gray_p == 0 &&
+	          p.blur_p == 0 && p.solarize_p == 0 && p.random_crop && p.flip_p == 0.5);
 
 	augment_recipe(&p, "cifar");
 	p.flip_p = -0.1;

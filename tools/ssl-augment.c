@@ -66,8 +66,8 @@ usage(FILE *fp)
 	fprintf(fp,
 	        "usage: ssl-augment --recipe NAME [options] [file]\n"
 	        "Read an images stream, write a views stream of SimCLR augmentations.\n"
-	        "  -r, --recipe NAME          cifar, stl10, imagenet, mnist or none (required)\n"
-	        "  -s, --size N|HxW           output size (recipe: 32, 96, 224, 28; none: input size)\n"
+	        "  -r, --recipe NAME          cifar, stl10, imagenet, photo, mnist or none (required)\n"
+	        "  -s, --size N|HxW           output size (recipe: 32, 96, 224, 96, 28; none: input size)\n"
 	        "      --scale MIN,MAX        crop area fraction range (0.08,1; mnist 0.2,1)\n"
 	        "      --ratio MIN,MAX        crop aspect ratio range (0.75,1.3333)\n"
 	        "      --flip P               horizontal flip probability (0.5)\n"
@@ -144,10 +144,10 @@ parse_options(int argc, char **argv, const Cli *cli, Options *o)
 		die_usage("one input file at most");
 	o->input = optind < argc ? argv[optind] : "-";
 	if (!recipe)
-		die_usage("--recipe is required: cifar, stl10, imagenet, mnist or none");
+		die_usage("--recipe is required: cifar, stl10, imagenet, photo, mnist or none");
 	AugmentParams *p = &o->p;
 	if (augment_recipe(p, recipe) < 0)
-		die_usage("--recipe: unknown recipe '%s' (cifar, stl10, imagenet, mnist, none)", recipe);
+		die_usage("--recipe: unknown recipe '%s' (cifar, stl10, imagenet, photo, mnist, none)", recipe);
 	if (!p->random_crop && (given[O_SCALE] || given[O_RATIO]))
 		die_usage("--scale and --ratio do not apply to --recipe none (a centre crop)");
 	if (given['s']) {

@@ -39,6 +39,13 @@ augment_recipe(AugmentParams *p, const char *name)
 		p->brightness = p->contrast = p->saturation = 0.8;
 		p->hue = 0.2;
 		p->blur_p = 0.5;
+	} else if (strcmp(name, "photo") == 0) {
+		/* Collections where colour carries the class (flowers, birds, products):
+		 * mild brightness/contrast/saturation, hue and grayscale off, no blur. */
+		p->out_h = p->out_w = 96;
+		p->brightness = p->contrast = 0.4;
+		p->saturation = 0.2;
+		p->gray_p = 0;
 	} else if (strcmp(name, "mnist") == 0) {
 		/* Grayscale data: brightness and contrast only (the reference's fmnist branch). */
 		p->out_h = p->out_w = 28;

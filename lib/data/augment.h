@@ -52,7 +52,7 @@ typedef struct {
 	int    views;
 } AugmentParams;
 
-/* Fills p with recipe `name` (cifar stl10 imagenet mnist none); -1 if unknown. */
+/* Fills p with recipe `name` (cifar stl10 imagenet photo mnist none); -1 if unknown. */
 int augment_recipe(AugmentParams *p, const char *name);
 /* Checks ranges and consistency; -1 with a message naming the option. */
 int augment_params_check(const AugmentParams *p, char *err, size_t errlen);
