@@ -100,9 +100,11 @@ write_tiny(const char *path, int epochs, int64_t cut)
 	write_views(path, &g);
 }
 
-/* A labelled images stream for --monitor: class c is a brightness level. */
+/* A labelled images stream for --monitor: class c is a brightness level;
+ * shuffled: the labels are drawn apart from the pictures (no encoder can
+ * beat chance on them). */
 static void
-write_images(const char *path, int n, int K)
+write_images(const char *path, int n, int K, int shuffled)
 {
 	char *names[] = { "a", "b", "c", "d" };
 	uint8_t px[8 * 8 * 3];
@@ -118,6 +120,8 @@ write_images(const char *path, int n, int K)
 		Record rec = { .id = i, .label = (i / 2) % K, .epoch = 0, .ntensors = 1 };
 		for (size_t p = 0; p < sizeof px; p++)
 			px[p] = (uint8_t)(60 * rec.label + rng_below(&r, 40));
+		if (shuffled)
+			rec.label = (int64_t)rng_below(&r, (uint32_t)K);
 		rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, px);
 		ck_assert_int_eq(stream_writer_put(w, &rec), 0);
 	}
@@ -589,9 +593,8 @@ START_TEST(test_monitor_and_supervised)
 	char rows[16][160];
 	int n;
 	write_views(tu_path("lab.views"), &g);
-	write_images(tu_path("mon.images"), 24, 3);
+	write_images(tu_path("mon.images"), 24, 3, 0);
 	tu_run_ok(&r, TINY " --monitor $TMP/mon.images --log $TMP/mon.tsv --log-every 2 -o $TMP/mon.ssl $TMP/lab.views");
-	tu_result_free(&r);
 	n = read_log(tu_path("mon.tsv"), NULL, 16, rows);
 	/* Rows at steps 2, 3 (epoch end), 4, 6 (epoch end), 8, 9 (epoch end). */
 	ck_assert_int_eq(n, 6);
@@ -605,6 +608,25 @@ START_TEST(test_monitor_and_supervised)
 			ck_assert_msg(*last == '\n', "monitor cell not empty: %s", rows[i]);
 		}
 	}
+	tu_assert_has(r.err, "kNN monitor before training: top-1");
+	tu_assert_has(r.err, "kNN monitor: before training");
+	/* A monitor whose labels say nothing about the pictures: no run beats
+	 * random init on it, and the run says so. */
+	write_images(tu_path("shuf.images"), 64, 4, 1);
+	tu_run_ok(&r, TINY " --monitor $TMP/shuf.images -o $TMP/shuf.ssl $TMP/lab.views");
+	tu_assert_has(r.err, "training did not beat the encoder before training on the monitor");
+	tu_result_free(&r);
+	/* A resumed run measures the random-init encoder of its seed. */
+	tu_run(&r, "SSL_FAULT_SIGNAL_AT_STEP=4 " TINY " --monitor $TMP/mon.images -o $TMP/monr.ssl $TMP/lab.views");
+	ck_assert_msg(r.status == 143, "exit %d:\n%s", r.status, r.err);
+	tu_result_free(&r);
+	tu_run_ok(&r, TINY " --monitor $TMP/mon.images --resume $TMP/monr.ssl -o $TMP/monr.ssl $TMP/lab.views");
+	tu_assert_has(r.err, "kNN monitor before training: top-1");
+	tu_assert_has(r.err, "(random init)");
+	tu_assert_has(r.err, "after the first epoch of this resumed run");
+	tu_result_free(&r);
+	/* The same weights as without the monitor's extra measurements. */
+	tu_assert_same_checkpoints(tu_path("mon.ssl"), tu_path("monr.ssl"));
 	/* Fine-tuning the encoder with a classifier on the labels. */
 	tu_run_ok(&r, TINY " --objective supervised --init $TMP/mon.ssl --lr 0.5 --log $TMP/sup.tsv -o $TMP/sup.ssl $TMP/lab.views");
 	tu_result_free(&r);

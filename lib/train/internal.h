@@ -91,7 +91,10 @@ struct Trainer {
 	int64_t      *mon_y;                /* (mon_n) */
 	float        *mon_feat;             /* (mon_n, D) */
 	double       *mon_votes;            /* (mon_nq, K) */
-	double        mon_last;
+	double        mon_last;             /* the last kNN monitor value, -1 before any */
+	int64_t       mon_last_step;
+	double        mon_first;            /* this run's first epoch-end value, -1 before it */
+	double        mon_base;             /* the encoder before training (random init), -1 until measured */
 	/* reporting */
 	Progress      prog;
 	double        t_start;
@@ -137,7 +140,9 @@ int    log_open(Trainer *t, int64_t keep_upto, char *err, size_t errlen);
 void   log_queue_row(Trainer *t);
 void   log_flush_row(Trainer *t);
 int    monitor_load(Trainer *t, char *err, size_t errlen);
-double monitor_eval(Trainer *t);
+double monitor_eval(Trainer *t, Model *m);
+void   monitor_baseline(Trainer *t);
+void   monitor_verdict(Trainer *t);
 
 /* save.c (collective) */
 int  save_checkpoint(Trainer *t, char *err, size_t errlen);

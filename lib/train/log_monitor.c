@@ -5,6 +5,7 @@
 #include "train/internal.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,18 +197,18 @@ fail:
 	return -1;
 }
 
-/* kNN top-1 of the queries against the bank, features from the encoder in
+/* kNN top-1 of the queries against the bank, features from m's encoder in
  * eval mode (running statistics). */
 double
-monitor_eval(Trainer *t)
+monitor_eval(Trainer *t, Model *m)
 {
-	int D = model_feature_dim(t->m), maxb = model_max_batch(t->m);
+	int D = model_feature_dim(m), maxb = model_max_batch(m);
 	int64_t correct = 0;
 	for (int64_t i = 0; i < t->mon_n; i += maxb) {
 		int cnt = (int)(t->mon_n - i < maxb ? t->mon_n - i : maxb);
 		const float *f;
 		input_normalize_u8(t->x, t->mon_u8 + (size_t)i * t->img, cnt, t->H, t->W, t->C, t->mean, t->std);
-		f = model_forward_eval(t->m, t->x, cnt, MODEL_OUT_ENCODER);
+		f = model_forward_eval(m, t->x, cnt, MODEL_OUT_ENCODER);
 		memcpy(t->mon_feat + (size_t)i * D, f, sizeof(float) * (size_t)cnt * D);
 	}
 	probe_l2_normalize(t->mon_feat, t->mon_n, D);
@@ -216,4 +217,66 @@ monitor_eval(Trainer *t)
 	for (int64_t q = 0; q < t->mon_nq; q++)
 		correct += probe_argmax(t->mon_votes + (size_t)q * t->mon_K, t->mon_K) == t->mon_y[t->mon_nbank + q];
 	return (double)correct / (double)t->mon_nq;
+}
+
+/* The guard's reference: the monitor on the encoder before training. A
+ * fresh run measures its own starting model before step 1; a resumed one
+ * builds the random-init encoder of its seed (the one its step 0 had,
+ * unless that run started from --init or --init-from). */
+void
+monitor_baseline(Trainer *t)
+{
+	double t0 = now_seconds();
+	if (t->mon_n == 0 || t->mon_base >= 0)
+		return;
+	if (t->step == 0) {
+		t->mon_base = monitor_eval(t, t->m);
+	} else {
+		char why[256];
+		int maxb = model_max_batch(t->m) < 64 ? model_max_batch(t->m) : 64;
+		Model *r = model_new(&t->cfg, maxb, MODEL_INFER, why, sizeof why);
+		if (!r) {
+			warn("--monitor: no random-init reference (%s)", why);
+			t->mon_base = -2;
+			return;
+		}
+		model_init(r, t->s.seed);
+		t->mon_base = monitor_eval(t, r);
+		model_free(r);
+	}
+	t->row_t0 += now_seconds() - t0; /* the monitor's time is not training time */
+	note("kNN monitor before training: top-1 %.2f%% (%s)", 100 * t->mon_base,
+	     t->step > 0 || !(t->s.init || t->s.init_from) ? "random init" : "the starting encoder");
+}
+
+/* Whether training helped, on the monitor: the last value against the
+ * encoder before training, with a margin of two standard errors of the
+ * difference of two accuracies over the same queries. */
+void
+monitor_verdict(Trainer *t)
+{
+	double p, margin;
+	if (t->mon_n == 0 || t->step == t->step_start)
+		return;
+	if (t->mon_last_step != t->step) { /* the run ended inside an epoch */
+		t->mon_last = monitor_eval(t, t->m);
+		t->mon_last_step = t->step;
+		if (t->mon_first < 0)
+			t->mon_first = t->mon_last;
+	}
+	if (t->mon_base < 0)
+		return;
+	p = t->mon_base > 0.01 && t->mon_base < 0.99 ? t->mon_base : 0.01;
+	margin = 2 * sqrt(2 * p * (1 - p) / (double)t->mon_nq);
+	note("kNN monitor: before training %.2f%%, after %s %.2f%%, at the end (step %lld) %.2f%%: %+.2f points",
+	     100 * t->mon_base, t->s.resume ? "the first epoch of this resumed run" : "the first epoch",
+	     100 * t->mon_first, (long long)t->step, 100 * t->mon_last, 100 * (t->mon_last - t->mon_base));
+	if (t->mon_last <= t->mon_base + margin)
+		warn("training did not beat the encoder before training on the monitor (%.2f%% vs %.2f%%, within %.2f "
+		     "points): likely too few steps for this collection, an augmentation too strong for it (ssl-augment "
+		     "--recipe photo or cifar keep more colour), or the learning rate; see ssl-train(1), \"Did training "
+		     "help\"", 100 * t->mon_last, 100 * t->mon_base, 100 * margin);
+	else if (t->mon_last <= t->mon_first)
+		warn("the kNN monitor did not rise after the first epoch (%.2f%%, then %.2f%% at the end): more epochs "
+		     "may not help; see ssl-train(1), \"Did training help\"", 100 * t->mon_first, 100 * t->mon_last);
 }

@@ -28,7 +28,10 @@ end_epoch(Trainer *t, char *err, size_t errlen)
 	int64_t done_epoch = t->epoch;
 	if (t->mon_n > 0 && t->step > 0) {
 		double t0 = now_seconds();
-		t->mon_last = monitor_eval(t);
+		t->mon_last = monitor_eval(t, t->m);
+		t->mon_last_step = t->step;
+		if (t->mon_first < 0)
+			t->mon_first = t->mon_last;
 		t->row.monitor = t->mon_last;
 		t->row_pending = 1;
 		t->row_t0 += now_seconds() - t0; /* the monitor's time is not training time */
@@ -224,6 +227,7 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 		t->row_pending = 1;
 	log_flush_row(t);
 	show_progress(t, 1);
+	monitor_verdict(t);
 	if (t->mpi)
 		comm_report(t);
 	if (t->step < t->total && t->rank == 0)

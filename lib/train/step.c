@@ -105,6 +105,7 @@ step_train(Trainer *t, char *err, size_t errlen)
 	size_t per = t->img;
 	float loss = 0, acc = 0, lr;
 	int n = t->n;
+	monitor_baseline(t);
 	lr = lr_at(t->step, t->total, t->warmup, t->lr_base);
 	if (t->mpi)
 		fault_rank_in_step(t->rank, t->step + 1);

@@ -309,7 +309,8 @@ trainer_new(const TrainSetup *s, StreamReader *in, char *err, size_t errlen)
 	t->meta.nprov = s->nprov;
 	t->meta.prov = (Provenance *)s->prov;
 	t->ckpt_step = -1;
-	t->mon_last = -1;
+	t->mon_last = t->mon_first = t->mon_base = -1;
+	t->mon_last_step = -1;
 	if (s->verbose && t->rank == 0)
 		model_print_summary(t->m, stderr);
 	return t;
