@@ -38,6 +38,9 @@ EXTRA_TRAIN ?=
 PROBE_LABELS ?= 1% 10%
 # e.g. DECODE_FLAGS='--limit 2000' for a smoke run on part of the data
 DECODE_FLAGS ?=
+# the training split only (pre-training, and the probes' training
+# features), e.g. '--labels 300-per-class --limit 2945' for a small collection
+TRAIN_DECODE_FLAGS ?=
 
 D := $(BIN)/ssl-decode
 A := $(BIN)/ssl-augment
@@ -74,7 +77,7 @@ $(OUT)/preview.png: | $(OUT)/.dir
 $(OUT)/simclr.ssl: $(OUT)/monitor.images | $(OUT)/.dir
 	@echo "== pre-training $(ARCH) width $(WIDTH), $(EPOCHS) epochs (log: $@.log)"
 	@start=$$(date +%s); \
-	$(D) --quiet $(DECODE_FLAGS) --shuffle --seed $(SEED) --epochs $(EPOCHS) $(TRAIN_INPUT) \
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) --shuffle --seed $(SEED) --epochs $(EPOCHS) $(TRAIN_INPUT) \
 	  | $(A) --recipe $(RECIPE) --seed $(SEED) --threads 1 \
 	  | $(T) $(TRAIN_FLAGS) --progress --log $(OUT)/train.tsv --plot $(OUT)/curves.png \
 	      --monitor $(OUT)/monitor.images -o $@ 2> >(tee $@.log >&2); \
@@ -84,7 +87,7 @@ $(OUT)/random.ssl: | $(OUT)/.dir
 	$(T) --steps 0 --input-size $(INPUT_SIZE) $(TRAIN_FLAGS) -o $@ 2> $@.log
 
 $(OUT)/%-train.emb: $(OUT)/%.ssl
-	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) $(TRAIN_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
 
 $(OUT)/%-test.emb: $(OUT)/%.ssl
 	$(D) --quiet $(DECODE_FLAGS) $(TEST_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log

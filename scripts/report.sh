@@ -18,6 +18,11 @@ top1() { # the first "top1" of an ssl-probe --json report, as a percentage
 	done
 } > "$out/table.txt"
 
+# ssl-train's verdict on its kNN monitor (before training, first epoch, end)
+monitor=$(grep -h -e 'kNN monitor: before training' -e 'training did not beat' -e 'did not rise after' \
+	"$out/simclr.ssl.log" 2>/dev/null | sed 's/^ssl-train: //' || true)
+[ -z "$monitor" ] || printf '%s\n' "$monitor" >> "$out/table.txt"
+
 train_s=$(cat "$out/train-seconds.txt" 2>/dev/null || echo "?")
 {
 	echo "# SimCLR on $dataset"
@@ -26,6 +31,12 @@ train_s=$(cat "$out/train-seconds.txt" 2>/dev/null || echo "?")
 	echo
 	echo "Pre-training wall time (decode | augment | train): ${train_s} s."
 	echo
+	if [ -n "$monitor" ]; then
+		echo "ssl-train's kNN monitor (test images, 100 per class):"
+		echo
+		printf '    %s\n' "$monitor"
+		echo
+	fi
 	echo "Top-1 accuracy on the test split (frozen encoder features):"
 	echo
 	echo '| probe | SimCLR | random init |'
