@@ -41,6 +41,13 @@ DECODE_FLAGS ?=
 # the training split only (pre-training, and the probes' training
 # features), e.g. '--labels 300-per-class --limit 2945' for a small collection
 TRAIN_DECODE_FLAGS ?=
+# PRECISE_BN=1: ssl-encode first recomputes the BatchNorm statistics over the
+# un-augmented training images (--precise-bn), for SimCLR and random init alike;
+# PRECISE_BN_FLAGS picks fewer, e.g. '--labels 500-per-class'
+PRECISE_BN       ?=
+PRECISE_BN_FLAGS ?=
+BN_IMAGES    := $(if $(PRECISE_BN),$(OUT)/bn.images)
+ENCODE_FLAGS := $(if $(PRECISE_BN),--precise-bn $(OUT)/bn.images)
 
 D := $(BIN)/ssl-decode
 A := $(BIN)/ssl-augment
@@ -86,11 +93,15 @@ $(OUT)/simclr.ssl: $(OUT)/monitor.images | $(OUT)/.dir
 $(OUT)/random.ssl: | $(OUT)/.dir
 	$(T) --steps 0 --input-size $(INPUT_SIZE) $(TRAIN_FLAGS) -o $@ 2> $@.log
 
-$(OUT)/%-train.emb: $(OUT)/%.ssl
-	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) $(TRAIN_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
+$(OUT)/bn.images: | $(OUT)/.dir
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) $(PRECISE_BN_FLAGS) $(TRAIN_INPUT) > $@ 2> $@.log
 
-$(OUT)/%-test.emb: $(OUT)/%.ssl
-	$(D) --quiet $(DECODE_FLAGS) $(TEST_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
+$(OUT)/%-train.emb: $(OUT)/%.ssl $(BN_IMAGES)
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) $(TRAIN_INPUT) \
+	  | $(E) -m $< --threads $(THREADS) $(ENCODE_FLAGS) > $@ 2> $@.log
+
+$(OUT)/%-test.emb: $(OUT)/%.ssl $(BN_IMAGES)
+	$(D) --quiet $(DECODE_FLAGS) $(TEST_INPUT) | $(E) -m $< --threads $(THREADS) $(ENCODE_FLAGS) > $@ 2> $@.log
 
 $(OUT)/%-map.png: $(OUT)/%-test.emb
 	$(PLOT) embed $< -o $@ 2> $@.log

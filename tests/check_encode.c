@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "io/checkpoint.h"
+#include "eval/precise_bn.h"
 #include "data/image.h"
 #include "nn/layers.h"
 #include "nn/model.h"
@@ -361,6 +362,68 @@ START_TEST(test_encode_l2)
 }
 END_TEST
 
+/* --precise-bn: the tool's embeddings are the in-process precise pass
+ * (8, 8, then the last 4 of 20 images: at least half a batch) followed by
+ * eval; the header says so; a views stream or images of another size are
+ * refused, naming the file. */
+START_TEST(test_encode_precise_bn)
+{
+	const char *ckp = tu_path("m.ssl"), *in = tu_path("in.ssl"), *bn = tu_path("bn.ssl");
+	TuResult r, plain;
+	Emb e;
+	Checkpoint ck;
+	char err[512];
+	int64_t used;
+	make_checkpoint(ckp, 3, 0);
+	write_images(in, NREC, IMG, IMG, 3, 0);
+	write_images(bn, 20, IMG, IMG, 3, 0);
+	tu_run(&r, "ssl-encode -m '%s' --batch 8 --precise-bn '%s' < '%s'", ckp, bn, in);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_assert_has(r.err, "BatchNorm statistics recomputed over 20 images");
+	read_embeddings(&e, r.out, r.outlen);
+	ck_assert_str_eq(stream_header_get_meta(&e.h, "precise_bn"), bn);
+	/* the reference, in process */
+	checkpoint_init(&ck);
+	ck_assert_msg(checkpoint_load(&ck, ckp, err, sizeof err) == 0, "%s", err);
+	Model *m = model_new(&ck.config, 8, MODEL_TRAIN, err, sizeof err);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_msg(checkpoint_restore_model(&ck, m, 0, err, sizeof err) == 0, "%s", err);
+	ck_assert_msg(precise_bn_from_stream(m, bn, ck.mean, ck.std, 8, &used, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(used, 20);
+	uint8_t px[NREC * IMG * IMG * 3];
+	float x[NREC * IMG * IMG * 3];
+	for (int i = 0; i < NREC; i++)
+		fill_image(px + (size_t)i * IMG * IMG * 3, i, IMG, IMG, 3);
+	input_normalize_u8(x, px, 8, IMG, IMG, 3, ck.mean, ck.std);
+	assert_close(e.x, model_forward_eval(m, x, 8, MODEL_OUT_ENCODER), (size_t)8 * e.dim, 1e-5);
+	/* and not what the checkpoint's own statistics give */
+	tu_run(&plain, "ssl-encode -m '%s' --batch 8 < '%s'", ckp, in);
+	ck_assert_int_eq(plain.status, 0);
+	Emb p;
+	read_embeddings(&p, plain.out, plain.outlen);
+	ck_assert(p.n == e.n && p.dim == e.dim && memcmp(p.x, e.x, sizeof(float) * (size_t)e.n * e.dim) != 0);
+	emb_free(&p);
+	tu_result_free(&plain);
+	model_free(m);
+	checkpoint_free(&ck);
+	emb_free(&e);
+	tu_result_free(&r);
+	/* an embeddings stream is not images */
+	tu_run(&r, "ssl-encode -m '%s' < '%s' > '%s'", ckp, in, tu_path("e.ssl"));
+	ck_assert_int_eq(r.status, 0);
+	tu_result_free(&r);
+	tu_run(&r, "ssl-encode -m '%s' --precise-bn '%s' < '%s' > /dev/null", ckp, tu_path("e.ssl"), in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "expected an images stream");
+	tu_result_free(&r);
+	write_images(bn, 4, 10, 12, 3, 0);
+	tu_run(&r, "ssl-encode -m '%s' --precise-bn '%s' < '%s' > /dev/null", ckp, bn, in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "record 1 (id 100): image is 10x12x3, the model takes 8x8x3");
+	tu_result_free(&r);
+}
+END_TEST
+
 START_TEST(test_encode_size_mismatch)
 {
 	const char *ckp = tu_path("m.ssl"), *in = tu_path("in.ssl");
@@ -669,6 +732,7 @@ encode_suite(void)
 	tcase_add_test(tc, test_encode_npy);
 	tcase_add_loop_test(tc, test_encode_bad_options, 0, (int)(sizeof bad_options / sizeof bad_options[0]));
 	tcase_add_test(tc, test_encode_help);
+	tcase_add_test(tc, test_encode_precise_bn);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("npy");
 	tcase_add_test(tc, test_npy_lib);

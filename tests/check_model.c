@@ -662,6 +662,80 @@ START_TEST(test_eval)
 }
 END_TEST
 
+/* Copies every running statistic (names ending in running_mean or
+ * running_var) of m into out; returns how many floats. */
+static size_t
+bn_stats(Model *m, float *out, size_t cap)
+{
+	ParamTable *t = model_params(m);
+	size_t n = 0;
+	for (int i = 0; i < t->n; i++) {
+		const char *name = t->e[i].name;
+		size_t len = strlen(name);
+		if ((len > 12 && strcmp(name + len - 12, "running_mean") == 0) ||
+		    (len > 11 && strcmp(name + len - 11, "running_var") == 0)) {
+			ck_assert_uint_le(n + (size_t)t->e[i].numel, cap);
+			memcpy(out + n, t->e[i].data, sizeof(float) * (size_t)t->e[i].numel);
+			n += (size_t)t->e[i].numel;
+		}
+	}
+	return n;
+}
+
+/* Precise BN: after a pass over batches A and B every running statistic is
+ * the mean of those A alone and B alone give (training mode normalises with
+ * batch statistics, so a batch's statistics do not depend on the running
+ * ones), the weights stay, and training afterwards blends with 0.1 again. */
+START_TEST(test_precise_bn)
+{
+	ModelConfig c;
+	model_config_default(&c);
+	c.width = 4;
+	c.in_h = c.in_w = 8;
+	c.proj_hidden = 16;
+	c.proj_dim = 6;
+	Model *m = new_model(&c, 8, MODEL_TRAIN);
+	model_init(m, 3);
+	size_t per = 3 * 8 * 8, cap = 4096;
+	float *x = xcalloc(16 * per, sizeof(float));
+	float *sa = xcalloc(cap, sizeof(float)), *sb = xcalloc(cap, sizeof(float)), *sab = xcalloc(cap, sizeof(float));
+	gc_fill_normal(x, 16 * per, 4, 0.5, 2);
+	const ParamEntry *w = params_find(model_params(m), "layer1.0.conv1.weight");
+	float w0 = w->data[5];
+	size_t n;
+	model_forward_train(m, x, 8); /* some running statistics to be replaced */
+	model_precise_bn_begin(m);
+	model_precise_bn_batch(m, x, 8);
+	ck_assert_int_eq(model_precise_bn_end(m), 1);
+	n = bn_stats(m, sa, cap);
+	ck_assert_uint_gt(n, 100);
+	model_precise_bn_begin(m);
+	model_precise_bn_batch(m, x + 8 * per, 8);
+	model_precise_bn_end(m);
+	bn_stats(m, sb, cap);
+	model_precise_bn_begin(m);
+	model_precise_bn_batch(m, x, 8);
+	model_precise_bn_batch(m, x + 8 * per, 8);
+	ck_assert_int_eq(model_precise_bn_end(m), 2);
+	ck_assert_uint_eq(bn_stats(m, sab, cap), n);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_msg(fabsf(sab[i] - 0.5f * (sa[i] + sb[i])) <= 1e-5f * (1 + fabsf(sab[i])), "stat %zu: %g, %g and %g",
+		              i, sab[i], sa[i], sb[i]);
+	ck_assert(fabsf(sa[0] - sb[0]) > 1e-4f); /* the two batches differ: the test can fail */
+	ck_assert(w->data[5] == w0);
+	/* training mode again: momentum 0.1 */
+	model_forward_train(m, x, 8);
+	bn_stats(m, sb, cap);
+	for (size_t i = 0; i < n; i++)
+		ck_assert(fabsf(sb[i] - (0.9f * sab[i] + 0.1f * sa[i])) <= 1e-5f * (1 + fabsf(sb[i])));
+	model_free(m);
+	free(x);
+	free(sa);
+	free(sb);
+	free(sab);
+}
+END_TEST
+
 static size_t
 heap_in_use(void)
 {
@@ -727,6 +801,7 @@ model_suite(void)
 	tc = tcase_create("eval");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_eval);
+	tcase_add_test(tc, test_precise_bn);
 	tcase_add_test(tc, test_step_allocates_nothing);
 	suite_add_tcase(s, tc);
 	return s;

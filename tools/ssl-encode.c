@@ -9,6 +9,7 @@
 
 #include "base/cli.h"
 #include "io/checkpoint.h"
+#include "eval/precise_bn.h"
 #include "data/image.h"
 #include "nn/layers.h"
 #include "nn/model.h"
@@ -19,7 +20,7 @@
 #include "base/util.h"
 
 typedef struct {
-	const char *model, *input, *npy;
+	const char *model, *input, *npy, *precise_bn;
 	const char *layer_name;
 	ModelOutput layer;
 	int         l2, batch, resize;
@@ -44,7 +45,7 @@ typedef struct {
 	size_t   ws_len;
 } Batch;
 
-enum { OPT_MODEL = 'm', OPT_LAYER = 256, OPT_L2, OPT_BATCH, OPT_RESIZE, OPT_NPY };
+enum { OPT_MODEL = 'm', OPT_LAYER = 256, OPT_L2, OPT_BATCH, OPT_RESIZE, OPT_NPY, OPT_PRECISE_BN };
 
 static const struct option longopts[] = {
 	{ "model", required_argument, NULL, OPT_MODEL },
@@ -53,6 +54,7 @@ static const struct option longopts[] = {
 	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "resize", no_argument, NULL, OPT_RESIZE },
 	{ "npy", required_argument, NULL, OPT_NPY },
+	{ "precise-bn", required_argument, NULL, OPT_PRECISE_BN },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -73,7 +75,9 @@ usage(FILE *fp)
 	        "  --resize              resize images of another size to the model's input\n"
 	        "                        (area when shrinking, bilinear when growing)\n"
 	        "  --npy FILE            also write the N x D float32 matrix to FILE (.npy) and the\n"
-	        "                        int64 labels to FILE with .npy replaced by .labels.npy\n");
+	        "                        int64 labels to FILE with .npy replaced by .labels.npy\n"
+	        "  --precise-bn IMAGES   first recompute the BatchNorm statistics over these\n"
+	        "                        un-augmented training images (an images stream)\n");
 	cli_help_shared(fp, 24, 0);
 }
 
@@ -102,6 +106,11 @@ parse_options(int argc, char **argv, Options *o)
 				die_usage("--npy: empty file name");
 			o->npy = optarg;
 			break;
+		case OPT_PRECISE_BN:
+			if (!*optarg)
+				die_usage("--precise-bn: empty file name");
+			o->precise_bn = optarg;
+			break;
 		}
 	}
 	if (optind < argc)
@@ -110,6 +119,10 @@ parse_options(int argc, char **argv, Options *o)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (!o->model)
 		die_usage("-m MODEL is needed");
+	/* precise-BN runs batches in training mode (activations kept): at most
+	 * 256 images a batch, as a training step has */
+	if (o->precise_bn && o->batch > 256)
+		o->batch = 256;
 }
 
 static void
@@ -272,7 +285,7 @@ load_model(ModelFile *f, const Options *o, int *D)
 		f->mean = f->ck.mean;
 		f->std = f->ck.std;
 	}
-	if (!(m = model_new(&f->config, o->batch, MODEL_INFER, err, sizeof err)))
+	if (!(m = model_new(&f->config, o->batch, o->precise_bn ? MODEL_TRAIN : MODEL_INFER, err, sizeof err)))
 		die("%s: %s", o->model, err);
 	*D = model_output_dim(m, o->layer);
 	if (*D <= 0)
@@ -284,6 +297,13 @@ load_model(ModelFile *f, const Options *o, int *D)
 			die("%s", err);
 	} else if (checkpoint_restore_model(&f->ck, m, 0, err, sizeof err) < 0) {
 		die("%s", err); /* err names the file */
+	}
+	if (o->precise_bn) {
+		int64_t used;
+		if (precise_bn_from_stream(m, o->precise_bn, f->mean, f->std, model_max_batch(m), &used, err,
+		                           sizeof err) < 0)
+			die("%s", err);
+		note("BatchNorm statistics recomputed over %lld images of %s", (long long)used, o->precise_bn);
 	}
 	return m;
 }
@@ -309,6 +329,8 @@ main(int argc, char *argv[])
 	stream_header_set_meta(&h, "model", o.model);
 	stream_header_set_meta(&h, "layer", o.layer_name);
 	stream_header_set_meta(&h, "l2", o.l2 ? "yes" : "no");
+	if (o.precise_bn)
+		stream_header_set_meta(&h, "precise_bn", o.precise_bn);
 
 	char *labels_path = NULL;
 	if (o.npy) {

@@ -69,6 +69,8 @@ struct Model {
 	ModelConfig cfg;
 	ModelMode   mode;
 	int         max_batch, D;
+	float       bn_momentum;  /* BN_MOMENTUM; 1/(k+1) for batch k of a precise-BN pass */
+	int64_t     precise_batches; /* batches of the precise-BN pass so far; -1: none running */
 	ParamTable  params;
 	int        *fan_in;       /* per table entry, for initialisation */
 	uint8_t    *zero_gamma;   /* per table entry: zero_init_residual target */
@@ -403,6 +405,8 @@ model_new(const ModelConfig *c, int max_batch, ModelMode mode, char *err, size_t
 	m->cfg = *c;
 	m->mode = mode;
 	m->max_batch = max_batch;
+	m->bn_momentum = BN_MOMENTUM;
+	m->precise_batches = -1;
 	params_init(&m->params);
 	Builder b = { m, err, errlen, 0 };
 
@@ -689,11 +693,11 @@ hw(const Conv *cv)
 
 /* Batch statistics of a BN from the sums its convolution gathered. */
 static void
-bn_finish(BNorm *bn, int64_t M)
+bn_finish(BNorm *bn, int64_t M, float momentum)
 {
 	if (bn->sync) /* sums (and M) over every rank's batch */
 		syncbn_reduce_stats(bn->sync, bn->stats, bn->C, &M);
-	bn_stats_finish(bn->mean, bn->rstd, bn->run_mean, bn->run_var, bn->stats, bn->C, M, BN_MOMENTUM, BN_EPS);
+	bn_stats_finish(bn->mean, bn->rstd, bn->run_mean, bn->run_var, bn->stats, bn->C, M, momentum, BN_EPS);
 	for (int c = 0; c < bn->C; c++)
 		bn->scale[c] = bn->gamma[c] * bn->rstd[c];
 	(*bn->nbt)++;
@@ -708,7 +712,7 @@ conv_train(Model *m, Conv *cv, float *out, const float *x, const BNorm *in, BNor
 	ConvFuse f = { .in_mean = in ? in->mean : NULL, .in_scale = in ? in->scale : NULL,
 		       .in_shift = in ? in->beta : NULL, .out_stats = bn->stats };
 	conv2d_forward_fused(out, m->col, x, cv->w, NULL, n, &cv->s, &f);
-	bn_finish(bn, (int64_t)n * hw(cv));
+	bn_finish(bn, (int64_t)n * hw(cv), m->bn_momentum);
 }
 
 static void
@@ -754,16 +758,16 @@ encoder_forward_train(Model *m, const float *x, int n)
 }
 
 static void
-bn_train_plain(BNorm *bn, float *out, const float *inp, int n, int HW, int relu)
+bn_train_plain(BNorm *bn, float *out, const float *inp, int n, int HW, int relu, float momentum)
 {
 	if (bn->sync) {
 		syncbn_forward_train(bn->sync, out, bn->mean, bn->rstd, bn->run_mean, bn->run_var, inp, bn->gamma,
-		                     bn->beta, n, bn->C, HW, relu, BN_MOMENTUM, BN_EPS);
+		                     bn->beta, n, bn->C, HW, relu, momentum, BN_EPS);
 		(*bn->nbt)++;
 		return;
 	}
 	(relu ? bn_relu_forward_train : bn_forward_train)(out, bn->mean, bn->rstd, bn->run_mean, bn->run_var,
-	                                                  inp, bn->gamma, bn->beta, n, bn->C, HW, BN_MOMENTUM,
+	                                                  inp, bn->gamma, bn->beta, n, bn->C, HW, momentum,
 	                                                  BN_EPS);
 	(*bn->nbt)++;
 }
@@ -777,7 +781,7 @@ model_forward_train(Model *m, const float *x, int n)
 		Linear *l = &m->head[j];
 		linear_forward(m->hl[j], in, l->w, l->b, n, l->in, l->out);
 		if (j + 1 < m->nhead) {
-			bn_train_plain(&m->head_bn[j], m->ht[j], m->hl[j], n, 1, 1);
+			bn_train_plain(&m->head_bn[j], m->ht[j], m->hl[j], n, 1, 1, m->bn_momentum);
 			in = m->ht[j];
 		}
 	}
@@ -787,6 +791,35 @@ model_forward_train(Model *m, const float *x, int n)
 		return m->h_rows;
 	transpose(m->out_rows, m->hl[m->nhead - 1], m->cfg.proj_dim, n);
 	return m->out_rows;
+}
+
+/* Precise BatchNorm statistics: batch k of the pass blends its statistics
+ * in with momentum 1/(k+1), so that after the pass every running mean and
+ * variance is the plain average over the pass's batches (PyTorch's
+ * momentum=None, as fvcore's update_bn_stats uses it). */
+void
+model_precise_bn_begin(Model *m)
+{
+	ASSERT(m->mode == MODEL_TRAIN);
+	m->precise_batches = 0;
+}
+
+void
+model_precise_bn_batch(Model *m, const float *x, int n)
+{
+	ASSERT(m->precise_batches >= 0);
+	m->bn_momentum = 1.0f / (float)(m->precise_batches + 1);
+	model_forward_train(m, x, n);
+	m->precise_batches++;
+	m->bn_momentum = BN_MOMENTUM;
+}
+
+int64_t
+model_precise_bn_end(Model *m)
+{
+	int64_t k = m->precise_batches;
+	m->precise_batches = -1;
+	return k;
 }
 
 const float *

@@ -137,6 +137,16 @@ int    model_max_bn_channels(const Model *m);
 const float *model_forward_train_classify(Model *m, const float *x, int n);
 void   model_backward_classify(Model *m, const float *dlogits);
 
+/* Precise BatchNorm statistics (Wu & Johnson 2021, "Rethinking 'Batch' in
+ * BatchNorm"): between begin and end, each batch goes through training
+ * mode and the running statistics become the average of the batches'
+ * statistics (instead of a momentum-0.1 blend of the last few training
+ * batches). Weights are untouched; end returns the batches seen. The
+ * model must be MODEL_TRAIN. */
+void   model_precise_bn_begin(Model *m);
+void   model_precise_bn_batch(Model *m, const float *x, int n);
+int64_t model_precise_bn_end(Model *m);
+
 /* Eval mode (running statistics); nothing kept for backward. */
 const float *model_forward_eval(Model *m, const float *x, int n, ModelOutput which);
 
