@@ -27,6 +27,10 @@ PROJ_HIDDEN ?= 512
 PROJ_DIM    ?= 128
 BATCH       ?= 256
 EPOCHS      ?= 7
+# BUDGET=45m: train for that wall time instead of EPOCHS (ssl-train --budget);
+# ssl-decode then offers up to BUDGET_MAX_EPOCHS epochs
+BUDGET      ?=
+BUDGET_MAX_EPOCHS ?= 1000
 OPTIM       ?= sgd
 LR          ?= 0.06
 WD          ?= 5e-4
@@ -81,13 +85,20 @@ $(OUT)/preview.png: | $(OUT)/.dir
 	$(D) --quiet $(DECODE_FLAGS) --limit 8 $(TRAIN_INPUT) | $(A) --recipe $(RECIPE) --seed $(SEED) --views 6 \
 	  --preview $@ > /dev/null 2> $@.log
 
+# With BUDGET, ssl-train stops before the input ends, and ssl-decode and
+# ssl-augment die of SIGPIPE (status 141, no message): only ssl-train's
+# status counts then.
 $(OUT)/simclr.ssl: $(OUT)/monitor.images | $(OUT)/.dir
-	@echo "== pre-training $(ARCH) width $(WIDTH), $(EPOCHS) epochs (log: $@.log)"
-	@start=$$(date +%s); \
-	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) --shuffle --seed $(SEED) --epochs $(EPOCHS) $(TRAIN_INPUT) \
+	@echo "== pre-training $(ARCH) width $(WIDTH), $(if $(BUDGET),for $(BUDGET),$(EPOCHS) epochs) (log: $@.log)"
+	@start=$$(date +%s); set +o pipefail; \
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) --shuffle --seed $(SEED) \
+	    --epochs $(if $(BUDGET),$(BUDGET_MAX_EPOCHS),$(EPOCHS)) $(TRAIN_INPUT) \
 	  | $(A) --recipe $(RECIPE) --seed $(SEED) --threads 1 \
-	  | $(T) $(TRAIN_FLAGS) --progress --log $(OUT)/train.tsv --plot $(OUT)/curves.png \
-	      --monitor $(OUT)/monitor.images -o $@ 2> >(tee $@.log >&2); \
+	  | $(T) $(TRAIN_FLAGS) $(if $(BUDGET),--budget $(BUDGET)) --progress --log $(OUT)/train.tsv \
+	      --plot $(OUT)/curves.png --monitor $(OUT)/monitor.images -o $@ 2> >(tee $@.log >&2); \
+	s=("$${PIPESTATUS[@]}"); \
+	for i in 0 1; do [ "$${s[$$i]}" = 0 ] || { [ -n "$(BUDGET)" ] && [ "$${s[$$i]}" = 141 ]; } || exit "$${s[$$i]}"; done; \
+	[ "$${s[2]}" = 0 ] || exit "$${s[2]}"; \
 	echo $$(( $$(date +%s) - start )) > $(OUT)/train-seconds.txt
 
 $(OUT)/random.ssl: | $(OUT)/.dir
@@ -121,7 +132,7 @@ $(OUT)/random-linear-%pct.json: $(OUT)/random-train.emb $(OUT)/random-test.emb
 RESULTS := $(foreach m,$(MODELS),$(foreach p,$(PROBES),$(OUT)/$(m)-$(p).json))
 
 $(OUT)/report.md: $(RESULTS) $(OUT)/simclr-map.png $(OUT)/random-map.png $(OUT)/preview.png
-	scripts/report.sh $(OUT) "$(DATASET)" "$(ARCH) width $(WIDTH), $(STEM) stem, batch $(BATCH), $(EPOCHS) epochs, $(OPTIM) lr $(LR) wd $(WD), temperature $(TEMPERATURE)" "$(PROBES)"
+	scripts/report.sh $(OUT) "$(DATASET)" "$(ARCH) width $(WIDTH), $(STEM) stem, batch $(BATCH), $(if $(BUDGET),a budget of $(BUDGET),$(EPOCHS) epochs), $(OPTIM) lr $(LR) wd $(WD), temperature $(TEMPERATURE)" "$(PROBES)"
 
 clean-run:
 	rm -rf $(OUT)

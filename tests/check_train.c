@@ -300,6 +300,54 @@ START_TEST(test_tail_batches)
 }
 END_TEST
 
+/* --budget: the plan is fixed after the timed steps and recorded; a run
+ * interrupted while still timing records its estimate, and the resume keeps
+ * it. (How long a run takes is not asserted: that is for bench/.) */
+START_TEST(test_budget)
+{
+	Gen g = { .rpe = 12, .epochs = 400, .H = 8, .W = 8, .C = 3, .V = 2, .counts = 1, .cut = -1 };
+	TuResult r;
+	Checkpoint ck;
+	int64_t total;
+	write_views(tu_path("b.views"), &g);
+	tu_run_ok(&r, TINY " --budget 2s -o $TMP/b.ssl $TMP/b.views");
+	tu_assert_has(r.err, "as many steps as fit in --budget (planned after 25)");
+	tu_assert_has(r.err, "--budget 2s: ");
+	tu_assert_has(r.err, "the plan: ");
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("b.ssl"));
+	ck_assert_int_ge(ck.train.total_steps, 25);
+	ck_assert_int_le(ck.train.total_steps, 1200);
+	ck_assert_int_eq(ck.train.step, ck.train.total_steps);
+	checkpoint_free(&ck);
+	/* interrupted at step 10, before the plan: the checkpoint holds an estimate */
+	tu_run(&r, "SSL_FAULT_SIGNAL_AT_STEP=10 " TINY " --budget 2s -o $TMP/bi.ssl $TMP/b.views");
+	ck_assert_msg(r.status == 143, "exit %d:\n%s", r.status, r.err);
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("bi.ssl"));
+	ck_assert_int_eq(ck.train.step, 10);
+	total = ck.train.total_steps;
+	ck_assert_int_ge(total, 10);
+	checkpoint_free(&ck);
+	tu_run_ok(&r, TINY " --budget 2s --resume $TMP/bi.ssl -o $TMP/bi.ssl $TMP/b.views");
+	tu_assert_has(r.err, "a resumed run keeps the plan its checkpoint recorded");
+	tu_result_free(&r);
+	load_ok(&ck, tu_path("bi.ssl"));
+	ck_assert_int_eq(ck.train.total_steps, total);
+	ck_assert_int_eq(ck.train.step, total);
+	checkpoint_free(&ck);
+	/* the budget decides the steps */
+	tu_run(&r, TINY " --budget 2s --steps 5 -o $TMP/x.ssl $TMP/b.views");
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, "--budget and --steps: give one");
+	tu_result_free(&r);
+	tu_run(&r, TINY " --budget 45 -o $TMP/x.ssl $TMP/b.views");
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, "is not a duration such as 45m");
+	tu_result_free(&r);
+}
+END_TEST
+
 static const char *
 resume_line(const char *err)
 {
@@ -797,6 +845,7 @@ train_suite(void)
 	tcase_add_test(tc, test_loss_falls);
 	tcase_add_test(tc, test_last_short_batch);
 	tcase_add_test(tc, test_tail_batches);
+	tcase_add_test(tc, test_budget);
 	tcase_add_test(tc, test_sigterm_at_step_then_resume);
 	tcase_add_test(tc, test_real_sigterm_on_pipe);
 	tcase_add_test(tc, test_nan_stops);

@@ -39,6 +39,23 @@ START_TEST(test_parse_f64)
 }
 END_TEST
 
+START_TEST(test_parse_duration)
+{
+	char err[128];
+	double v;
+	static const struct { const char *s; double want; } ok[] = {
+		{ "45m", 2700 }, { "2h", 7200 }, { "1h30m", 5400 }, { "90s", 90 }, { "2.5h", 9000 }, { "1m30s", 90 },
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+		ck_assert_msg(parse_duration(ok[i].s, &v, err, sizeof err) == 0, "%s: %s", ok[i].s, err);
+		ck_assert_msg(v == ok[i].want, "%s: %g", ok[i].s, v);
+	}
+	static const char *bad[] = { "", "45", "m", "45x", "-5m", "0s", "1h-5m", "nanm", "1e9h" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(parse_duration(bad[i], &v, err, sizeof err) == -1, "'%s' accepted", bad[i]);
+}
+END_TEST
+
 START_TEST(test_parse_hw_labels)
 {
 	char err[128];
@@ -200,6 +217,7 @@ util_suite(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_parse_i64);
 	tcase_add_test(tc, test_parse_f64);
+	tcase_add_test(tc, test_parse_duration);
 	tcase_add_test(tc, test_parse_hw_labels);
 	tcase_add_test(tc, test_rng_keyed);
 	tcase_add_test(tc, test_rng_moments);

@@ -44,7 +44,7 @@ __asan_default_options(void)
 
 enum {
 	OPT_ARCH = 256, OPT_STEM, OPT_WIDTH, OPT_ZIR, OPT_PROJ_LAYERS, OPT_PROJ_HIDDEN, OPT_PROJ_DIM, OPT_OBJECTIVE,
-	OPT_INIT, OPT_BATCH, OPT_MIN_TAIL, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
+	OPT_INIT, OPT_BATCH, OPT_MIN_TAIL, OPT_BUDGET, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
 	OPT_WARMUP_EPOCHS, OPT_WARMUP_STEPS, OPT_STEPS, OPT_SEED, OPT_CKPT_EVERY, OPT_RESUME, OPT_LOG,
 	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_SYNC_BN, OPT_TIMEOUT, OPT_VERBOSE,
 	OPT_INIT_FROM, OPT_EPOCHS, OPT_END
@@ -64,6 +64,7 @@ static const struct option longopts[] = {
 	{ "init-from", required_argument, NULL, OPT_INIT_FROM },
 	{ "batch", required_argument, NULL, OPT_BATCH },
 	{ "min-tail", required_argument, NULL, OPT_MIN_TAIL },
+	{ "budget", required_argument, NULL, OPT_BUDGET },
 	{ "temperature", required_argument, NULL, OPT_TEMP },
 	{ "optim", required_argument, NULL, OPT_OPTIM },
 	{ "lr", required_argument, NULL, OPT_LR },
@@ -137,6 +138,8 @@ usage(FILE *fp)
 	        "  --warmup-steps N          warm-up in steps (overrides --warmup-epochs)\n"
 	        "  --steps N                 schedule length in steps (default: from the stream header);\n"
 	        "                            0 writes the untrained model (random-init baseline)\n"
+	        "  --budget DURATION         train for this wall time (e.g. 45m, 2h, 1h30m): the schedule is\n"
+	        "                            laid over the steps that fit, measured on the first 25\n"
 	        "  --seed N                  initialisation seed (0)\n"
 	        "  --checkpoint-every N[e]   checkpoint every N steps, or every N epochs with e (1e)\n"
 	        "  --resume MODEL            continue the run saved in MODEL exactly\n"
@@ -227,6 +230,7 @@ parse_options(int argc, char **argv, Options *o)
 		case OPT_INIT_FROM: o->init_from = optarg; break;
 		case OPT_BATCH: s->batch = (int)opt_i64("--batch", optarg, 1, 1 << 16); break;
 		case OPT_MIN_TAIL: s->min_tail = (int)opt_i64("--min-tail", optarg, 1, 1 << 16); break;
+		case OPT_BUDGET: s->budget_s = opt_duration("--budget", optarg); break;
 		case OPT_TEMP: s->temperature = opt_f64("--temperature", optarg, 1e-4, 1e4); break;
 		case OPT_OPTIM: {
 			OptimKind k;
@@ -319,6 +323,12 @@ parse_options(int argc, char **argv, Options *o)
 		die_usage("--resume with --steps 0 makes nothing");
 	if (o->plot && !s->log_path)
 		die_usage("--plot needs --log");
+	if (s->budget_s > 0 && o->given[OPT_STEPS])
+		die_usage("--budget and --steps: give one (the budget decides the steps)");
+	if (s->budget_s > 0 && o->resume) {
+		note("--budget: a resumed run keeps the plan its checkpoint recorded");
+		s->budget_s = 0;
+	}
 }
 
 /* With --resume the run's settings come from the checkpoint; a setting

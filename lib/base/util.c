@@ -235,6 +235,45 @@ parse_f64(const char *s, double min, double max, double *out, char *err, size_t 
 }
 
 int
+parse_duration(const char *s, double *out, char *err, size_t errlen)
+{
+	const char *p = s;
+	double total = 0;
+	if (!s || !*s) {
+		snprintf(err, errlen, "empty duration");
+		return -1;
+	}
+	while (*p) {
+		char *end;
+		double v;
+		errno = 0;
+		v = strtod(p, &end);
+		if (end == p || !(v >= 0) || errno == ERANGE || !strchr("hms", *end) || !*end) {
+			snprintf(err, errlen, "'%s' is not a duration such as 45m, 2h, 1h30m or 90s", s);
+			return -1;
+		}
+		total += v * (*end == 'h' ? 3600 : *end == 'm' ? 60 : 1);
+		p = end + 1;
+	}
+	if (!(total > 0) || total > 1e8) {
+		snprintf(err, errlen, "'%s' is not a duration above 0 (and under three years)", s);
+		return -1;
+	}
+	*out = total;
+	return 0;
+}
+
+double
+opt_duration(const char *opt, const char *s)
+{
+	char err[256];
+	double v;
+	if (parse_duration(s, &v, err, sizeof err) < 0)
+		die_usage("%s: %s", opt, err);
+	return v;
+}
+
+int
 parse_hw(const char *s, int max, int *h, int *w, char *err, size_t errlen)
 {
 	char buf[64];

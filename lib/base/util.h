@@ -64,6 +64,10 @@ int parse_label_spec(const char *s, double *frac, int64_t *per_class, char *err,
 /* The same, but die_usage() naming the option on failure: for tools' option parsing. */
 int64_t opt_i64(const char *opt, const char *s, int64_t min, int64_t max);
 double  opt_f64(const char *opt, const char *s, double min, double max);
+/* A duration: one or more NUMBER followed by h, m or s ("45m", "1h30m",
+ * "2.5h", "90s"); seconds, > 0. opt_duration exits 2 with a message. */
+int     parse_duration(const char *s, double *out, char *err, size_t errlen);
+double  opt_duration(const char *opt, const char *s);
 
 /* Replaces control characters in s with '?': strings from the input that
  * appear in a message must not break the one-line message or reach the

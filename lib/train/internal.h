@@ -98,6 +98,12 @@ struct Trainer {
 	/* reporting */
 	Progress      prog;
 	double        t_start;
+	double        t_begin;              /* trainer_new: --budget counts from here */
+	int           planning;             /* --budget: 1 until the steps that fit are known (budget.c) */
+	double        probe_t0;             /* --budget: the timed steps start here */
+	int64_t       probe_step0;
+	double        mon_eval_s;           /* one monitor evaluation, seconds */
+	double        save_s;               /* one checkpoint, seconds */
 	int64_t       step_start, images;
 	double        last_loss, last_acc;
 	float         last_lr;
@@ -143,6 +149,13 @@ int    monitor_load(Trainer *t, char *err, size_t errlen);
 double monitor_eval(Trainer *t, Model *m);
 void   monitor_baseline(Trainer *t);
 void   monitor_verdict(Trainer *t);
+
+/* budget.c */
+#define BUDGET_UNPLANNED ((int64_t)1 << 40) /* the total while --budget times its first steps */
+int64_t budget_steps(const Trainer *t);
+void    budget_after_step(Trainer *t);       /* collective once: when the plan is fixed */
+void    budget_describe_steps(const Trainer *t, char *buf, size_t len);
+void    budget_report(const Trainer *t);
 
 /* save.c (collective) */
 int  save_checkpoint(Trainer *t, char *err, size_t errlen);

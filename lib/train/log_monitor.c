@@ -244,7 +244,8 @@ monitor_baseline(Trainer *t)
 		t->mon_base = monitor_eval(t, r);
 		model_free(r);
 	}
-	t->row_t0 += now_seconds() - t0; /* the monitor's time is not training time */
+	t->mon_eval_s = now_seconds() - t0;
+	t->row_t0 += t->mon_eval_s; /* the monitor's time is not training time */
 	note("kNN monitor before training: top-1 %.2f%% (%s)", 100 * t->mon_base,
 	     t->step > 0 || !(t->s.init || t->s.init_from) ? "random init" : "the starting encoder");
 }

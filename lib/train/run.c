@@ -11,10 +11,12 @@
 static void
 show_progress(Trainer *t, int final)
 {
-	char extra[192];
+	char extra[192], of[32] = "";
 	double el = now_seconds() - t->t_start;
-	snprintf(extra, sizeof extra, "epoch %lld step %lld/%lld loss %.4f lr %.4g %.0f img/s", (long long)t->batch_epoch,
-	         (long long)t->step, (long long)t->total, t->last_loss, t->last_lr, el > 0 ? t->images / el : 0.0);
+	if (!t->planning)
+		snprintf(of, sizeof of, "/%lld", (long long)t->total);
+	snprintf(extra, sizeof extra, "epoch %lld step %lld%s loss %.4f lr %.4g %.0f img/s", (long long)t->batch_epoch,
+	         (long long)t->step, of, t->last_loss, t->last_lr, el > 0 ? t->images / el : 0.0);
 	if (final)
 		progress_finish(&t->prog, t->step - t->step_start, extra);
 	else
@@ -34,7 +36,8 @@ end_epoch(Trainer *t, char *err, size_t errlen)
 			t->mon_first = t->mon_last;
 		t->row.monitor = t->mon_last;
 		t->row_pending = 1;
-		t->row_t0 += now_seconds() - t0; /* the monitor's time is not training time */
+		t->mon_eval_s = now_seconds() - t0;
+		t->row_t0 += t->mon_eval_s; /* the monitor's time is not training time */
 		note("epoch %lld: kNN monitor top-1 %.2f%% (%lld queries)", (long long)done_epoch, 100 * t->mon_last,
 		     (long long)t->mon_nq);
 	} else if (t->step > 0) {
@@ -197,15 +200,16 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 	char werr[512] = "";
 	t->t_start = t->row_t0 = now_seconds();
 	t->step_start = t->step;
-	progress_init(&t->prog, "train", "steps", t->total - t->step, t->s.progress, t->s.quiet);
+	progress_init(&t->prog, "train", "steps", t->planning ? -1 : t->total - t->step, t->s.progress, t->s.quiet);
 	{
-		char per[64] = "";
+		char per[64] = "", steps[64];
 		const OptimConfig *oc = t->s.resume ? &t->s.resume->optim : &t->s.optim;
-		if (t->spe > 0 && t->epochs > 0)
+		if (t->spe > 0 && t->epochs > 0 && !t->planning)
 			snprintf(per, sizeof per, " (%lld per epoch x %lld epochs)", (long long)t->spe, (long long)t->epochs);
-		note("%s %s width %d, %dx%dx%d, %.3fM parameters; %lld steps of %d %s%s; %s lr %.4g, warm-up %lld steps",
+		budget_describe_steps(t, steps, sizeof steps);
+		note("%s %s width %d, %dx%dx%d, %.3fM parameters; %s of %d %s%s; %s lr %.4g, warm-up %lld steps",
 		     model_arch_name(t->cfg.arch), model_stem_name(t->cfg.stem), t->cfg.width, t->H, t->W, t->C,
-		     params_count(model_params(t->m)) / 1e6, (long long)t->total, t->B,
+		     params_count(model_params(t->m)) / 1e6, steps, t->B,
 		     t->s.objective == OBJECTIVE_SIMCLR ? "pairs" : "images", per, optim_kind_name(oc->kind), t->lr_base,
 		     (long long)t->warmup);
 	}
@@ -228,6 +232,7 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 	log_flush_row(t);
 	show_progress(t, 1);
 	monitor_verdict(t);
+	budget_report(t);
 	if (t->mpi)
 		comm_report(t);
 	if (t->step < t->total && t->rank == 0)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "base/parallel.h"
+#include "base/util.h"
 
 static void
 fill_meta(Trainer *t)
@@ -21,8 +22,9 @@ fill_meta(Trainer *t)
 	tr->epoch = t->epoch;
 	tr->epoch_records = t->epoch_records; /* a resumed run still skipping keeps its place: it starts there */
 	tr->first_epoch = t->first_epoch;
-	tr->total_steps = t->total;
-	tr->warmup_steps = t->warmup;
+	/* a --budget run still timing its steps records its estimate: a resume keeps that plan */
+	tr->total_steps = t->planning ? budget_steps(t) : t->total;
+	tr->warmup_steps = t->warmup < tr->total_steps ? t->warmup : tr->total_steps;
 	tr->records_per_epoch = t->rpe;
 	tr->epochs = t->epochs;
 	tr->batch = t->B;
@@ -53,7 +55,9 @@ save_checkpoint(Trainer *t, char *err, size_t errlen)
 	}
 	if (t->rank == 0) {
 		fill_meta(t);
+		double t0 = now_seconds();
 		rc = checkpoint_save(t->s.out_path, &t->meta, t->m, t->o, err, errlen) < 0 ? -1 : 0;
+		t->save_s = now_seconds() - t0;
 	}
 	dist_bcast(t->d, &rc, sizeof rc, 0, DIST_SETUP);
 	if (rc < 0 && t->rank != 0)

@@ -172,6 +172,7 @@ step_train(Trainer *t, char *err, size_t errlen)
 		return -1;
 	}
 	t->step++;
+	budget_after_step(t);
 	t->last_loss = loss;
 	t->last_acc = acc;
 	t->last_lr = lr;

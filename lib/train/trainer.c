@@ -89,7 +89,10 @@ plan_schedule(Trainer *t, int64_t grpe, char *err, size_t errlen)
 	t->rpe = grpe > 0 ? grpe : -1;
 	t->epochs = t->hdr->epochs > 0 ? t->hdr->epochs : -1;
 	t->spe = steps_per_epoch(t, t->rpe);
-	if (s->steps >= 0)
+	if (s->budget_s > 0) {
+		t->planning = 1; /* budget.c sets the total once steps are timed */
+		t->total = BUDGET_UNPLANNED;
+	} else if (s->steps >= 0)
 		t->total = s->steps;
 	else if (t->spe > 0 && t->epochs > 0)
 		t->total = t->spe * t->epochs;
@@ -229,6 +232,7 @@ trainer_new(const TrainSetup *s, StreamReader *in, char *err, size_t errlen)
 	int D, ok, shared = 0;
 	int64_t grpe;
 	t->s = *s;
+	t->t_begin = now_seconds();
 	t->in = in;
 	t->hdr = stream_reader_header(in);
 	t->mpi = s->dist != NULL;

@@ -56,6 +56,7 @@ typedef struct {
 	double         warmup_epochs;
 	int64_t        warmup_steps;    /* >= 0 overrides warmup_epochs */
 	int64_t        steps;           /* >= 0: the schedule length (--steps); -1: from the header */
+	double         budget_s;        /* > 0: as many steps as fit in this wall time (--budget) */
 	double         temperature;
 	uint64_t       seed;
 	int            nnorm;           /* 0: normalisation computed from the first batch */
