@@ -1648,6 +1648,70 @@ START_TEST(test_train_sigkill_resume)
 }
 END_TEST
 
+/* ------------------------------------------------- round two (issue 19) */
+
+/* A tar of one good PNG under cat/ plus the given member, decoded; the
+ * result in r (stdout: ssl-info's report). */
+static void
+decode_tar_with(TuResult *r, const char *name, Buf *t)
+{
+	const char *path = tu_path("r2.tar");
+	TwBuf ok = good_png(3);
+	Buf all = { 0 };
+	tar_file(&all, "cat/0-good.png", ok.data, ok.len);
+	buf_add(&all, t->p, t->n);
+	tar_end(&all);
+	write_buf(path, &all);
+	run_bounded(r, name, "ssl-decode '%s' | ssl-info", path);
+	free(all.p);
+	free(ok.data);
+}
+
+/* 1: a member path of 2,040 components: no recursion on its depth. */
+START_TEST(test_deep_member_path)
+{
+	char name[4096];
+	Buf t = { 0 };
+	TwBuf ok = good_png(5);
+	TuResult r;
+	for (int i = 0; i < 2040; i++)
+		memcpy(name + 2 * i, "d/", 2);
+	name[4080] = '\0';
+	tar_header(&t, name, '5', 0, NULL);
+	memcpy(name + 4080, "x.png", 6);
+	tar_file(&t, name, ok.data, ok.len);
+	decode_tar_with(&r, "deep member path", &t);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.out, "\nrecords: 2\n") != NULL, "%s", r.out);
+	tu_result_free(&r);
+	free(t.p);
+	free(ok.data);
+}
+END_TEST
+
+/* 11: a member path over 4,095 bytes is skipped with a warning, never cut
+ * into another (unlabelled) path. */
+START_TEST(test_long_member_path)
+{
+	char name[4300];
+	Buf t = { 0 };
+	TwBuf ok = good_png(5);
+	TuResult r;
+	memset(name, 'a', sizeof name);
+	memcpy(name, "cls/", 4);
+	memcpy(name + 4095, "/x.png", 7);
+	tar_file(&t, name, ok.data, ok.len);
+	decode_tar_with(&r, "long member path", &t);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.out, "\nrecords: 1\n") != NULL, "%s", r.out);
+	tu_assert_has(r.err, "path over 4095 bytes");
+	tu_assert_has(r.err, "skipped 1 of 2 members: 1 unreadable");
+	tu_result_free(&r);
+	free(t.p);
+	free(ok.data);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -1656,6 +1720,7 @@ hostile_suite(void)
 	TCase *bulk = tcase_create("bulk");
 	TCase *pipes = tcase_create("pipes");
 	TCase *faults = tcase_create("faults");
+	TCase *round2 = tcase_create("round2");
 	tcase_set_timeout(tc, 30);
 	tcase_add_loop_test(tc, test_case, 0, NCASES);
 	tcase_set_timeout(bulk, 30);
@@ -1667,12 +1732,16 @@ hostile_suite(void)
 	tcase_add_test(pipes, test_cut_stream);
 	tcase_add_test(pipes, test_producer_killed);
 	tcase_add_test(pipes, test_producer_fails);
+	tcase_set_timeout(round2, 30);
+	tcase_add_test(round2, test_deep_member_path);
+	tcase_add_test(round2, test_long_member_path);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, bulk);
 	suite_add_tcase(s, faults);
 	suite_add_tcase(s, pipes);
+	suite_add_tcase(s, round2);
 	return s;
 }
 

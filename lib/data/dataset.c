@@ -272,36 +272,35 @@ class_of(Dataset *d, const char *path)
 	return *v;
 }
 
+/* Notes path as a folder, and every folder above it (a loop, not a
+ * recursion: the depth is the input's to choose). */
 static void
 dir_note(Dataset *d, const char *path, int flag)
 {
-	int isnew, *v;
-	char parent[4096];
-	const char *slash;
-	if (!*path)
-		return;
-	v = strmap_find(&d->dirs, path, 1, 0, &isnew);
-	*v |= flag;
-	if (!isnew)
-		return;
-	slash = strrchr(path, '/');
-	if (!slash || (size_t)(slash - path) >= sizeof parent)
-		return;
-	memcpy(parent, path, (size_t)(slash - path));
-	parent[slash - path] = '\0';
-	dir_note(d, parent, DIR_HAS_SUBDIR);
+	char *p = xstrdup(path), *slash;
+	for (;;) {
+		int isnew, *v;
+		if (!*p)
+			break;
+		v = strmap_find(&d->dirs, p, 1, 0, &isnew);
+		*v |= flag;
+		if (!isnew || !(slash = strrchr(p, '/')))
+			break;
+		*slash = '\0';
+		flag = DIR_HAS_SUBDIR;
+	}
+	free(p);
 }
 
 static void
 note_member_dir(Dataset *d, const char *path)
 {
-	const char *slash = strrchr(path, '/');
-	char parent[4096];
-	if (!slash || (size_t)(slash - path) >= sizeof parent)
-		return;
-	memcpy(parent, path, (size_t)(slash - path));
-	parent[slash - path] = '\0';
-	dir_note(d, parent, DIR_HAS_MEMBER);
+	char *parent = xstrdup(path), *slash = strrchr(parent, '/');
+	if (slash) {
+		*slash = '\0';
+		dir_note(d, parent, DIR_HAS_MEMBER);
+	}
+	free(parent);
 }
 
 static int
@@ -696,6 +695,8 @@ archive_slurp(struct archive *a, int64_t size, int sniff, uint8_t **out, size_t 
 	return 0;
 }
 
+/* The member path without leading "/" and "./" and trailing "/"; NULL when
+ * it does not fit in buf. */
 static const char *
 clean_member_path(const char *p, char *buf, size_t len)
 {
@@ -708,6 +709,8 @@ clean_member_path(const char *p, char *buf, size_t len)
 		else
 			break;
 	}
+	if (strlen(p) >= len)
+		return NULL;   /* never cut: a cut path names another file, or none */
 	snprintf(buf, len, "%s", p);
 	n = strlen(buf);
 	while (n > 0 && buf[n - 1] == '/')
@@ -750,7 +753,15 @@ read_archive(Dataset *d, const char *path)
 			name = archive_entry_pathname_utf8(e);
 		if (!name)
 			continue;
-		clean_member_path(name, member, sizeof member);
+		if (!clean_member_path(name, member, sizeof member)) {
+			if (archive_entry_filetype(e) == AE_IFDIR)
+				continue;   /* its members say it */
+			snprintf(member, sizeof member, "%.64s...", name);
+			snprintf(last, sizeof last, "%s", member);
+			d->members++;
+			rc = skip(d, SKIP_UNREADABLE, member, "path over %zu bytes", sizeof member - 1);
+			continue;
+		}
 		snprintf(last, sizeof last, "%s", member);
 		if (r == ARCHIVE_FAILED || r == ARCHIVE_RETRY) {
 			if (!is_junk_path(member)) {
