@@ -1712,6 +1712,94 @@ START_TEST(test_long_member_path)
 }
 END_TEST
 
+/* A stream of one kind holding one record whose tensor `name` has the
+ * given shape (|u1, or <f4 for embeddings) and matching data. */
+static void
+write_shaped_stream(const char *path, const char *kind, const char *name, const int64_t *shape, int ndim)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	size_t n = 1;
+	int f4 = strcmp(kind, "embeddings") == 0;
+	uint8_t *d;
+	for (int i = 0; i < ndim; i++)
+		n *= (size_t)shape[i];
+	n *= f4 ? 4 : 1;
+	d = calloc(1, n + 1);
+	ck_assert_ptr_nonnull(d);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 3);
+	pk_str(&pk, "format");
+	pk_str(&pk, "ssl-stream");
+	pk_str(&pk, "version");
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_int(&pk, 1);
+	msgpack_pack_int(&pk, 0);
+	pk_str(&pk, "kind");
+	pk_str(&pk, kind);
+	msgpack_pack_map(&pk, 4);
+	pk_str(&pk, "id");
+	msgpack_pack_int(&pk, 3);
+	pk_str(&pk, "label");
+	msgpack_pack_int(&pk, -1);
+	pk_str(&pk, "epoch");
+	msgpack_pack_int(&pk, 0);
+	pk_str(&pk, name);
+	msgpack_pack_map(&pk, 3);
+	pk_str(&pk, "dtype");
+	pk_str(&pk, f4 ? "<f4" : "|u1");
+	pk_str(&pk, "shape");
+	msgpack_pack_array(&pk, (size_t)ndim);
+	for (int i = 0; i < ndim; i++)
+		msgpack_pack_int64(&pk, shape[i]);
+	pk_str(&pk, "data");
+	msgpack_pack_bin(&pk, n);
+	msgpack_pack_bin_body(&pk, d, n);
+	pk_trailer(&pk, 1);
+	tu_write_file(path, sb.data, sb.size);
+	msgpack_sbuffer_destroy(&sb);
+	free(d);
+}
+
+/* 2: zero-sized images, views and embeddings are refused by the stream
+ * reader, so by every tool, with one message naming the record (ssl-encode
+ * --resize read out of bounds; ssl-encode without it embedded garbage). */
+START_TEST(test_zero_sized_tensors)
+{
+	static const struct {
+		const char *kind, *name, *cmd;
+		int64_t     shape[4];
+		int         ndim;
+	} zc[] = {
+		{ "images", "image", "ssl-encode --resize -m '%s' '%s'", { 0, 60000, 3 }, 3 },
+		{ "images", "image", "ssl-encode --resize -m '%s' '%s'", { 0, 8, 3 }, 3 },
+		{ "images", "image", "ssl-encode --resize -m '%s' '%s'", { 8, 0, 3 }, 3 },
+		{ "images", "image", "ssl-encode -m '%s' '%s'", { 8, 8, 0 }, 3 },
+		{ "images", "image", "ssl-augment --recipe cifar '%.0s%s'", { 0, 8, 3 }, 3 },
+		{ "images", "image", "ssl-info '%.0s%s'", { 8, 0, 3 }, 3 },
+		{ "views", "views", "ssl-train --batch 2 --steps 1 -o '%s.out' '%s'", { 2, 0, 8, 3 }, 4 },
+		{ "views", "views", "ssl-info '%.0s%s'", { 0, 8, 8, 3 }, 4 },
+		{ "embeddings", "embedding", "ssl-plot embed -o '%s.png' '%s'", { 0 }, 1 },
+		{ "embeddings", "embedding", "ssl-probe --train '%.0s%s' --test '%2$s'", { 0 }, 1 },
+	};
+	const char *model = tu_path("model.ssl"), *in = tu_path("zero.ssl");
+	write_checkpoint(model);
+	for (size_t i = 0; i < sizeof zc / sizeof zc[0]; i++) {
+		char cmd[1200], tool[32];
+		TuResult r;
+		write_shaped_stream(in, zc[i].kind, zc[i].name, zc[i].shape, zc[i].ndim);
+		snprintf(cmd, sizeof cmd, zc[i].cmd, model, in);
+		sscanf(cmd, "%31s", tool);
+		run_bounded(&r, tool, "%s > /dev/null", cmd);
+		ck_assert_msg(r.status == 1, "%s: status %d: %s", cmd, r.status, r.err);
+		ck_assert_msg(count_lines(r.err) == 1 && strstr(r.err, ": record 1 (id 3): tensor '") &&
+		              strstr(r.err, "holds no empty ones"), "%s: '%s'", cmd, r.err);
+		tu_result_free(&r);
+	}
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -1735,6 +1823,7 @@ hostile_suite(void)
 	tcase_set_timeout(round2, 30);
 	tcase_add_test(round2, test_deep_member_path);
 	tcase_add_test(round2, test_long_member_path);
+	tcase_add_test(round2, test_zero_sized_tensors);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);
 	suite_add_tcase(s, tc);
