@@ -1109,7 +1109,36 @@ c_ck_stream(Expect *e)
 	write_images(e->input, 2);
 }
 
+/* 3: a PNG whose ancillary chunk declares 600 MiB in a file of a few hundred
+ * bytes (libpng allocated it all). */
+static void
+png_chunk_bomb(Expect *e, const char *type, const char *member)
+{
+	TwBuf ok = good_png(2), b;
+	uint8_t chunk[12 + 16];
+	ck_assert(memcmp(ok.data + 12, "IHDR", 4) == 0);
+	b.len = 33 + sizeof chunk + 64;
+	b.data = calloc(1, b.len);
+	ck_assert_ptr_nonnull(b.data);
+	memcpy(b.data, ok.data, 33);   /* signature and IHDR */
+	put_be32(chunk, 600u << 20);
+	memcpy(chunk + 4, type, 4);
+	memcpy(chunk + 8, "Comment\0hello!!", 16);
+	put_be32(chunk + 24, crc32_of(chunk + 4, 20));
+	memcpy(b.data + 33, chunk, sizeof chunk);
+	free(ok.data);
+	bad_member(e, member, b, "truncated PNG data");
+	e->rss_mib = 64;
+}
+
+static void c_png_text_600m(Expect *e) { png_chunk_bomb(e, "tEXt", "cat/text.png"); }
+static void c_png_ztxt_600m(Expect *e) { png_chunk_bomb(e, "zTXt", "cat/ztxt.png"); }
+static void c_png_private_600m(Expect *e) { png_chunk_bomb(e, "prVt", "cat/private.png"); }
+
 static const Case cases[] = {
+	{ "png tEXt claims 600 MiB", c_png_text_600m },
+	{ "png zTXt claims 600 MiB", c_png_ztxt_600m },
+	{ "png private chunk claims 600 MiB", c_png_private_600m },
 	{ "jpeg truncated", c_jpeg_truncated },
 	{ "jpeg without scans", c_jpeg_header_only },
 	{ "png truncated", c_png_truncated },
