@@ -1829,6 +1829,77 @@ START_TEST(test_zero_sized_tensors)
 }
 END_TEST
 
+/* b with a chunk inserted before its first IDAT. */
+static void
+png_insert_chunk(TwBuf *b, const char *type, const void *data, uint32_t n)
+{
+	size_t at = 8;
+	uint8_t *nb;
+	while (at + 8 <= b->len && memcmp(b->data + at + 4, "IDAT", 4) != 0)
+		at += 12 + ((size_t)b->data[at] << 24 | (size_t)b->data[at + 1] << 16 | (size_t)b->data[at + 2] << 8 |
+		            b->data[at + 3]);
+	ck_assert(at + 8 <= b->len);
+	nb = malloc(b->len + 12 + n);
+	ck_assert_ptr_nonnull(nb);
+	memcpy(nb, b->data, at);
+	put_be32(nb + at, n);
+	memcpy(nb + at + 4, type, 4);
+	memcpy(nb + at + 8, data, n);
+	put_be32(nb + at + 8 + n, crc32_of(nb + at + 4, 4 + n));
+	memcpy(nb + at + 12 + n, b->data + at, b->len - at);
+	free(b->data);
+	b->data = nb;
+	b->len += 12 + n;
+}
+
+/* 6: palette, grey and RGB PNGs with transparency (tRNS) decode to their
+ * colours, alpha dropped (they were refused: "4 channels"). */
+START_TEST(test_png_trns)
+{
+	static const uint8_t pal[4 * 3] = { 10, 20, 30, 40, 50, 60, 70, 80, 90, 200, 210, 220 };
+	static const uint8_t pal_alpha[4] = { 0, 128, 255, 7 }, grey_key[2] = { 0, 5 }, rgb_key[6] = { 0, 1, 0, 2, 0, 3 };
+	uint8_t idx[IH * IW], px[IH * IW * 3], want[IH * IW * 3];
+	const char *path = tu_path("trns.png"), *out = tu_path("trns.ssl");
+	for (int t = 0; t < 3; t++) {
+		TwBuf b;
+		TuResult r;
+		StreamReader *sr;
+		Record rec;
+		const Tensor *im;
+		char err[256];
+		int c = t == 1 ? 1 : 3;
+		for (int i = 0; i < IH * IW; i++)
+			idx[i] = (uint8_t)(i % 4);
+		tw_pattern(px, IH, IW, 3, 7);
+		if (t == 0) {
+			b = tw_png(idx, IH, IW, PNG_COLOR_TYPE_PALETTE, 8, pal, 4, 0);
+			png_insert_chunk(&b, "tRNS", pal_alpha, sizeof pal_alpha);
+			for (int i = 0; i < IH * IW; i++)
+				memcpy(want + 3 * i, pal + 3 * idx[i], 3);
+		} else if (t == 1) {
+			b = tw_png(idx, IH, IW, PNG_COLOR_TYPE_GRAY, 8, NULL, 0, 0);
+			png_insert_chunk(&b, "tRNS", grey_key, sizeof grey_key);
+			memcpy(want, idx, sizeof idx);
+		} else {
+			b = tw_png(px, IH, IW, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+			png_insert_chunk(&b, "tRNS", rgb_key, sizeof rgb_key);
+			memcpy(want, px, sizeof px);
+		}
+		tu_write_file(path, b.data, b.len);
+		free(b.data);
+		run_bounded(&r, "png tRNS", "ssl-decode --strict '%s' > '%s'", path, out);
+		ck_assert_msg(r.status == 0, "case %d: status %d: %s", t, r.status, r.err);
+		tu_result_free(&r);
+		sr = stream_reader_open_path(out);
+		ck_assert_int_eq(stream_reader_next(sr, &rec), 1);
+		im = record_tensor(&rec, "image", DTYPE_U8, 3, err, sizeof err);
+		ck_assert_msg(im && im->shape[0] == IH && im->shape[1] == IW && im->shape[2] == c, "case %d: %s", t, err);
+		ck_assert_msg(memcmp(im->data, want, (size_t)(IH * IW * c)) == 0, "case %d: other pixels", t);
+		stream_reader_close(sr);
+	}
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -1853,6 +1924,7 @@ hostile_suite(void)
 	tcase_add_test(round2, test_deep_member_path);
 	tcase_add_test(round2, test_long_member_path);
 	tcase_add_test(round2, test_zero_sized_tensors);
+	tcase_add_test(round2, test_png_trns);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);
 	suite_add_tcase(s, tc);

@@ -321,7 +321,9 @@ decode_png(const uint8_t *buf, size_t len, int64_t max_pixels, Image *out, char 
 		png_set_palette_to_rgb(png);
 	if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8)
 		png_set_expand_gray_1_2_4_to_8(png);
-	if (ctype & PNG_COLOR_MASK_ALPHA)
+	/* tRNS (palette, grey or RGB with a transparent colour) expands to an
+	 * alpha channel like a real one: both are dropped */
+	if ((ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
 		png_set_strip_alpha(png);
 	png_set_interlace_handling(png);
 	png_read_update_info(png, info);
