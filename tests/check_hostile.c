@@ -1320,9 +1320,11 @@ START_TEST(test_absurd_paths)
 	run_bounded(&r, "absurd paths", "cd '%s' && ssl-decode '%s' | ssl-info", tu_tmpdir(), path);
 	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
 	/* kept: abs/root.png, the long one (its 2995-byte folder name is no
-	 * class), dot/ok.png; "../" paths hold a ".." component: hidden, skipped */
-	ck_assert_msg(strstr(r.out, "\nrecords: 3\n") != NULL, "%s", r.out);
-	ck_assert_msg(strstr(r.out, "\nclasses: 2\n") && strstr(r.out, " abs: 1") && strstr(r.out, " dot: 1"), "%s", r.out);
+	 * class), dot/ok.png, link/hard.png (a copy of abs/root.png); "../"
+	 * paths hold a ".." component: hidden, skipped */
+	ck_assert_msg(strstr(r.out, "\nrecords: 4\n") != NULL, "%s", r.out);
+	ck_assert_msg(strstr(r.out, "\nclasses: 3\n") && strstr(r.out, " abs: 1") && strstr(r.out, " dot: 1") &&
+	              strstr(r.out, " link: 1"), "%s", r.out);
 	for (char *p = r.err; *p; p++)
 		ck_assert_msg(*p == '\n' || (unsigned char)*p >= 0x20, "control byte 0x%02x on stderr", *p);
 	ck_assert_msg(strstr(r.err, "ctl/bad??[2Jname.png: ") != NULL, "%s", r.err);
@@ -1900,6 +1902,30 @@ START_TEST(test_png_trns)
 }
 END_TEST
 
+/* 7: hard links in a tar are images like the files they link to (a tree
+ * gave 3 records as a folder, 2 as its tarball); a link to nothing kept
+ * is a skipped member, never a silent loss. */
+START_TEST(test_tar_hard_links)
+{
+	Buf t = { 0 };
+	TuResult r;
+	TwBuf b = good_png(8);
+	tar_file(&t, "dog/1.png", b.data, b.len);
+	tar_header(&t, "dog/2.png", '1', 0, "dog/1.png");
+	tar_header(&t, "fox/3.png", '1', 0, "./cat/0-good.png");
+	tar_header(&t, "fox/4.png", '1', 0, "cat/missing.png");
+	decode_tar_with(&r, "hard links", &t);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	ck_assert_msg(strstr(r.out, "\nrecords: 4\n") && strstr(r.out, " dog: 2") && strstr(r.out, " fox: 1"), "%s",
+	              r.out);
+	tu_assert_has(r.err, "fox/4.png: hard link to cat/missing.png, which is not a kept image");
+	tu_assert_has(r.err, "skipped 1 of 5 members: 1 unreadable");
+	tu_result_free(&r);
+	free(t.p);
+	free(b.data);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -1925,6 +1951,7 @@ hostile_suite(void)
 	tcase_add_test(round2, test_long_member_path);
 	tcase_add_test(round2, test_zero_sized_tensors);
 	tcase_add_test(round2, test_png_trns);
+	tcase_add_test(round2, test_tar_hard_links);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);
 	suite_add_tcase(s, tc);

@@ -135,6 +135,8 @@ struct Dataset {
 	char    **classes;         /* final */
 	int       nclasses;
 	StrMap    dirs;            /* folders of the current input */
+	char    **links;           /* hard links of the current archive: (member, target) pairs */
+	size_t    nlinks;
 	Chunk     chunks[2];
 	int       cur;
 	int       cur_input;
@@ -301,6 +303,56 @@ note_member_dir(Dataset *d, const char *path)
 		dir_note(d, parent, DIR_HAS_MEMBER);
 	}
 	free(parent);
+}
+
+/* Hard links of the archive just read: each becomes a sample with its own
+ * path (and class) and a copy of its target's pixels, or a skipped member
+ * when the target was not kept. */
+static int
+resolve_links(Dataset *d)
+{
+	StrMap kept = { 0 };
+	int rc = 0;
+	if (!d->nlinks)
+		return 0;
+	for (int64_t i = 0; i < d->n; i++)
+		if (d->samples[i].input == d->cur_input && d->samples[i].sub < 0)
+			*strmap_find(&kept, d->samples[i].path, 1, 0, NULL) = (int)i;
+	for (size_t k = 0; k < d->nlinks && rc == 0; k++) {
+		const char *member = d->links[2 * k], *target = d->links[2 * k + 1];
+		int *at = strmap_find(&kept, target, 0, 0, NULL);
+		d->members++;
+		note_member_dir(d, member);
+		if (at) {
+			Sample *s, *t;
+			size_t np;
+			s = push_sample(d);   /* may move the samples */
+			t = &d->samples[*at];
+			np = (size_t)t->h * (size_t)t->w * (size_t)t->c;
+			s->path = keep_str(d, xstrdup(member));
+			s->cls = class_of(d, member);
+			s->h = t->h;
+			s->w = t->w;
+			s->c = t->c;
+			s->pixels = xmalloc(np ? np : 1);
+			memcpy(s->pixels, t->pixels, np);
+			s->owned = 1;
+		} else {
+			rc = skip(d, SKIP_UNREADABLE, member, "hard link to %s, which is not a kept image", target);
+		}
+	}
+	strmap_free(&kept);
+	return rc;
+}
+
+static void
+free_links(Dataset *d)
+{
+	for (size_t i = 0; i < 2 * d->nlinks; i++)
+		free(d->links[i]);
+	free(d->links);
+	d->links = NULL;
+	d->nlinks = 0;
 }
 
 static int
@@ -774,6 +826,18 @@ read_archive(Dataset *d, const char *path)
 			continue;
 		if (archive_entry_filetype(e) == AE_IFDIR) {
 			dir_note(d, member, 0);
+			continue;
+		}
+		if (archive_entry_hardlink(e) && !(archive_entry_size_is_set(e) && archive_entry_size(e) > 0)) {
+			char target[4096];
+			if (member_kind(member) == 0)
+				continue;
+			if (!clean_member_path(archive_entry_hardlink(e), target, sizeof target))
+				snprintf(target, sizeof target, "%.64s...", archive_entry_hardlink(e));
+			d->links = xreallocarray(d->links, 2 * d->nlinks + 2, sizeof *d->links);
+			d->links[2 * d->nlinks] = xstrdup(member);
+			d->links[2 * d->nlinks + 1] = xstrdup(target);
+			d->nlinks++;
 			continue;
 		}
 		if (archive_entry_filetype(e) != AE_IFREG)
@@ -1297,6 +1361,9 @@ dataset_add(Dataset *d, const char *path)
 	chunk_discard(&d->chunks[1]);
 	d->cur = 0;
 	if (rc == 0)
+		rc = resolve_links(d);
+	free_links(d);
+	if (rc == 0)
 		rc = check_empty_dirs(d);
 	strmap_free(&d->dirs);
 	return rc;
@@ -1440,6 +1507,7 @@ dataset_free(Dataset *d)
 	free(d->blocks);
 	strmap_free(&d->classmap);
 	strmap_free(&d->dirs);
+	free_links(d);
 	for (int i = 0; i < d->ncnames; i++)
 		free(d->cnames[i]);
 	free(d->cnames);
