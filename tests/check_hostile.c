@@ -1926,6 +1926,54 @@ START_TEST(test_tar_hard_links)
 }
 END_TEST
 
+/* 12: inputs are opened once and sniffed from the bytes read, so a FIFO,
+ * bash's <(...) and standard input ("-") work: tar.gz, zip (read as a
+ * stream) and a single PNG. On main the FIFO hung and <(...) was "not an
+ * archive". */
+START_TEST(test_pipes_and_stdin)
+{
+	const char *tgz = tu_path("p.tar.gz"), *zip = tu_path("p.zip"), *png = tu_path("p.png"),
+	           *fifo = tu_path("fifo");
+	Buf t = { 0 }, z = { 0 };
+	TwBuf a = good_png(1), b = good_png(2);
+	ZipEntry ze[2] = { { "cat/a.png", a.data, (uint32_t)a.len, (uint32_t)a.len },
+	                   { "dog/b.png", b.data, (uint32_t)b.len, (uint32_t)b.len } };
+	static const char *const cmds[] = {
+		"timeout 20 ssl-decode '%s' | ssl-info",               /* the FIFO */
+		"timeout 20 bash -c \"ssl-decode <(cat '%s')\" | ssl-info",
+		"timeout 20 ssl-decode - < '%s' | ssl-info",
+		"cat '%s' | timeout 20 ssl-decode - | ssl-info",
+		"cat '%s' | timeout 20 ssl-decode - | ssl-info",
+	};
+	const char *in[] = { fifo, tgz, tgz, zip, png };
+	const char *want[] = { "\nrecords: 2\n", "\nrecords: 2\n", "\nrecords: 2\n", "\nrecords: 2\n", "\nrecords: 1\n" };
+	tar_file(&t, "cat/a.png", a.data, a.len);
+	tar_file(&t, "dog/b.png", b.data, b.len);
+	tar_end(&t);
+	tw_gzip_file(tgz, t.p, t.n);
+	zip_build(&z, ze, 2);
+	write_buf(zip, &z);
+	tu_write_file(png, a.data, a.len);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	for (int i = 0; i < 5; i++) {
+		TuResult r;
+		char cmd[2048];
+		snprintf(cmd, sizeof cmd, cmds[i], in[i]);
+		if (i == 0)   /* a writer for the FIFO */
+			run_bounded(&r, "fifo", "(cat '%s' > '%s' &) ; %s", tgz, fifo, cmd);
+		else
+			run_bounded(&r, "pipe", "%s", cmd);
+		ck_assert_msg(r.status == 0, "%s: status %d: %s", cmd, r.status, r.err);
+		ck_assert_msg(strstr(r.out, want[i]) != NULL, "%s: %s", cmd, r.out);
+		tu_result_free(&r);
+	}
+	free(t.p);
+	free(z.p);
+	free(a.data);
+	free(b.data);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -1952,6 +2000,7 @@ hostile_suite(void)
 	tcase_add_test(round2, test_zero_sized_tensors);
 	tcase_add_test(round2, test_png_trns);
 	tcase_add_test(round2, test_tar_hard_links);
+	tcase_add_test(round2, test_pipes_and_stdin);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);
 	suite_add_tcase(s, tc);
