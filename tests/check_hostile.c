@@ -35,6 +35,7 @@
 #include "nn/model.h"
 #include "nn/optim.h"
 #include "io/stream.h"
+#include "base/util.h"
 #include "testutil.h"
 
 #define HOSTILE_AS_MIB 1024
@@ -1974,6 +1975,81 @@ START_TEST(test_pipes_and_stdin)
 }
 END_TEST
 
+/* No byte of s is a control character (C0, DEL, C1) or outside valid
+ * UTF-8, except newlines and tabs. */
+static void
+assert_terminal_safe(const char *what, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	for (size_t i = 0, k; i < n; i += k) {
+		k = utf8_seq(p + i, n - i);
+		ck_assert_msg(k > 0, "%s: byte 0x%02x at %zu is not UTF-8: '%s'", what, p[i], i, s);
+		ck_assert_msg(p[i] == '\n' || p[i] == '\t' || (p[i] >= 0x20 && p[i] != 0x7f), "%s: control 0x%02x at %zu",
+		              what, p[i], i);
+		ck_assert_msg(!(k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0), "%s: C1 control at %zu", what, i);
+	}
+}
+
+/* 13: member names that are not UTF-8 are written with their stray bytes
+ * as \xHH (ssl-stream(5): str is UTF-8), so Python reads the stream; a C1
+ * control (U+009B, CSI) in a name is valid UTF-8 and stays, but ssl-info
+ * shows it as '??'. */
+START_TEST(test_invalid_utf8_names)
+{
+	const char *path = tu_path("utf8.tar"), *out = tu_path("utf8.ssl");
+	Buf t = { 0 };
+	TwBuf b = good_png(4);
+	TuResult r;
+	tar_file(&t, "caf\xe9/x\xff.png", b.data, b.len);
+	tar_file(&t, "csi\xc2\x9b[2J/y.png", b.data, b.len);
+	tar_end(&t);
+	write_buf(path, &t);
+	run_bounded(&r, "utf8 names", "ssl-decode '%s' > '%s' && /usr/bin/python3 '%s/tests/read_stream.py' < '%s' && "
+	            "ssl-info '%s'", path, out, tu_src(), out, out);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_assert_has(r.out, " caf\\xe9: 1");
+	tu_assert_has(r.out, " csi??[2J: 1");
+	assert_terminal_safe("ssl-info", r.out);
+	tu_result_free(&r);
+	{
+		size_t n;
+		char *raw = tu_read_file(out, &n);
+		ck_assert_msg(memmem(raw, n, "caf\\xe9/x\\xff.png", 17) != NULL, "source not escaped");
+		free(raw);
+	}
+	free(t.p);
+	free(b.data);
+}
+END_TEST
+
+/* 14: ssl-export --list shows names and metadata from a safetensors file
+ * as ssl-info shows strings: no ESC, OSC or C1 sequence reaches the
+ * terminal. */
+START_TEST(test_export_list_clean)
+{
+	static const char json[] =
+	    "{\"__metadata__\":{\"k\\u001b[2J\":\"v\\u001b]0;title\\u0007 \\u009b31m\"},"
+	    "\"w\\u001b[31m\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+	const char *path = tu_path("esc.safetensors");
+	Buf f = { 0 };
+	uint8_t len[8] = { 0 };
+	TuResult r;
+	put_le32(len, (uint32_t)strlen(json));
+	buf_add(&f, len, 8);
+	buf_add(&f, json, strlen(json));
+	buf_zeros(&f, 4);
+	write_buf(path, &f);
+	run_bounded(&r, "export --list", "ssl-export --list '%s'", path);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_assert_has(r.out, "w?[31m\tF32\t[1]");
+	tu_assert_has(r.out, "# k?[2J: v?]0;title? ??31m");
+	assert_terminal_safe("ssl-export --list", r.out);
+	tu_result_free(&r);
+	free(f.p);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -2001,6 +2077,8 @@ hostile_suite(void)
 	tcase_add_test(round2, test_png_trns);
 	tcase_add_test(round2, test_tar_hard_links);
 	tcase_add_test(round2, test_pipes_and_stdin);
+	tcase_add_test(round2, test_invalid_utf8_names);
+	tcase_add_test(round2, test_export_list_clean);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);
 	suite_add_tcase(s, tc);

@@ -122,12 +122,12 @@ shape_varies(const TensorStat *ts)
 
 /* ---- text */
 
-/* Strings come from the stream: control characters are shown as '?'. */
+/* Strings come from the stream: control characters (and bytes that are
+ * not UTF-8) are shown as '?'. */
 static void
 put_clean(const char *s)
 {
-	for (; *s; s++)
-		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+	fputs_printable(s, stdout);
 }
 
 static void
@@ -138,12 +138,14 @@ put_arg(const char *s)
 		return;
 	}
 	putchar('\'');
-	for (; *s; s++) {
-		if (*s == '\'')
-			fputs("'\\''", stdout);
-		else
-			putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+	for (const char *q; (q = strchr(s, '\'')); s = q + 1) {
+		char *part = xstrdup(s);
+		part[q - s] = '\0';
+		put_clean(part);
+		fputs("'\\''", stdout);
+		free(part);
 	}
+	put_clean(s);
 	putchar('\'');
 }
 
