@@ -1747,7 +1747,19 @@ END_TEST
 /* A stream of one kind holding one record whose tensor `name` has the
  * given shape (|u1, or <f4 for embeddings) and matching data. */
 static void
+write_counted_stream(const char *path, const char *kind, const char *name, const int64_t *shape, int ndim,
+                     int64_t rpe, int64_t epochs);
+
+static void
 write_shaped_stream(const char *path, const char *kind, const char *name, const int64_t *shape, int ndim)
+{
+	write_counted_stream(path, kind, name, shape, ndim, -1, -1);
+}
+
+/* The same, with records_per_epoch and epochs in the header (-1: absent). */
+static void
+write_counted_stream(const char *path, const char *kind, const char *name, const int64_t *shape, int ndim,
+                     int64_t rpe, int64_t epochs)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
@@ -1761,7 +1773,7 @@ write_shaped_stream(const char *path, const char *kind, const char *name, const 
 	ck_assert_ptr_nonnull(d);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, 3);
+	msgpack_pack_map(&pk, 3 + (rpe >= 0) + (epochs >= 0));
 	pk_str(&pk, "format");
 	pk_str(&pk, "ssl-stream");
 	pk_str(&pk, "version");
@@ -1770,6 +1782,14 @@ write_shaped_stream(const char *path, const char *kind, const char *name, const 
 	msgpack_pack_int(&pk, 0);
 	pk_str(&pk, "kind");
 	pk_str(&pk, kind);
+	if (rpe >= 0) {
+		pk_str(&pk, "records_per_epoch");
+		msgpack_pack_int64(&pk, rpe);
+	}
+	if (epochs >= 0) {
+		pk_str(&pk, "epochs");
+		msgpack_pack_int64(&pk, epochs);
+	}
 	msgpack_pack_map(&pk, 4);
 	pk_str(&pk, "id");
 	msgpack_pack_int(&pk, 3);
@@ -2050,6 +2070,26 @@ START_TEST(test_export_list_clean)
 }
 END_TEST
 
+/* 5: a views header with records_per_epoch and epochs of 2^62: the step
+ * count overflowed, and ssl-train wrote an untrained model and exit 0. The
+ * other tools' progress totals take the same product (checked). */
+START_TEST(test_schedule_overflow)
+{
+	const char *in = tu_path("big.ssl"), *model = tu_path("big-model.ssl");
+	const int64_t shape[4] = { 2, 8, 8, 3 }, big = INT64_C(1) << 62;
+	TuResult r;
+	write_counted_stream(in, "views", "views", shape, 4, big, big);
+	run_bounded(&r, "schedule overflow", "ssl-train --batch 2 -o '%s' '%s'", model, in);
+	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
+	tu_assert_has(r.err, "more steps than can be counted");
+	ck_assert_msg(access(model, F_OK) != 0, "a model was written");
+	tu_result_free(&r);
+	run_bounded(&r, "schedule overflow", "ssl-info --progress '%s'", in);   /* UBSan: no overflow */
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -2078,6 +2118,7 @@ hostile_suite(void)
 	tcase_add_test(round2, test_tar_hard_links);
 	tcase_add_test(round2, test_pipes_and_stdin);
 	tcase_add_test(round2, test_invalid_utf8_names);
+	tcase_add_test(round2, test_schedule_overflow);
 	tcase_add_test(round2, test_export_list_clean);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);

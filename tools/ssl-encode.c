@@ -341,9 +341,7 @@ main(int argc, char *argv[])
 	Batch b;
 	batch_init(&b, &f.config, D, o.batch);
 	Progress pg;
-	int64_t total = h.records_per_epoch > 0 && h.epochs > 0 && h.records_per_epoch <= INT64_MAX / h.epochs
-	                        ? h.records_per_epoch * h.epochs : -1;
-	progress_init(&pg, "encode", "images", total, o.progress, o.quiet);
+	progress_init(&pg, "encode", "images", stream_header_records(&h), o.progress, o.quiet);
 	Record rec;
 	int rc;
 	int64_t done = 0;

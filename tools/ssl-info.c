@@ -387,10 +387,7 @@ main(int argc, char **argv)
 	memset(&st, 0, sizeof st);
 	st.labels.base = -1;
 	st.epochs.base = h->start_epoch;
-	progress_init(&pg, "info", "records",
-	              h->records_per_epoch > 0 && h->epochs > 0 && h->records_per_epoch <= INT64_MAX / h->epochs
-	                  ? h->records_per_epoch * h->epochs : -1,
-	              cli.progress, cli.quiet);
+	progress_init(&pg, "info", "records", stream_header_records(h), cli.progress, cli.quiet);
 	while ((s = stream_reader_next(r, &rec)) == 1) {
 		add_record(&st, &rec);
 		progress_update(&pg, st.records, NULL);

@@ -148,6 +148,15 @@ stream_header_set_meta(StreamHeader *h, const char *key, const char *value)
 	h->nmeta++;
 }
 
+int64_t
+stream_header_records(const StreamHeader *h)
+{
+	int64_t n;
+	if (h->records_per_epoch <= 0 || h->epochs <= 0 || __builtin_mul_overflow(h->records_per_epoch, h->epochs, &n))
+		return -1;
+	return n;
+}
+
 const char *
 stream_header_get_meta(const StreamHeader *h, const char *key)
 {
