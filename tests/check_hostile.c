@@ -2090,6 +2090,41 @@ START_TEST(test_schedule_overflow)
 }
 END_TEST
 
+/* 8: ssl-encode --npy writes two files that belong together: when the
+ * second cannot be written, the first is not left behind either (main
+ * renamed e.npy into place before the labels file was written). The labels
+ * file's name is taken by a folder, so its rename fails. */
+START_TEST(test_npy_pair)
+{
+	char dir[600], npy[700], labels[700];
+	const char *model = tu_path("model.ssl"), *imgs = tu_path("imgs.ssl");
+	TuResult r;
+	snprintf(dir, sizeof dir, "%s/npy", tu_tmpdir());
+	snprintf(npy, sizeof npy, "%s/e.npy", dir);
+	snprintf(labels, sizeof labels, "%s/e.labels.npy", dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	ck_assert_int_eq(mkdir(labels, 0700), 0);
+	write_checkpoint(model);
+	write_images(imgs, 4);
+	run_bounded(&r, "npy pair", "ssl-encode -m '%s' --npy '%s' '%s' > /dev/null", model, npy, imgs);
+	ck_assert_msg(r.status == 1 && strstr(r.err, "e.labels.npy"), "status %d: %s", r.status, r.err);
+	ck_assert_msg(access(npy, F_OK) != 0, "e.npy left without its labels");
+	tu_result_free(&r);
+	tu_run(&r, "ls '%s'", dir);
+	ck_assert_str_eq(r.out, "e.labels.npy\n");   /* the folder, no temporaries */
+	tu_result_free(&r);
+	/* a full disk while the data is written: neither file */
+	ck_assert_int_eq(rmdir(labels), 0);
+	run_bounded(&r, "npy pair", "SSL_FAULT_WRITE_BYTES=300 ssl-encode -m '%s' --npy '%s' '%s' > /dev/null", model, npy,
+	            imgs);
+	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	tu_run(&r, "ls '%s'", dir);
+	ck_assert_str_eq(r.out, "");
+	tu_result_free(&r);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -2119,6 +2154,7 @@ hostile_suite(void)
 	tcase_add_test(round2, test_pipes_and_stdin);
 	tcase_add_test(round2, test_invalid_utf8_names);
 	tcase_add_test(round2, test_schedule_overflow);
+	tcase_add_test(round2, test_npy_pair);
 	tcase_add_test(round2, test_export_list_clean);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);

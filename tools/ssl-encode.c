@@ -362,7 +362,7 @@ main(int argc, char *argv[])
 		batch_write(&b, w, o.npy != NULL);
 	}
 	progress_finish(&pg, done, NULL);
-	if (o.npy && (npy_writer_commit(&npy_x, err, sizeof err) < 0 || npy_writer_commit(&npy_y, err, sizeof err) < 0))
+	if (o.npy && npy_writer_commit_pair(&npy_x, &npy_y, err, sizeof err) < 0)
 		die("%s", err);
 	int status = 0;
 	if (stream_writer_close(w) < 0) {

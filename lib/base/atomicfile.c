@@ -54,7 +54,7 @@ fsync_dir_of(const char *path)
 }
 
 int
-atomicfile_commit(AtomicFile *af)
+atomicfile_sync(AtomicFile *af)
 {
 	int e = 0;
 	const char *limit = getenv("SSL_FAULT_WRITE_BYTES");
@@ -70,9 +70,21 @@ atomicfile_commit(AtomicFile *af)
 	if (fclose(af->fp) == EOF && !e)
 		e = errno;
 	af->fp = NULL;
-	if (!e && rename(af->tmp, af->path) < 0)
-		e = errno;
 	if (e) {
+		unlink(af->tmp);
+		release(af);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+int
+atomicfile_rename(AtomicFile *af)
+{
+	ASSERT(!af->fp);
+	if (rename(af->tmp, af->path) < 0) {
+		int e = errno;
 		unlink(af->tmp);
 		release(af);
 		errno = e;
@@ -81,6 +93,12 @@ atomicfile_commit(AtomicFile *af)
 	fsync_dir_of(af->path); /* durability of the rename; the file itself is complete either way */
 	release(af);
 	return 0;
+}
+
+int
+atomicfile_commit(AtomicFile *af)
+{
+	return atomicfile_sync(af) < 0 ? -1 : atomicfile_rename(af);
 }
 
 void

@@ -21,6 +21,11 @@ typedef struct {
 int  atomicfile_open(AtomicFile *af, const char *path);
 /* Flush, fsync, rename, fsync dir. 0, or -1 with errno (temp removed). */
 int  atomicfile_commit(AtomicFile *af);
+/* The two halves of atomicfile_commit, for files that must appear together
+ * (all synced before any is renamed): flush, fsync and close, then rename.
+ * Each: 0, or -1 with errno (temp removed, af released). */
+int  atomicfile_sync(AtomicFile *af);
+int  atomicfile_rename(AtomicFile *af);
 /* Abandons the write: closes and removes the temporary. */
 void atomicfile_abort(AtomicFile *af);
 
