@@ -2125,6 +2125,19 @@ START_TEST(test_npy_pair)
 }
 END_TEST
 
+/* 9: a --log that cannot be written (a full disk: /dev/full) is an error
+ * before training, not a silent empty log and exit 0. */
+START_TEST(test_train_log_full)
+{
+	const char *in = views_stream(), *model = tu_path("log-model.ssl");
+	TuResult r;
+	run_bounded(&r, "log on a full disk", TRAIN " --steps 3 --log /dev/full -o '%s' '%s'", model, in);
+	ck_assert_msg(r.status == 1, "status %d: %s", r.status, r.err);
+	tu_assert_has(r.err, "ssl-train: /dev/full: write error: No space left on device");
+	tu_result_free(&r);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -2155,6 +2168,7 @@ hostile_suite(void)
 	tcase_add_test(round2, test_invalid_utf8_names);
 	tcase_add_test(round2, test_schedule_overflow);
 	tcase_add_test(round2, test_npy_pair);
+	tcase_add_test(round2, test_train_log_full);
 	tcase_add_test(round2, test_export_list_clean);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);

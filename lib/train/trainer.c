@@ -59,6 +59,7 @@ struct Trainer {
 	int           cap;                 /* records per step on this process: B / ranks */
 	/* schedule */
 	int64_t       step, total, warmup, spe, rpe, epochs, first_epoch;
+	int           log_errno;      /* the log's first write error, 0 if none */
 	float         lr_base;
 	/* position in the input */
 	int64_t       epoch, epoch_records; /* epoch of the next step; its records trained on (all ranks) */
@@ -246,7 +247,12 @@ opened:
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	fflush(t->log);
+	if (fflush(t->log) == EOF || ferror(t->log)) {
+		snprintf(err, errlen, "%s: write error: %s", path, strerror(errno ? errno : EIO));
+		fclose(t->log);
+		t->log = NULL;
+		return -1;
+	}
 	return 0;
 }
 
@@ -264,7 +270,13 @@ log_flush_row(Trainer *t)
 	if (r->monitor >= 0)
 		fprintf(t->log, "%.4f", r->monitor);
 	fputc('\n', t->log);
-	fflush(t->log);
+	if ((fflush(t->log) == EOF || ferror(t->log)) && !t->log_errno) {
+		/* a full disk: said now, and the run fails at its end (the checkpoint is still written) */
+		t->log_errno = errno ? errno : EIO;
+		warn("%s: write error: %s; no more log rows", t->s.log_path, strerror(t->log_errno));
+		fclose(t->log);
+		t->log = NULL;
+	}
 	t->row_logged = r->step;
 }
 
@@ -1502,6 +1514,11 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 	}
 	if (save(t, err, errlen) < 0)
 		return TRAIN_FAILED;
+	if (t->log_errno) {
+		snprintf(err, errlen, "%s: write error: %s; the log is incomplete (the checkpoint was written)",
+		         t->s.log_path, strerror(t->log_errno));
+		return TRAIN_FAILED;
+	}
 	return TRAIN_DONE;
 interrupted:
 	log_flush_row(t);
