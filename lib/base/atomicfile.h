@@ -1,7 +1,9 @@
 /* atomicfile: write a file so that readers see either the old complete file
  * or the new complete one, never a torn one: write to "<path>.tmp.<pid>" in
  * the same directory, fflush + fsync, rename over <path>, fsync the directory.
- * On any failure the temporary is removed and <path> is untouched.
+ * On any failure the temporary is removed and <path> is untouched. A writer
+ * killed half way (SIGKILL) leaves its temporary: the next atomicfile_open
+ * of the same path removes those whose process no longer exists.
  *
  * Fault injection for tests: when SSL_FAULT_WRITE_BYTES=N is set in the
  * environment, atomicfile_commit fails with ENOSPC if more than N bytes were
