@@ -2167,6 +2167,77 @@ START_TEST(test_stale_temporaries)
 }
 END_TEST
 
+/* An embeddings stream whose header names nclasses classes, with n records
+ * of 4 dims, record i labelled labels[i % nl] and placed near its class. */
+static void
+write_embeddings(const char *path, int nclasses, int64_t n, const int *labels, int nl)
+{
+	StreamHeader h;
+	StreamWriter *w;
+	FILE *fp = fopen(path, "wb");
+	char **names = calloc((size_t)nclasses, sizeof *names);
+	ck_assert(fp && names);
+	for (int c = 0; c < nclasses; c++) {
+		names[c] = malloc(16);
+		snprintf(names[c], 16, "c%d", c);
+	}
+	stream_header_init(&h, "embeddings");
+	stream_header_set_classes(&h, nclasses, names);
+	w = stream_writer_open(fp, path, &h);
+	ck_assert_ptr_nonnull(w);
+	for (int64_t i = 0; i < n; i++) {
+		Record rec;
+		float x[4];
+		int l = labels[i % nl];
+		for (int j = 0; j < 4; j++)
+			x[j] = (float)((l * 7 + j * 3) % 11) + 0.01f * (float)(i % 5);
+		memset(&rec, 0, sizeof rec);
+		rec.id = i;
+		rec.label = l;
+		rec.ntensors = 1;
+		rec.tensors[0] = (Tensor){ .dtype = DTYPE_F32, .ndim = 1, .shape = { 4 }, .data = x, .name = "embedding" };
+		ck_assert_int_eq(stream_writer_put(w, &rec), 0);
+	}
+	ck_assert_int_eq(stream_writer_close(w), 0);
+	fclose(fp);
+	stream_header_free(&h);
+	for (int c = 0; c < nclasses; c++)
+		free(names[c]);
+	free(names);
+}
+
+/* 4: ssl-probe sizes everything by the classes present: a header of 100,000
+ * class names over 100 items tried an 80 GB confusion matrix (and the linear
+ * probe's K x D weights). Matrices over 20 classes only with --confusion. */
+START_TEST(test_probe_many_classes)
+{
+	static const int three[] = { 5, 50000, 99999 };
+	int many[25];
+	const char *tr = tu_path("tr.emb"), *te = tu_path("te.emb");
+	TuResult r;
+	write_embeddings(tr, 100000, 100, three, 3);
+	write_embeddings(te, 100000, 30, three, 3);
+	run_bounded(&r, "probe 100k classes", "ssl-probe --quiet --method knn --train '%s' --test '%s'", tr, te);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_assert_has(r.out, "features   4 dims, 3 classes");
+	tu_assert_has(r.out, "  50000 c50000 ");
+	tu_assert_has(r.out, "confusion matrix (rows");
+	check_rss("probe 100k classes", 256);
+	tu_result_free(&r);
+	for (int i = 0; i < 25; i++)
+		many[i] = 3 * i;
+	write_embeddings(tr, 100, 100, many, 25);
+	write_embeddings(te, 100, 50, many, 25);
+	run_bounded(&r, "probe 25 classes", "ssl-probe --quiet --method knn --train '%s' --test '%s' && "
+	            "ssl-probe --quiet --method knn --json --train '%s' --test '%s' | grep '\"confusion\": null' && "
+	            "ssl-probe --quiet --method knn --confusion --train '%s' --test '%s'", tr, te, tr, te, tr, te);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_assert_has(r.out, "confusion matrix: not shown for 25 classes (--confusion shows it)");
+	tu_assert_has(r.out, "confusion matrix (rows");
+	tu_result_free(&r);
+}
+END_TEST
+
 static Suite *
 hostile_suite(void)
 {
@@ -2199,6 +2270,7 @@ hostile_suite(void)
 	tcase_add_test(round2, test_npy_pair);
 	tcase_add_test(round2, test_train_log_full);
 	tcase_add_test(round2, test_stale_temporaries);
+	tcase_add_test(round2, test_probe_many_classes);
 	tcase_add_test(round2, test_export_list_clean);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);
