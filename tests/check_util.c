@@ -210,6 +210,37 @@ START_TEST(test_atomicfile)
 }
 END_TEST
 
+/* UTF-8: what is valid (RFC 3629), the \xHH escape of the rest, and the
+ * terminal-safe form of both (issue 19, items 13 and 14). */
+START_TEST(test_utf8)
+{
+	static const struct {
+		const char *in, *escaped, *printable;
+	} c[] = {
+		{ "plain", "plain", "plain" },
+		{ "caf\xc3\xa9 \xf0\x9f\x90\x88", "caf\xc3\xa9 \xf0\x9f\x90\x88", "caf\xc3\xa9 \xf0\x9f\x90\x88" },
+		{ "caf\xe9", "caf\\xe9", "caf?" },
+		{ "over\xc0\xaf", "over\\xc0\\xaf", "over??" },          /* overlong '/' */
+		{ "sur\xed\xa0\x80", "sur\\xed\\xa0\\x80", "sur???" },  /* a surrogate */
+		{ "big\xf4\x90\x80\x80", "big\\xf4\\x90\\x80\\x80", "big????" },
+		{ "cut\xe2\x82", "cut\\xe2\\x82", "cut??" },
+		{ "esc\x1b[2J\x7f", "esc\x1b[2J\x7f", "esc?[2J?" },
+		{ "csi\xc2\x9b" "1m nbsp\xc2\xa0", "csi\xc2\x9b" "1m nbsp\xc2\xa0", "csi??1m nbsp\xc2\xa0" },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		char *e = str_utf8_escape(c[i].in), *p = xstrdup(c[i].in);
+		ck_assert_str_eq(e, c[i].escaped);
+		ck_assert(utf8_valid(e, strlen(e)));
+		ck_assert_int_eq(utf8_valid(c[i].in, strlen(c[i].in)), strcmp(c[i].in, c[i].escaped) == 0);
+		str_printable(p);
+		ck_assert_str_eq(p, c[i].printable);
+		ck_assert(utf8_valid(p, strlen(p)));
+		free(e);
+		free(p);
+	}
+}
+END_TEST
+
 static Suite *
 util_suite(void)
 {
@@ -225,6 +256,7 @@ util_suite(void)
 	tcase_add_test(tc, test_tensor_numel);
 	tcase_add_test(tc, test_subset_stratified);
 	tcase_add_test(tc, test_atomicfile);
+	tcase_add_test(tc, test_utf8);
 	suite_add_tcase(s, tc);
 	return s;
 }

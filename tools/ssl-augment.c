@@ -227,7 +227,7 @@ main(int argc, char *argv[])
 	stream_header_add_provenance(&h, pargc, pargv);
 	stream_header_set_meta(&h, "augment_recipe", o.p.recipe);
 	StreamWriter *out = stream_writer_stdout_or_die(&h);
-	int64_t total = ih->records_per_epoch > 0 && ih->epochs > 0 ? ih->records_per_epoch * ih->epochs : -1;
+	int64_t total = stream_header_records(ih);
 	Progress pg;
 	progress_init(&pg, "augment", "images", total, o.cli.progress, o.cli.quiet);
 

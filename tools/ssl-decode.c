@@ -31,7 +31,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	        "usage: ssl-decode [options] INPUT...\n"
 	        "Decode archives, folders (ImageFolder layout), IDX files and CIFAR batches\n"
-	        "into an images stream on stdout.\n"
+	        "into an images stream on stdout. An INPUT of - is an archive or image on stdin.\n"
 	        "  -s, --size HxW          resize every image (area average down, bilinear up)\n"
 	        "  -c, --channels 1|3      convert to gray or RGB (default: RGB unless all are gray)\n"
 	        "  -e, --epochs N          emit N epochs (default 1)\n"

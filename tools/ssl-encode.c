@@ -345,9 +345,7 @@ main(int argc, char *argv[])
 	Batch b;
 	batch_init(&b, &f.config, D, o.batch);
 	Progress pg;
-	int64_t total = h.records_per_epoch > 0 && h.epochs > 0 && h.records_per_epoch <= INT64_MAX / h.epochs
-	                        ? h.records_per_epoch * h.epochs : -1;
-	progress_init(&pg, "encode", "images", total, o.cli.progress, o.cli.quiet);
+	progress_init(&pg, "encode", "images", stream_header_records(&h), o.cli.progress, o.cli.quiet);
 	Record rec;
 	int rc;
 	int64_t done = 0;
@@ -368,7 +366,7 @@ main(int argc, char *argv[])
 		batch_write(&b, w, o.npy != NULL);
 	}
 	progress_finish(&pg, done, NULL);
-	if (o.npy && (npy_writer_commit(&npy_x, err, sizeof err) < 0 || npy_writer_commit(&npy_y, err, sizeof err) < 0))
+	if (o.npy && npy_writer_commit_pair(&npy_x, &npy_y, err, sizeof err) < 0)
 		die("%s", err);
 	int status = 0;
 	if (stream_writer_close(w) < 0) {

@@ -81,11 +81,18 @@ list(const char *path)
 	char err[1024];
 	if (safetensors_open(&st, path, err, sizeof err) < 0)
 		die("%s", err);
-	for (int i = 0; i < st.nmeta; i++)
-		printf("# %s: %s\n", st.meta[i].key, st.meta[i].value);
+	/* names and metadata come from the file: shown as ssl-info shows strings */
+	for (int i = 0; i < st.nmeta; i++) {
+		fputs("# ", stdout);
+		fputs_printable(st.meta[i].key, stdout);
+		fputs(": ", stdout);
+		fputs_printable(st.meta[i].value, stdout);
+		putchar('\n');
+	}
 	for (int i = 0; i < st.ntensors; i++) {
 		const StTensor *t = &st.t[i];
-		printf("%s\t%s\t[", t->name, safetensors_dtype_name(t->dtype));
+		fputs_printable(t->name, stdout);
+		printf("\t%s\t[", safetensors_dtype_name(t->dtype));
 		for (int d = 0; d < t->ndim; d++)
 			printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
 		printf("]\n");

@@ -120,12 +120,12 @@ shape_varies(const TensorStat *ts)
 
 /* ---- text */
 
-/* Strings come from the stream: control characters are shown as '?'. */
+/* Strings come from the stream: control characters (and bytes that are
+ * not UTF-8) are shown as '?'. */
 static void
 put_clean(const char *s)
 {
-	for (; *s; s++)
-		putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+	fputs_printable(s, stdout);
 }
 
 static void
@@ -136,12 +136,14 @@ put_arg(const char *s)
 		return;
 	}
 	putchar('\'');
-	for (; *s; s++) {
-		if (*s == '\'')
-			fputs("'\\''", stdout);
-		else
-			putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+	for (const char *q; (q = strchr(s, '\'')); s = q + 1) {
+		char *part = xstrdup(s);
+		part[q - s] = '\0';
+		put_clean(part);
+		fputs("'\\''", stdout);
+		free(part);
 	}
+	put_clean(s);
 	putchar('\'');
 }
 
@@ -377,10 +379,7 @@ main(int argc, char **argv)
 	memset(&st, 0, sizeof st);
 	st.labels.base = -1;
 	st.epochs.base = h->start_epoch;
-	progress_init(&pg, "info", "records",
-	              h->records_per_epoch > 0 && h->epochs > 0 && h->records_per_epoch <= INT64_MAX / h->epochs
-	                  ? h->records_per_epoch * h->epochs : -1,
-	              cli.progress, cli.quiet);
+	progress_init(&pg, "info", "records", stream_header_records(h), cli.progress, cli.quiet);
 	while ((s = stream_reader_next(r, &rec)) == 1) {
 		add_record(&st, &rec);
 		progress_update(&pg, st.records, NULL);

@@ -91,8 +91,7 @@ sample_stream(const Options *o, StreamReader *r, float **xout, int64_t **yout, i
 	Rng rng = rng_for(o->seed, 0, RNG_DOMAIN_SPLIT, 0);
 	const StreamHeader *h = stream_reader_header(r);
 	Progress pg;
-	progress_init(&pg, "read", "records", h->records_per_epoch > 0 && h->epochs > 0 ? h->records_per_epoch * h->epochs : -1,
-	              o->cli.progress, o->cli.quiet);
+	progress_init(&pg, "read", "records", stream_header_records(h), o->cli.progress, o->cli.quiet);
 	while ((rc = stream_reader_next(r, &rec)) > 0) {
 		const Tensor *t = record_tensor(&rec, "embedding", DTYPE_F32, 1, err, sizeof err);
 		if (!t)

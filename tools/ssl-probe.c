@@ -30,7 +30,8 @@ typedef struct {
 
 enum {
 	OPT_TRAIN = 256, OPT_TEST, OPT_METHOD, OPT_C, OPT_HOLDOUT, OPT_MAX_ITER, OPT_TOL, OPT_K, OPT_KNN_T, OPT_HIDDEN,
-	OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_WD, OPT_PATIENCE, OPT_LABELS, OPT_SEED, OPT_JSON
+	OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_WD, OPT_PATIENCE, OPT_LABELS, OPT_SEED, OPT_JSON,
+	OPT_CONFUSION
 };
 
 static const struct option longopts[] = {
@@ -52,6 +53,7 @@ static const struct option longopts[] = {
 	{ "labels", required_argument, NULL, OPT_LABELS },
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "confusion", no_argument, NULL, OPT_CONFUSION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -79,7 +81,8 @@ usage(FILE *fp)
 	        "  --patience N          mlp: epochs without a better validation loss before stopping (10)\n"
 	        "  --labels SPEC         train on a stratified subset: 1%%, 0.1 or N-per-class\n"
 	        "  --seed N              seed for --labels, the held-out split and the MLP (0)\n"
-	        "  --json                write the report as JSON\n");
+	        "  --json                write the report as JSON\n"
+	        "  --confusion           show the confusion matrix for any number of classes (default: up to 20)\n");
 	cli_help_shared(fp, 24, 0);
 }
 
@@ -113,6 +116,7 @@ parse_options(int argc, char **argv, Options *o)
 	while ((c = cli_getopt(&o->cli, argc, argv)) != -1) {
 		switch (c) {
 		case OPT_TRAIN: o->train = optarg; break;
+		case OPT_CONFUSION: o->cfg.confusion = 1; break;
 		case OPT_TEST: o->test = optarg; break;
 		case OPT_METHOD: add_methods(o, optarg); break;
 		case OPT_C:
@@ -197,7 +201,7 @@ main(int argc, char *argv[])
 	Options o;
 	Embeddings tr, te;
 	char err[512], **names;
-	int K;
+	int K, *class_ids;
 	int64_t ntrain, *idx = NULL, *ytrain;
 	float *xtrain;
 	ProbeDataInfo info;
@@ -217,6 +221,7 @@ main(int argc, char *argv[])
 		die("%s", err);
 	if (embed_check_pair(&tr, &te, &K, &names, err, sizeof err) < 0)
 		die("%s", err);
+	embed_keep_present_classes(&tr, &te, &K, &names, &class_ids);
 
 	ntrain = tr.n;
 	xtrain = tr.x;
@@ -229,7 +234,7 @@ main(int argc, char *argv[])
 		probe_gather(xtrain, ytrain, tr.x, tr.labels, tr.dim, idx, ntrain);
 		note("--labels %s: %lld of %lld training items", o.labels, (long long)ntrain, (long long)tr.n);
 	}
-	info = (ProbeDataInfo){ tr.name, te.name, tr.n, ntrain, te.n, tr.dim, K, names, o.labels, o.cfg.seed };
+	info = (ProbeDataInfo){ tr.name, te.name, tr.n, ntrain, te.n, tr.dim, K, names, o.labels, o.cfg.seed, class_ids };
 	if (o.json) {
 		root = probe_data_json(&info);
 		results = json_array();
@@ -261,6 +266,7 @@ main(int argc, char *argv[])
 		free(idx);
 	}
 	embed_names_free(names, K);
+	free(class_ids);
 	embed_free(&tr);
 	embed_free(&te);
 	return fshut(stdout, "<stdout>");

@@ -1,7 +1,9 @@
 /* atomicfile: see atomicfile.h. */
 #include "base/atomicfile.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -11,10 +13,42 @@
 #include "base/fault.h"
 #include "base/util.h"
 
+/* Removes "<path>.tmp.<pid>" files whose process is gone (a writer killed
+ * with SIGKILL, or a machine that lost power, leaves a full-size one). A
+ * pid that is alive, or not ours to signal, is left alone. */
+static void
+remove_stale_temps(const char *path)
+{
+	char *copy = xstrdup(path), *dir = dirname(copy);
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	size_t blen = strlen(base);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	if (d) {
+		while ((de = readdir(d))) {
+			const char *p = de->d_name + blen + 5;
+			char *end, full[8192];
+			long pid;
+			if (strncmp(de->d_name, base, blen) != 0 || strncmp(de->d_name + blen, ".tmp.", 5) != 0 ||
+			    *p < '1' || *p > '9')
+				continue;
+			errno = 0;
+			pid = strtol(p, &end, 10);
+			if (*end || errno || pid <= 0 || (pid_t)pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+				continue;
+			if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, de->d_name) < sizeof full)
+				unlink(full);
+		}
+		closedir(d);
+	}
+	free(copy);
+}
+
 int
 atomicfile_open(AtomicFile *af, const char *path)
 {
 	size_t n = strlen(path) + 32;
+	remove_stale_temps(path);
 	memset(af, 0, sizeof *af);
 	af->path = xstrdup(path);
 	af->tmp = xmalloc(n);
@@ -55,7 +89,7 @@ fsync_dir_of(const char *path)
 }
 
 int
-atomicfile_commit(AtomicFile *af)
+atomicfile_sync(AtomicFile *af)
 {
 	int e = 0;
 	if (fflush(af->fp) == EOF || ferror(af->fp))
@@ -67,9 +101,21 @@ atomicfile_commit(AtomicFile *af)
 	if (fclose(af->fp) == EOF && !e)
 		e = errno;
 	af->fp = NULL;
-	if (!e && rename(af->tmp, af->path) < 0)
-		e = errno;
 	if (e) {
+		unlink(af->tmp);
+		release(af);
+		errno = e;
+		return -1;
+	}
+	return 0;
+}
+
+int
+atomicfile_rename(AtomicFile *af)
+{
+	ASSERT(!af->fp);
+	if (rename(af->tmp, af->path) < 0) {
+		int e = errno;
 		unlink(af->tmp);
 		release(af);
 		errno = e;
@@ -78,6 +124,12 @@ atomicfile_commit(AtomicFile *af)
 	fsync_dir_of(af->path); /* durability of the rename; the file itself is complete either way */
 	release(af);
 	return 0;
+}
+
+int
+atomicfile_commit(AtomicFile *af)
+{
+	return atomicfile_sync(af) < 0 ? -1 : atomicfile_rename(af);
 }
 
 void

@@ -1,7 +1,9 @@
 /* atomicfile: write a file so that readers see either the old complete file
  * or the new complete one, never a torn one: write to "<path>.tmp.<pid>" in
  * the same directory, fflush + fsync, rename over <path>, fsync the directory.
- * On any failure the temporary is removed and <path> is untouched.
+ * On any failure the temporary is removed and <path> is untouched. A writer
+ * killed half way (SIGKILL) leaves its temporary: the next atomicfile_open
+ * of the same path removes those whose process no longer exists.
  *
  * Fault injection for tests: atomicfile_commit fails with ENOSPC as a full
  * disk would under SSL_FAULT_WRITE_BYTES (lib/base/fault.h). */
@@ -20,6 +22,11 @@ typedef struct {
 int  atomicfile_open(AtomicFile *af, const char *path);
 /* Flush, fsync, rename, fsync dir. 0, or -1 with errno (temp removed). */
 int  atomicfile_commit(AtomicFile *af);
+/* The two halves of atomicfile_commit, for files that must appear together
+ * (all synced before any is renamed): flush, fsync and close, then rename.
+ * Each: 0, or -1 with errno (temp removed, af released). */
+int  atomicfile_sync(AtomicFile *af);
+int  atomicfile_rename(AtomicFile *af);
 /* Abandons the write: closes and removes the temporary. */
 void atomicfile_abort(AtomicFile *af);
 

@@ -352,12 +352,86 @@ opt_f64(const char *opt, const char *s, double min, double max)
 	return v;
 }
 
+size_t
+utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t len;
+	uint32_t cp, min;
+	if (n == 0)
+		return 0;
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2, cp = p[0] & 0x1f, min = 0x80;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3, cp = p[0] & 0x0f, min = 0x800;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4, cp = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+int
+utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0, k; i < n; i += k)
+		if (!(k = utf8_seq(p + i, n - i)))
+			return 0;
+	return 1;
+}
+
+char *
+str_utf8_escape(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), o = 0;
+	char *out = xmalloc(4 * n + 1);
+	for (size_t i = 0, k; i < n; i += k) {
+		if ((k = utf8_seq(p + i, n - i))) {
+			memcpy(out + o, p + i, k);
+			o += k;
+		} else {
+			o += (size_t)sprintf(out + o, "\\x%02x", p[i]);
+			k = 1;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
 void
 str_printable(char *s)
 {
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = '?';
+	unsigned char *p = (unsigned char *)s;
+	size_t n = strlen(s);
+	for (size_t i = 0, k; i < n; i += k) {
+		k = utf8_seq(p + i, n - i);
+		if (k == 0 || p[i] < 0x20 || p[i] == 0x7f || (k == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0)) {
+			size_t bad = k ? k : 1;
+			memset(p + i, '?', bad);
+			k = bad;
+		}
+	}
+}
+
+void
+fputs_printable(const char *s, FILE *fp)
+{
+	char *c = xstrdup(s);
+	str_printable(c);
+	fputs(c, fp);
+	free(c);
 }
 
 int

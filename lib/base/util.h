@@ -71,8 +71,23 @@ double  opt_duration(const char *opt, const char *s);
 
 /* Replaces control characters in s with '?': strings from the input that
  * appear in a message must not break the one-line message or reach the
- * terminal as escape sequences. */
+ * terminal as escape sequences. Control characters are C0, DEL and C1
+ * (U+0080 to U+009F); every byte of an invalid UTF-8 sequence is one too.
+ * The length does not change, and the result is valid UTF-8. */
 void str_printable(char *s);
+/* Writes s to fp as str_printable() would leave it: the one way tools put
+ * strings from their input on a terminal. */
+void fputs_printable(const char *s, FILE *fp);
+
+/* The length of the valid UTF-8 sequence (RFC 3629: no overlong forms, no
+ * surrogates, at most U+10FFFF) at the start of p[0..n), or 0. */
+size_t utf8_seq(const unsigned char *p, size_t n);
+/* s as valid UTF-8: each byte that is not part of a valid sequence becomes
+ * the four characters \xHH (lowercase hex); valid text is unchanged.
+ * Newly allocated. */
+char *str_utf8_escape(const char *s);
+/* 1 when s[0..n) is valid UTF-8. */
+int utf8_valid(const char *s, size_t n);
 
 /* Flushes and checks a stream; returns 1 (and warns) on error (sbase fshut). */
 int fshut(FILE *fp, const char *name);

@@ -135,6 +135,8 @@ struct Dataset {
 	char    **classes;         /* final */
 	int       nclasses;
 	StrMap    dirs;            /* folders of the current input */
+	char    **links;           /* hard links of the current archive: (member, target) pairs */
+	size_t    nlinks;
 	Chunk     chunks[2];
 	int       cur;
 	int       cur_input;
@@ -272,36 +274,85 @@ class_of(Dataset *d, const char *path)
 	return *v;
 }
 
+/* Notes path as a folder, and every folder above it (a loop, not a
+ * recursion: the depth is the input's to choose). */
 static void
 dir_note(Dataset *d, const char *path, int flag)
 {
-	int isnew, *v;
-	char parent[4096];
-	const char *slash;
-	if (!*path)
-		return;
-	v = strmap_find(&d->dirs, path, 1, 0, &isnew);
-	*v |= flag;
-	if (!isnew)
-		return;
-	slash = strrchr(path, '/');
-	if (!slash || (size_t)(slash - path) >= sizeof parent)
-		return;
-	memcpy(parent, path, (size_t)(slash - path));
-	parent[slash - path] = '\0';
-	dir_note(d, parent, DIR_HAS_SUBDIR);
+	char *p = xstrdup(path), *slash;
+	for (;;) {
+		int isnew, *v;
+		if (!*p)
+			break;
+		v = strmap_find(&d->dirs, p, 1, 0, &isnew);
+		*v |= flag;
+		if (!isnew || !(slash = strrchr(p, '/')))
+			break;
+		*slash = '\0';
+		flag = DIR_HAS_SUBDIR;
+	}
+	free(p);
 }
 
 static void
 note_member_dir(Dataset *d, const char *path)
 {
-	const char *slash = strrchr(path, '/');
-	char parent[4096];
-	if (!slash || (size_t)(slash - path) >= sizeof parent)
-		return;
-	memcpy(parent, path, (size_t)(slash - path));
-	parent[slash - path] = '\0';
-	dir_note(d, parent, DIR_HAS_MEMBER);
+	char *parent = xstrdup(path), *slash = strrchr(parent, '/');
+	if (slash) {
+		*slash = '\0';
+		dir_note(d, parent, DIR_HAS_MEMBER);
+	}
+	free(parent);
+}
+
+/* Hard links of the archive just read: each becomes a sample with its own
+ * path (and class) and a copy of its target's pixels, or a skipped member
+ * when the target was not kept. */
+static int
+resolve_links(Dataset *d)
+{
+	StrMap kept = { 0 };
+	int rc = 0;
+	if (!d->nlinks)
+		return 0;
+	for (int64_t i = 0; i < d->n; i++)
+		if (d->samples[i].input == d->cur_input && d->samples[i].sub < 0)
+			*strmap_find(&kept, d->samples[i].path, 1, 0, NULL) = (int)i;
+	for (size_t k = 0; k < d->nlinks && rc == 0; k++) {
+		const char *member = d->links[2 * k], *target = d->links[2 * k + 1];
+		int *at = strmap_find(&kept, target, 0, 0, NULL);
+		d->members++;
+		note_member_dir(d, member);
+		if (at) {
+			Sample *s, *t;
+			size_t np;
+			s = push_sample(d);   /* may move the samples */
+			t = &d->samples[*at];
+			np = (size_t)t->h * (size_t)t->w * (size_t)t->c;
+			s->path = keep_str(d, xstrdup(member));
+			s->cls = class_of(d, member);
+			s->h = t->h;
+			s->w = t->w;
+			s->c = t->c;
+			s->pixels = xmalloc(np ? np : 1);
+			memcpy(s->pixels, t->pixels, np);
+			s->owned = 1;
+		} else {
+			rc = skip(d, SKIP_UNREADABLE, member, "hard link to %s, which is not a kept image", target);
+		}
+	}
+	strmap_free(&kept);
+	return rc;
+}
+
+static void
+free_links(Dataset *d)
+{
+	for (size_t i = 0; i < 2 * d->nlinks; i++)
+		free(d->links[i]);
+	free(d->links);
+	d->links = NULL;
+	d->nlinks = 0;
 }
 
 static int
@@ -483,6 +534,7 @@ member_wanted(Dataset *d, const char *path, int kind, const uint8_t *head, size_
 /* ---- folders ---- */
 
 static int read_file(Dataset *d, const char *full, const char *rel, int kind);
+static int read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_t headlen);
 
 static int
 walk(Dataset *d, const char *root, const char *rel, int depth)
@@ -545,28 +597,27 @@ walk(Dataset *d, const char *root, const char *rel, int depth)
 	return rc;
 }
 
-/* Reads a whole regular file into memory (limit: max bytes). 0, or -1 with
- * errno set (EFBIG when over the limit). */
+/* Reads the rest of fd into memory after the `prelen` bytes already read
+ * from it (limit: max bytes in all); fd may be a pipe. 0, or -1 with errno
+ * set (EFBIG when over the limit). Does not close fd. */
 static int
-slurp_path(const char *path, int64_t max, uint8_t **out, size_t *outlen)
+slurp_fd(int fd, const uint8_t *pre, size_t prelen, int64_t max, uint8_t **out, size_t *outlen)
 {
-	int fd = open(path, O_RDONLY);
 	struct stat st;
 	uint8_t *buf;
-	size_t len = 0, cap;
-	if (fd < 0)
+	size_t len = prelen, cap;
+	if (fstat(fd, &st) < 0)
 		return -1;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return -1;
-	}
-	if (st.st_size > max) {
-		close(fd);
+	if (S_ISREG(st.st_mode) && st.st_size > max) {
 		errno = EFBIG;
 		return -1;
 	}
-	cap = (size_t)st.st_size + 1;
+	cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : (size_t)1 << 16;
+	if (cap <= prelen)
+		cap = prelen + 1;
 	buf = xmalloc(cap);
+	if (prelen)
+		memcpy(buf, pre, prelen);
 	for (;;) {
 		ssize_t k = read(fd, buf + len, cap - len);
 		if (k < 0 && errno == EINTR)
@@ -574,17 +625,15 @@ slurp_path(const char *path, int64_t max, uint8_t **out, size_t *outlen)
 		if (k < 0) {
 			int e = errno;
 			free(buf);
-			close(fd);
 			errno = e;
 			return -1;
 		}
 		if (k == 0)
 			break;
 		len += (size_t)k;
-		if (len == cap) {   /* the file grew while we read it */
+		if (len == cap) {   /* a pipe, or a file that grew while we read it */
 			if ((int64_t)cap > max) {
 				free(buf);
-				close(fd);
 				errno = EFBIG;
 				return -1;
 			}
@@ -592,10 +641,40 @@ slurp_path(const char *path, int64_t max, uint8_t **out, size_t *outlen)
 			buf = xrealloc(buf, cap);
 		}
 	}
-	close(fd);
 	*out = buf;
 	*outlen = len;
 	return 0;
+}
+
+static int
+slurp_path(const char *path, int64_t max, uint8_t **out, size_t *outlen)
+{
+	int fd = open(path, O_RDONLY), rc, e;
+	if (fd < 0)
+		return -1;
+	rc = slurp_fd(fd, NULL, 0, max, out, outlen);
+	e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+/* Reads up to n bytes (fewer only at EOF): the count, or -1. */
+static ssize_t
+read_head(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = read(fd, buf + got, n - got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -1;
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
 }
 
 static int
@@ -696,6 +775,8 @@ archive_slurp(struct archive *a, int64_t size, int sniff, uint8_t **out, size_t 
 	return 0;
 }
 
+/* The member path without leading "/" and "./" and trailing "/"; NULL when
+ * it does not fit in buf. */
 static const char *
 clean_member_path(const char *p, char *buf, size_t len)
 {
@@ -708,6 +789,8 @@ clean_member_path(const char *p, char *buf, size_t len)
 		else
 			break;
 	}
+	if (strlen(p) >= len)
+		return NULL;   /* never cut: a cut path names another file, or none */
 	snprintf(buf, len, "%s", p);
 	n = strlen(buf);
 	while (n > 0 && buf[n - 1] == '/')
@@ -715,20 +798,92 @@ clean_member_path(const char *p, char *buf, size_t len)
 	return buf;
 }
 
+/* An archive read from a descriptor opened once (a FIFO, a pipe, standard
+ * input): the bytes sniffed before come first. Seeks (zip's central
+ * directory, 7z) only where the descriptor is a regular file. */
+typedef struct {
+	int            fd;
+	const uint8_t *head;
+	size_t         headlen, headpos;
+	uint8_t        buf[1 << 16];
+} ArchiveSrc;
+
+static la_ssize_t
+src_read(struct archive *a, void *ctx, const void **out)
+{
+	ArchiveSrc *s = ctx;
+	if (s->headpos < s->headlen) {
+		size_t n = s->headlen - s->headpos;
+		*out = s->head + s->headpos;
+		s->headpos = s->headlen;
+		return (la_ssize_t)n;
+	}
+	for (;;) {
+		ssize_t k = read(s->fd, s->buf, sizeof s->buf);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			archive_set_error(a, errno, "%s", strerror(errno));
+			return -1;
+		}
+		*out = s->buf;
+		return k;
+	}
+}
+
+static la_int64_t
+src_seek(struct archive *a, void *ctx, la_int64_t off, int whence)
+{
+	ArchiveSrc *s = ctx;
+	off_t r;
+	if (whence == SEEK_CUR)   /* the descriptor is ahead by the head not yet returned */
+		off -= (la_int64_t)(s->headlen - s->headpos);
+	if ((r = lseek(s->fd, (off_t)off, whence)) < 0) {
+		archive_set_error(a, errno, "%s", strerror(errno));
+		return ARCHIVE_FATAL;
+	}
+	s->headpos = s->headlen;
+	return (la_int64_t)r;
+}
+
+static la_int64_t
+src_skip(struct archive *a, void *ctx, la_int64_t n)
+{
+	ArchiveSrc *s = ctx;
+	off_t now = lseek(s->fd, 0, SEEK_CUR);
+	(void)a;
+	if (s->headpos < s->headlen || now < 0 || lseek(s->fd, (off_t)n, SEEK_CUR) < 0)
+		return 0;   /* libarchive reads through instead */
+	return n;
+}
+
 static int
-read_archive(Dataset *d, const char *path)
+read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_t headlen)
 {
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
 	char member[4096] = "", last[4096] = "";
+	ArchiveSrc *src;
+	struct stat st;
 	int r, rc = 0, any = 0;
 	if (!a)
 		return fail(d, "%s: out of memory", path);
+	src = xcalloc(1, sizeof *src);
+	src->fd = fd;
+	src->head = head;
+	src->headlen = headlen;
 	archive_read_support_filter_all(a);
 	archive_read_support_format_all(a);
-	if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
+	archive_read_set_callback_data(a, src);
+	archive_read_set_read_callback(a, src_read);
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		archive_read_set_seek_callback(a, src_seek);
+		archive_read_set_skip_callback(a, src_skip);
+	}
+	if (archive_read_open1(a) != ARCHIVE_OK) {
 		rc = fail(d, "%s: %s", path, archive_error_string(a));
 		archive_read_free(a);
+		free(src);
 		return rc;
 	}
 	while (rc == 0) {
@@ -750,7 +905,15 @@ read_archive(Dataset *d, const char *path)
 			name = archive_entry_pathname_utf8(e);
 		if (!name)
 			continue;
-		clean_member_path(name, member, sizeof member);
+		if (!clean_member_path(name, member, sizeof member)) {
+			if (archive_entry_filetype(e) == AE_IFDIR)
+				continue;   /* its members say it */
+			snprintf(member, sizeof member, "%.64s...", name);
+			snprintf(last, sizeof last, "%s", member);
+			d->members++;
+			rc = skip(d, SKIP_UNREADABLE, member, "path over %zu bytes", sizeof member - 1);
+			continue;
+		}
 		snprintf(last, sizeof last, "%s", member);
 		if (r == ARCHIVE_FAILED || r == ARCHIVE_RETRY) {
 			if (!is_junk_path(member)) {
@@ -763,6 +926,18 @@ read_archive(Dataset *d, const char *path)
 			continue;
 		if (archive_entry_filetype(e) == AE_IFDIR) {
 			dir_note(d, member, 0);
+			continue;
+		}
+		if (archive_entry_hardlink(e) && !(archive_entry_size_is_set(e) && archive_entry_size(e) > 0)) {
+			char target[4096];
+			if (member_kind(member) == 0)
+				continue;
+			if (!clean_member_path(archive_entry_hardlink(e), target, sizeof target))
+				snprintf(target, sizeof target, "%.64s...", archive_entry_hardlink(e));
+			d->links = xreallocarray(d->links, 2 * d->nlinks + 2, sizeof *d->links);
+			d->links[2 * d->nlinks] = xstrdup(member);
+			d->links[2 * d->nlinks + 1] = xstrdup(target);
+			d->nlinks++;
 			continue;
 		}
 		if (archive_entry_filetype(e) != AE_IFREG)
@@ -801,6 +976,7 @@ read_archive(Dataset *d, const char *path)
 		}
 	}
 	archive_read_free(a);
+	free(src);
 	return rc;
 }
 
@@ -1218,58 +1394,74 @@ set_mode(Dataset *d, int mode, const char *path)
 	return 0;
 }
 
+/* A single image given as an input, its first headlen bytes already read
+ * from fd. */
+static int
+read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, size_t headlen)
+{
+	const char *base = base_name(path);
+	uint8_t *data;
+	size_t len;
+	Image im;
+	char err[256];
+	Sample *s;
+	int r;
+	if (slurp_fd(fd, head, headlen, DATASET_MAX_MEMBER_BYTES, &data, &len) < 0)
+		return fail(d, "%s: %s", path, strerror(errno));
+	d->members++;
+	r = image_load(data, len, d->opt.max_pixels, d->opt.channels, d->opt.height, d->opt.width, &im, err,
+	               sizeof err);
+	free(data);
+	if (r < 0)
+		return skip(d, SKIP_DECODE, base, "%s", err);
+	s = push_sample(d);
+	s->path = keep_str(d, xstrdup(base));
+	s->h = im.h;
+	s->w = im.w;
+	s->c = im.c;
+	s->pixels = im.data;
+	s->owned = 1;
+	return 0;
+}
+
 int
 dataset_add(Dataset *d, const char *path)
 {
 	struct stat st;
 	const char *base = base_name(path);
-	int rc = 0, ck;
+	int rc = 0, ck, fd = -1, is_stdin = strcmp(path, "-") == 0;
+	uint8_t head[8];
+	ssize_t k = 0;
 	ASSERT(!d->finished);
 	d->inputs = xreallocarray(d->inputs, (size_t)d->ninputs + 1, sizeof *d->inputs);
 	d->inputs[d->ninputs] = xstrdup(path);
 	d->cur_input = d->ninputs++;
-	if (stat(path, &st) < 0)
+	if (is_stdin)
+		st.st_mode = S_IFIFO;
+	else if (stat(path, &st) < 0)
 		return fail(d, "%s: %s", path, strerror(errno));
-	if (!S_ISDIR(st.st_mode) && is_idx_name(base))
+	if (!is_stdin && !S_ISDIR(st.st_mode) && is_idx_name(base))
 		return set_mode(d, MODE_INDEXED, path) < 0 ? -1 : read_idx(d, path);
-	if (!S_ISDIR(st.st_mode) && (ck = cifar_kind(base)))
+	if (!is_stdin && !S_ISDIR(st.st_mode) && (ck = cifar_kind(base)))
 		return set_mode(d, MODE_INDEXED, path) < 0 ? -1 : read_cifar(d, path, ck == 100);
 	if (set_mode(d, MODE_NAMED, path) < 0)
 		return -1;
 	if (!S_ISDIR(st.st_mode)) {
-		uint8_t head[8];
-		ssize_t k;
-		int fd = open(path, O_RDONLY);
-		if (fd < 0)
+		/* opened once and sniffed from the bytes read: FIFOs and pipes work */
+		if ((fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY)) < 0)
 			return fail(d, "%s: %s", path, strerror(errno));
-		k = read(fd, head, sizeof head);
-		close(fd);
-		if (k < 0)
-			return fail(d, "%s: %s", path, strerror(errno));
+		if ((k = read_head(fd, head, sizeof head)) < 0) {
+			rc = fail(d, "%s: %s", path, strerror(errno));
+			if (!is_stdin)
+				close(fd);
+			return rc;
+		}
 		if (image_sniff(head, (size_t)k) != IMAGE_FMT_UNKNOWN) {
 			/* a single image: the file itself is the member */
-			uint8_t *data;
-			size_t len;
-			if (slurp_path(path, DATASET_MAX_MEMBER_BYTES, &data, &len) < 0)
-				return fail(d, "%s: %s", path, strerror(errno));
-			d->members++;
-			{
-				Image im;
-				char err[256];
-				int r = image_load(data, len, d->opt.max_pixels, d->opt.channels, d->opt.height,
-				                   d->opt.width, &im, err, sizeof err);
-				free(data);
-				if (r < 0)
-					return skip(d, SKIP_DECODE, base, "%s", err);
-				Sample *s = push_sample(d);
-				s->path = keep_str(d, xstrdup(base));
-				s->h = im.h;
-				s->w = im.w;
-				s->c = im.c;
-				s->pixels = im.data;
-				s->owned = 1;
-			}
-			return 0;
+			rc = read_single_image(d, path, fd, head, (size_t)k);
+			if (!is_stdin)
+				close(fd);
+			return rc;
 		}
 	}
 #pragma omp parallel
@@ -1278,13 +1470,18 @@ dataset_add(Dataset *d, const char *path)
 		if (S_ISDIR(st.st_mode))
 			rc = walk(d, path, "", 0);
 		else
-			rc = read_archive(d, path);
+			rc = read_archive(d, path, fd, head, (size_t)k);
 		if (rc == 0)
 			rc = chunk_drain(d);
 	}
+	if (fd > STDIN_FILENO)
+		close(fd);
 	chunk_discard(&d->chunks[0]);
 	chunk_discard(&d->chunks[1]);
 	d->cur = 0;
+	if (rc == 0)
+		rc = resolve_links(d);
+	free_links(d);
 	if (rc == 0)
 		rc = check_empty_dirs(d);
 	strmap_free(&d->dirs);
@@ -1429,6 +1626,7 @@ dataset_free(Dataset *d)
 	free(d->blocks);
 	strmap_free(&d->classmap);
 	strmap_free(&d->dirs);
+	free_links(d);
 	for (int i = 0; i < d->ncnames; i++)
 		free(d->cnames[i]);
 	free(d->cnames);

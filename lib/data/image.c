@@ -264,6 +264,11 @@ png_read_mem(png_structp png, png_bytep dst, size_t n)
 	s->pos += n;
 }
 
+#define PNG_CHUNK_MAX 8000000   /* libpng's own default where it sets one */
+
+/* Ancillary chunks that only carry metadata (5 bytes each: name and NUL). */
+static const png_byte png_ignored_chunks[] = "tEXt\0zTXt\0iTXt\0iCCP\0sPLT\0eXIf\0hIST\0pCAL\0sCAL\0tIME\0";
+
 static int
 decode_png(const uint8_t *buf, size_t len, int64_t max_pixels, Image *out, char *err, size_t errlen)
 {
@@ -296,6 +301,14 @@ decode_png(const uint8_t *buf, size_t len, int64_t max_pixels, Image *out, char 
 	}
 	png_set_read_fn(png, &src, png_read_mem);
 	png_set_user_limits(png, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
+	/* Metadata we never use is skipped unread, and no chunk may cost more
+	 * memory than the file's bytes (plus 64 KiB of decompression) justify,
+	 * nor more than 8 MB: a tEXt chunk that declares 2 GiB in a 137-byte file
+	 * had libpng allocate all of it. */
+	png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, png_ignored_chunks,
+	                            (int)(sizeof png_ignored_chunks / 5));
+	png_set_chunk_malloc_max(png, len < PNG_CHUNK_MAX - (1 << 16) ? len + (1 << 16) : PNG_CHUNK_MAX);
+	png_set_chunk_cache_max(png, 32);
 	png_read_info(png, info);
 	png_get_IHDR(png, info, &w, &h, &depth, &ctype, NULL, NULL, NULL);
 	if (check_dims(w, h, max_pixels, err, errlen) < 0) {
@@ -308,7 +321,9 @@ decode_png(const uint8_t *buf, size_t len, int64_t max_pixels, Image *out, char 
 		png_set_palette_to_rgb(png);
 	if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8)
 		png_set_expand_gray_1_2_4_to_8(png);
-	if (ctype & PNG_COLOR_MASK_ALPHA)
+	/* tRNS (palette, grey or RGB with a transparent colour) expands to an
+	 * alpha channel like a real one: both are dropped */
+	if ((ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
 		png_set_strip_alpha(png);
 	png_set_interlace_handling(png);
 	png_read_update_info(png, info);

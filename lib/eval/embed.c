@@ -225,6 +225,31 @@ embed_check_pair(const Embeddings *train, const Embeddings *test, int *K, char *
 }
 
 void
+embed_keep_present_classes(Embeddings *train, Embeddings *test, int *K, char ***names, int **ids)
+{
+	int k = *K, kept = 0, *map = xcalloc((size_t)k, sizeof *map);
+	char **old = *names;
+	for (int64_t i = 0; i < train->n; i++)
+		map[train->labels[i]] = 1;
+	*ids = xcalloc((size_t)k, sizeof **ids);
+	for (int c = 0; c < k; c++) {
+		if (map[c]) {
+			(*ids)[kept] = c;
+			old[kept] = old[c];
+			map[c] = kept++;
+		} else {
+			free(old[c]);
+		}
+	}
+	for (int64_t i = 0; i < train->n; i++)
+		train->labels[i] = map[train->labels[i]];
+	for (int64_t i = 0; i < test->n; i++)   /* embed_check_pair: every test class has training items */
+		test->labels[i] = map[test->labels[i]];
+	free(map);
+	*K = kept;
+}
+
+void
 embed_names_free(char **names, int K)
 {
 	for (int c = 0; names && c < K; c++)

@@ -43,5 +43,10 @@ void embed_free(Embeddings *e);
  * (embed_names_free). 0, or -1 with a one-line message in err. */
 int  embed_check_pair(const Embeddings *train, const Embeddings *test, int *K, char ***names, char *err, size_t errlen);
 void embed_names_free(char **names, int K);
+/* Keeps only the classes with training items (a header may name 100,000
+ * classes for 100 items): relabels both sets 0..K'-1 in class order, shrinks
+ * *names to match, sets *K to K' and *ids to each kept class's index in the
+ * header (malloc'd, K' entries). Call after embed_check_pair. */
+void embed_keep_present_classes(Embeddings *train, Embeddings *test, int *K, char ***names, int **ids);
 
 #endif

@@ -141,14 +141,15 @@ probe_argmax(const double *s, int K)
 	return best;
 }
 
-void
-metrics_compute(Metrics *m, const double *scores, const int64_t *y, int64_t n, int K, int topk)
+static void
+metrics_compute_ex(Metrics *m, const double *scores, const int64_t *y, int64_t n, int K, int topk, int confusion)
 {
 	memset(m, 0, sizeof *m);
 	m->K = K;
 	m->topk = topk < K ? topk : K;
 	m->n = n;
-	m->confusion = xcalloc(count2(K, K), sizeof *m->confusion);
+	if (confusion)
+		m->confusion = xcalloc(count2(K, K), sizeof *m->confusion);
 	m->class_n = xcalloc((size_t)K, sizeof *m->class_n);
 	m->class_correct = xcalloc((size_t)K, sizeof *m->class_correct);
 	for (int64_t i = 0; i < n; i++) {
@@ -159,7 +160,8 @@ metrics_compute(Metrics *m, const double *scores, const int64_t *y, int64_t n, i
 		for (int c = 0; c < K; c++)
 			if (s[c] > s[t] || (s[c] == s[t] && c < t))
 				rank++;
-		m->confusion[(size_t)t * (size_t)K + (size_t)p]++;
+		if (m->confusion)
+			m->confusion[(size_t)t * (size_t)K + (size_t)p]++;
 		m->class_n[t]++;
 		if (p == t) {
 			m->correct++;
@@ -168,6 +170,12 @@ metrics_compute(Metrics *m, const double *scores, const int64_t *y, int64_t n, i
 		if (rank < m->topk)
 			m->correct_topk++;
 	}
+}
+
+void
+metrics_compute(Metrics *m, const double *scores, const int64_t *y, int64_t n, int K, int topk)
+{
+	metrics_compute_ex(m, scores, y, n, K, topk, 1);
 }
 
 void
@@ -1134,7 +1142,7 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 			free(yval);
 		}
 	}
-	metrics_compute(&r->metrics, scores, ytest, ntest, K, 5);
+	metrics_compute_ex(&r->metrics, scores, ytest, ntest, K, 5, cfg->confusion || K <= PROBE_CONFUSION_AUTO);
 	r->seconds = now_seconds() - t0;
 	free(xtr);
 	free(xte);
@@ -1201,6 +1209,14 @@ report_settings_text(FILE *fp, const ProbeResult *r)
 	}
 }
 
+/* Class c's index in the stream header (the probe keeps only the classes
+ * with training items). */
+static int
+class_id(const ProbeDataInfo *info, int c)
+{
+	return info->class_ids ? info->class_ids[c] : c;
+}
+
 void
 probe_report_text(FILE *fp, const ProbeResult *r, const ProbeDataInfo *info)
 {
@@ -1223,14 +1239,21 @@ probe_report_text(FILE *fp, const ProbeResult *r, const ProbeDataInfo *info)
 
 	fprintf(fp, "\nper-class accuracy\n");
 	for (int c = 0; c < K; c++) {
+		char name[64];   /* from the stream: shown safely, cut to fit the column */
+		snprintf(name, sizeof name, "%s", info->classes[c]);
+		str_printable(name);
 		if (m->class_n[c] > 0)
-			fprintf(fp, "  %3d %-20s %7.2f%%  (%lld/%lld)\n", c, info->classes[c],
+			fprintf(fp, "  %3d %-20s %7.2f%%  (%lld/%lld)\n", class_id(info, c), name,
 			        100 * ratio(m->class_correct[c], m->class_n[c]), (long long)m->class_correct[c],
 			        (long long)m->class_n[c]);
 		else
-			fprintf(fp, "  %3d %-20s       -   (no test items)\n", c, info->classes[c]);
+			fprintf(fp, "  %3d %-20s       -   (no test items)\n", class_id(info, c), name);
 	}
 
+	if (!m->confusion) {
+		fprintf(fp, "\nconfusion matrix: not shown for %d classes (--confusion shows it)\n", K);
+		return;
+	}
 	for (int64_t i = 0; i < (int64_t)K * K; i++) {
 		int d = snprintf(NULL, 0, "%lld", (long long)m->confusion[i]);
 		if (d + 1 > w)
@@ -1238,10 +1261,10 @@ probe_report_text(FILE *fp, const ProbeResult *r, const ProbeDataInfo *info)
 	}
 	fprintf(fp, "\nconfusion matrix (rows: true class, columns: predicted class)\n      ");
 	for (int c = 0; c < K; c++)
-		fprintf(fp, "%*d", w, c);
+		fprintf(fp, "%*d", w, class_id(info, c));
 	fputc('\n', fp);
 	for (int t = 0; t < K; t++) {
-		fprintf(fp, "  %3d ", t);
+		fprintf(fp, "  %3d ", class_id(info, t));
 		for (int p = 0; p < K; p++)
 			fprintf(fp, "%*lld", w, (long long)m->confusion[(size_t)t * (size_t)K + (size_t)p]);
 		fputc('\n', fp);
@@ -1345,15 +1368,21 @@ probe_result_json(const ProbeResult *r, const ProbeDataInfo *info)
 	json_object_set_new(o, "correct_top5", json_integer(m->correct_topk));
 	for (int c = 0; c < K; c++) {
 		json_t *row = json_array();
-		json_array_append_new(pc, json_pack("{s:i, s:s, s:I, s:I, s:o}", "index", c, "class", info->classes[c],
+		json_array_append_new(pc, json_pack("{s:i, s:s, s:I, s:I, s:o}", "index", class_id(info, c), "class",
+		                                    info->classes[c],
 		                                    "items", (json_int_t)m->class_n[c], "correct",
 		                                    (json_int_t)m->class_correct[c], "accuracy",
 		                                    jnum(ratio(m->class_correct[c], m->class_n[c]))));
-		for (int p = 0; p < K; p++)
+		for (int p = 0; p < K && m->confusion; p++)
 			json_array_append_new(row, json_integer(m->confusion[(size_t)c * (size_t)K + (size_t)p]));
 		json_array_append_new(conf, row);
 	}
 	json_object_set_new(o, "per_class", pc);
-	json_object_set_new(o, "confusion", conf);
+	if (m->confusion)
+		json_object_set_new(o, "confusion", conf);
+	else {
+		json_decref(conf);
+		json_object_set_new(o, "confusion", json_null());
+	}
 	return o;
 }

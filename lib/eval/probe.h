@@ -62,10 +62,14 @@ typedef struct {
 	int64_t  n;               /* items scored */
 	int64_t  correct;         /* top-1 */
 	int64_t  correct_topk;
-	int64_t *confusion;       /* (K, K): row = true class, column = predicted */
+	int64_t *confusion;       /* (K, K): row = true class, column = predicted; NULL when not asked for */
 	int64_t *class_n;         /* (K) items per true class */
 	int64_t *class_correct;   /* (K) */
 } Metrics;
+
+/* Up to this many classes the report shows the confusion matrix unasked
+ * (K x K counts: 21k classes would be 3.5 GB and a 21k-column table). */
+#define PROBE_CONFUSION_AUTO 20
 
 int  probe_argmax(const double *s, int K);
 void metrics_compute(Metrics *m, const double *scores, const int64_t *y, int64_t n, int K, int topk);
@@ -168,6 +172,7 @@ typedef struct {
 	MlpOptions  mlp;
 	uint64_t    seed;
 	ProbeProgress progress;
+	int         confusion;     /* 1: the confusion matrix for any K; 0: only up to PROBE_CONFUSION_AUTO */
 } ProbeConfig;
 
 typedef struct {
@@ -201,6 +206,7 @@ typedef struct {
 	char *const       *classes;    /* K names */
 	const char        *labels_spec; /* NULL: all labels */
 	uint64_t           seed;
+	const int         *class_ids;  /* K: each class's index in the header; NULL: 0..K-1 */
 } ProbeDataInfo;
 
 /* Human-readable report of one result (data, settings, accuracy, per-class

@@ -220,5 +220,15 @@ int
 mpu_pack_str(msgpack_packer *pk, const char *s)
 {
 	size_t n = strlen(s);
-	return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, s, n);
+	char *e;
+	int rc;
+	if (utf8_valid(s, n))
+		return msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, s, n);
+	/* a msgpack str is UTF-8 (ssl-stream(5)): a member or file name that is
+	 * not goes out with its stray bytes as \xHH */
+	e = str_utf8_escape(s);
+	n = strlen(e);
+	rc = msgpack_pack_str(pk, n) | msgpack_pack_str_body(pk, e, n);
+	free(e);
+	return rc;
 }

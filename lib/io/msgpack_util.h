@@ -73,7 +73,8 @@ char *mpu_strdup(const msgpack_object *o);
  * "WHAT contains a NUL byte" (the one accessor that writes a message). */
 char *mpu_strdup_why(const msgpack_object *o, const char *what, char *why, size_t whylen);
 
-/* A C string as a msgpack str; nonzero on a packer error. */
+/* A C string as a msgpack str; nonzero on a packer error. Bytes that are
+ * not valid UTF-8 go out as \xHH (str_utf8_escape). */
 int mpu_pack_str(msgpack_packer *pk, const char *s);
 
 #endif

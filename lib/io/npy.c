@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/util.h"
 
@@ -82,8 +83,10 @@ npy_writer_put(NpyWriter *w, const void *data, int64_t n, char *err, size_t errl
 	return 0;
 }
 
-int
-npy_writer_commit(NpyWriter *w, char *err, size_t errlen)
+/* Writes the final header and syncs: the file is complete under its
+ * temporary name. On failure the writer is aborted. */
+static int
+npy_writer_finish(NpyWriter *w, char *err, size_t errlen)
 {
 	char hdr[NPY_HEADER_BYTES];
 	int64_t shape[2] = { w->rows, w->cols };
@@ -104,8 +107,49 @@ npy_writer_commit(NpyWriter *w, char *err, size_t errlen)
 		return -1;
 	}
 	w->open = 0;
-	if (atomicfile_commit(&w->af) < 0) {
+	if (atomicfile_sync(&w->af) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+npy_writer_commit(NpyWriter *w, char *err, size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s", w->af.path);
+	if (npy_writer_finish(w, err, errlen) < 0)
+		return -1;
+	if (atomicfile_rename(&w->af) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+npy_writer_commit_pair(NpyWriter *a, NpyWriter *b, char *err, size_t errlen)
+{
+	char apath[4096], bpath[4096];
+	snprintf(apath, sizeof apath, "%s", a->af.path);
+	snprintf(bpath, sizeof bpath, "%s", b->af.path);
+	if (npy_writer_finish(a, err, errlen) < 0) {
+		npy_writer_abort(b);
+		return -1;
+	}
+	if (npy_writer_finish(b, err, errlen) < 0) {
+		atomicfile_abort(&a->af);
+		return -1;
+	}
+	if (atomicfile_rename(&b->af) < 0) {
+		snprintf(err, errlen, "%s: %s", bpath, strerror(errno));
+		atomicfile_abort(&a->af);
+		return -1;
+	}
+	if (atomicfile_rename(&a->af) < 0) {
+		snprintf(err, errlen, "%s: %s", apath, strerror(errno));
+		unlink(bpath);
 		return -1;
 	}
 	return 0;

@@ -42,6 +42,10 @@ int npy_writer_open(NpyWriter *w, const char *path, DType dtype, int ndim, int64
 int npy_writer_put(NpyWriter *w, const void *data, int64_t n, char *err, size_t errlen);
 /* Rewrites the header with the final row count, syncs and renames. */
 int npy_writer_commit(NpyWriter *w, char *err, size_t errlen);
+/* Two files that belong together (embeddings and their labels): both are
+ * written out and synced before either is renamed, b first; when a's rename
+ * fails, b is removed. On failure neither file of this run is left. */
+int npy_writer_commit_pair(NpyWriter *a, NpyWriter *b, char *err, size_t errlen);
 /* Drops the temporary file; safe on a writer that is not open. */
 void npy_writer_abort(NpyWriter *w);
 

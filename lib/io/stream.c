@@ -131,6 +131,15 @@ stream_header_set_meta(StreamHeader *h, const char *key, const char *value)
 	h->nmeta++;
 }
 
+int64_t
+stream_header_records(const StreamHeader *h)
+{
+	int64_t n;
+	if (h->records_per_epoch <= 0 || h->epochs <= 0 || __builtin_mul_overflow(h->records_per_epoch, h->epochs, &n))
+		return -1;
+	return n;
+}
+
 const char *
 stream_header_get_meta(const StreamHeader *h, const char *key)
 {
@@ -674,6 +683,39 @@ align_tensor(StreamReader *r, Tensor *t, size_t *used)
 	*used += (n + 63) & ~(size_t)63;
 }
 
+/* The one place where zero-sized images, views and embeddings are refused:
+ * the tensor a kind fixes has no zero dimension (a consumer would divide by
+ * it, or read pixels that are not there). */
+static int
+check_kind_tensor(StreamReader *r, const Record *rec, long long recno, const char *idbuf)
+{
+	static const char *const kinds[][2] = {
+		{ STREAM_KIND_IMAGES, "image" }, { STREAM_KIND_VIEWS, "views" }, { STREAM_KIND_EMBEDDINGS, "embedding" },
+	};
+	for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+		if (strcmp(r->hdr.kind, kinds[k][0]) != 0)
+			continue;
+		for (int i = 0; i < rec->ntensors; i++) {
+			const Tensor *t = &rec->tensors[i];
+			char shape[200] = "";
+			int zero = 0;
+			if (strcmp(t->name, kinds[k][1]) != 0)
+				continue;
+			for (int j = 0; j < t->ndim; j++) {
+				size_t n = strlen(shape);
+				zero |= t->shape[j] == 0;
+				snprintf(shape + n, sizeof shape - n, "%s%lld", j ? "x" : "", (long long)t->shape[j]);
+			}
+			if (zero) {
+				rerr(r, "record %lld%s: tensor '%s' is %s: a stream of %s holds no empty ones", recno, idbuf,
+				     t->name, shape, kinds[k][0]);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 static int
 decode_record(StreamReader *r, const msgpack_object *o, Record *rec)
 {
@@ -763,7 +805,7 @@ decode_record(StreamReader *r, const msgpack_object *o, Record *rec)
 		align_tensor(r, t, &used);
 		rec->ntensors++;
 	}
-	return 0;
+	return check_kind_tensor(r, rec, recno, idbuf);
 }
 
 int

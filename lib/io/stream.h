@@ -69,6 +69,9 @@ void stream_header_set_classes(StreamHeader *h, int n, char *const *names);
 void stream_header_add_provenance(StreamHeader *h, int argc, char **argv);
 void stream_header_set_meta(StreamHeader *h, const char *key, const char *value);
 const char *stream_header_get_meta(const StreamHeader *h, const char *key); /* NULL if absent */
+/* Records the header announces (records_per_epoch x epochs), for progress
+ * lines; -1 when unknown or over INT64_MAX. */
+int64_t stream_header_records(const StreamHeader *h);
 
 /* A record from stream_reader_next borrows the reader's memory until the
  * next call; copy what you keep. For writing, tensors may point anywhere. */

@@ -53,6 +53,7 @@ struct Trainer {
 	int           cap;                 /* records per step on this process: B / ranks */
 	/* schedule */
 	int64_t       step, total, warmup, spe, rpe, epochs, first_epoch;
+	int           log_errno;            /* the log's first write error, 0 if none */
 	float         lr_base;
 	/* position in the input */
 	int64_t       epoch, epoch_records; /* epoch of the next step; its records trained on (all ranks) */

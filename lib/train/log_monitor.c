@@ -59,7 +59,12 @@ opened:
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	fflush(t->log);
+	if (fflush(t->log) == EOF || ferror(t->log)) {
+		snprintf(err, errlen, "%s: write error: %s", path, strerror(errno ? errno : EIO));
+		fclose(t->log);
+		t->log = NULL;
+		return -1;
+	}
 	return 0;
 }
 
@@ -96,7 +101,13 @@ log_flush_row(Trainer *t)
 	if (r->monitor >= 0)
 		fprintf(t->log, "%.4f", r->monitor);
 	fputc('\n', t->log);
-	fflush(t->log);
+	if ((fflush(t->log) == EOF || ferror(t->log)) && !t->log_errno) {
+		/* a full disk: said now, and the run fails at its end (the checkpoint is still written) */
+		t->log_errno = errno ? errno : EIO;
+		warn("%s: write error: %s; no more log rows", t->s.log_path, strerror(t->log_errno));
+		fclose(t->log);
+		t->log = NULL;
+	}
 	t->row_logged = r->step;
 }
 

@@ -253,6 +253,11 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 		     (long long)t->dropped, t->dropped == 1 ? "" : "s", t->min_tail > t->size ? t->min_tail : t->size);
 	if (save_checkpoint(t, err, errlen) < 0)
 		return TRAIN_FAILED;
+	if (t->log_errno) {
+		snprintf(err, errlen, "%s: write error: %s; the log is incomplete (the checkpoint was written)",
+		         t->s.log_path, strerror(t->log_errno));
+		return TRAIN_FAILED;
+	}
 	return TRAIN_DONE;
 interrupted:
 	log_flush_row(t);

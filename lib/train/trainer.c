@@ -94,9 +94,14 @@ plan_schedule(Trainer *t, int64_t grpe, char *err, size_t errlen)
 		t->total = BUDGET_UNPLANNED;
 	} else if (s->steps >= 0)
 		t->total = s->steps;
-	else if (t->spe > 0 && t->epochs > 0)
-		t->total = t->spe * t->epochs;
-	else {
+	else if (t->spe > 0 && t->epochs > 0) {
+		if (__builtin_mul_overflow(t->spe, t->epochs, &t->total)) {
+			snprintf(err, errlen, "%s: header: %lld records per epoch for %lld epochs is more steps than "
+			         "can be counted; give --steps", stream_reader_name(t->in), (long long)t->rpe,
+			         (long long)t->epochs);
+			return -1;
+		}
+	} else {
 		snprintf(err, errlen, "%s: the header does not give records_per_epoch and epochs; give --steps",
 		         stream_reader_name(t->in));
 		return -1;
@@ -108,7 +113,8 @@ plan_schedule(Trainer *t, int64_t grpe, char *err, size_t errlen)
 			snprintf(err, errlen, "--warmup-epochs: the epoch size is unknown; give --warmup-steps");
 			return -1;
 		}
-		t->warmup = (int64_t)llround(s->warmup_epochs * (double)t->spe);
+		double w = s->warmup_epochs * (double)t->spe;
+		t->warmup = w < (double)t->total ? (int64_t)llround(w) : t->total;
 	}
 	if (t->warmup > t->total)
 		t->warmup = t->total;
