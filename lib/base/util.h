@@ -69,6 +69,9 @@ double  opt_f64(const char *opt, const char *s, double min, double max);
  * appear in a message must not break the one-line message or reach the
  * terminal as escape sequences. */
 void str_printable(char *s);
+/* Writes s (NULL: nothing) as one TSV field: a backslash, tab, newline or
+ * carriage return as \\ \t \n \r. 0, or -1 on a write error. */
+int  fput_tsv(const char *s, FILE *fp);
 
 /* Flushes and checks a stream; returns 1 (and warns) on error (sbase fshut). */
 int fshut(FILE *fp, const char *name);

@@ -442,18 +442,6 @@ probefile_predict(int64_t *pred, double *prob, const ProbeFile *pf, int which, c
 	free(s);
 }
 
-/* TSV fields escape \ tab newline and carriage return as \\ \t \n \r. */
-static int
-put_tsv(FILE *fp, const char *s)
-{
-	for (; s && *s; s++) {
-		const char *e = *s == '\\' ? "\\\\" : *s == '\t' ? "\\t" : *s == '\n' ? "\\n" : *s == '\r' ? "\\r" : NULL;
-		if (e ? fputs(e, fp) < 0 : putc(*s, fp) == EOF)
-			return -1;
-	}
-	return 0;
-}
-
 /* The classes of e agree with pf's, so that its labels can be compared. */
 static int
 same_classes(const ProbeFile *pf, const Embeddings *e)
@@ -503,9 +491,9 @@ probefile_write_predictions(FILE *fp, const ProbeFile *pf, int which, const Embe
 			free(line);
 			json_decref(o);
 		} else {
-			bad |= fprintf(fp, "%lld\t", (long long)e->ids[i]) < 0 || put_tsv(fp, e->sources[i]) < 0
-			       || putc('\t', fp) == EOF || put_tsv(fp, cls) < 0 || fprintf(fp, "\t%.6f\t", prob[i]) < 0
-			       || (known && put_tsv(fp, pf->classes[y]) < 0) || putc('\n', fp) == EOF;
+			bad |= fprintf(fp, "%lld\t", (long long)e->ids[i]) < 0 || fput_tsv(e->sources[i], fp) < 0
+			       || putc('\t', fp) == EOF || fput_tsv(cls, fp) < 0 || fprintf(fp, "\t%.6f\t", prob[i]) < 0
+			       || (known && fput_tsv(pf->classes[y], fp) < 0) || putc('\n', fp) == EOF;
 		}
 	}
 	free(pred);
