@@ -10,6 +10,7 @@
 
 #include "base/rng.h"
 #include "eval/classifier.h"
+#include "io/msgfile.h"
 #include "embwrite.h"
 #include "testutil.h"
 
@@ -255,6 +256,72 @@ START_TEST(test_model_id)
 }
 END_TEST
 
+/* Hostile probe files: every truncation fails with one line naming the
+ * file; random byte changes with the checksum made right again reach the
+ * parser, which loads a consistent probe or fails with one line (and, under
+ * make check-asan, touches nothing it should not). */
+START_TEST(test_hostile_files)
+{
+	const char *path = tu_path("h.probe"), *bad = tu_path("bad.probe");
+	char *names3[K] = { "ant", "bee", "cat" }, err[512];
+	EncoderId id = { "0123456789abcdef", "m.ssl", "encoder", "no" };
+	ProbeFile pf;
+	ProbeResult r;
+	unsigned char *b, *m;
+	size_t len;
+	Rng rng = rng_for(9, 0, 0, 0);
+	int loaded = 0;
+
+	/* a linear and an mlp classifier, by hand */
+	memset(&r, 0, sizeof r);
+	r.mean = calloc(D, sizeof *r.mean);
+	r.scale = calloc(D, sizeof *r.scale);
+	for (int j = 0; j < D; j++)
+		r.scale[j] = 1;
+	r.cfg.method = PROBE_LINEAR;
+	linear_init(&r.linear, K, D);
+	r.C = 1;
+	probefile_init(&pf, D, K, names3, &id, "train.emb", 10);
+	probefile_add(&pf, &r);
+	r.cfg.method = PROBE_MLP;
+	mlp_alloc(&r.mlp, D, 4, K);
+	probefile_add(&pf, &r);
+	ck_assert_msg(probefile_save(path, &pf, err, sizeof err) == 0, "%s", err);
+	probefile_free(&pf);
+	probe_result_free(&r);
+
+	b = (unsigned char *)tu_read_file(path, &len);
+	m = malloc(len);
+	for (size_t n = 0; n < len; n++) {
+		tu_write_file(bad, b, n);
+		ck_assert_int_eq(probefile_load(&pf, bad, err, sizeof err), -1);
+		ck_assert_msg(strncmp(err, bad, strlen(bad)) == 0 && !strchr(err, '\n'), "%zu bytes: %s", n, err);
+	}
+	for (int t = 0; t < 400; t++) {
+		uint32_t crc;
+		memcpy(m, b, len);
+		for (int c = 0, nc = 1 + (int)rng_below(&rng, 4); c < nc; c++)
+			m[rng_below(&rng, len - 5)] = (unsigned char)rng_below(&rng, 256);
+		crc = msgfile_crc32(0, m, len - 5);
+		m[len - 4] = (unsigned char)(crc >> 24), m[len - 3] = (unsigned char)(crc >> 16);
+		m[len - 2] = (unsigned char)(crc >> 8), m[len - 1] = (unsigned char)crc;
+		tu_write_file(bad, m, len);
+		if (probefile_load(&pf, bad, err, sizeof err) == 0) {
+			loaded++;
+			ck_assert(pf.D >= 1 && pf.K >= 2 && pf.nclf >= 1 && pf.mean && pf.scale);
+			for (int k = 0; k < pf.K; k++)
+				ck_assert_ptr_nonnull(pf.classes[k]);
+			probefile_free(&pf);
+		} else {
+			ck_assert_msg(strncmp(err, bad, strlen(bad)) == 0 && !strchr(err, '\n'), "%s", err);
+		}
+	}
+	ck_assert_msg(loaded > 0 && loaded < 400, "%d of 400 changed files loaded: the test reaches nothing", loaded);
+	free(b);
+	free(m);
+}
+END_TEST
+
 static Suite *
 classifier_suite(void)
 {
@@ -265,6 +332,7 @@ classifier_suite(void)
 	tcase_add_test(tc, test_unlabelled);
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_model_id);
+	tcase_add_test(tc, test_hostile_files);
 	suite_add_tcase(s, tc);
 	return s;
 }
