@@ -8,9 +8,10 @@
 #     exported with ssl-export --head, loaded into torchvision's ResNet
 #     (BasicBlock, [2, 2, 2, 2]) with load_state_dict(strict=True): the
 #     encoder and projection embeddings must match ssl-encode's.
-#  2. The README snippet, line for line, on the default model (width 64,
-#     CIFAR stem): torchvision.models.resnet18() with conv1 and maxpool
-#     replaced and fc = Identity loads the export strictly.
+#  2. The README's ssl_resnet function, taken from README.md as it is, on
+#     untrained width-8 CIFAR-stem and width-16 ImageNet-stem (64x64)
+#     models: it builds torchvision's ResNet at that width and stem, and the
+#     export loads into it strictly.
 #  3. PyTorch -> ssl-tools: a stock torchvision.models.resnet18() (ImageNet
 #     stem, width 64, fc of 1000 classes, random weights and BatchNorm
 #     statistics, no ssl-tools metadata), saved by PyTorch as safetensors,
@@ -46,13 +47,16 @@ ssl-decode $q --limit 64 "$DATA" > "$tmp/img32"
 ssl-encode $q -m "$tmp/w16.ssl" --npy "$tmp/w16_h.npy" "$tmp/img32" > /dev/null
 ssl-encode $q -m "$tmp/w16.ssl" --layer proj --npy "$tmp/w16_z.npy" "$tmp/img32" > /dev/null
 
-echo "== 2. README snippet (resnet18, cifar stem, width 64, untrained)"
-ssl-train $q --steps 0 --input-size 32x32x3 --seed 3 -o "$tmp/w64.ssl"
-ssl-export $q -o "$tmp/w64.safetensors" "$tmp/w64.ssl"
-ssl-encode $q -m "$tmp/w64.ssl" --npy "$tmp/w64_h.npy" "$tmp/img32" > /dev/null
+echo "== 2. README's ssl_resnet (resnet18: width 8 cifar stem; width 16 imagenet stem, 64x64)"
+ssl-train $q --steps 0 --input-size 32x32x3 --width 8 --seed 3 -o "$tmp/w8.ssl"
+ssl-export $q -o "$tmp/w8.safetensors" "$tmp/w8.ssl"
+ssl-encode $q -m "$tmp/w8.ssl" --npy "$tmp/w8_h.npy" "$tmp/img32" > /dev/null
 
 echo "== 3./4. PyTorch -> ssl-tools"
 ssl-decode $q --limit 16 --size 64x64 "$DATA" > "$tmp/img64"
+ssl-train $q --steps 0 --input-size 64x64x3 --stem imagenet --width 16 --seed 4 -o "$tmp/w16i.ssl"
+ssl-export $q -o "$tmp/w16i.safetensors" "$tmp/w16i.ssl"
+ssl-encode $q -m "$tmp/w16i.ssl" --npy "$tmp/w16i_h.npy" "$tmp/img64" > /dev/null
 $PY - "$tmp" <<'EOF'
 import json, sys
 import torch, torchvision
@@ -118,15 +122,22 @@ with torch.no_grad():
     ok &= report("1. ssl-export -> torchvision ResNet, encoder", tmp + "/w16_h.npy", h.numpy())
     ok &= report("1. ssl-export -> torchvision ResNet, head (proj)", tmp + "/w16_z.npy", net.head(h).numpy())
 
-    # 2. the README snippet, with load_file from the safetensors package
-    #    replaced by the fixture script's reader (Debian has no package)
-    m = torchvision.models.resnet18(); m.fc = torch.nn.Identity()
-    m.conv1, m.maxpool = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False), torch.nn.Identity()  # --stem cifar
-    sd, meta = load_file(tmp + "/w64.safetensors")
-    m.load_state_dict(sd); m.eval()
-    norm = json.loads(meta["ssl_tools.normalize"])
-    ok &= report("2. README snippet: torchvision.models.resnet18(), strict", tmp + "/w64_h.npy",
-                 m.double()(normalize(x32, norm["mean"], norm["std"], D)).numpy())
+    # 2. the README's function, run from README.md's text (load_file from
+    #    the safetensors package is the fixture script's reader here:
+    #    Debian has no package)
+    readme = open("README.md").read()
+    code = readme[readme.index("def ssl_resnet("):]
+    code = code[:code.index("    return m\n") + len("    return m\n")]
+    from torchvision.models.resnet import ResNet, BasicBlock, Bottleneck
+    env = {"torch": torch, "ResNet": ResNet, "BasicBlock": BasicBlock, "Bottleneck": Bottleneck}
+    exec(code, env)
+    for name, x in (("w8", x32), ("w16i", x64)):
+        sd, meta = load_file(tmp + "/" + name + ".safetensors")
+        cfg, norm = json.loads(meta["ssl_tools.config"]), json.loads(meta["ssl_tools.normalize"])
+        m = env["ssl_resnet"](cfg["arch"], width=cfg["width"], stem=cfg["stem"], in_channels=cfg["in_channels"])
+        m.load_state_dict(sd); m.eval()
+        ok &= report("2. README ssl_resnet(%s, width %d, %s stem), strict" % (cfg["arch"], cfg["width"], cfg["stem"]),
+                     tmp + "/" + name + "_h.npy", m.double()(normalize(x, norm["mean"], norm["std"], D)).numpy())
 
     # 3. stock torchvision resnet18 -> ssl-train --init-from -> ssl-encode
     tv = torchvision.models.resnet18()

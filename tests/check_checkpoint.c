@@ -305,7 +305,7 @@ START_TEST(test_foreign_and_version)
 		static const unsigned char m[] = { 0x82, 0xa6, 'f', 'o', 'r', 'm', 'a', 't', 0xaa, 's', 's', 'l', '-', 's', 't',
 			                           'r', 'e', 'a', 'm', 0xa1, 'x', 0xc0 };
 		tu_write_file(bad, m, sizeof m);
-		load_fails_with(bad, "'format' is not \"ssl-checkpoint\"");
+		load_fails_with(bad, "not an ssl-tools checkpoint (an ssl-stream file)");
 	}
 	/* A claimed 4-billion-entry map in 5 bytes: refused without allocating. */
 	{

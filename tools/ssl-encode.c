@@ -331,6 +331,14 @@ main(int argc, char *argv[])
 	stream_header_set_meta(&h, "l2", o.l2 ? "yes" : "no");
 	if (o.precise_bn)
 		stream_header_set_meta(&h, "precise_bn", o.precise_bn);
+	{ /* the encoder's identity for ssl-probe --predict and ssl-similar: its values and normalisation */
+		char id[20];
+		uint64_t fp = params_fingerprint(model_params(m), 0);
+		fp = params_hash_bytes(fp, f.mean, (size_t)f.config.in_channels * sizeof *f.mean);
+		snprintf(id, sizeof id, "%016llx",
+		         (unsigned long long)params_hash_bytes(fp, f.std, (size_t)f.config.in_channels * sizeof *f.std));
+		stream_header_set_meta(&h, "model_id", id);
+	}
 
 	char *labels_path = NULL;
 	if (o.npy) {

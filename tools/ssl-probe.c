@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "base/cli.h"
+#include "eval/classifier.h"
 #include "eval/embed.h"
 #include "eval/probe.h"
 #include "base/progress.h"
@@ -25,13 +26,17 @@ typedef struct {
 	double      labels_frac;
 	int64_t     labels_per_class;
 	int         json;
+	const char *save;        /* --save FILE */
+	const char *predict;     /* --predict FILE */
+	char      **inputs;      /* --predict: the embeddings (none: stdin) */
+	int         ninputs;
 	Cli         cli;
 } Options;
 
 enum {
 	OPT_TRAIN = 256, OPT_TEST, OPT_METHOD, OPT_C, OPT_HOLDOUT, OPT_MAX_ITER, OPT_TOL, OPT_K, OPT_KNN_T, OPT_HIDDEN,
 	OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_WD, OPT_PATIENCE, OPT_LABELS, OPT_SEED, OPT_JSON,
-	OPT_CONFUSION
+	OPT_CONFUSION, OPT_SAVE, OPT_PREDICT
 };
 
 static const struct option longopts[] = {
@@ -54,6 +59,8 @@ static const struct option longopts[] = {
 	{ "seed", required_argument, NULL, OPT_SEED },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "confusion", no_argument, NULL, OPT_CONFUSION },
+	{ "save", required_argument, NULL, OPT_SAVE },
+	{ "predict", required_argument, NULL, OPT_PREDICT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -61,7 +68,8 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-	        "usage: ssl-probe --train FILE --test FILE [options]\n"
+	        "usage: ssl-probe --train FILE --test FILE [--save PROBE] [options]\n"
+	        "       ssl-probe --predict PROBE [--method M] [--json] [EMB...]\n"
 	        "  --train FILE          embeddings stream to train the probe on (- for stdin)\n"
 	        "  --test FILE           embeddings stream to report accuracy on (- for stdin)\n"
 	        "  --method M[,M...]     linear, knn or mlp; repeatable (default linear)\n"
@@ -81,8 +89,11 @@ usage(FILE *fp)
 	        "  --patience N          mlp: epochs without a better validation loss before stopping (10)\n"
 	        "  --labels SPEC         train on a stratified subset: 1%%, 0.1 or N-per-class\n"
 	        "  --seed N              seed for --labels, the held-out split and the MLP (0)\n"
-	        "  --json                write the report as JSON\n"
-	        "  --confusion           show the confusion matrix for any number of classes (default: up to 20)\n");
+	        "  --json                write the report as JSON; with --predict, one JSON object per line\n"
+	        "  --confusion           show the confusion matrix for any number of classes (default: up to 20)\n"
+	        "  --save PROBE          keep the trained linear and mlp classifiers in the probe file PROBE\n"
+	        "  --predict PROBE       predict the class of every record of EMB (stdin when none) with\n"
+	        "                        the classifier of PROBE (--method picks one; default the first)\n");
 	cli_help_shared(fp, 24, 0);
 }
 
@@ -140,7 +151,18 @@ parse_options(int argc, char **argv, Options *o)
 			break;
 		case OPT_SEED: o->cfg.seed = (uint64_t)opt_i64("--seed", optarg, 0, INT64_MAX); break;
 		case OPT_JSON: o->json = 1; break;
+		case OPT_SAVE: o->save = optarg; break;
+		case OPT_PREDICT: o->predict = optarg; break;
 		}
+	}
+	if (o->predict) {
+		if (o->train || o->test || o->save || o->labels)
+			die_usage("--predict takes no --train, --test, --save or --labels");
+		if (o->nmethods > 1 || (o->nmethods && o->methods[0] == PROBE_KNN))
+			die_usage("--predict: --method names one classifier, linear or mlp");
+		o->inputs = argv + optind;
+		o->ninputs = argc - optind;
+		return;
 	}
 	if (optind < argc)
 		die_usage("unexpected argument '%s'", argv[optind]);
@@ -150,6 +172,39 @@ parse_options(int argc, char **argv, Options *o)
 		die_usage("--train and --test cannot both be stdin");
 	if (o->nmethods == 0)
 		o->methods[o->nmethods++] = PROBE_LINEAR;
+	if (o->save && o->nmethods == 1 && o->methods[0] == PROBE_KNN)
+		die_usage("--save: kNN keeps no classifier (add --method linear or mlp)");
+}
+
+/* ssl-probe --predict: one line per record of each input. */
+static int
+predict(const Options *o)
+{
+	ProbeFile pf;
+	char err[1024];
+	int which = 0, status = 0;
+	if (probefile_load(&pf, o->predict, err, sizeof err) < 0)
+		die("%s", err);
+	if (o->nmethods && (which = probefile_find(&pf, o->methods[0])) < 0)
+		die("%s: holds no %s classifier", o->predict, probe_method_name(o->methods[0]));
+	for (int i = 0; i < (o->ninputs ? o->ninputs : 1); i++) {
+		Embeddings e;
+		int64_t known, correct;
+		if (embed_load(&e, o->ninputs ? o->inputs[i] : "-", err, sizeof err) < 0)
+			die("%s", err);
+		if (probefile_check_input(&pf, o->predict, &e, err, sizeof err) < 0)
+			die("%s", err);
+		if (probefile_write_predictions(stdout, &pf, which, &e, o->json, i == 0, &known, &correct) < 0)
+			die("<stdout>: write error:");
+		if (known)
+			note("%s: %lld of %lld labelled records predicted right (%.2f%%, %s)", e.name, (long long)correct,
+			     (long long)known, 100.0 * (double)correct / (double)known,
+			     probe_method_name(pf.clf[which].method));
+		embed_free(&e);
+	}
+	probefile_free(&pf);
+	status |= fshut(stdout, "<stdout>");
+	return status;
 }
 
 /* One progress line per stage, restarted when the stage changes. */
@@ -211,6 +266,8 @@ main(int argc, char *argv[])
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
 	cli_apply(&o.cli);
+	if (o.predict)
+		return predict(&o);
 	ps.force = o.cli.progress;
 	ps.quiet = o.cli.quiet;
 	o.cfg.progress = (ProbeProgress){ on_progress, &ps };
@@ -222,6 +279,11 @@ main(int argc, char *argv[])
 	if (embed_check_pair(&tr, &te, &K, &names, err, sizeof err) < 0)
 		die("%s", err);
 	embed_keep_present_classes(&tr, &te, &K, &names, &class_ids);
+	{
+		EncoderId a = embed_encoder_id(&te.header), b = embed_encoder_id(&tr.header);
+		if (embed_check_encoder(te.name, &a, tr.name, &b, err, sizeof err) < 0)
+			die("%s", err);
+	}
 
 	ntrain = tr.n;
 	xtrain = tr.x;
@@ -239,6 +301,11 @@ main(int argc, char *argv[])
 		root = probe_data_json(&info);
 		results = json_array();
 	}
+	ProbeFile pf;
+	if (o.save) {
+		EncoderId id = embed_encoder_id(&tr.header);
+		probefile_init(&pf, tr.dim, K, names, &id, tr.name, ntrain);
+	}
 	for (int i = 0; i < o.nmethods; i++) {
 		ProbeResult r;
 		o.cfg.method = o.methods[i];
@@ -251,7 +318,14 @@ main(int argc, char *argv[])
 				putchar('\n');
 			probe_report_text(stdout, &r, &info);
 		}
+		if (o.save)
+			probefile_add(&pf, &r);
 		probe_result_free(&r);
+	}
+	if (o.save) {
+		if (probefile_save(o.save, &pf, err, sizeof err) < 0)
+			die("%s", err);
+		probefile_free(&pf);
 	}
 	if (o.json) {
 		json_object_set_new(root, "results", results);

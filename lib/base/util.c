@@ -452,3 +452,14 @@ now_seconds(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+
+int
+fput_tsv(const char *s, FILE *fp)
+{
+	for (; s && *s; s++) {
+		const char *e = *s == '\\' ? "\\\\" : *s == '\t' ? "\\t" : *s == '\n' ? "\\n" : *s == '\r' ? "\\r" : NULL;
+		if (e ? fputs(e, fp) < 0 : putc(*s, fp) == EOF)
+			return -1;
+	}
+	return 0;
+}

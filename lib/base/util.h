@@ -88,6 +88,9 @@ size_t utf8_seq(const unsigned char *p, size_t n);
 char *str_utf8_escape(const char *s);
 /* 1 when s[0..n) is valid UTF-8. */
 int utf8_valid(const char *s, size_t n);
+/* Writes s (NULL: nothing) as one TSV field: a backslash, tab, newline or
+ * carriage return as \\ \t \n \r. 0, or -1 on a write error. */
+int  fput_tsv(const char *s, FILE *fp);
 
 /* Flushes and checks a stream; returns 1 (and warns) on error (sbase fshut). */
 int fshut(FILE *fp, const char *name);

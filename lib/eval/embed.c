@@ -8,7 +8,7 @@
 
 #include "base/util.h"
 
-/* Grows the three arrays to hold at least `need` records of dim floats. */
+/* Grows the four arrays to hold at least `need` records of dim floats. */
 static int
 embed_reserve(Embeddings *e, int64_t *cap, int64_t need, char *err, size_t errlen)
 {
@@ -25,6 +25,7 @@ embed_reserve(Embeddings *e, int64_t *cap, int64_t need, char *err, size_t errle
 	e->x = xreallocarray(e->x, nx, sizeof *e->x);
 	e->labels = xreallocarray(e->labels, (size_t)ncap, sizeof *e->labels);
 	e->ids = xreallocarray(e->ids, (size_t)ncap, sizeof *e->ids);
+	e->sources = xreallocarray(e->sources, (size_t)ncap, sizeof *e->sources);
 	*cap = ncap;
 	return 0;
 }
@@ -82,6 +83,7 @@ embed_load_reader(Embeddings *e, StreamReader *r, char *err, size_t errlen)
 		}
 		e->labels[e->n] = rec.label;
 		e->ids[e->n] = rec.id;
+		e->sources[e->n] = rec.source ? xstrdup(rec.source) : NULL;
 		e->n++;
 	}
 	if (got < 0) {
@@ -110,6 +112,9 @@ embed_free(Embeddings *e)
 	free(e->x);
 	free(e->labels);
 	free(e->ids);
+	for (int64_t i = 0; i < e->n && e->sources; i++)
+		free(e->sources[i]);
+	free(e->sources);
 	stream_header_free(&e->header);
 	memset(e, 0, sizeof *e);
 }
@@ -255,4 +260,37 @@ embed_names_free(char **names, int K)
 	for (int c = 0; names && c < K; c++)
 		free(names[c]);
 	free(names);
+}
+
+EncoderId
+embed_encoder_id(const StreamHeader *h)
+{
+	return (EncoderId){ stream_header_get_meta(h, "model_id"), stream_header_get_meta(h, "model"),
+		            stream_header_get_meta(h, "layer"), stream_header_get_meta(h, "l2") };
+}
+
+/* a and b differ where both are known */
+static int
+differ(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) != 0;
+}
+
+int
+embed_check_encoder(const char *aname, const EncoderId *a, const char *bname, const EncoderId *b, char *err,
+                    size_t errlen)
+{
+	if (differ(a->model_id, b->model_id)) {
+		snprintf(err, errlen, "%s: embeddings of another encoder (model_id %s%s%s, %s has %s%s%s)", aname,
+		         a->model_id, a->model ? " from " : "", a->model ? a->model : "", bname, b->model_id,
+		         b->model ? " from " : "", b->model ? b->model : "");
+		return -1;
+	}
+	if (differ(a->layer, b->layer) || differ(a->l2, b->l2)) {
+		snprintf(err, errlen, "%s: embeddings of another layer (layer %s, l2 %s; %s has layer %s, l2 %s)", aname,
+		         a->layer ? a->layer : "?", a->l2 ? a->l2 : "?", bname, b->layer ? b->layer : "?",
+		         b->l2 ? b->l2 : "?");
+		return -1;
+	}
+	return 0;
 }

@@ -23,6 +23,7 @@ typedef struct {
 	float       *x;       /* (n, D) */
 	int64_t     *labels;  /* (n); -1 when unknown */
 	int64_t     *ids;     /* (n) */
+	char       **sources; /* (n) the records' "source" (owned), NULL where absent */
 	StreamHeader header;  /* owned copy */
 } Embeddings;
 
@@ -48,5 +49,20 @@ void embed_names_free(char **names, int K);
  * *names to match, sets *K to K' and *ids to each kept class's index in the
  * header (malloc'd, K' entries). Call after embed_check_pair. */
 void embed_keep_present_classes(Embeddings *train, Embeddings *test, int *K, char ***names, int **ids);
+
+/* Which encoder wrote a set of embeddings, from its header's meta (ssl-encode
+ * writes them): "model_id" (a fingerprint of the parameters and the
+ * normalisation), "model" (the path it was given), "layer", "l2". NULL where
+ * absent; the strings are borrowed from the header. */
+typedef struct {
+	const char *model_id, *model, *layer, *l2;
+} EncoderId;
+
+EncoderId embed_encoder_id(const StreamHeader *h);
+/* -1 and "aname: embeddings of another encoder (...)" when a and b disagree
+ * on model_id, layer or l2 where both say (the path is not compared: a
+ * model may move); 0 otherwise, unknown fields included. */
+int embed_check_encoder(const char *aname, const EncoderId *a, const char *bname, const EncoderId *b, char *err,
+                        size_t errlen);
 
 #endif

@@ -780,7 +780,7 @@ mlp_options_default(MlpOptions *o)
 	o->seed = 0;
 }
 
-static void
+void
 mlp_alloc(MlpModel *m, int D, int H, int K)
 {
 	size_t nW1 = count2(H, D), nW2 = count2(K, H), np = nW1 + (size_t)H + nW2 + (size_t)K;
@@ -1097,14 +1097,12 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 		r->k_used = (int64_t)cfg->k < ntrain ? cfg->k : (int)ntrain;
 		knn_scores(scores, xtr, ytrain, ntrain, xte, ntest, D, K, cfg->k, cfg->T, &cfg->progress);
 	} else {
-		float *mean = xcalloc((size_t)D, sizeof *mean), *scale = xcalloc((size_t)D, sizeof *scale);
+		float *mean = r->mean = xcalloc((size_t)D, sizeof *mean), *scale = r->scale = xcalloc((size_t)D, sizeof *scale);
 		probe_standardize_fit(mean, scale, xtr, ntrain, D);
 		probe_standardize_apply(xtr, ntrain, D, mean, scale);
 		probe_standardize_apply(xte, ntest, D, mean, scale);
-		free(mean);
-		free(scale);
 		if (cfg->method == PROBE_LINEAR) {
-			LinearModel m;
+			LinearModel *m = &r->linear;
 			if (cfg->C > 0) {
 				r->C = cfg->C;
 			} else {
@@ -1115,10 +1113,9 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 				r->nval = r->search.nval;
 			}
 			r->lambda = linear_lambda(r->C, ntrain);
-			linear_init(&m, K, D);
-			linear_fit(&m, &r->opt, xtr, ytrain, ntrain, r->C, &cfg->lbfgs, &cfg->progress);
-			linear_scores(scores, &m, xte, ntest);
-			linear_free(&m);
+			linear_init(m, K, D);
+			linear_fit(m, &r->opt, xtr, ytrain, ntrain, r->C, &cfg->lbfgs, &cfg->progress);
+			linear_scores(scores, m, xte, ntest);
 		} else {
 			int64_t *fit = xcalloc(count2(ntrain, 1), sizeof *fit), *val = xcalloc(count2(ntrain, 1), sizeof *val);
 			int64_t *yfit, *yval;
@@ -1133,7 +1130,6 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 			r->cfg.mlp.seed = cfg->seed;
 			mlp_fit(&r->mlp, xfit, yfit, r->nfit, xval, yval, r->nval, D, K, &r->cfg.mlp, &cfg->progress);
 			mlp_scores(scores, &r->mlp, xte, ntest);
-			mlp_free(&r->mlp);
 			free(fit);
 			free(val);
 			free(xfit);
@@ -1153,7 +1149,11 @@ void
 probe_result_free(ProbeResult *r)
 {
 	metrics_free(&r->metrics);
+	linear_free(&r->linear);
 	mlp_free(&r->mlp);
+	free(r->mean);
+	free(r->scale);
+	r->mean = r->scale = NULL;
 }
 
 /* ------------------------------------------------------------------ */

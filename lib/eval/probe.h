@@ -146,6 +146,8 @@ typedef struct {
 } MlpModel;
 
 void mlp_options_default(MlpOptions *o);
+/* Zeroed parameters for D inputs, H hidden units and K classes (mlp_free). */
+void mlp_alloc(MlpModel *m, int D, int H, int K);
 /* Trains from a seeded initialisation; keeps the parameters of the epoch with
  * the lowest validation loss (all epochs run when nval == 0, the last kept). */
 void mlp_fit(MlpModel *m, const float *xfit, const int64_t *yfit, int64_t nfit, const float *xval,
@@ -182,7 +184,9 @@ typedef struct {
 	LinearSearch search;
 	LbfgsResult  opt;
 	int          k_used;
-	MlpModel     mlp;          /* epochs and validation figures (parameters freed) */
+	MlpModel     mlp;          /* mlp: the trained model, epochs and validation figures */
+	LinearModel  linear;       /* linear: the trained model */
+	float       *mean, *scale; /* linear, mlp: the standardisation, (D) each (x - mean) * scale */
 	int64_t      nfit, nval;   /* split sizes where one was made */
 	double       seconds;
 	Metrics      metrics;
@@ -193,7 +197,9 @@ const char *probe_method_name(ProbeMethod m);
 int probe_method_parse(const char *s, ProbeMethod *m);
 void probe_config_default(ProbeConfig *c);
 /* Runs one method: trains on (xtrain, ytrain) and scores (xtest, ytest).
- * Inputs are not modified (standardised or normalised copies are made). */
+ * Inputs are not modified (standardised or normalised copies are made).
+ * The trained classifier stays in r until probe_result_free (for
+ * ssl-probe --save, lib/eval/classifier.h). */
 void probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int64_t *ytrain, int64_t ntrain,
                const float *xtest, const int64_t *ytest, int64_t ntest, int D, int K);
 void probe_result_free(ProbeResult *r);

@@ -1,25 +1,18 @@
 /* checkpoint: see checkpoint.h.
  *
- * Writing streams msgpack straight into the atomic temporary file through a
- * packer callback that also runs the CRC, so a checkpoint never needs a
- * second copy of the model in memory.
- *
- * Reading takes the whole file into memory, then walks the msgpack bytes
- * once with the scanner of msgpack_util.h before msgpack-c sees them (as
- * lib/io/stream.c does): msgpack-c allocates for a container's claimed element
- * count before reading the elements, so a few hostile bytes could ask for
- * gigabytes. The scanner refuses a nesting deeper than the format needs and
- * tells a truncated file (bytes missing, as for any claim larger than the
- * bytes left) from a malformed one. Tensors then borrow the file's bytes until restored. */
+ * The file is a msgfile (lib/io/msgfile.h): writing streams msgpack straight
+ * into the atomic temporary file through a packer that also runs the CRC, so
+ * a checkpoint never needs a second copy of the model in memory; reading
+ * takes the whole file into memory and walks it with the bounded scanner of
+ * msgpack_util.h before msgpack-c sees it, then checks format, version and
+ * checksum. Tensors then borrow the file's bytes until restored. */
 #include "io/checkpoint.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
-#include "base/atomicfile.h"
+#include "io/msgfile.h"
 #include "io/msgpack_util.h"
 #include "base/util.h"
 
@@ -30,29 +23,10 @@
 
 /* ------------------------------------------------------------------ crc */
 
-static uint32_t crc_table[256];
-
-static void
-crc_init_table(void)
-{
-	for (uint32_t i = 0; i < 256; i++) {
-		uint32_t c = i;
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
-		crc_table[i] = c;
-	}
-}
-
 uint32_t
 checkpoint_crc32(uint32_t crc, const void *data, size_t len)
 {
-	const unsigned char *p = data;
-	if (!crc_table[1])
-		crc_init_table();
-	crc = ~crc;
-	for (size_t i = 0; i < len; i++)
-		crc = crc_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-	return ~crc;
+	return msgfile_crc32(crc, data, len);
 }
 
 /* ------------------------------------------------------------ lifecycle */
@@ -63,9 +37,7 @@ typedef struct {
 } CkTensor;
 
 typedef struct {
-	unsigned char   *bytes;
-	size_t           size;
-	msgpack_zone     zone;
+	MsgFile          file;
 	CkTensor        *params;
 	int              nparams;
 	CkTensor        *state;
@@ -91,8 +63,7 @@ checkpoint_free(Checkpoint *ck)
 		free(ck->classes[i]);
 	free(ck->classes);
 	provenance_free(ck->prov, ck->nprov);
-	msgpack_zone_destroy(&pv->zone);
-	free(pv->bytes);
+	msgfile_free(&pv->file);
 	free(pv->params);
 	free(pv->state);
 	free(pv);
@@ -100,28 +71,6 @@ checkpoint_free(Checkpoint *ck)
 }
 
 /* --------------------------------------------------------------- saving */
-
-typedef struct {
-	FILE    *fp;
-	uint32_t crc;
-	uint64_t bytes;
-	int      failed;
-} CkWriter;
-
-static int
-ck_write(void *data, const char *buf, size_t len)
-{
-	CkWriter *w = data;
-	if (w->failed)
-		return -1;
-	if (len && fwrite(buf, 1, len, w->fp) != len) {
-		w->failed = 1;
-		return -1;
-	}
-	w->crc = checkpoint_crc32(w->crc, buf, len);
-	w->bytes += len;
-	return 0;
-}
 
 static int
 pack_kv_i64(msgpack_packer *pk, const char *k, int64_t v)
@@ -256,10 +205,8 @@ checkpoint_save(const char *path, const Checkpoint *ck, Model *m, Optim *o, char
 	const ModelConfig *c = model_config(m);
 	ParamTable *pt = model_params(m);
 	const ParamEntry *bad;
-	AtomicFile af;
-	CkWriter w = { 0 };
-	msgpack_packer pk;
-	unsigned char tail[5];
+	MsgFileWriter w;
+	msgpack_packer *pk = &w.pk;
 	int rc = 0;
 
 	if (ck->has_optim && !o) {
@@ -274,147 +221,29 @@ checkpoint_save(const char *path, const Checkpoint *ck, Model *m, Optim *o, char
 		snprintf(err, errlen, "%s: not written: '%s' holds a non-finite value", path, bad->name);
 		return -1;
 	}
-	if (atomicfile_open(&af, path) < 0) {
-		snprintf(err, errlen, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+	if (msgfile_writer_open(&w, path, err, errlen) < 0)
 		return -1;
-	}
-	setvbuf(af.fp, NULL, _IOFBF, 1 << 20);
-	w.fp = af.fp;
-	msgpack_packer_init(&pk, &w, ck_write);
-	rc |= msgpack_pack_map(&pk, 8 + (ck->has_optim != 0) + (ck->has_train != 0));
-	rc |= pack_kv_str(&pk, "format", CHECKPOINT_FORMAT);
-	rc |= mpu_pack_str(&pk, "version") | msgpack_pack_array(&pk, 2);
-	rc |= msgpack_pack_int(&pk, CHECKPOINT_VERSION_MAJOR) | msgpack_pack_int(&pk, CHECKPOINT_VERSION_MINOR);
-	rc |= mpu_pack_str(&pk, "config") | pack_config(&pk, c);
-	rc |= mpu_pack_str(&pk, "normalize") | msgpack_pack_map(&pk, 2);
-	rc |= pack_floats(&pk, "mean", ck->mean, c->in_channels);
-	rc |= pack_floats(&pk, "std", ck->std, c->in_channels);
-	rc |= mpu_pack_str(&pk, "params") | pack_table(&pk, pt);
+	rc |= msgpack_pack_map(pk, 8 + (ck->has_optim != 0) + (ck->has_train != 0));
+	rc |= pack_kv_str(pk, "format", CHECKPOINT_FORMAT);
+	rc |= mpu_pack_str(pk, "version") | msgpack_pack_array(pk, 2);
+	rc |= msgpack_pack_int(pk, CHECKPOINT_VERSION_MAJOR) | msgpack_pack_int(pk, CHECKPOINT_VERSION_MINOR);
+	rc |= mpu_pack_str(pk, "config") | pack_config(pk, c);
+	rc |= mpu_pack_str(pk, "normalize") | msgpack_pack_map(pk, 2);
+	rc |= pack_floats(pk, "mean", ck->mean, c->in_channels);
+	rc |= pack_floats(pk, "std", ck->std, c->in_channels);
+	rc |= mpu_pack_str(pk, "params") | pack_table(pk, pt);
 	if (ck->has_optim)
-		rc |= mpu_pack_str(&pk, "optimizer") | pack_optim(&pk, ck, o);
+		rc |= mpu_pack_str(pk, "optimizer") | pack_optim(pk, ck, o);
 	if (ck->has_train)
-		rc |= mpu_pack_str(&pk, "train") | pack_train(&pk, &ck->train);
-	rc |= mpu_pack_str(&pk, "classes") | msgpack_pack_array(&pk, (size_t)ck->nclasses);
+		rc |= mpu_pack_str(pk, "train") | pack_train(pk, &ck->train);
+	rc |= mpu_pack_str(pk, "classes") | msgpack_pack_array(pk, (size_t)ck->nclasses);
 	for (int i = 0; i < ck->nclasses; i++)
-		rc |= mpu_pack_str(&pk, ck->classes[i]);
-	rc |= mpu_pack_str(&pk, "provenance") | provenance_pack(&pk, ck->prov, ck->nprov);
-	rc |= mpu_pack_str(&pk, "checksum");
-	/* The value is written by hand so that its encoding (and so the bytes
-	 * the CRC covers) is fixed: uint32, 0xce and 4 big-endian bytes. */
-	tail[0] = 0xce;
-	tail[1] = (unsigned char)(w.crc >> 24);
-	tail[2] = (unsigned char)(w.crc >> 16);
-	tail[3] = (unsigned char)(w.crc >> 8);
-	tail[4] = (unsigned char)w.crc;
-	if (!rc && !w.failed && fwrite(tail, 1, sizeof tail, af.fp) != sizeof tail)
-		w.failed = 1;
-	if (rc || w.failed) {
-		int e = errno;
-		atomicfile_abort(&af);
-		snprintf(err, errlen, "%s: write failed: %s", path, w.failed && e ? strerror(e) : "packing error");
-		return -1;
-	}
-	if (atomicfile_commit(&af) < 0) {
-		snprintf(err, errlen, "%s: %s (the previous file, if any, is intact)", path, strerror(errno));
-		return -1;
-	}
-	return 0;
+		rc |= mpu_pack_str(pk, ck->classes[i]);
+	rc |= mpu_pack_str(pk, "provenance") | provenance_pack(pk, ck->prov, ck->nprov);
+	return msgfile_writer_commit(&w, rc, err, errlen);
 }
 
 /* -------------------------------------------------------------- decoding */
-
-/* Keys of a map must be strings, each once. */
-static int
-check_keys(const msgpack_object *m, const char *what, char *why, size_t whylen)
-{
-	for (uint32_t i = 0; i < m->via.map.size; i++) {
-		const msgpack_object *k = &m->via.map.ptr[i].key;
-		if (k->type != MSGPACK_OBJECT_STR) {
-			snprintf(why, whylen, "%s: a key is not a string", what);
-			return -1;
-		}
-		for (uint32_t j = 0; j < i; j++) {
-			const msgpack_object *q = &m->via.map.ptr[j].key;
-			if (q->via.str.size == k->via.str.size && memcmp(q->via.str.ptr, k->via.str.ptr, k->via.str.size) == 0) {
-				snprintf(why, whylen, "%s: duplicate key '%.*s'", what, (int)(k->via.str.size > 64 ? 64 : k->via.str.size),
-				         k->via.str.ptr);
-				return -1;
-			}
-		}
-	}
-	return 0;
-}
-
-/* The value of key in the map m, or NULL and "sect: missing 'key'". */
-static const msgpack_object *
-need_key(const msgpack_object *m, const char *sect, const char *key, char *why, size_t whylen)
-{
-	const msgpack_object *o = mpu_map_get(m, key);
-	if (!o)
-		snprintf(why, whylen, "%s: missing '%s'", sect, key);
-	return o;
-}
-
-static int
-get_int(const msgpack_object *m, const char *sect, const char *key, int64_t min, int64_t max, int64_t *v, char *why,
-        size_t whylen)
-{
-	const msgpack_object *o = need_key(m, sect, key, why, whylen);
-	if (!o)
-		return -1;
-	if (mpu_get_i64(o, v) < 0 || *v < min || *v > max) {
-		snprintf(why, whylen, "%s: '%s' must be an integer in [%lld, %lld]", sect, key, (long long)min,
-		         (long long)max);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-get_f64(const msgpack_object *m, const char *sect, const char *key, double *v, char *why, size_t whylen)
-{
-	const msgpack_object *o = need_key(m, sect, key, why, whylen);
-	if (!o)
-		return -1;
-	if (mpu_get_f64(o, v) < 0 || !isfinite(*v)) {
-		snprintf(why, whylen, "%s: '%s' must be a finite number", sect, key);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-get_bool(const msgpack_object *m, const char *sect, const char *key, int *v, char *why, size_t whylen)
-{
-	const msgpack_object *o = need_key(m, sect, key, why, whylen);
-	if (!o)
-		return -1;
-	if (mpu_get_bool(o, v) < 0) {
-		snprintf(why, whylen, "%s: '%s' must be a boolean", sect, key);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-get_map(const msgpack_object *m, const char *sect, const char *key, int required, const msgpack_object **out,
-        char *why, size_t whylen)
-{
-	const msgpack_object *o = mpu_map_get(m, key);
-	*out = NULL;
-	if (!o) {
-		if (!required)
-			return 0;
-		snprintf(why, whylen, "%smissing '%s'", sect, key);
-		return -1;
-	}
-	if (o->type != MSGPACK_OBJECT_MAP) {
-		snprintf(why, whylen, "%s'%s' must be a map", sect, key);
-		return -1;
-	}
-	*out = o;
-	return check_keys(o, key, why, whylen);
-}
 
 static int
 decode_config(const msgpack_object *m, ModelConfig *c, char *why, size_t whylen)
@@ -433,11 +262,11 @@ decode_config(const msgpack_object *m, ModelConfig *c, char *why, size_t whylen)
 	}
 	for (int i = 0; i < MODEL_CONFIG_NKEYS; i++) {
 		const ModelConfigKey *k = &model_config_keys[i];
-		if (get_int(m, "config", k->key, k->min, k->max, &v, why, whylen) < 0)
+		if (msgfile_get_int(m, "config", k->key, k->min, k->max, &v, why, whylen) < 0)
 			return -1;
 		*model_config_field(c, k) = (int)v;
 	}
-	if (get_bool(m, "config", "zero_init_residual", &c->zero_init_residual, why, whylen) < 0)
+	if (msgfile_get_bool(m, "config", "zero_init_residual", &c->zero_init_residual, why, whylen) < 0)
 		return -1;
 	return 0;
 }
@@ -516,14 +345,14 @@ decode_optim(const msgpack_object *m, Checkpoint *ck, CkPriv *pv, char *why, siz
 	}
 	optim_config_default(c, c->kind);
 	for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++) {
-		if (get_f64(m, "optimizer", floats[i].key, &d, why, whylen) < 0)
+		if (msgfile_get_f64(m, "optimizer", floats[i].key, &d, why, whylen) < 0)
 			return -1;
 		*(float *)((char *)c + floats[i].off) = (float)d;
 	}
-	if (get_bool(m, "optimizer", "nesterov", &c->nesterov, why, whylen) < 0
-	    || get_bool(m, "optimizer", "decay_all", &c->decay_all, why, whylen) < 0
-	    || get_int(m, "optimizer", "step", 0, INT64_MAX, &ck->optim_step, why, whylen) < 0
-	    || get_map(m, "optimizer: ", "state", 1, &state, why, whylen) < 0)
+	if (msgfile_get_bool(m, "optimizer", "nesterov", &c->nesterov, why, whylen) < 0
+	    || msgfile_get_bool(m, "optimizer", "decay_all", &c->decay_all, why, whylen) < 0
+	    || msgfile_get_int(m, "optimizer", "step", 0, INT64_MAX, &ck->optim_step, why, whylen) < 0
+	    || msgfile_get_map(m, "optimizer: ", "state", 1, &state, why, whylen) < 0)
 		return -1;
 	return decode_tensors(state, "optimizer state", &pv->state, &pv->nstate, why, whylen);
 }
@@ -563,30 +392,30 @@ decode_train(const msgpack_object *m, CheckpointTrain *t, char *why, size_t whyl
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
-		if (get_int(m, "train", ints[i].key, ints[i].min, INT64_MAX, (int64_t *)((char *)t + ints[i].off), why,
+		if (msgfile_get_int(m, "train", ints[i].key, ints[i].min, INT64_MAX, (int64_t *)((char *)t + ints[i].off), why,
 		            whylen) < 0)
 			return -1;
 	for (size_t i = 0; i < sizeof dbls / sizeof dbls[0]; i++) {
 		/* The last loss may be anything a person wants to see, even NaN. */
 		if (strcmp(dbls[i].key, "loss") == 0 && (o = mpu_map_get(m, "loss")) && mpu_get_f64(o, &t->loss) == 0)
 			continue;
-		if (get_f64(m, "train", dbls[i].key, (double *)((char *)t + dbls[i].off), why, whylen) < 0)
+		if (msgfile_get_f64(m, "train", dbls[i].key, (double *)((char *)t + dbls[i].off), why, whylen) < 0)
 			return -1;
 	}
-	if (get_int(m, "train", "batch", 1, INT32_MAX, &v, why, whylen) < 0)
+	if (msgfile_get_int(m, "train", "batch", 1, INT32_MAX, &v, why, whylen) < 0)
 		return -1;
 	t->batch = (int)v;
 	/* Written since short tails are dropped; older runs (and 0) trained on every tail. */
 	t->min_tail = 1;
 	if (mpu_map_get(m, "min_tail")) {
-		if (get_int(m, "train", "min_tail", 0, INT32_MAX, &v, why, whylen) < 0)
+		if (msgfile_get_int(m, "train", "min_tail", 0, INT32_MAX, &v, why, whylen) < 0)
 			return -1;
 		t->min_tail = v > 0 ? (int)v : 1;
 	}
-	if (get_int(m, "train", "threads", 0, 1 << 16, &v, why, whylen) < 0)
+	if (msgfile_get_int(m, "train", "threads", 0, 1 << 16, &v, why, whylen) < 0)
 		return -1;
 	t->threads = (int)v;
-	if (get_bool(m, "train", "lr_abs", &t->lr_abs, why, whylen) < 0)
+	if (msgfile_get_bool(m, "train", "lr_abs", &t->lr_abs, why, whylen) < 0)
 		return -1;
 	if (!(o = mpu_map_get(m, "seed")) || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
 		snprintf(why, whylen, "train: 'seed' is missing or not a non-negative integer");
@@ -619,111 +448,18 @@ decode_classes(const msgpack_object *o, Checkpoint *ck, char *why, size_t whylen
 	return 0;
 }
 
-static int
-read_file(const char *path, unsigned char **bytes, size_t *size, char *why, size_t whylen)
-{
-	FILE *fp = fopen(path, "rb");
-	struct stat st;
-	unsigned char *b;
-	if (!fp) {
-		snprintf(why, whylen, "%s", strerror(errno));
-		return -1;
-	}
-	if (fstat(fileno(fp), &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(why, whylen, "not a regular file");
-		fclose(fp);
-		return -1;
-	}
-	if (st.st_size > CK_MAX_FILE_BYTES) {
-		snprintf(why, whylen, "%lld bytes is larger than any checkpoint (limit %lld)", (long long)st.st_size,
-		         (long long)CK_MAX_FILE_BYTES);
-		fclose(fp);
-		return -1;
-	}
-	b = xmalloc(st.st_size ? (size_t)st.st_size : 1);
-	if (fread(b, 1, (size_t)st.st_size, fp) != (size_t)st.st_size) {
-		snprintf(why, whylen, "read error: %s", ferror(fp) ? strerror(errno) : "the file shrank while reading");
-		free(b);
-		fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	*bytes = b;
-	*size = (size_t)st.st_size;
-	return 0;
-}
+static const MsgFileSpec ck_spec = {
+	CHECKPOINT_FORMAT, "checkpoint", "ssl-train", CHECKPOINT_VERSION_MAJOR, CHECKPOINT_VERSION_MINOR,
+	CK_MAX_FILE_BYTES, CK_SCAN_MAX_DEPTH,
+};
 
+/* The contents of a checked file (format, version and checksum: msgfile_load). */
 static int
 load(Checkpoint *ck, CkPriv *pv, char *why, size_t whylen)
 {
-	msgpack_object root;
-	const msgpack_object *o, *cfg, *norm, *params, *optm, *train;
-	MpuScan scan;
-	size_t end, off = 0;
-	int64_t major, minor;
-	int s;
+	const msgpack_object *root = &pv->file.root, *o, *cfg, *norm, *params, *optm, *train;
 
-	if (pv->size == 0) {
-		snprintf(why, whylen, "empty file, not a checkpoint");
-		return -1;
-	}
-	if ((pv->bytes[0] & 0xf0) != 0x80 && pv->bytes[0] != 0xde && pv->bytes[0] != 0xdf) {
-		snprintf(why, whylen, "not an ssl-tools checkpoint (does not start with a msgpack map)");
-		return -1;
-	}
-	mpu_scan_init(&scan, CK_SCAN_MAX_DEPTH, UINT64_MAX, UINT64_MAX);
-	scan.whole = 1;
-	s = mpu_scan_step(&scan, pv->bytes, pv->size, why, whylen);
-	if (s == 0) {
-		snprintf(why, whylen, "truncated file (%zu bytes, the data stops inside the map)", pv->size);
-		return -1;
-	}
-	if (s < 0)
-		return -1;
-	end = scan.pos;
-	if (end != pv->size) {
-		snprintf(why, whylen, "%zu bytes of garbage after the checkpoint", pv->size - end);
-		return -1;
-	}
-	if (msgpack_unpack((const char *)pv->bytes, pv->size, &off, &pv->zone, &root) != MSGPACK_UNPACK_SUCCESS
-	    || off != pv->size || root.type != MSGPACK_OBJECT_MAP) {
-		snprintf(why, whylen, "malformed msgpack");
-		return -1;
-	}
-	if (check_keys(&root, "checkpoint", why, whylen) < 0)
-		return -1;
-	if (!(o = mpu_map_get(&root, "format")) || !mpu_key_is(o, CHECKPOINT_FORMAT)) {
-		snprintf(why, whylen, "not an ssl-tools checkpoint ('format' is not \"%s\")", CHECKPOINT_FORMAT);
-		return -1;
-	}
-	if (!(o = mpu_map_get(&root, "version")) || o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2
-	    || mpu_get_i64(&o->via.array.ptr[0], &major) < 0 || mpu_get_i64(&o->via.array.ptr[1], &minor) < 0) {
-		snprintf(why, whylen, "'version' must be [major, minor]");
-		return -1;
-	}
-	if (major != CHECKPOINT_VERSION_MAJOR) {
-		snprintf(why, whylen, "checkpoint version %lld.%lld is not supported (this is %d.%d)", (long long)major,
-		         (long long)minor, CHECKPOINT_VERSION_MAJOR, CHECKPOINT_VERSION_MINOR);
-		return -1;
-	}
-	/* The checksum: the last key, its value the file's last 5 bytes. */
-	{
-		const msgpack_object_kv *last = root.via.map.size ? &root.via.map.ptr[root.via.map.size - 1] : NULL;
-		const unsigned char *t = pv->bytes + pv->size - 5;
-		uint32_t want, got;
-		if (!last || !mpu_key_is(&last->key, "checksum") || pv->size < 6 || t[0] != 0xce) {
-			snprintf(why, whylen, "no checksum at the end of the file (corrupt, or not written by ssl-train)");
-			return -1;
-		}
-		want = (uint32_t)t[1] << 24 | (uint32_t)t[2] << 16 | (uint32_t)t[3] << 8 | t[4];
-		got = checkpoint_crc32(0, pv->bytes, pv->size - 5);
-		if (want != got) {
-			snprintf(why, whylen, "checksum mismatch (file says %08x, contents give %08x): the file is corrupt",
-			         want, got);
-			return -1;
-		}
-	}
-	if (get_map(&root, "", "config", 1, &cfg, why, whylen) < 0 || decode_config(cfg, &ck->config, why, whylen) < 0)
+	if (msgfile_get_map(root, "", "config", 1, &cfg, why, whylen) < 0 || decode_config(cfg, &ck->config, why, whylen) < 0)
 		return -1;
 	{
 		char cw[200];
@@ -732,30 +468,30 @@ load(Checkpoint *ck, CkPriv *pv, char *why, size_t whylen)
 			return -1;
 		}
 	}
-	if (get_map(&root, "", "normalize", 1, &norm, why, whylen) < 0
+	if (msgfile_get_map(root, "", "normalize", 1, &norm, why, whylen) < 0
 	    || decode_floats(norm, "mean", ck->config.in_channels, 0, &ck->mean, why, whylen) < 0
 	    || decode_floats(norm, "std", ck->config.in_channels, 1, &ck->std, why, whylen) < 0)
 		return -1;
-	if (get_map(&root, "", "params", 1, &params, why, whylen) < 0
+	if (msgfile_get_map(root, "", "params", 1, &params, why, whylen) < 0
 	    || decode_tensors(params, "params", &pv->params, &pv->nparams, why, whylen) < 0)
 		return -1;
-	if (get_map(&root, "", "optimizer", 0, &optm, why, whylen) < 0)
+	if (msgfile_get_map(root, "", "optimizer", 0, &optm, why, whylen) < 0)
 		return -1;
 	if (optm) {
 		if (decode_optim(optm, ck, pv, why, whylen) < 0)
 			return -1;
 		ck->has_optim = 1;
 	}
-	if (get_map(&root, "", "train", 0, &train, why, whylen) < 0)
+	if (msgfile_get_map(root, "", "train", 0, &train, why, whylen) < 0)
 		return -1;
 	if (train) {
 		if (decode_train(train, &ck->train, why, whylen) < 0)
 			return -1;
 		ck->has_train = 1;
 	}
-	if ((o = mpu_map_get(&root, "classes")) && decode_classes(o, ck, why, whylen) < 0)
+	if ((o = mpu_map_get(root, "classes")) && decode_classes(o, ck, why, whylen) < 0)
 		return -1;
-	if ((o = mpu_map_get(&root, "provenance")) && provenance_decode(o, &ck->prov, &ck->nprov, why, whylen) < 0)
+	if ((o = mpu_map_get(root, "provenance")) && provenance_decode(o, &ck->prov, &ck->nprov, why, whylen) < 0)
 		return -1;
 	return 0;
 }
@@ -768,13 +504,7 @@ checkpoint_load(Checkpoint *ck, const char *path, char *err, size_t errlen)
 	checkpoint_init(ck);
 	ck->priv_ = pv;
 	snprintf(pv->path, sizeof pv->path, "%s", path);
-	if (!msgpack_zone_init(&pv->zone, 64 * 1024)) {
-		snprintf(err, errlen, "%s: out of memory", path);
-		free(pv);
-		ck->priv_ = NULL;
-		return -1;
-	}
-	if (read_file(path, &pv->bytes, &pv->size, why, sizeof why) < 0 || load(ck, pv, why, sizeof why) < 0) {
+	if (msgfile_load(&pv->file, path, &ck_spec, why, sizeof why) < 0 || load(ck, pv, why, sizeof why) < 0) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		checkpoint_free(ck);
 		return -1;

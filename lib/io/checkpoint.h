@@ -129,7 +129,8 @@ int  checkpoint_restore_optim(const Checkpoint *ck, Optim *o, char *err, size_t 
  * when !ck->has_optim. */
 int  checkpoint_save(const char *path, const Checkpoint *ck, Model *m, Optim *o, char *err, size_t errlen);
 
-/* CRC-32 (IEEE, zlib-compatible) of len bytes, continuing from crc (0 to start). */
+/* CRC-32 (IEEE, zlib-compatible) of len bytes, continuing from crc (0 to
+ * start): msgfile_crc32 (lib/io/msgfile.h), the checkpoint's checksum. */
 uint32_t checkpoint_crc32(uint32_t crc, const void *data, size_t len);
 
 #endif

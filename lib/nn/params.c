@@ -189,3 +189,28 @@ params_copy(ParamTable *dst, const ParamTable *src, char *err, size_t errlen)
 	}
 	return 0;
 }
+
+uint64_t
+params_hash_bytes(uint64_t h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	if (!h)
+		h = UINT64_C(0xcbf29ce484222325);
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * UINT64_C(0x100000001b3);
+	return h;
+}
+
+uint64_t
+params_fingerprint(const ParamTable *t, uint64_t h)
+{
+	for (int i = 0; i < t->n; i++) {
+		const ParamEntry *e = &t->e[i];
+		if (!e->data)
+			continue;
+		h = params_hash_bytes(h, e->name, strlen(e->name) + 1);
+		h = params_hash_bytes(h, e->shape, (size_t)e->ndim * sizeof e->shape[0]);
+		h = params_hash_bytes(h, e->data, (size_t)e->numel * sizeof *e->data);
+	}
+	return h;
+}

@@ -75,4 +75,12 @@ Tensor params_tensor(const ParamEntry *e);
  * -1 with a message naming the first missing name or shape mismatch. */
 int  params_copy(ParamTable *dst, const ParamTable *src, char *err, size_t errlen);
 
+/* A 64-bit fingerprint (FNV-1a) of every F32 entry's name, shape and value
+ * bytes, continuing from h (0 to start; pass the result on to add more with
+ * params_hash_bytes). Two tables with the same named values have the same
+ * fingerprint; I64 counters (num_batches_tracked) do not count. For the
+ * "model_id" that ssl-encode writes into an embeddings header. */
+uint64_t params_fingerprint(const ParamTable *t, uint64_t h);
+uint64_t params_hash_bytes(uint64_t h, const void *data, size_t n);
+
 #endif
