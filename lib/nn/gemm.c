@@ -23,12 +23,19 @@ gemm(int ta, int tb, int M, int N, int K, float alpha,
      const float *A, int lda, const float *B, int ldb,
      float beta, float *C, int ldc)
 {
+	gemm_split(gemm_serial, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void
+gemm_split(GemmFn *f, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+           int ldb, float beta, float *C, int ldc)
+{
 	if (M <= 0 || N <= 0)
 		return;
 	int nt = parallel_threads();
 	double work = 2.0 * M * N * (K > 0 ? K : 1);
 	if (omp_in_parallel() || nt == 1 || work < 4e6) {
-		gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+		f(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 		return;
 	}
 	/* Slices of 16 columns (or rows), whichever side is longer. */
@@ -45,10 +52,10 @@ gemm(int ta, int tb, int M, int N, int K, float alpha,
 			hi = len;
 		if (hi > lo) {
 			if (by_cols)
-				gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda,
+				f(ta, tb, M, hi - lo, K, alpha, A, lda,
 				            tb ? B + (long)lo * ldb : B + lo, ldb, beta, C + lo, ldc);
 			else
-				gemm_serial(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + (long)lo * lda, lda,
+				f(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + (long)lo * lda, lda,
 				            B, ldb, beta, C + (long)lo * ldc, ldc);
 		}
 	}

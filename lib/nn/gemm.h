@@ -20,6 +20,12 @@ void gemm(int ta, int tb, int M, int N, int K, float alpha,
 void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
+/* A one-thread product with gemm_serial's arguments (gemm_serial, gemm_bf16_serial). */
+typedef void GemmFn(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                    int ldb, float beta, float *C, int ldc);
+/* gemm()'s split over the OpenMP team, around any such product f. */
+void gemm_split(GemmFn *f, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                const float *B, int ldb, float beta, float *C, int ldc);
 /* ---- fast paths for the narrow matrices of small convolutions ----
  * (AVX2+FMA micro-kernels; OpenBLAS packs and pads these shapes for a
  * general case and loses half its speed at 16 or 32 rows.) gemm_fast()
