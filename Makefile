@@ -199,3 +199,12 @@ endif
 bench-mpi: all
 	@bench/mpi.sh $(BUILD)
 # ---- end ssl-train-mpi ---------------------------------------------------------
+
+# ---- bench-bf16 (issue 15): bf16 GEMM vs our fp32 GEMM vs OpenBLAS sgemm ----
+# One thread on core 1 (the core kept for timing), OpenBLAS left to pick its
+# own kernel (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset).
+.PHONY: bench-bf16
+bench-bf16: $(BUILD)/bench/bench_bf16_gemm
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	  taskset -c 1 $(BUILD)/bench/bench_bf16_gemm $(BENCH_ARGS)
+# ---- end bench-bf16 ----

@@ -26,6 +26,8 @@ bf16_from_f32(float x)
 {
 	uint32_t u;
 	memcpy(&u, &x, sizeof u);
+	if ((u & 0x7f800000u) == 0) /* zero or denormal: signed zero */
+		return (uint16_t)((u >> 16) & 0x8000u);
 	if ((u & 0x7fffffffu) > 0x7f800000u) /* NaN: keep sign and top payload, make it quiet */
 		return (uint16_t)((u >> 16) | 0x0040u);
 	u += 0x7fffu + ((u >> 16) & 1u);
@@ -70,7 +72,7 @@ bf16_pack_b_elems(int K, int N)
 /* One packing for both sides: rows (A) or columns (B) of a panel of w, the
  * element (i, k) of op(X) at X[i * si + k * sk]. */
 static void
-pack(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K)
+pack_portable(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K)
 {
 	const size_t KP = pairs(K);
 	const int np = (rows + w - 1) / w;
@@ -86,6 +88,22 @@ pack(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K)
 				d[1] = i < rows && k + 1 < K ? bf16_from_f32(x[sk]) : 0;
 			}
 	}
+}
+
+#ifdef HAVE_X86
+static void pack_native(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K);
+#endif
+
+static void
+pack(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K)
+{
+#ifdef HAVE_X86
+	if ((si == 1 || sk == 1) && bf16_native()) {
+		pack_native(Xp, w, X, si, sk, rows, K);
+		return;
+	}
+#endif
+	pack_portable(Xp, w, X, si, sk, rows, K);
 }
 
 void
@@ -229,6 +247,60 @@ tile_native(size_t kp, const uint16_t *ap, const uint16_t *bp, float *c, int ldc
 		}
 		_mm512_mask_storeu_ps(cp, m0, v0);
 		_mm512_mask_storeu_ps(cp + 16, m1, v1);
+	}
+}
+
+static inline __mmask16
+mask16(int n)
+{
+	return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
+}
+
+/* vcvtne2ps2bf16 converts as bf16_from_f32 does (round to nearest even,
+ * denormals to zero, NaN made quiet): the packed bytes do not depend on the
+ * path. Two cases, by which index is contiguous in memory:
+ *  si == 1: 16 rows of one k at a time, k and k + 1 interleaved by a word
+ *           permutation;
+ *  sk == 1: a row's pairs are adjacent already: 16 pairs at a time,
+ *           converted in order and stored w words apart. */
+NATIVE static void
+pack_native(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K)
+{
+	const size_t KP = pairs(K);
+	const int np = (rows + w - 1) / w;
+	const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+	                                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+	for (int p = 0; p < np; p++) {
+		uint16_t *dst = Xp + (size_t)p * KP * w * 2;
+		const int i0 = p * w, valid = rows - i0 < w ? rows - i0 : w;
+		if (si == 1) {
+			for (size_t q = 0; q < KP; q++) {
+				const int k = (int)(2 * q);
+				const float *x0 = X + (size_t)k * sk + i0, *x1 = x0 + sk;
+				for (int g = 0; g < w; g += 16) {
+					const int n = w - g < 16 ? w - g : 16;
+					const __mmask16 m = mask16(valid - g);
+					__m512 v0 = _mm512_maskz_loadu_ps(m, x0 + g);
+					__m512 v1 = k + 1 < K ? _mm512_maskz_loadu_ps(m, x1 + g) : _mm512_setzero_ps();
+					__m512i h = _mm512_permutexvar_epi16(inter, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+					_mm512_mask_storeu_epi16(dst + (q * w + g) * 2, n >= 16 ? 0xffffffffu : (1u << (2 * n)) - 1, h);
+				}
+			}
+		} else {
+			for (int r = 0; r < w; r++) {
+				const float *x = X + (size_t)(i0 + r) * si;
+				for (size_t q0 = 0; q0 < KP; q0 += 16) {
+					const int left = r < valid ? K - (int)(2 * q0) : 0; /* floats of this row still to read */
+					__m512 lo = _mm512_maskz_loadu_ps(mask16(left), x + 2 * q0);
+					__m512 hi = _mm512_maskz_loadu_ps(mask16(left - 16), x + 2 * q0 + 16);
+					uint32_t t[16];
+					_mm512_storeu_si512(t, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+					const size_t nq = KP - q0 < 16 ? KP - q0 : 16;
+					for (size_t j = 0; j < nq; j++)
+						memcpy(dst + ((q0 + j) * w + r) * 2, &t[j], sizeof t[j]);
+				}
+			}
+		}
 	}
 }
 #endif

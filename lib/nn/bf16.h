@@ -37,8 +37,9 @@
 #define BF16_NR 32  /* columns of a micro-tile: two 512-bit vectors of fp32 */
 #define BF16_KC 256 /* elements of K per packed block */
 
-/* fp32 -> bf16, round to nearest even; NaN stays NaN (made quiet, sign
- * kept); infinities and denormals round like any other value. */
+/* fp32 -> bf16 as vcvtneps2bf16 converts: round to nearest even, NaN stays
+ * NaN (made quiet, sign kept), infinities stay, denormals become zero (with
+ * their sign; vdpbf16ps would read a bf16 denormal as zero anyway). */
 uint16_t bf16_from_f32(float x);
 float    bf16_to_f32(uint16_t h);
 /* x rounded to bf16 and back. */
@@ -48,7 +49,8 @@ float    bf16_round(float x);
 size_t bf16_pack_a_elems(int M, int K);
 size_t bf16_pack_b_elems(int K, int N);
 /* Packs op(A) (M x K; ta: A stored K x M) and op(B) (K x N; tb: B stored
- * N x K) in the layout above, rounding to bf16. */
+ * N x K) in the layout above, rounding to bf16 (with vcvtne2ps2bf16 where
+ * bf16_native(): the same bytes). */
 void   bf16_pack_a(uint16_t *Ap, int ta, const float *A, int lda, int M, int K);
 void   bf16_pack_b(uint16_t *Bp, int tb, const float *B, int ldb, int K, int N);
 
