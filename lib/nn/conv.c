@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "nn/bf16.h"
 #include "nn/bn.h"
 #include "nn/gemm.h"
 #include "base/parallel.h"
@@ -75,9 +76,16 @@ conv_groups(const ConvShape *s)
 #define FAST_ROWS 32
 
 static int
-fast_rows(int rows)
+fast_rows(const ConvShape *s, int rows)
 {
-	return rows <= FAST_ROWS && gemm_fast();
+	return !s->bf16 && rows <= FAST_ROWS && gemm_fast();
+}
+
+/* The one-thread product the other sizes go to: OpenBLAS, or bf16. */
+static GemmFn *
+conv_gemm(const ConvShape *s)
+{
+	return s->bf16 ? gemm_bf16_serial : gemm_serial;
 }
 
 /* Stride-1 "same" convolutions with few channels on both sides run as an
@@ -97,7 +105,7 @@ fast_rows(int rows)
 static int
 conv_is_implicit(const ConvShape *s)
 {
-	return conv_is_same(s) && s->K > 1 && s->K <= IMPLICIT_MAX_K && s->C <= IMPLICIT_MAX_C &&
+	return !s->bf16 && conv_is_same(s) && s->K > 1 && s->K <= IMPLICIT_MAX_K && s->C <= IMPLICIT_MAX_C &&
 	       s->OC <= IMPLICIT_MAX_C && gemm_fast();
 }
 
@@ -460,7 +468,7 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 	int ncol = (int)(nb * ohw);
 	float *o = out + i0 * ohw;
 	if (conv_is_pointwise(s) && !(f && f->in_mean)) {
-		gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, inp + i0 * ohw, (int)ldo, 0.0f, o, (int)ldo);
+		conv_gemm(s)(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, inp + i0 * ohw, (int)ldo, 0.0f, o, (int)ldo);
 	} else if (conv_is_implicit(s)) {
 		const Pad g = pad_geometry(s);
 		float *pin = w->col + (size_t)omp_get_thread_num() * w->csz, *grid = pin + (size_t)(s->C + OC) * g.plane;
@@ -475,10 +483,10 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 		float *col = w->col + (size_t)omp_get_thread_num() * w->csz;
 		int ld = col_ld(s, nb);
 		im2col(col, (size_t)ld, inp, n, i0, nb, s, f);
-		if (fast_rows(OC))
+		if (fast_rows(s, OC))
 			gemm_packed_nn(OC, ncol, CKK, w->ap, col, ld, 0, o, (int)ldo);
 		else
-			gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, col, ld, 0.0f, o, (int)ldo);
+			conv_gemm(s)(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, col, ld, 0.0f, o, (int)ldo);
 	}
 	for (int oc = 0; oc < OC && (bias || st); oc++) {
 		float *r = o + oc * ldo;
@@ -499,7 +507,7 @@ conv2d_forward_fused(float *out, float *work, const float *inp, const float *wei
 	const int OC = s->OC, nchunks = (n + s->chunk - 1) / s->chunk, G = conv_groups(s);
 	const Work w = work_layout(work, s);
 	double *stats = f ? f->out_stats : NULL;
-	if (fast_rows(OC) || conv_is_implicit(s))
+	if (fast_rows(s, OC) || conv_is_implicit(s))
 		gemm_pack_a(w.ap, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
 	if (!stats) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (nchunks > 1)
@@ -568,7 +576,7 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 					w.wt[((size_t)c * OC + oc) * KK + k] = weight[((size_t)oc * s->C + c) * KK + (KK - 1 - k)];
 		ts.C = s->OC;
 		ts.OC = s->C;
-		if (fast_rows(s->C) || implicit)
+		if (fast_rows(s, s->C) || implicit)
 			gemm_pack_a(w.ap, w.wt, OKK, s->C, OKK);
 	}
 	/* BN backward sums of the transformed input's gradient, per group */
@@ -602,24 +610,24 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 				if (implicit) {
 					implicit_backward(dinp, dw, col, dout, inp, w.ap, n, i0, nb, s, f, overwrite);
 				} else if (direct) {
-					gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, inp + i0 * ohw, (int)ldo, 1.0f, dw, CKK);
+					conv_gemm(s)(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, inp + i0 * ohw, (int)ldo, 1.0f, dw, CKK);
 				} else {
 					im2col(col, (size_t)ld, inp, n, i0, nb, s, f);
-					gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, col, ld, 1.0f, dw, CKK);
+					conv_gemm(s)(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, col, ld, 1.0f, dw, CKK);
 				}
 				if (dinp && !implicit) { /* (implicit_backward gave both gradients) */
 					if (conv_is_pointwise(s)) {
-						gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
+						conv_gemm(s)(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
 						            dx, (int)ldo);
 					} else if (transposed) {
 						im2col(col, (size_t)ld, dout, n, i0, nb, &ts, NULL);
-						if (fast_rows(s->C))
+						if (fast_rows(s, s->C))
 							gemm_packed_nn(s->C, ncol, OKK, w.ap, col, ld, !overwrite, dx, (int)ldo);
 						else
-							gemm_serial(0, 0, s->C, ncol, OKK, 1.0f, w.wt, OKK, col, ld, overwrite ? 0.0f : 1.0f,
+							conv_gemm(s)(0, 0, s->C, ncol, OKK, 1.0f, w.wt, OKK, col, ld, overwrite ? 0.0f : 1.0f,
 							            dx, (int)ldo);
 					} else {
-						gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
+						conv_gemm(s)(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
 						col2im(dinp, col, n, i0, nb, s, overwrite);
 					}
 				}
