@@ -23,6 +23,7 @@ typedef struct {
 	const char *layer_name;
 	ModelOutput layer;
 	int         l2, batch, threads, resize, quiet, progress;
+	ModelPrecision precision; /* as asked, then as resolved (fp32 or bf16) */
 } Options;
 
 /* One record of the batch being filled: what is written back out. */
@@ -44,7 +45,7 @@ typedef struct {
 } Batch;
 
 enum { OPT_MODEL = 'm', OPT_LAYER = 256, OPT_L2, OPT_BATCH, OPT_THREADS, OPT_RESIZE, OPT_NPY, OPT_QUIET, OPT_PROGRESS,
-       OPT_HELP, OPT_VERSION };
+       OPT_HELP, OPT_VERSION, OPT_PRECISION };
 
 static const struct option longopts[] = {
 	{ "model", required_argument, NULL, OPT_MODEL },
@@ -54,6 +55,7 @@ static const struct option longopts[] = {
 	{ "threads", required_argument, NULL, OPT_THREADS },
 	{ "resize", no_argument, NULL, OPT_RESIZE },
 	{ "npy", required_argument, NULL, OPT_NPY },
+	{ "precision", required_argument, NULL, OPT_PRECISION },
 	{ "quiet", no_argument, NULL, OPT_QUIET },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -80,6 +82,8 @@ usage(FILE *fp)
 	        "                        (area when shrinking, bilinear when growing)\n"
 	        "  --npy FILE            also write the N x D float32 matrix to FILE (.npy) and the\n"
 	        "                        int64 labels to FILE with .npy replaced by .labels.npy\n"
+	        "  --precision P         fp32 (default), bf16 (convolutions and linear layers in bf16,\n"
+	        "                        fp32 sums; needs avx512_bf16) or auto (bf16 where the CPU has it)\n"
 	        "  --quiet               no progress or notes on stderr\n"
 	        "  --progress            show progress even when stderr is not a terminal\n"
 	        "  --help                show this help and exit\n"
@@ -110,6 +114,10 @@ parse_options(int argc, char **argv, Options *o)
 			if (!*optarg)
 				die_usage("--npy: empty file name");
 			o->npy = optarg;
+			break;
+		case OPT_PRECISION:
+			if (model_precision_parse(optarg, &o->precision) < 0)
+				die_usage("--precision: '%s' is not fp32, bf16 or auto", optarg);
 			break;
 		case OPT_QUIET: o->quiet = 1; break;
 		case OPT_PROGRESS: o->progress = 1; break;
@@ -291,6 +299,7 @@ load_model(ModelFile *f, const Options *o, int *D)
 	}
 	if (!(m = model_new(&f->config, o->batch, MODEL_INFER, err, sizeof err)))
 		die("%s: %s", o->model, err);
+	model_set_precision(m, o->precision);
 	*D = model_output_dim(m, o->layer);
 	if (*D <= 0)
 		die("%s: the model has no %s layer (%s)", o->model, o->layer_name,
@@ -316,6 +325,11 @@ main(int argc, char *argv[])
 	parse_options(argc, argv, &o);
 	set_quiet(o.quiet);
 	parallel_set_threads(o.threads);
+	char msg[256];
+	if (model_precision_resolve(o.precision, &o.precision, msg, sizeof msg) < 0)
+		die("%s", msg);
+	if (msg[0])
+		note("%s", msg);
 
 	Model *m = load_model(&f, &o, &D);
 
