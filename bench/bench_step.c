@@ -55,7 +55,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: bench_step [--mode train|eval] [--arch resnet18] [--width 16] [--batch B]\n"
-	                "                  [--steps 5] [--warmup 2] [--threads 2] [--hidden 512] [--summary]\n");
+	                "                  [--steps 5] [--warmup 2] [--threads 2] [--hidden 512] [--summary]\n"
+	                "                  [--precision fp32|bf16|auto]\n");
 	exit(2);
 }
 
@@ -65,12 +66,13 @@ main(int argc, char **argv)
 	setprogname(argv[0]);
 	int train = 1, width = 16, B = 256, steps = 5, warm = 2, threads = 2, hidden = -1, summary = 0;
 	ModelArch arch = ARCH_RESNET18;
+	ModelPrecision prec = PRECISION_FP32;
 	static const struct option lo[] = {
 		{ "mode", required_argument, 0, 'm' }, { "arch", required_argument, 0, 'a' },
 		{ "width", required_argument, 0, 'w' }, { "batch", required_argument, 0, 'b' },
 		{ "steps", required_argument, 0, 's' }, { "warmup", required_argument, 0, 'u' },
 		{ "threads", required_argument, 0, 't' }, { "hidden", required_argument, 0, 'h' },
-		{ "summary", no_argument, 0, 'S' }, { 0, 0, 0, 0 }
+		{ "summary", no_argument, 0, 'S' }, { "precision", required_argument, 0, 'p' }, { 0, 0, 0, 0 }
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -91,6 +93,10 @@ main(int argc, char **argv)
 		case 't': threads = (int)opt_i64("--threads", optarg, 1, 1024); break;
 		case 'h': hidden = (int)opt_i64("--hidden", optarg, 1, 65536); break;
 		case 'S': summary = 1; break;
+		case 'p':
+			if (model_precision_parse(optarg, &prec))
+				usage();
+			break;
 		default: usage();
 		}
 	}
@@ -110,12 +116,18 @@ main(int argc, char **argv)
 	if (!m)
 		die("%s", err);
 	model_init(m, 1);
+	char msg[256];
+	if (model_precision_resolve(prec, &prec, msg, sizeof msg) < 0)
+		die("%s", msg);
+	if (msg[0])
+		note("%s", msg);
+	model_set_precision(m, prec);
 	if (summary)
 		model_print_summary(m, stderr);
 	printf("kernel openblas=%s config=%s\n", openblas_get_corename(), openblas_get_config());
 	double gflop_img = (double)model_flops(m, train ? MODEL_OUT_PROJ : MODEL_OUT_ENCODER) / 1e9;
-	printf("ours model=%s-w%d mode=%s B=%d threads=%d fwd_flops/img=%.2fM params=%.3fM memory=%.0fMB\n",
-	       model_arch_name(arch), width, train ? "train" : "eval", B, threads, gflop_img * 1e3,
+	printf("ours model=%s-w%d mode=%s precision=%s B=%d threads=%d fwd_flops/img=%.2fM params=%.3fM memory=%.0fMB\n",
+	       model_arch_name(arch), width, train ? "train" : "eval", model_precision_name(prec), B, threads, gflop_img * 1e3,
 	       params_count(model_params(m)) / 1e6, model_memory_bytes(m) / 1e6);
 
 	float *x = xalloc_aligned(sizeof(float) * (size_t)nimg * 3 * 32 * 32);
@@ -167,10 +179,10 @@ main(int argc, char **argv)
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	double blas = sgemm_rate(1024, 0.5);
-	printf("RESULT ours model=%s-w%d mode=%s B=%d images_per_step=%d median_step_s=%.4f min=%.4f images_per_s=%.1f "
+	printf("RESULT ours model=%s-w%d mode=%s precision=%s B=%d images_per_step=%d median_step_s=%.4f min=%.4f images_per_s=%.1f "
 	       "achieved_GFLOPs=%.1f fwd_flops_per_img=%.2f peak_rss_MB=%.0f sgemm1024_GFLOPs=%.1f "
 	       "phases_s fwd=%.3f loss=%.3f bwd=%.3f opt=%.3f\n",
-	       model_arch_name(arch), width, train ? "train" : "eval", B, nimg, med, times[0], ips, flops_img * ips,
+	       model_arch_name(arch), width, train ? "train" : "eval", model_precision_name(prec), B, nimg, med, times[0], ips, flops_img * ips,
 	       flops_img * 1e3, ru.ru_maxrss / 1024.0, blas, phase[0] / steps, phase[1] / steps, phase[2] / steps, phase[3] / steps);
 	free(times);
 	free(x);
