@@ -256,13 +256,40 @@ mask16(int n)
 	return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
 }
 
+/* v[r] word c -> v[c] word r: a 16 x 16 transpose of 32-bit words (pairs) */
+NATIVE static inline void
+transpose16(__m512i v[16])
+{
+	__m512i t[16];
+	for (int i = 0; i < 16; i += 2) { /* per 128-bit lane: rows i, i+1 interleaved */
+		t[i] = _mm512_unpacklo_epi32(v[i], v[i + 1]);
+		t[i + 1] = _mm512_unpackhi_epi32(v[i], v[i + 1]);
+	}
+	for (int i = 0; i < 16; i += 4) { /* per lane: v[i + c] = word c of rows i..i+3 */
+		v[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+		v[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+		v[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+		v[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+	}
+	for (int i = 0; i < 16; i += 8) /* lanes 0, 2 / 1, 3 of row groups i and i+4 */
+		for (int c = 0; c < 4; c++) {
+			t[i + c] = _mm512_shuffle_i32x4(v[i + c], v[i + 4 + c], 0x88);
+			t[i + 4 + c] = _mm512_shuffle_i32x4(v[i + c], v[i + 4 + c], 0xdd);
+		}
+	for (int c = 0; c < 8; c++) { /* word c and c + 8 of all 16 rows */
+		v[c] = _mm512_shuffle_i32x4(t[c], t[8 + c], 0x88);
+		v[c + 8] = _mm512_shuffle_i32x4(t[c], t[8 + c], 0xdd);
+	}
+}
+
 /* vcvtne2ps2bf16 converts as bf16_from_f32 does (round to nearest even,
  * denormals to zero, NaN made quiet): the packed bytes do not depend on the
  * path. Two cases, by which index is contiguous in memory:
  *  si == 1: 16 rows of one k at a time, k and k + 1 interleaved by a word
  *           permutation;
- *  sk == 1: a row's pairs are adjacent already: 16 pairs at a time,
- *           converted in order and stored w words apart. */
+ *  sk == 1: a row's pairs are adjacent already: 16 pairs of 16 rows at a
+ *           time, converted and transposed in registers (panels of 8 rows:
+ *           16 pairs of a row stored w words apart). */
 NATIVE static void
 pack_native(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K)
 {
@@ -286,6 +313,21 @@ pack_native(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows,
 					_mm512_mask_storeu_epi16(dst + (q * w + g) * 2, n >= 16 ? 0xffffffffu : (1u << (2 * n)) - 1, h);
 				}
 			}
+		} else if (w % 16 == 0) {
+			for (int g = 0; g < w; g += 16)
+				for (size_t q0 = 0; q0 < KP; q0 += 16) {
+					__m512i v[16];
+					for (int r = 0; r < 16; r++) {
+						const float *x = X + (size_t)(i0 + g + r) * si + 2 * q0;
+						const int left = g + r < valid ? K - (int)(2 * q0) : 0;
+						v[r] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mask16(left - 16), x + 16),
+						                                    _mm512_maskz_loadu_ps(mask16(left), x));
+					}
+					transpose16(v);
+					const size_t nq = KP - q0 < 16 ? KP - q0 : 16;
+					for (size_t j = 0; j < nq; j++)
+						_mm512_storeu_si512(dst + ((q0 + j) * w + g) * 2, v[j]);
+				}
 		} else {
 			for (int r = 0; r < w; r++) {
 				const float *x = X + (size_t)(i0 + r) * si;
