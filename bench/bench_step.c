@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "base/cpu.h"
 #include "nn/gemm.h"
 #include "nn/loss.h"
 #include "nn/model.h"
@@ -112,7 +113,9 @@ main(int argc, char **argv)
 	model_init(m, 1);
 	if (summary)
 		model_print_summary(m, stderr);
-	printf("kernel openblas=%s config=%s\n", openblas_get_corename(), openblas_get_config());
+	char isa[160];
+	cpu_describe(isa, sizeof isa);
+	printf("kernel %s openblas=%s config=%s\n", isa, openblas_get_corename(), openblas_get_config());
 	double gflop_img = (double)model_flops(m, train ? MODEL_OUT_PROJ : MODEL_OUT_ENCODER) / 1e9;
 	printf("ours model=%s-w%d mode=%s B=%d threads=%d fwd_flops/img=%.2fM params=%.3fM memory=%.0fMB\n",
 	       model_arch_name(arch), width, train ? "train" : "eval", B, threads, gflop_img * 1e3,

@@ -10,6 +10,7 @@
 #include "fixture.h"
 #include "nn/gemm.h"
 #include "gradcheck.h"
+#include "isa.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "base/parallel.h"
@@ -62,10 +63,11 @@ START_TEST(test_gemm_vs_ref)
 }
 END_TEST
 
-START_TEST(test_gemm_fast)
+/* the packed forms at each level: plain loops (generic), micro-kernels (avx2, avx512) */
+START_TEST(test_gemm_packed)
 {
-	if (!gemm_fast())
-		return; /* nothing to compare on this CPU: the callers use gemm_serial */
+	if (!isa_use(_i))
+		return;
 	static const int cases[][3] = { { 16, 1024, 144 }, { 5, 37, 300 }, { 1, 16, 3 }, { 32, 50, 600 }, { 7, 9, 1 } };
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		int M = cases[c][0], N = cases[c][1], K = cases[c][2], ldb = gemm_pad_ld(N);
@@ -92,10 +94,11 @@ END_TEST
 /* The row-offset forms (implicit im2col) against gemm_ref on the rows they
  * gather: rows of B at scattered, overlapping offsets; shapes that leave
  * every kind of edge (4x3 blocks and their remainders, 16- and 8-column
- * tiles and plain tails); _i 1: the plain loops that run without AVX2. */
+ * tiles and plain tails), at each level. */
 START_TEST(test_gemm_rows)
 {
-	gemm_fast_set(_i == 0);
+	if (!isa_use(_i))
+		return;
 	static const int cases[][3] = { { 16, 1088, 144 }, { 5, 37, 29 }, { 4, 24, 27 }, { 3, 13, 50 }, { 32, 8, 300 } };
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		int M = cases[c][0], N = cases[c][1], K = cases[c][2];
@@ -127,7 +130,6 @@ START_TEST(test_gemm_rows)
 		              rel_err(D, DR, (size_t)M * K, 1));
 		free(off), free(B), free(G), free(A), free(Ap), free(C), free(R), free(Y), free(D), free(DR);
 	}
-	gemm_fast_set(1);
 }
 END_TEST
 
@@ -145,8 +147,9 @@ static const int conv_cases[][9] = {
 
 START_TEST(test_conv_vs_ref)
 {
-	/* cases twice: with the fast kernels (where the CPU has them), then without */
-	gemm_fast_set(_i < NCONV);
+	/* the cases at each level (generic: OpenBLAS and plain loops) */
+	if (!isa_use(_i / NCONV))
+		return;
 	const int *c = conv_cases[_i % NCONV];
 	int n = c[0];
 	ConvShape s;
@@ -181,16 +184,17 @@ START_TEST(test_conv_vs_ref)
 	ck_assert(rel_err(dw, dwr, wn, 1) < 1e-5);
 	free(x), free(w), free(b), free(dy), free(work), free(y), free(yr);
 	free(dx), free(dw), free(db), free(dxr), free(dwr), free(dbr);
-	gemm_fast_set(1);
 }
 END_TEST
 
 /* The fusions equal their composition: a BN+ReLU transform of the input
  * (= bn_apply, then convolve), output statistics (= bn_stats_accumulate),
- * dinp overwrite (= zero, then accumulate). */
+ * dinp overwrite (= zero, then accumulate); at each level. */
 START_TEST(test_conv_fused)
 {
-	const int *c = conv_cases[_i];
+	if (!isa_use(_i / NCONV))
+		return;
+	const int *c = conv_cases[_i % NCONV];
 	int n = c[0];
 	ConvShape s;
 	ck_assert_int_eq(conv_shape_init(&s, c[1], c[2], c[3], c[4], c[5], c[6], c[7], n), 0);
@@ -410,9 +414,11 @@ START_TEST(test_bn_gradcheck)
 }
 END_TEST
 
-/* Fast kernels vs the double twins; fused kernels vs their composition. */
+/* Fast kernels vs the double twins; fused kernels vs their composition; at each level. */
 START_TEST(test_bn_vs_ref)
 {
+	if (!isa_use(_i))
+		return;
 	const int n = 5, C = 3, HW = 7;
 	size_t len = (size_t)n * C * HW;
 	float *x = fnew(len), *res = fnew(len), *g = fnew(C), *b = fnew(C), *dy = fnew(len);
@@ -470,9 +476,11 @@ START_TEST(test_bn_vs_ref)
 END_TEST
 
 /* The building blocks: overwrite equals accumulate into zeros; sums handed
- * in (as a convolution's backward gathers them) equal sums computed. */
+ * in (as a convolution's backward gathers them) equal sums computed; at each level. */
 START_TEST(test_bn_fused_modes)
 {
+	if (!isa_use(_i))
+		return;
 	const int n = 3, C = 4, HW = 10;
 	size_t len = (size_t)n * C * HW;
 	float *x = fnew(len), *dy = fnew(len), *o = fnew(len), *g = fnew(C), *b = fnew(C), m[4], rs[4];
@@ -824,26 +832,27 @@ static Suite *
 layers_suite(void)
 {
 	parallel_set_threads(2);
+	isa_report("layers");
 	Suite *s = suite_create("layers");
 	TCase *tc = tcase_create("gemm");
 	tcase_add_test(tc, test_gemm_vs_ref);
-	tcase_add_test(tc, test_gemm_fast);
-	tcase_add_loop_test(tc, test_gemm_rows, 0, 2);
+	tcase_add_loop_test(tc, test_gemm_packed, 0, CPU_NISA);
+	tcase_add_loop_test(tc, test_gemm_rows, 0, CPU_NISA);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("conv");
 	tcase_set_timeout(tc, 60);
 	int nconv = (int)(sizeof conv_cases / sizeof conv_cases[0]);
-	tcase_add_loop_test(tc, test_conv_vs_ref, 0, 2 * nconv);
+	tcase_add_loop_test(tc, test_conv_vs_ref, 0, CPU_NISA * nconv);
 	tcase_add_loop_test(tc, test_conv_gradcheck, 0, nconv);
-	tcase_add_loop_test(tc, test_conv_fused, 0, nconv);
+	tcase_add_loop_test(tc, test_conv_fused, 0, CPU_NISA * nconv);
 	tcase_add_test(tc, test_conv_torch);
 	tcase_add_test(tc, test_conv_limits);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("bn");
 	tcase_add_loop_test(tc, test_bn_gradcheck, 0, 3);
-	tcase_add_test(tc, test_bn_vs_ref);
+	tcase_add_loop_test(tc, test_bn_vs_ref, 0, CPU_NISA);
 	tcase_add_test(tc, test_bn_torch);
-	tcase_add_test(tc, test_bn_fused_modes);
+	tcase_add_loop_test(tc, test_bn_fused_modes, 0, CPU_NISA);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("small");
 	tcase_add_test(tc, test_relu_add);

@@ -6,12 +6,12 @@
 #include <stddef.h>
 
 #include "base/parallel.h"
-#include "base/simd.h"
+#include "base/cpu.h"
 
 /* ---- per-channel kernels: one contiguous run of M values each ---- */
 
-SIMD_CLONES static void
-chan_sums(const float *x, size_t M, double *sum, double *sumsq)
+CPU_BODY void
+chan_sums_body(const float *x, size_t M, double *sum, double *sumsq)
 {
 	double s = 0, s2 = 0;
 #pragma omp simd reduction(+ : s, s2)
@@ -23,11 +23,12 @@ chan_sums(const float *x, size_t M, double *sum, double *sumsq)
 	*sum += s;
 	*sumsq += s2;
 }
+CPU_CLONES(chan_sums, (const float *x, size_t M, double *sum, double *sumsq), (x, M, sum, sumsq))
 
 /* y = act((x - m) * a + b [+ r]): (x - m) * a, not x * a + (b - m * a),
  * so there is no cancellation when |mean| >> std. */
-SIMD_CLONES static void
-chan_apply(float *y, const float *x, const float *r, size_t M, float m, float a, float b, int relu)
+CPU_BODY void
+chan_apply_body(float *y, const float *x, const float *r, size_t M, float m, float a, float b, int relu)
 {
 	if (r) {
 #pragma omp simd
@@ -47,14 +48,17 @@ chan_apply(float *y, const float *x, const float *r, size_t M, float m, float a,
 			y[j] = (x[j] - m) * a + b;
 	}
 }
+CPU_CLONES(chan_apply,
+           (float *y, const float *x, const float *r, size_t M, float m, float a, float b, int relu),
+           (y, x, r, M, m, a, b, relu))
 
 /* sums of g and g * xhat, g = dy masked; xhat = (x - m) * rs. Blocks of
  * GRAD_BLOCK values sum in float (all SIMD lanes, no conversions), the
  * blocks in double: these are plain means, with no cancellation to guard. */
 #define GRAD_BLOCK 256
-SIMD_CLONES static void
-chan_grad_sums(const float *dy, const float *x, const float *o, size_t M, float m, float rs, float a, float b,
-               BnMask mask, double *sg_out, double *sgx_out)
+CPU_BODY void
+chan_grad_sums_body(const float *dy, const float *x, const float *o, size_t M, float m, float rs, float a,
+                    float b, BnMask mask, double *sg_out, double *sgx_out)
 {
 	double sg = 0, sgx = 0;
 	for (size_t j0 = 0; j0 < M; j0 += GRAD_BLOCK) {
@@ -87,11 +91,15 @@ chan_grad_sums(const float *dy, const float *x, const float *o, size_t M, float 
 	*sg_out = sg;
 	*sgx_out = sgx;
 }
+CPU_CLONES(chan_grad_sums,
+           (const float *dy, const float *x, const float *o, size_t M, float m, float rs, float a, float b,
+            BnMask mask, double *sg_out, double *sgx_out),
+           (dy, x, o, M, m, rs, a, b, mask, sg_out, sgx_out))
 
 /* dx (+)= k * (g - mg - xhat * mgx); dr (+)= g */
-SIMD_CLONES static void
-chan_grad_apply(float *dx, float *dr, const float *dy, const float *x, const float *o, size_t M, float m,
-                float rs, float a, float b, float k, float mg, float mgx, BnMask mask, int acc)
+CPU_BODY void
+chan_grad_apply_body(float *dx, float *dr, const float *dy, const float *x, const float *o, size_t M, float m,
+                     float rs, float a, float b, float k, float mg, float mgx, BnMask mask, int acc)
 {
 	if (mask == BN_MASK_NONE) {
 		if (dx && acc) {
@@ -165,6 +173,10 @@ chan_grad_apply(float *dx, float *dr, const float *dy, const float *x, const flo
 		}
 	}
 }
+CPU_CLONES(chan_grad_apply,
+           (float *dx, float *dr, const float *dy, const float *x, const float *o, size_t M, float m,
+            float rs, float a, float b, float k, float mg, float mgx, BnMask mask, int acc),
+           (dx, dr, dy, x, o, M, m, rs, a, b, k, mg, mgx, mask, acc))
 
 /* ---- building blocks ---- */
 

@@ -9,7 +9,7 @@
 #include "nn/bn.h"
 #include "nn/gemm.h"
 #include "base/parallel.h"
-#include "base/simd.h"
+#include "base/cpu.h"
 
 /* Output columns per chunk worth one sgemm call, and the most column floats
  * a thread may hold (16 MB). */
@@ -241,8 +241,9 @@ run_copy(float *dst, const float *src, size_t L, int tf, float m, float a, float
  * the input plane shifted by (kh - P, kw - P), so it is one long run plus
  * zeroed borders, whatever the width (the 4x4 maps at the end of a CIFAR
  * ResNet make per-row loops slow). */
-SIMD_CLONES static void
-im2col_same(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
+CPU_BODY void
+im2col_same_body(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+                 const ConvFuse *f)
 {
 	const int K = s->K, P = s->P, H = s->H, W = s->W;
 	const size_t hw = (size_t)H * W;
@@ -280,6 +281,10 @@ im2col_same(float *col, size_t ld, const float *inp, int n, int i0, int nb, cons
 		}
 	}
 }
+CPU_CLONES(im2col_same,
+           (float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+            const ConvFuse *f),
+           (col, ld, inp, n, i0, nb, s, f))
 
 /* dst (C planes, g->plane apart) = image i of src (C,n,H,W) zero-padded by
  * P, through the input transform when f has one (padding stays 0). */
@@ -326,8 +331,9 @@ unpad_grid(float *dst, const float *grid, const Pad *g, int C, int n, int i, con
 /* col (C*K*K rows of nb*OH*OW, row stride ld) from images [i0, i0+nb) of inp (C,n,H,W), through
  * the input transform relu((x - m) * a + b) when f has one (padding stays 0:
  * it pads the transformed input). */
-SIMD_CLONES static void
-im2col(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
+CPU_BODY void
+im2col_body(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+            const ConvFuse *f)
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const long rows = (long)s->C * K * K;
@@ -381,11 +387,15 @@ im2col(float *col, size_t ld, const float *inp, int n, int i0, int nb, const Con
 		}
 	}
 }
+CPU_CLONES(im2col,
+           (float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+            const ConvFuse *f),
+           (col, ld, inp, n, i0, nb, s, f))
 
 /* dinp (C,n,H,W) images [i0, i0+nb) += col2im(dcol); overwrite: the chunk's
  * images are cleared first (they are about to be in cache anyway). */
-SIMD_CLONES static void
-col2im(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite)
+CPU_BODY void
+col2im_body(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite)
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
@@ -421,9 +431,11 @@ col2im(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s
 			}
 	}
 }
+CPU_CLONES(col2im, (float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite),
+           (dinp, dcol, n, i0, nb, s, overwrite))
 
-SIMD_CLONES static void
-row_sums(const float *x, int len, double *sum, double *sumsq)
+CPU_BODY void
+row_sums_body(const float *x, int len, double *sum, double *sumsq)
 {
 	double a = 0, b = 0;
 #pragma omp simd reduction(+ : a, b)
@@ -435,6 +447,7 @@ row_sums(const float *x, int len, double *sum, double *sumsq)
 	*sum += a;
 	*sumsq += b;
 }
+CPU_CLONES(row_sums, (const float *x, int len, double *sum, double *sumsq), (x, len, sum, sumsq))
 
 /* BN backward sums over chunk ch of dinp (see ConvFuse.dinp_sums) */
 static void

@@ -5,6 +5,7 @@
 #include <omp.h>
 #include <stdlib.h>
 
+#include "base/cpu.h"
 #include "base/parallel.h"
 
 void
@@ -78,39 +79,14 @@ gemm_ref(int ta, int tb, int M, int N, int K, float alpha,
 #define NR 16 /* columns of B per micro-tile: two AVX vectors */
 #define KC 256
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef CPU_HAVE_X86
 #include <immintrin.h>
-#define HAVE_X86 1
 #endif
-
-static int fast_state = -1;
-
-void
-gemm_fast_set(int on)
-{
-	fast_state = -1;
-	if (on)
-		(void)gemm_fast();
-	else
-		fast_state = 0;
-}
 
 int
 gemm_fast(void)
 {
-	int v = fast_state;
-	if (v < 0) {
-#ifdef HAVE_X86
-		__builtin_cpu_init();
-		v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-		v = 0;
-#endif
-		if (getenv("SSL_NO_FAST_GEMM"))
-			v = 0;
-		fast_state = v;
-	}
-	return v;
+	return cpu_isa() >= CPU_AVX2;
 }
 
 int
@@ -159,8 +135,8 @@ tile_plain(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float
 			c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + t[r][j] : t[r][j];
 }
 
-#ifdef HAVE_X86
-__attribute__((target("avx2,fma"))) static void
+#ifdef CPU_HAVE_X86
+CPU_TARGET_AVX2 static void
 tile_4x16(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *c, int ldc, int acc, int mr)
 {
 	__m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00,
@@ -203,7 +179,7 @@ tile_4x16(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float 
 
 
 /* lanes [0, n) of a vector: for the masked loads and stores of tails */
-__attribute__((target("avx2,fma"))) static __m256i
+CPU_TARGET_AVX2 static __m256i
 lane_mask(int n)
 {
 	return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
@@ -211,7 +187,7 @@ lane_mask(int n)
 
 /* a tail of nr <= 8 columns (small maps end their grid with one): masked,
  * never reading or writing past column nr */
-__attribute__((target("avx2,fma"))) static void
+CPU_TARGET_AVX2 static void
 tile_4x8(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *c, int ldc, int acc, int mr, int nr)
 {
 	const __m256i mask = lane_mask(nr);
@@ -243,7 +219,7 @@ packed_block(int M, int N, int K, int k0, int kc, const float *Ap, const float *
 			int mr = M - p * MR < MR ? M - p * MR : MR;
 			const float *ap = Ap + ((size_t)p * K + k0) * MR;
 			float *c = C + (size_t)p * MR * ldc + j;
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 			if (fast && nr == NR) {
 				tile_4x16(kc, ap, B + j, boff, c, ldc, acc, mr);
 				continue;
@@ -293,8 +269,8 @@ dot_plain(const float *a, const float *b, int N)
 	return t;
 }
 
-#ifdef HAVE_X86
-__attribute__((target("avx2,fma"))) static float
+#ifdef CPU_HAVE_X86
+CPU_TARGET_AVX2 static float
 hsum8(__m256 v)
 {
 	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -304,7 +280,7 @@ hsum8(__m256 v)
 }
 
 /* a 4 x 3 block of C: 12 accumulators in registers, 7 loads per 12 FMAs */
-__attribute__((target("avx2,fma"))) static void
+CPU_TARGET_AVX2 static void
 dot_4x3(const float *a, int lda, const float *b0, const float *b1, const float *b2, int N, float *c, int ldc)
 {
 	const float *a0 = a, *a1 = a + lda, *a2 = a1 + lda, *a3 = a2 + lda;
@@ -353,7 +329,7 @@ void
 gemm_rows_nt(int M, int R, int N, const float *A, int lda, const float *B, const ptrdiff_t *boff, float *C, int ldc)
 {
 	int m0 = 0, r0 = 0;
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 	for (; m0 + 4 <= M && gemm_fast(); m0 += 4)
 		for (r0 = 0; r0 + 3 <= R; r0 += 3)
 			dot_4x3(A + (size_t)m0 * lda, lda, B + boff[r0], B + boff[r0 + 1], B + boff[r0 + 2], N,

@@ -21,14 +21,11 @@ void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
 /* ---- fast paths for the narrow matrices of small convolutions ----
- * (AVX2+FMA micro-kernels; OpenBLAS packs and pads these shapes for a
- * general case and loses half its speed at 16 or 32 rows.) gemm_fast()
- * says whether the CPU runs them; callers fall back to gemm_serial. All
- * single-threaded (callers split the work). */
+ * (micro-kernels; OpenBLAS packs and pads these shapes for a general case
+ * and loses half its speed at 16 or 32 rows.) gemm_fast() says whether
+ * they run at the level lib/base/cpu chose (avx2 and up); callers fall
+ * back to gemm_serial. All single-threaded (callers split the work). */
 int    gemm_fast(void);
-/* Turns the fast paths off (0) or back on where the CPU has them (1):
- * for tests and benchmarks that compare both. $SSL_NO_FAST_GEMM set: off. */
-void   gemm_fast_set(int on);
 
 /* C (M x N) = A (M x K) x B (K x N) (accumulate: +=). A is packed first by
  * gemm_pack_a into gemm_pack_floats(M, K) floats; B is read in place,
