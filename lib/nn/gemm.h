@@ -26,9 +26,12 @@ void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
  * they run at the level lib/base/cpu chose (avx2 and up); callers fall
  * back to gemm_serial. All single-threaded (callers split the work). */
 int    gemm_fast(void);
+/* The micro-kernels in use, e.g. "avx512 8x32" ("plain": the generic level). */
+const char *gemm_micro_name(void);
 
 /* C (M x N) = A (M x K) x B (K x N) (accumulate: +=). A is packed first by
- * gemm_pack_a into gemm_pack_floats(M, K) floats; B is read in place,
+ * gemm_pack_a into gemm_pack_floats(M, K) floats (enough at every level;
+ * the layout is the level's: pack and multiply at the same level); B is read in place,
  * row-major with ldb, which should not be a multiple of 1024 floats (rows
  * would share cache sets: see gemm_pad_ld). */
 size_t gemm_pack_floats(int M, int K);
