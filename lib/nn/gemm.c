@@ -6,6 +6,7 @@
 
 #include "base/cpu.h"
 #include "base/parallel.h"
+#include "base/util.h"
 #include "nn/gemm_kern.h"
 
 void
@@ -105,6 +106,24 @@ gemm_micro_name(void)
 {
 	const GemmKernels *k = kernels();
 	return k ? k->name : "plain";
+}
+
+double
+gemm_fma_peak(double seconds)
+{
+	const GemmKernels *kt = kernels();
+	if (!kt)
+		return 0;
+	long iters = 1 << 16, done = 0;
+	volatile float sink = 0;
+	double t0 = now_seconds(), t;
+	do {
+		sink += kt->fma_loop(iters);
+		done += iters;
+		t = now_seconds() - t0;
+	} while (t < seconds);
+	(void)sink;
+	return (double)kt->fma_flops * (double)done / t / 1e9;
 }
 
 int

@@ -28,6 +28,10 @@ void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
 int    gemm_fast(void);
 /* The micro-kernels in use, e.g. "avx512 8x32" ("plain": the generic level). */
 const char *gemm_micro_name(void);
+/* GFLOP/s of a loop of independent FMAs in registers at the current level,
+ * on the calling thread, for about `seconds`: the core's peak, against
+ * which benches report (0 at the generic level). */
+double gemm_fma_peak(double seconds);
 
 /* C (M x N) = A (M x K) x B (K x N) (accumulate: +=). A is packed first by
  * gemm_pack_a into gemm_pack_floats(M, K) floats (enough at every level;

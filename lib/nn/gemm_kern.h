@@ -28,6 +28,9 @@ typedef struct {
 	/* C (M x R) += A (M x N, lda) x B^T, B's row r (N floats) at B + boff[r] */
 	void (*rows_nt)(int M, int R, int N, const float *A, int lda, const float *B, const ptrdiff_t *boff,
 	                float *C, int ldc);
+	/* iters rounds of fma_flops FLOPs in registers (for gemm_fma_peak) */
+	float (*fma_loop)(long iters);
+	int fma_flops;
 } GemmKernels;
 
 extern const GemmKernels gemm_kernels_avx2, gemm_kernels_avx512;

@@ -263,4 +263,27 @@ rows_nt(int M, int R, int N, const float *A, int lda, const float *B, const ptrd
 		}
 }
 
-const GemmKernels TABLE = { NAME, MR, packed_block, rows_nt };
+/* ---- the FMA peak: FMA_CHAINS independent chains, no memory traffic ---- */
+
+#define FMA_CHAINS 12 /* > latency x FMA pipes (4 x 2 on Zen 4/5 and most others) */
+
+static float
+fma_loop(long iters)
+{
+	vf acc[FMA_CHAINS];
+	const vf m = vbcast(0.999999f), a = vbcast(1e-6f);
+#pragma GCC unroll 16
+	for (int r = 0; r < FMA_CHAINS; r++)
+		acc[r] = vbcast((float)r);
+	for (long i = 0; i < iters; i++)
+#pragma GCC unroll 16
+		for (int r = 0; r < FMA_CHAINS; r++)
+			acc[r] = acc[r] * m + a;
+	vf t = acc[0];
+#pragma GCC unroll 16
+	for (int r = 1; r < FMA_CHAINS; r++)
+		t += acc[r];
+	return vsum(t);
+}
+
+const GemmKernels TABLE = { NAME, MR, packed_block, rows_nt, fma_loop, 2 * FMA_CHAINS * VL };
