@@ -11,7 +11,7 @@
 /* ---- per-channel kernels: one contiguous run of M values each ---- */
 
 CPU_BODY void
-chan_sums_body(const float *x, size_t M, double *sum, double *sumsq)
+sums_body(const float *x, size_t M, double *sum, double *sumsq)
 {
 	double s = 0, s2 = 0;
 #pragma omp simd reduction(+ : s, s2)
@@ -23,7 +23,13 @@ chan_sums_body(const float *x, size_t M, double *sum, double *sumsq)
 	*sum += s;
 	*sumsq += s2;
 }
-CPU_CLONES(chan_sums, (const float *x, size_t M, double *sum, double *sumsq), (x, M, sum, sumsq))
+CPU_CLONES(sums, (const float *x, size_t M, double *sum, double *sumsq), (x, M, sum, sumsq))
+
+void
+bn_sums(const float *x, size_t M, double *sum, double *sumsq)
+{
+	sums(x, M, sum, sumsq);
+}
 
 /* y = act((x - m) * a + b [+ r]): (x - m) * a, not x * a + (b - m * a),
  * so there is no cancellation when |mean| >> std. */
@@ -196,7 +202,7 @@ bn_stats_accumulate(double *stats, const float *inp, int n, int C, int HW)
 	const size_t M = (size_t)n * HW;
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++)
-		chan_sums(inp + c * M, M, &stats[2 * c], &stats[2 * c + 1]);
+		bn_sums(inp + c * M, M, &stats[2 * c], &stats[2 * c + 1]);
 }
 
 void
@@ -279,7 +285,7 @@ bn_train(float *out, float *mean, float *rstd, float *run_mean, float *run_var, 
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 		for (int c = 0; c < C; c++) {
 			double st[2] = { 0, 0 };
-			chan_sums(inp + c * M, M, &st[0], &st[1]);
+			bn_sums(inp + c * M, M, &st[0], &st[1]);
 			bn_stats_finish(mean + c, rstd + c, run_mean ? run_mean + c : NULL, run_var ? run_var + c : NULL, st,
 			                1, (int64_t)M, momentum, eps);
 		}

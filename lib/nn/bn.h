@@ -70,6 +70,9 @@ typedef enum {
 	BN_MASK_OUT        /* g = dout * (out > 0), the mask of a saved output */
 } BnMask;
 
+/* *sum += the sum, *sumsq += the sum of squares of M values (in double):
+ * one channel's statistics (the convolutions take them from their output). */
+void bn_sums(const float *x, size_t M, double *sum, double *sumsq);
 /* stats[2c] += sum, stats[2c+1] += sum of squares of channel c (double). */
 void bn_stats_accumulate(double *stats, const float *inp, int n, int C, int HW);
 /* mean and rstd from the sums of M values per channel; updates the running

@@ -434,21 +434,6 @@ col2im_body(float *dinp, const float *dcol, int n, int i0, int nb, const ConvSha
 CPU_CLONES(col2im, (float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite),
            (dinp, dcol, n, i0, nb, s, overwrite))
 
-CPU_BODY void
-row_sums_body(const float *x, int len, double *sum, double *sumsq)
-{
-	double a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-	for (int j = 0; j < len; j++) {
-		double v = x[j];
-		a += v;
-		b += v * v;
-	}
-	*sum += a;
-	*sumsq += b;
-}
-CPU_CLONES(row_sums, (const float *x, int len, double *sum, double *sumsq), (x, len, sum, sumsq))
-
 /* BN backward sums over chunk ch of dinp (see ConvFuse.dinp_sums) */
 static void
 chunk_sums(double *ts, const float *dinp, const float *inp, int n, int ch, const ConvShape *s, const ConvFuse *f)
@@ -501,7 +486,7 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 				r[j] += b;
 		}
 		if (st) /* while the chunk is still in cache */
-			row_sums(r, ncol, &st[2 * oc], &st[2 * oc + 1]);
+			bn_sums(r, (size_t)ncol, &st[2 * oc], &st[2 * oc + 1]);
 	}
 }
 

@@ -21,6 +21,22 @@ gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
 }
 
 void
+gemm_syrk_tn(int N, int K, float alpha, const float *A, int lda, float beta, float *C, int ldc)
+{
+	if (N <= 0)
+		return;
+	cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, N, K, alpha, A, lda, beta, C, ldc);
+}
+
+void
+gemm_trsm_rlt(int M, int N, const float *L, int ldl, float *B, int ldb)
+{
+	if (M <= 0 || N <= 0)
+		return;
+	cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, M, N, 1.0f, L, ldl, B, ldb);
+}
+
+void
 gemm(int ta, int tb, int M, int N, int K, float alpha,
      const float *A, int lda, const float *B, int ldb,
      float beta, float *C, int ldc)

@@ -1,5 +1,5 @@
 /* gemm: row-major single-precision matrix multiply, the one place that
- * calls BLAS.
+ * calls BLAS (no other file includes cblas.h but benches).
  *
  *   C = alpha * op(A) * op(B) + beta * C
  *
@@ -20,6 +20,12 @@ void gemm(int ta, int tb, int M, int N, int K, float alpha,
 void gemm_serial(int ta, int tb, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
+/* The two other BLAS calls we make (lib/eval/probe.c), on one thread:
+ * C (N x N, lower triangle) = alpha * A^T A + beta * C, A stored K x N (ssyrk); */
+void gemm_syrk_tn(int N, int K, float alpha, const float *A, int lda, float beta, float *C, int ldc);
+/* B (M x N) = B x L^-T, L lower triangular N x N with a non-zero diagonal (strsm). */
+void gemm_trsm_rlt(int M, int N, const float *L, int ldl, float *B, int ldb);
+
 /* ---- fast paths for the narrow matrices of small convolutions ----
  * (micro-kernels; OpenBLAS packs and pads these shapes for a general case
  * and loses half its speed at 16 or 32 rows.) gemm_fast() says whether
