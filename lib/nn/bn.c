@@ -322,72 +322,16 @@ bn_add_relu_forward_train(float *out, float *mean, float *rstd, float *run_mean,
 	bn_train(out, mean, rstd, run_mean, run_var, inp, res, gamma, beta, n, C, HW, momentum, eps, 1);
 }
 
-static void
-bn_eval(float *out, const float *inp, const float *res, const float *run_mean, const float *run_var,
-        const float *gamma, const float *beta, int n, int C, int HW, float eps, int relu)
+void
+bn_relu_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
+                     const float *gamma, const float *beta, int n, int C, int HW, float eps)
 {
 	const size_t M = (size_t)n * HW;
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++) {
 		float rs = (float)(1.0 / sqrt((double)run_var[c] + eps));
-		chan_apply(out + c * M, inp + c * M, res ? res + c * M : NULL, M, run_mean[c], gamma[c] * rs, beta[c],
-		           relu);
+		chan_apply(out + c * M, inp + c * M, NULL, M, run_mean[c], gamma[c] * rs, beta[c], 1);
 	}
-}
-
-void
-bn_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
-                const float *gamma, const float *beta, int n, int C, int HW, float eps)
-{
-	bn_eval(out, inp, NULL, run_mean, run_var, gamma, beta, n, C, HW, eps, 0);
-}
-
-void
-bn_relu_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
-                     const float *gamma, const float *beta, int n, int C, int HW, float eps)
-{
-	bn_eval(out, inp, NULL, run_mean, run_var, gamma, beta, n, C, HW, eps, 1);
-}
-
-void
-bn_add_relu_forward_eval(float *out, const float *inp, const float *res,
-                         const float *run_mean, const float *run_var,
-                         const float *gamma, const float *beta, int n, int C, int HW, float eps)
-{
-	bn_eval(out, inp, res, run_mean, run_var, gamma, beta, n, C, HW, eps, 1);
-}
-
-void
-bn_relu_recompute(float *out, const float *inp, const float *mean, const float *rstd,
-                  const float *gamma, const float *beta, int n, int C, int HW)
-{
-	bn_apply(out, inp, NULL, mean, rstd, gamma, beta, n, C, HW, 1);
-}
-
-void
-bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
-            const float *mean, const float *rstd, const float *gamma, int n, int C, int HW)
-{
-	bn_backward_fused(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, NULL, n, C, HW,
-	                  BN_MASK_NONE, 1, NULL);
-}
-
-void
-bn_relu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
-                 const float *mean, const float *rstd, const float *gamma, const float *beta,
-                 int n, int C, int HW)
-{
-	bn_backward_fused(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, beta, n, C, HW,
-	                  BN_MASK_RECOMPUTE, 1, NULL);
-}
-
-void
-bn_add_relu_backward(float *dinp, float *dres, float *dgamma, float *dbeta,
-                     const float *dout, const float *out, const float *inp,
-                     const float *mean, const float *rstd, const float *gamma, int n, int C, int HW)
-{
-	bn_backward_fused(dinp, dres, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, NULL, n, C, HW,
-	                  BN_MASK_OUT, 1, NULL);
 }
 
 /* ---- naive twins: two-pass statistics, everything in double ---- */
