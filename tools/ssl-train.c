@@ -158,7 +158,7 @@ usage(FILE *fp)
 	        "  --timeout S               ssl-train-mpi: end the job when the ranks wait S seconds for one (1800; 0 never)\n"
 	        "  --progress                show progress even when stderr is not a terminal\n"
 	        "  --quiet                   no progress or notes on stderr\n"
-	        "  --verbose                 print the model, one line per layer\n"
+	        "  --verbose                 print the ISA level and the model, one line per layer\n"
 	        "  --help                    show this help and exit\n"
 	        "  --version                 show the version and exit\n", PROG);
 }

@@ -10,7 +10,7 @@
 #include "nn/bn.h"
 #include "nn/gemm.h"
 #include "base/parallel.h"
-#include "base/simd.h"
+#include "base/cpu.h"
 
 /* Output columns per chunk worth one sgemm call, and the most column floats
  * a thread may hold (16 MB). */
@@ -249,8 +249,9 @@ run_copy(float *dst, const float *src, size_t L, int tf, float m, float a, float
  * the input plane shifted by (kh - P, kw - P), so it is one long run plus
  * zeroed borders, whatever the width (the 4x4 maps at the end of a CIFAR
  * ResNet make per-row loops slow). */
-SIMD_CLONES static void
-im2col_same(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
+CPU_BODY void
+im2col_same_body(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+                 const ConvFuse *f)
 {
 	const int K = s->K, P = s->P, H = s->H, W = s->W;
 	const size_t hw = (size_t)H * W;
@@ -288,6 +289,10 @@ im2col_same(float *col, size_t ld, const float *inp, int n, int i0, int nb, cons
 		}
 	}
 }
+CPU_CLONES(im2col_same,
+           (float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+            const ConvFuse *f),
+           (col, ld, inp, n, i0, nb, s, f))
 
 /* dst (C planes, g->plane apart) = image i of src (C,n,H,W) zero-padded by
  * P, through the input transform when f has one (padding stays 0). */
@@ -334,8 +339,9 @@ unpad_grid(float *dst, const float *grid, const Pad *g, int C, int n, int i, con
 /* col (C*K*K rows of nb*OH*OW, row stride ld) from images [i0, i0+nb) of inp (C,n,H,W), through
  * the input transform relu((x - m) * a + b) when f has one (padding stays 0:
  * it pads the transformed input). */
-SIMD_CLONES static void
-im2col(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
+CPU_BODY void
+im2col_body(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+            const ConvFuse *f)
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const long rows = (long)s->C * K * K;
@@ -389,11 +395,15 @@ im2col(float *col, size_t ld, const float *inp, int n, int i0, int nb, const Con
 		}
 	}
 }
+CPU_CLONES(im2col,
+           (float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+            const ConvFuse *f),
+           (col, ld, inp, n, i0, nb, s, f))
 
 /* dinp (C,n,H,W) images [i0, i0+nb) += col2im(dcol); overwrite: the chunk's
  * images are cleared first (they are about to be in cache anyway). */
-SIMD_CLONES static void
-col2im(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite)
+CPU_BODY void
+col2im_body(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite)
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
@@ -429,20 +439,8 @@ col2im(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s
 			}
 	}
 }
-
-SIMD_CLONES static void
-row_sums(const float *x, int len, double *sum, double *sumsq)
-{
-	double a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-	for (int j = 0; j < len; j++) {
-		double v = x[j];
-		a += v;
-		b += v * v;
-	}
-	*sum += a;
-	*sumsq += b;
-}
+CPU_CLONES(col2im, (float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite),
+           (dinp, dcol, n, i0, nb, s, overwrite))
 
 /* BN backward sums over chunk ch of dinp (see ConvFuse.dinp_sums) */
 static void
@@ -496,7 +494,7 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 				r[j] += b;
 		}
 		if (st) /* while the chunk is still in cache */
-			row_sums(r, ncol, &st[2 * oc], &st[2 * oc + 1]);
+			bn_sums(r, (size_t)ncol, &st[2 * oc], &st[2 * oc + 1]);
 	}
 }
 

@@ -20,6 +20,7 @@
 #include "nn/bf16.h"
 #include "nn/conv.h"
 #include "nn/layers.h"
+#include "base/cpu.h"
 #include "base/parallel.h"
 #include "base/rng.h"
 #include "dist/syncbn.h"
@@ -725,6 +726,9 @@ model_print_summary(const Model *m, FILE *fp)
 	fprintf(fp, "model %s stem %s width %d input %dx%dx%d features %d head %d\n",
 	        model_arch_name(c->arch), model_stem_name(c->stem), c->width, c->in_channels, c->in_h, c->in_w,
 	        m->D, c->proj_layers);
+	char isa[160];
+	cpu_describe(isa, sizeof isa);
+	fprintf(fp, "kernels %s\n", isa);
 	summary_conv(fp, &m->stem);
 	if (m->has_pool)
 		fprintf(fp, "%-24s %4dx%-4dx%-4d -> %4dx%-4dx%-4d k3/s2\n", "maxpool", m->pool.C, m->pool.H,
