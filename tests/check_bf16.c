@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "nn/bf16.h"
 #include "nn/conv.h"
 #include "nn/gemm.h"
@@ -325,6 +326,22 @@ START_TEST(test_vs_fp32)
 }
 END_TEST
 
+/* the native kernel follows lib/base/cpu's level: off below avx512 */
+START_TEST(test_follows_isa)
+{
+	if (cpu_isa_best() < CPU_AVX512) {
+		ck_assert(!bf16_native());
+		return;
+	}
+	const CpuIsa was = cpu_isa();
+	ck_assert_int_eq(cpu_isa_set(CPU_AVX2), 0);
+	ck_assert(!bf16_native());
+	ck_assert_int_eq(cpu_isa_set(CPU_AVX512), 0);
+	ck_assert_int_eq(bf16_native(), bf16_cpu_has() && !getenv("SSL_BF16"));
+	cpu_isa_set(was);
+}
+END_TEST
+
 /* gemm_bf16 split over threads gives what one thread gives, bit for bit */
 START_TEST(test_threads)
 {
@@ -432,6 +449,7 @@ bf16_suite(void)
 	tcase_add_test(tc, test_convert_all);
 	tcase_add_test(tc, test_pack_layout);
 	tcase_add_test(tc, test_pack_native);
+	tcase_add_test(tc, test_follows_isa);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("gemm");
 	tcase_set_timeout(tc, 60);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "nn/gemm.h"
 
 #define BF16_MC 128  /* rows of A per packed block (64 KB) */
@@ -118,48 +119,31 @@ bf16_pack_b(uint16_t *Bp, int tb, const float *B, int ldb, int K, int N)
 	pack(Bp, BF16_NR, B, tb ? (size_t)ldb : 1, tb ? 1 : (size_t)ldb, N, K);
 }
 
-/* ---- run-time choice ----
- * TODO(issue 14): move the detection and $SSL_ISA to lib/base/cpu once the
- * dispatch module lands (avx512_bf16 is one of its features). */
+/* ---- run-time choice (lib/base/cpu: the avx512 level and the avx512_bf16 feature) ---- */
 
-static int native_state = -1;
+static int portable_forced = -1; /* -1: not decided yet ($SSL_BF16) */
 
 int
 bf16_cpu_has(void)
 {
-#ifdef HAVE_X86
-	__builtin_cpu_init();
-	return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
-	       __builtin_cpu_supports("avx512vl");
-#else
-	return 0;
-#endif
+	const CpuFeatures *f = cpu_features();
+	return f->avx512bf16 && f->avx512f && f->avx512bw && f->avx512vl;
 }
 
 int
 bf16_native(void)
 {
-	int v = native_state;
-	if (v < 0) {
-		const char *e = getenv("SSL_BF16"), *isa = getenv("SSL_ISA");
-		v = bf16_cpu_has();
-		if (e && strcmp(e, "portable") == 0)
-			v = 0;
-		if (isa && (strcmp(isa, "generic") == 0 || strcmp(isa, "avx2") == 0))
-			v = 0;
-		native_state = v;
+	if (portable_forced < 0) {
+		const char *e = getenv("SSL_BF16");
+		portable_forced = e && strcmp(e, "portable") == 0;
 	}
-	return v;
+	return !portable_forced && bf16_cpu_has() && cpu_isa() == CPU_AVX512;
 }
 
 void
 bf16_native_set(int on)
 {
-	native_state = -1;
-	if (on)
-		(void)bf16_native();
-	else
-		native_state = 0;
+	portable_forced = on ? -1 : 1;
 }
 
 /* ---- micro-kernels: C[mr x nr] (+)= alpha * (Ap panel x Bp panel) over kp pairs ---- */

@@ -54,9 +54,9 @@ size_t bf16_pack_b_elems(int K, int N);
 void   bf16_pack_a(uint16_t *Ap, int ta, const float *A, int lda, int M, int K);
 void   bf16_pack_b(uint16_t *Bp, int tb, const float *B, int ldb, int K, int N);
 
-/* Whether the native kernel runs: the CPU has avx512_bf16 and nothing
- * turned it off ($SSL_BF16=portable, $SSL_ISA=generic or avx2, or
- * bf16_native_set(0)). */
+/* Whether the native kernel runs: the CPU has avx512_bf16, lib/base/cpu's
+ * level is avx512 ($SSL_ISA=generic or avx2, or cpu_isa_set, turn it off)
+ * and nothing else turned it off ($SSL_BF16=portable, bf16_native_set(0)). */
 int    bf16_native(void);
 /* Whether the CPU itself has avx512_bf16 (whatever the overrides say). */
 int    bf16_cpu_has(void);
