@@ -193,19 +193,13 @@ main(int argc, char **argv)
 	double flops_img = (train ? 3.0 : 1.0) * gflop_img;
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	double blas = sgemm_rate(1024, 0.5);
-	printf("RESULT ours model=%s-w%d mode=%s precision=%s B=%d images_per_step=%d median_step_s=%.4f min=%.4f images_per_s=%.1f "
-	       "achieved_GFLOPs=%.1f fwd_flops_per_img=%.2f peak_rss_MB=%.0f sgemm1024_GFLOPs=%.1f "
-	       "phases_s fwd=%.3f loss=%.3f bwd=%.3f opt=%.3f\n",
-	       model_arch_name(arch), width, train ? "train" : "eval", model_precision_name(prec), B, nimg, med, times[0], ips, flops_img * ips,
-	       flops_img * 1e3, ru.ru_maxrss / 1024.0, blas, phase[0] / steps, phase[1] / steps, phase[2] / steps, phase[3] / steps);
 	double blas = sgemm_rate(1024, 0.5), peak = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : peak)
 	peak += gemm_fma_peak(0.3);
-	printf("RESULT ours model=%s-w%d mode=%s B=%d images_per_step=%d median_step_s=%.4f min=%.4f images_per_s=%.1f "
-	       "achieved_GFLOPs=%.1f fwd_flops_per_img=%.2f peak_rss_MB=%.0f sgemm1024_GFLOPs=%.1f fma_peak_GFLOPs=%.1f "
-	       "phases_s fwd=%.3f loss=%.3f bwd=%.3f opt=%.3f\n",
-	       model_arch_name(arch), width, train ? "train" : "eval", B, nimg, med, times[0], ips, flops_img * ips,
+	printf("RESULT ours model=%s-w%d mode=%s precision=%s B=%d images_per_step=%d median_step_s=%.4f min=%.4f "
+	       "images_per_s=%.1f achieved_GFLOPs=%.1f fwd_flops_per_img=%.2f peak_rss_MB=%.0f sgemm1024_GFLOPs=%.1f "
+	       "fma_peak_GFLOPs=%.1f phases_s fwd=%.3f loss=%.3f bwd=%.3f opt=%.3f\n",
+	       model_arch_name(arch), width, train ? "train" : "eval", model_precision_name(prec), B, nimg, med, times[0], ips, flops_img * ips,
 	       flops_img * 1e3, ru.ru_maxrss / 1024.0, blas, peak, phase[0] / steps, phase[1] / steps, phase[2] / steps, phase[3] / steps);
 	free(times);
 	free(x);
