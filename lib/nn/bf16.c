@@ -99,7 +99,7 @@ static void
 pack(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K)
 {
 #ifdef HAVE_X86
-	if ((si == 1 || sk == 1) && bf16_native()) {
+	if ((si == 1 || sk == 1) && (w == 8 || w % 16 == 0) && bf16_native()) {
 		pack_native(Xp, w, X, si, sk, rows, K);
 		return;
 	}
@@ -266,17 +266,53 @@ transpose16(__m512i v[16])
 	}
 }
 
-/* vcvtne2ps2bf16 converts as bf16_from_f32 does (round to nearest even,
- * denormals to zero, NaN made quiet): the packed bytes do not depend on the
- * path. Two cases, by which index is contiguous in memory:
- *  si == 1: 16 rows of one k at a time, k and k + 1 interleaved by a word
- *           permutation;
- *  sk == 1: a row's pairs are adjacent already: 16 pairs of 16 rows at a
- *           time, converted and transposed in registers (panels of 8 rows:
- *           16 pairs of a row stored w words apart). */
+/* The native packing. vcvtne2ps2bf16 converts as bf16_from_f32 does (round
+ * to nearest even, denormals to zero, NaN made quiet): the packed bytes do
+ * not depend on the path. Two cases, by which index is contiguous in
+ * memory: si == 1 (k runs down the rows: pack_native) and sk == 1 (a row's
+ * pairs are adjacent already: here). sk == 1: 16 rows x 16 pairs at a time,
+ * converted and transposed in registers; a group of 16 rows is half a
+ * panel of 32 or two panels of 8 (w is 8 or a multiple of 16). */
+NATIVE static void
+pack_pairs_native(uint16_t *Xp, int w, const float *X, size_t si, int rows, int K)
+{
+	const size_t KP = pairs(K);
+	const int np = (rows + w - 1) / w;
+	for (int i0 = 0; i0 < np * w; i0 += 16) {
+		const int p = i0 / w, rr = i0 % w;
+		uint16_t *dst = Xp + (size_t)p * KP * w * 2;
+		for (size_t q0 = 0; q0 < KP; q0 += 16) {
+			__m512i v[16];
+			for (int r = 0; r < 16; r++) {
+				const float *x = X + (size_t)(i0 + r) * si + 2 * q0;
+				const int left = i0 + r < rows ? K - (int)(2 * q0) : 0; /* floats of this row still to read */
+				v[r] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mask16(left - 16), x + 16),
+				                                    _mm512_maskz_loadu_ps(mask16(left), x));
+			}
+			transpose16(v);
+			const size_t nq = KP - q0 < 16 ? KP - q0 : 16;
+			for (size_t j = 0; j < nq; j++) {
+				if (w >= 16) {
+					_mm512_storeu_si512(dst + ((q0 + j) * w + rr) * 2, v[j]);
+				} else { /* w == 8: rows 0-7 to panel p, 8-15 to panel p + 1 */
+					_mm256_storeu_si256((__m256i *)(dst + (q0 + j) * 16), _mm512_castsi512_si256(v[j]));
+					if (p + 1 < np)
+						_mm256_storeu_si256((__m256i *)(dst + (KP + q0 + j) * 16),
+						                    _mm512_extracti64x4_epi64(v[j], 1));
+				}
+			}
+		}
+	}
+}
+
 NATIVE static void
 pack_native(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K)
 {
+	if (sk == 1) {
+		pack_pairs_native(Xp, w, X, si, rows, K);
+		return;
+	}
+	/* si == 1: 16 rows of one k at a time, k and k + 1 interleaved by a word permutation */
 	const size_t KP = pairs(K);
 	const int np = (rows + w - 1) / w;
 	const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
@@ -284,47 +320,16 @@ pack_native(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows,
 	for (int p = 0; p < np; p++) {
 		uint16_t *dst = Xp + (size_t)p * KP * w * 2;
 		const int i0 = p * w, valid = rows - i0 < w ? rows - i0 : w;
-		if (si == 1) {
-			for (size_t q = 0; q < KP; q++) {
-				const int k = (int)(2 * q);
-				const float *x0 = X + (size_t)k * sk + i0, *x1 = x0 + sk;
-				for (int g = 0; g < w; g += 16) {
-					const int n = w - g < 16 ? w - g : 16;
-					const __mmask16 m = mask16(valid - g);
-					__m512 v0 = _mm512_maskz_loadu_ps(m, x0 + g);
-					__m512 v1 = k + 1 < K ? _mm512_maskz_loadu_ps(m, x1 + g) : _mm512_setzero_ps();
-					__m512i h = _mm512_permutexvar_epi16(inter, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
-					_mm512_mask_storeu_epi16(dst + (q * w + g) * 2, n >= 16 ? 0xffffffffu : (1u << (2 * n)) - 1, h);
-				}
-			}
-		} else if (w % 16 == 0) {
-			for (int g = 0; g < w; g += 16)
-				for (size_t q0 = 0; q0 < KP; q0 += 16) {
-					__m512i v[16];
-					for (int r = 0; r < 16; r++) {
-						const float *x = X + (size_t)(i0 + g + r) * si + 2 * q0;
-						const int left = g + r < valid ? K - (int)(2 * q0) : 0;
-						v[r] = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(mask16(left - 16), x + 16),
-						                                    _mm512_maskz_loadu_ps(mask16(left), x));
-					}
-					transpose16(v);
-					const size_t nq = KP - q0 < 16 ? KP - q0 : 16;
-					for (size_t j = 0; j < nq; j++)
-						_mm512_storeu_si512(dst + ((q0 + j) * w + g) * 2, v[j]);
-				}
-		} else {
-			for (int r = 0; r < w; r++) {
-				const float *x = X + (size_t)(i0 + r) * si;
-				for (size_t q0 = 0; q0 < KP; q0 += 16) {
-					const int left = r < valid ? K - (int)(2 * q0) : 0; /* floats of this row still to read */
-					__m512 lo = _mm512_maskz_loadu_ps(mask16(left), x + 2 * q0);
-					__m512 hi = _mm512_maskz_loadu_ps(mask16(left - 16), x + 2 * q0 + 16);
-					uint32_t t[16];
-					_mm512_storeu_si512(t, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
-					const size_t nq = KP - q0 < 16 ? KP - q0 : 16;
-					for (size_t j = 0; j < nq; j++)
-						memcpy(dst + ((q0 + j) * w + r) * 2, &t[j], sizeof t[j]);
-				}
+		for (size_t q = 0; q < KP; q++) {
+			const int k = (int)(2 * q);
+			const float *x0 = X + (size_t)k * sk + i0, *x1 = x0 + sk;
+			for (int g = 0; g < w; g += 16) {
+				const int n = w - g < 16 ? w - g : 16;
+				const __mmask16 m = mask16(valid - g);
+				__m512 v0 = _mm512_maskz_loadu_ps(m, x0 + g);
+				__m512 v1 = k + 1 < K ? _mm512_maskz_loadu_ps(m, x1 + g) : _mm512_setzero_ps();
+				__m512i h = _mm512_permutexvar_epi16(inter, (__m512i)_mm512_cvtne2ps_pbh(v1, v0));
+				_mm512_mask_storeu_epi16(dst + (q * w + g) * 2, n >= 16 ? 0xffffffffu : (1u << (2 * n)) - 1, h);
 			}
 		}
 	}

@@ -1267,26 +1267,32 @@ model_precision_resolve(ModelPrecision want, ModelPrecision *out, char *msg, siz
 }
 
 static void
-conv_precision(Conv *cv, int bf16)
+each_conv(Model *m, void (*fn)(Conv *cv, void *arg), void *arg)
 {
-	cv->s.bf16 = bf16;
+	fn(&m->stem, arg);
+	for (int i = 0; i < m->nblocks; i++) {
+		Block *bk = &m->blocks[i];
+		fn(&bk->c1, arg);
+		fn(&bk->c2, arg);
+		if (bk->bottleneck)
+			fn(&bk->c3, arg);
+		if (bk->has_sc)
+			fn(&bk->sc, arg);
+	}
+}
+
+static void
+set_conv_bf16(Conv *cv, void *arg)
+{
+	cv->s.bf16 = *(const int *)arg;
 }
 
 void
 model_set_precision(Model *m, ModelPrecision p)
 {
-	const int bf16 = p == PRECISION_BF16;
+	int bf16 = p == PRECISION_BF16;
 	m->precision = bf16 ? PRECISION_BF16 : PRECISION_FP32;
-	conv_precision(&m->stem, bf16);
-	for (int i = 0; i < m->nblocks; i++) {
-		Block *bk = &m->blocks[i];
-		conv_precision(&bk->c1, bf16);
-		conv_precision(&bk->c2, bf16);
-		if (bk->bottleneck)
-			conv_precision(&bk->c3, bf16);
-		if (bk->has_sc)
-			conv_precision(&bk->sc, bf16);
-	}
+	each_conv(m, set_conv_bf16, &bf16);
 }
 
 ModelPrecision
