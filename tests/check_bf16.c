@@ -304,6 +304,12 @@ START_TEST(test_vs_fp32)
 	for (size_t j = 0; j < nb; j++)
 		Br[j] = bf16_round(B[j]), Babs[j] = fabsf(B[j]);
 	gemm_bf16_serial(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N);
+	/* A packed beforehand: the same bits */
+	uint16_t *ap = xcalloc(bf16_pack_a_elems(M, K), 2);
+	bf16_pack_a(ap, ta, A, lda, M, K);
+	gemm_bf16_packed_a(M, N, K, ap, tb, B, ldb, 0.0f, refr, N);
+	ck_assert_msg(memcmp(C, refr, sizeof(float) * nc) == 0, "shape %d: packed A differs", i);
+	free(ap);
 	gemm_ref(ta, tb, M, N, K, 1.0f, Ar, lda, Br, ldb, 0.0f, refr, N);
 	gemm_ref(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, ref, N);
 	gemm_ref(ta, tb, M, N, K, 1.0f, Aabs, lda, Babs, ldb, 0.0f, S, N);

@@ -341,9 +341,12 @@ pack_native(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows,
 /* packed blocks, one pair per thread (static: no allocation in a step) */
 static _Thread_local uint16_t blk_a[BF16_MC * BF16_KC], blk_b[BF16_KC * BF16_NC];
 
-void
-gemm_bf16_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
-                 int ldb, float beta, float *C, int ldc)
+/* C = alpha op(A) op(B) + beta C; A from Ap (packed whole: bf16_pack_a) or
+ * else packed here block by block. Either way the tiles read the same bytes
+ * and give the same bits. */
+static void
+blocked(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const uint16_t *Ap,
+        const float *B, int ldb, float beta, float *C, int ldc)
 {
 	if (M <= 0 || N <= 0)
 		return;
@@ -362,6 +365,7 @@ gemm_bf16_serial(int ta, int tb, int M, int N, int K, float alpha, const float *
 	if (bf16_native())
 		tile = tile_native;
 #endif
+	const size_t KP = pairs(K);
 	for (int jc = 0; jc < N; jc += BF16_NC) {
 		const int nc = N - jc < BF16_NC ? N - jc : BF16_NC;
 		for (int pc = 0; pc < K; pc += BF16_KC) {
@@ -370,19 +374,42 @@ gemm_bf16_serial(int ta, int tb, int M, int N, int K, float alpha, const float *
 			bf16_pack_b(blk_b, tb, tb ? B + (size_t)jc * ldb + pc : B + (size_t)pc * ldb + jc, ldb, kc, nc);
 			for (int ic = 0; ic < M; ic += BF16_MC) {
 				const int mc = M - ic < BF16_MC ? M - ic : BF16_MC;
-				bf16_pack_a(blk_a, ta, ta ? A + (size_t)pc * lda + ic : A + (size_t)ic * lda + pc, lda, mc, kc);
+				/* panel p of this block: kp pairs, then the next panel (block) or KP (whole) */
+				const uint16_t *ablk = blk_a;
+				size_t astride = kp * BF16_MR * 2;
+				if (Ap) {
+					ablk = Ap + ((size_t)(ic / BF16_MR) * KP + (size_t)pc / 2) * BF16_MR * 2;
+					astride = KP * BF16_MR * 2;
+				} else {
+					bf16_pack_a(blk_a, ta, ta ? A + (size_t)pc * lda + ic : A + (size_t)ic * lda + pc, lda, mc,
+					            kc);
+				}
 				for (int jr = 0; jr < nc; jr += BF16_NR) {
 					const uint16_t *bp = blk_b + (size_t)(jr / BF16_NR) * kp * BF16_NR * 2;
 					const int nr = nc - jr < BF16_NR ? nc - jr : BF16_NR;
 					for (int ir = 0; ir < mc; ir += BF16_MR) {
 						const int mr = mc - ir < BF16_MR ? mc - ir : BF16_MR;
-						tile(kp, blk_a + (size_t)(ir / BF16_MR) * kp * BF16_MR * 2, bp,
-						     C + (size_t)(ic + ir) * ldc + jc + jr, ldc, mr, nr, acc, alpha);
+						tile(kp, ablk + (size_t)(ir / BF16_MR) * astride, bp, C + (size_t)(ic + ir) * ldc + jc + jr,
+						     ldc, mr, nr, acc, alpha);
 					}
 				}
 			}
 		}
 	}
+}
+
+void
+gemm_bf16_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                 int ldb, float beta, float *C, int ldc)
+{
+	blocked(ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, beta, C, ldc);
+}
+
+void
+gemm_bf16_packed_a(int M, int N, int K, const uint16_t *Ap, int tb, const float *B, int ldb, float beta, float *C,
+                   int ldc)
+{
+	blocked(0, tb, M, N, K, 1.0f, NULL, 0, Ap, B, ldb, beta, C, ldc);
 }
 
 void

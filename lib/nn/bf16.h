@@ -69,6 +69,12 @@ void   bf16_native_set(int on);
  * buffers: no allocation, any M, N, K. beta == 0 overwrites C. */
 void   gemm_bf16_serial(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                         const float *B, int ldb, float beta, float *C, int ldc);
+/* The same (alpha 1) with op(A) packed beforehand, whole, by bf16_pack_a
+ * into bf16_pack_a_elems(M, K) elements: a matrix used in many products
+ * (a convolution's weights, over its chunks) is converted once. The same
+ * bits as gemm_bf16_serial. */
+void   gemm_bf16_packed_a(int M, int N, int K, const uint16_t *Ap, int tb, const float *B, int ldb, float beta,
+                          float *C, int ldc);
 /* The same, split over the OpenMP team as gemm() (lib/nn/gemm.h). */
 void   gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                  int ldb, float beta, float *C, int ldc);

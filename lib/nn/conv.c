@@ -88,6 +88,33 @@ conv_gemm(const ConvShape *s)
 	return s->bf16 ? gemm_bf16_serial : gemm_serial;
 }
 
+/* The same for a product whose op(A) is the layer's weights (or their
+ * transpose): in bf16 A comes from the copy packed once per call in ap
+ * (bf16_pack_a), not converted again for every chunk. */
+static void
+conv_wgemm(const ConvShape *s, const float *ap, int ta, int M, int N, int K, const float *A, int lda, const float *B,
+           int ldb, float beta, float *C, int ldc)
+{
+	if (s->bf16)
+		gemm_bf16_packed_a(M, N, K, (const uint16_t *)ap, 0, B, ldb, beta, C, ldc);
+	else
+		gemm_serial(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Floats that the bf16 packing of the weights takes, for every way they
+ * are used (OC x CKK forward; C x OC*K*K or CKK x OC backward). */
+static size_t
+bf16_weight_floats(const ConvShape *s)
+{
+	const int KK = s->K * s->K;
+	size_t e = bf16_pack_a_elems(s->OC, s->C * KK), t;
+	if ((t = bf16_pack_a_elems(s->C, s->OC * KK)) > e)
+		e = t;
+	if ((t = bf16_pack_a_elems(s->C * KK, s->OC)) > e)
+		e = t;
+	return (e + 1) / 2;
+}
+
 /* Stride-1 "same" convolutions with few channels on both sides run as an
  * implicit GEMM: each image is copied once into zero-padded planes of width
  * Wp = W + 2P, and row (c, kh, kw) of its im2col is that copy read from
@@ -190,7 +217,9 @@ work_layout(float *work, const ConvShape *s)
 	w.col = AT(off);
 	off += w.csz * s->threads;
 	w.ap = AT(off);
-	off += gemm_pack_floats((int)cmax, (int)(cmax * s->K * s->K));
+	/* either precision's packed weights (the size does not depend on it) */
+	size_t apf = gemm_pack_floats((int)cmax, (int)(cmax * s->K * s->K));
+	off += bf16_weight_floats(s) > apf ? bf16_weight_floats(s) : apf;
 	w.total_eval = off;
 	w.partial = AT(off);
 	off += G * wsz;
@@ -466,7 +495,7 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 	int ncol = (int)(nb * ohw);
 	float *o = out + i0 * ohw;
 	if (conv_is_pointwise(s) && !(f && f->in_mean)) {
-		conv_gemm(s)(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, inp + i0 * ohw, (int)ldo, 0.0f, o, (int)ldo);
+		conv_wgemm(s, w->ap, 0, OC, ncol, CKK, weight, CKK, inp + i0 * ohw, (int)ldo, 0.0f, o, (int)ldo);
 	} else if (conv_is_implicit(s)) {
 		const Pad g = pad_geometry(s);
 		float *pin = w->col + (size_t)omp_get_thread_num() * w->csz, *grid = pin + (size_t)(s->C + OC) * g.plane;
@@ -484,7 +513,7 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 		if (fast_rows(s, OC))
 			gemm_packed_nn(OC, ncol, CKK, w->ap, col, ld, 0, o, (int)ldo);
 		else
-			conv_gemm(s)(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, col, ld, 0.0f, o, (int)ldo);
+			conv_wgemm(s, w->ap, 0, OC, ncol, CKK, weight, CKK, col, ld, 0.0f, o, (int)ldo);
 	}
 	for (int oc = 0; oc < OC && (bias || st); oc++) {
 		float *r = o + oc * ldo;
@@ -507,6 +536,8 @@ conv2d_forward_fused(float *out, float *work, const float *inp, const float *wei
 	double *stats = f ? f->out_stats : NULL;
 	if (fast_rows(s, OC) || conv_is_implicit(s))
 		gemm_pack_a(w.ap, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
+	if (s->bf16)
+		bf16_pack_a((uint16_t *)w.ap, 0, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
 	if (!stats) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (nchunks > 1)
 		for (int ch = 0; ch < nchunks; ch++)
@@ -577,6 +608,9 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 		if (fast_rows(s, s->C) || implicit)
 			gemm_pack_a(w.ap, w.wt, OKK, s->C, OKK);
 	}
+	if (s->bf16 && dinp) /* the data gradient's A: wt, or weight^T */
+		bf16_pack_a((uint16_t *)w.ap, !transposed, transposed ? w.wt : weight, transposed ? OKK : CKK,
+		            transposed ? s->C : CKK, transposed ? OKK : OC);
 	/* BN backward sums of the transformed input's gradient, per group */
 	double *dsums = f && f->dinp_sums && f->in_mean && overwrite && dinp ? f->dinp_sums : NULL;
 	if (dsums)
@@ -615,17 +649,17 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 				}
 				if (dinp && !implicit) { /* (implicit_backward gave both gradients) */
 					if (conv_is_pointwise(s)) {
-						conv_gemm(s)(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
+						conv_wgemm(s, w.ap, 1, CKK, ncol, OC, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
 						            dx, (int)ldo);
 					} else if (transposed) {
 						im2col(col, (size_t)ld, dout, n, i0, nb, &ts, NULL);
 						if (fast_rows(s, s->C))
 							gemm_packed_nn(s->C, ncol, OKK, w.ap, col, ld, !overwrite, dx, (int)ldo);
 						else
-							conv_gemm(s)(0, 0, s->C, ncol, OKK, 1.0f, w.wt, OKK, col, ld, overwrite ? 0.0f : 1.0f,
+							conv_wgemm(s, w.ap, 0, s->C, ncol, OKK, w.wt, OKK, col, ld, overwrite ? 0.0f : 1.0f,
 							            dx, (int)ldo);
 					} else {
-						conv_gemm(s)(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
+						conv_wgemm(s, w.ap, 1, CKK, ncol, OC, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
 						col2im(dinp, col, n, i0, nb, s, overwrite);
 					}
 				}
