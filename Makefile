@@ -46,6 +46,15 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# Kernel files compiled once per instruction-set level (lib/base/cpu.h):
+# lib/*/*_avx2.c and *_avx512.c. -ffp-contract=fast: a * b + c is one FMA there.
+ifneq ($(filter x86_64%,$(shell $(CC) -dumpmachine)),)
+CPU_FLAGS_AVX2   = -march=x86-64-v3 -ffp-contract=fast
+CPU_FLAGS_AVX512 = -march=x86-64-v4 -mprefer-vector-width=512 -ffp-contract=fast
+endif
+$(BUILD)/lib/%_avx2.o: ALL_CFLAGS += $(CPU_FLAGS_AVX2)
+$(BUILD)/lib/%_avx512.o: ALL_CFLAGS += $(CPU_FLAGS_AVX512)
+
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -c -o $@ $<
@@ -152,6 +161,8 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_DIR)/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:lib/%.c=$(FUZZ_DIR)/lib/%.o)
 
+$(FUZZ_DIR)/lib/%_avx2.o: FUZZ_CFLAGS += $(CPU_FLAGS_AVX2)
+$(FUZZ_DIR)/lib/%_avx512.o: FUZZ_CFLAGS += $(CPU_FLAGS_AVX512)
 $(FUZZ_DIR)/lib/%.o: lib/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
@@ -199,3 +210,12 @@ endif
 bench-mpi: all
 	@bench/mpi.sh $(BUILD)
 # ---- end ssl-train-mpi ---------------------------------------------------------
+
+# ---- bench-bf16 (issue 15): bf16 GEMM vs our fp32 GEMM vs OpenBLAS sgemm ----
+# One thread on core 1 (the core kept for timing), OpenBLAS left to pick its
+# own kernel (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE unset).
+.PHONY: bench-bf16
+bench-bf16: $(BUILD)/bench/bench_bf16_gemm
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	  taskset -c 1 $(BUILD)/bench/bench_bf16_gemm $(BENCH_ARGS)
+# ---- end bench-bf16 ----

@@ -37,6 +37,9 @@ WD          ?= 5e-4
 MOMENTUM    ?= 0.9
 TEMPERATURE ?= 0.5
 WARMUP      ?= 0
+# fp32, bf16 or auto (ssl-train --precision); the probes' embeddings stay fp32.
+# Give a bf16 run its own RUN=... to keep the fp32 one beside it.
+PRECISION   ?= fp32
 EXTRA_TRAIN ?=
 
 PROBE_LABELS ?= 1% 10%
@@ -63,7 +66,7 @@ PLOT := $(BIN)/ssl-plot
 TRAIN_FLAGS = --arch $(ARCH) --stem $(STEM) --width $(WIDTH) --proj-hidden $(PROJ_HIDDEN) \
   --proj-dim $(PROJ_DIM) --batch $(BATCH) --optim $(OPTIM) --lr $(LR) --wd $(WD) \
   --momentum $(MOMENTUM) --temperature $(TEMPERATURE) --warmup-epochs $(WARMUP) \
-  --threads $(THREADS) --seed $(SEED) $(EXTRA_TRAIN)
+  --threads $(THREADS) --seed $(SEED) --precision $(PRECISION) $(EXTRA_TRAIN)
 
 MODELS := simclr random
 PROBES := linear knn $(foreach l,$(PROBE_LABELS),linear-$(subst %,pct,$(l)))
@@ -132,7 +135,7 @@ $(OUT)/random-linear-%pct.json: $(OUT)/random-train.emb $(OUT)/random-test.emb
 RESULTS := $(foreach m,$(MODELS),$(foreach p,$(PROBES),$(OUT)/$(m)-$(p).json))
 
 $(OUT)/report.md: $(RESULTS) $(OUT)/simclr-map.png $(OUT)/random-map.png $(OUT)/preview.png
-	scripts/report.sh $(OUT) "$(DATASET)" "$(ARCH) width $(WIDTH), $(STEM) stem, batch $(BATCH), $(if $(BUDGET),a budget of $(BUDGET),$(EPOCHS) epochs), $(OPTIM) lr $(LR) wd $(WD), temperature $(TEMPERATURE)" "$(PROBES)"
+	scripts/report.sh $(OUT) "$(DATASET)" "$(ARCH) width $(WIDTH), $(STEM) stem, batch $(BATCH), $(if $(BUDGET),a budget of $(BUDGET),$(EPOCHS) epochs), $(OPTIM) lr $(LR) wd $(WD), temperature $(TEMPERATURE), precision $(PRECISION)" "$(PROBES)"
 
 clean-run:
 	rm -rf $(OUT)

@@ -13,6 +13,7 @@
 #include "io/checkpoint.h"
 #include "eval/precise_bn.h"
 #include "data/image.h"
+#include "nn/bf16.h"
 #include "nn/layers.h"
 #include "nn/model.h"
 #include "io/npy.h"
@@ -281,6 +282,47 @@ START_TEST(test_encode_eval_deterministic)
 	tu_result_free(&r1);
 	tu_result_free(&r2);
 	tu_result_free(&r3);
+}
+END_TEST
+
+/* --precision bf16: embeddings near fp32's, not equal; the same on every
+ * run; refused where the native kernel is off (SSL_ISA=avx2), where auto
+ * is fp32 with a note. Without avx512_bf16 the bf16 runs use the portable
+ * kernel ($SSL_BF16=portable). */
+START_TEST(test_encode_bf16)
+{
+	const char *ckp = tu_path("m.ssl"), *in = tu_path("in.ssl");
+	const char *kernel = bf16_native() ? "" : "SSL_BF16=portable ";
+	TuResult r, r16, r16b;
+	Emb a, b;
+	make_checkpoint(ckp, 3, 0);
+	write_images(in, NREC, IMG, IMG, 3, 0);
+	tu_run(&r, "ssl-encode -m '%s' --layer proj '%s'", ckp, in);
+	tu_run(&r16, "%sssl-encode -m '%s' --layer proj --precision bf16 '%s'", kernel, ckp, in);
+	tu_run(&r16b, "%sssl-encode -m '%s' --layer proj --precision bf16 --batch 3 '%s'", kernel, ckp, in);
+	ck_assert_msg(r.status == 0 && r16.status == 0 && r16b.status == 0, "%s%s%s", r.err, r16.err, r16b.err);
+	read_embeddings(&a, r.out, r.outlen);
+	read_embeddings(&b, r16.out, r16.outlen);
+	ck_assert_int_eq(a.n, b.n);
+	assert_close(b.x, a.x, (size_t)a.n * a.dim, 0.03);
+	ck_assert(memcmp(a.x, b.x, (size_t)a.n * a.dim * sizeof(float)) != 0);
+	emb_free(&a);
+	read_embeddings(&a, r16b.out, r16b.outlen);
+	ck_assert(memcmp(a.x, b.x, (size_t)a.n * a.dim * sizeof(float)) == 0);
+	emb_free(&a);
+	emb_free(&b);
+	tu_result_free(&r);
+	tu_result_free(&r16);
+	tu_result_free(&r16b);
+	tu_run(&r, "env -u SSL_BF16 SSL_ISA=avx2 ssl-encode -m '%s' --precision bf16 '%s'", ckp, in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "--precision bf16: ");
+	ck_assert_uint_eq(r.outlen, 0);
+	tu_result_free(&r);
+	tu_run(&r, "SSL_ISA=avx2 ssl-encode -m '%s' --precision auto '%s'", ckp, in);
+	ck_assert_int_eq(r.status, 0);
+	tu_assert_has(r.err, "--precision auto: fp32");
+	tu_result_free(&r);
 }
 END_TEST
 
@@ -684,6 +726,7 @@ static const char *const bad_options[] = {
 	"-m M --layer pixels",
 	"-m M --npy ''",
 	"-m M --bogus",
+	"-m M --precision fp16",
 	"-m M a b",
 	"-m",
 };
@@ -721,6 +764,7 @@ encode_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_encode_basic);
 	tcase_add_test(tc, test_encode_eval_deterministic);
+	tcase_add_test(tc, test_encode_bf16);
 	tcase_add_loop_test(tc, test_encode_layers, 0, (int)(sizeof layers / sizeof layers[0]));
 	tcase_add_test(tc, test_encode_no_classifier);
 	tcase_add_test(tc, test_encode_l2);

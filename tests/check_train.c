@@ -17,6 +17,7 @@
 
 #include "imgwrite.h"
 #include "io/checkpoint.h"
+#include "nn/bf16.h"
 #include "base/rng.h"
 #include "io/stream.h"
 #include "testutil.h"
@@ -403,6 +404,75 @@ START_TEST(test_sigterm_at_step_then_resume)
 	/* A changed setting is refused, naming it. */
 	tu_run(&r, TINY " --batch 8 --resume $TMP/full.ssl -o $TMP/x.ssl $TMP/rs.views");
 	ck_assert_int_eq(r.status, 1);
+	tu_result_free(&r);
+}
+END_TEST
+
+/* --precision bf16: the checkpoint records it; a run interrupted at step 5
+ * and resumed with the printed command (or without --precision: the
+ * checkpoint's is used) ends bitwise equal to an uninterrupted bf16 run,
+ * which differs from the fp32 run; the loss falls. Without
+ * avx512_bf16 the test runs the portable kernel ($SSL_BF16=portable). With
+ * the native kernel turned off ($SSL_ISA=avx2), bf16 is an error and auto
+ * is fp32 with a note. */
+START_TEST(test_bf16_resume)
+{
+	TuResult r;
+	Checkpoint c16, c32;
+	double loss[16];
+	const char *kernel = bf16_native() ? "" : "SSL_BF16=portable ";
+	printf("bf16 training: %s kernel\n", bf16_native() ? "native" : bf16_cpu_has() ? "portable (native turned off)" : "portable (CPU lacks avx512_bf16)");
+	write_tiny(tu_path("bf.views"), 4, -1);
+	tu_run_ok(&r, TINY " --lr 0.2 --lr-abs -o $TMP/bf32.ssl $TMP/bf.views");
+	tu_result_free(&r);
+	tu_run(&r, "%s" TINY " --precision bf16 --lr 0.2 --lr-abs --log $TMP/bf.tsv -o $TMP/bf16.ssl $TMP/bf.views",
+	       kernel);
+	ck_assert_msg(r.status == 0, "exit %d:\n%s", r.status, r.err);
+	tu_result_free(&r);
+	load_ok(&c16, tu_path("bf16.ssl"));
+	load_ok(&c32, tu_path("bf32.ssl"));
+	ck_assert_str_eq(c16.train.precision, "bf16");
+	ck_assert_str_eq(c32.train.precision, "fp32");
+	/* (how near: 12 steps at lr 0.2 of so small a net amplify any difference,
+	 * the last loss moves by 0.15 between builds; lib-level bounds are in
+	 * check_model and check_bf16) */
+	ck_assert_msg(c16.train.loss != c32.train.loss && isfinite(c16.train.loss), "final loss bf16 %.9g fp32 %.9g",
+	              c16.train.loss, c32.train.loss);
+	checkpoint_free(&c16);
+	checkpoint_free(&c32);
+	ck_assert_int_eq(read_log(tu_path("bf.tsv"), loss, 16, NULL), 12);
+	ck_assert_msg(loss[9] + loss[10] + loss[11] < loss[0] + loss[1] + loss[2], "bf16 loss did not fall: %g -> %g",
+	              (loss[0] + loss[1] + loss[2]) / 3, (loss[9] + loss[10] + loss[11]) / 3);
+	for (int how = 0; how < 2; how++) {
+		tu_run(&r, "%sSSL_FAULT_SIGNAL_AT_STEP=5 " TINY " --precision bf16 --lr 0.2 --lr-abs -o $TMP/bfp.ssl "
+		           "$TMP/bf.views", kernel);
+		ck_assert_msg(r.status == 143, "exit %d:\n%s", r.status, r.err);
+		const char *cmd = resume_line(r.err);
+		ck_assert_msg(strstr(cmd, "--precision bf16"), "%s", cmd);
+		char again[4200];
+		if (how == 0)
+			snprintf(again, sizeof again, "%s%s", kernel, cmd);
+		else
+			snprintf(again, sizeof again, "%s" TINY " --lr 0.2 --lr-abs --resume $TMP/bfp.ssl -o $TMP/bfp.ssl "
+			         "$TMP/bf.views", kernel);
+		tu_result_free(&r);
+		tu_run_ok(&r, again);
+		tu_result_free(&r);
+		tu_assert_same_checkpoints(tu_path("bf16.ssl"), tu_path("bfp.ssl"));
+	}
+	/* a CPU without the native kernel: bf16 refused, auto falls back */
+	tu_run(&r, "env -u SSL_BF16 SSL_ISA=avx2 " TINY " --precision bf16 -o $TMP/no.ssl $TMP/bf.views");
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "--precision bf16: ");
+	tu_result_free(&r);
+	tu_run_ok(&r, "SSL_ISA=avx2 " TINY " --precision auto --steps 1 -o $TMP/auto.ssl $TMP/bf.views");
+	tu_assert_has(r.err, "--precision auto: fp32");
+	tu_result_free(&r);
+	load_ok(&c32, tu_path("auto.ssl"));
+	ck_assert_str_eq(c32.train.precision, "fp32");
+	checkpoint_free(&c32);
+	tu_run(&r, TINY " --precision fp16 -o $TMP/no.ssl $TMP/bf.views");
+	ck_assert_int_eq(r.status, 2);
 	tu_result_free(&r);
 }
 END_TEST
@@ -847,6 +917,7 @@ train_suite(void)
 	tcase_add_test(tc, test_tail_batches);
 	tcase_add_test(tc, test_budget);
 	tcase_add_test(tc, test_sigterm_at_step_then_resume);
+	tcase_add_test(tc, test_bf16_resume);
 	tcase_add_test(tc, test_real_sigterm_on_pipe);
 	tcase_add_test(tc, test_nan_stops);
 	tcase_add_test(tc, test_truncated_input);

@@ -2,8 +2,10 @@
 #include "gradcheck.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "base/rng.h"
+#include "base/util.h"
 
 GcResult
 gradcheck(GcLoss loss, GcKink kink, void *ctx, float *x, const float *grad, size_t len,
@@ -67,6 +69,20 @@ gc_fill_normal(float *x, size_t n, uint64_t seed, uint64_t id, float scale)
 	Rng r = rng_for(seed, 0, id, 0);
 	for (size_t i = 0; i < n; i++)
 		x[i] = (float)(rng_normal(&r) * scale);
+}
+
+float *
+gc_floats(size_t n)
+{
+	return xcalloc(n ? n : 1, sizeof(float));
+}
+
+float *
+gc_floats_dup(const float *src, size_t n)
+{
+	float *p = gc_floats(n);
+	memcpy(p, src, n * sizeof(float));
+	return p;
 }
 
 GcResult

@@ -35,6 +35,9 @@ double gc_dot(const float *out, const float *r, size_t n);
 uint64_t gc_mask_hash(uint64_t h, const float *v, size_t n);
 /* Fills with N(0, 1) * scale from rng_for(seed, 0, id, 0). */
 void gc_fill_normal(float *x, size_t n, uint64_t seed, uint64_t id, float scale);
+/* n zeroed floats (at least one), and a copy of src[0..n), for kernel tests; free() them. */
+float *gc_floats(size_t n);
+float *gc_floats_dup(const float *src, size_t n);
 
 /* The same without a branch signature, for whole networks: a point is
  * skipped when the one-sided slopes (L(x+e) - L(x)) / e and (L(x) -

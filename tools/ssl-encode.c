@@ -25,6 +25,7 @@ typedef struct {
 	ModelOutput layer;
 	int         l2, batch, resize;
 	Cli         cli;
+	ModelPrecision precision; /* as asked, then as resolved (fp32 or bf16) */
 } Options;
 
 /* One record of the batch being filled: what is written back out. */
@@ -45,7 +46,7 @@ typedef struct {
 	size_t   ws_len;
 } Batch;
 
-enum { OPT_MODEL = 'm', OPT_LAYER = 256, OPT_L2, OPT_BATCH, OPT_RESIZE, OPT_NPY, OPT_PRECISE_BN };
+enum { OPT_MODEL = 'm', OPT_LAYER = 256, OPT_L2, OPT_BATCH, OPT_RESIZE, OPT_NPY, OPT_PRECISE_BN, OPT_PRECISION };
 
 static const struct option longopts[] = {
 	{ "model", required_argument, NULL, OPT_MODEL },
@@ -55,6 +56,7 @@ static const struct option longopts[] = {
 	{ "resize", no_argument, NULL, OPT_RESIZE },
 	{ "npy", required_argument, NULL, OPT_NPY },
 	{ "precise-bn", required_argument, NULL, OPT_PRECISE_BN },
+	{ "precision", required_argument, NULL, OPT_PRECISION },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -77,7 +79,9 @@ usage(FILE *fp)
 	        "  --npy FILE            also write the N x D float32 matrix to FILE (.npy) and the\n"
 	        "                        int64 labels to FILE with .npy replaced by .labels.npy\n"
 	        "  --precise-bn IMAGES   first recompute the BatchNorm statistics over these\n"
-	        "                        un-augmented training images (an images stream)\n");
+	        "                        un-augmented training images (an images stream)\n"
+	        "  --precision P         fp32 (default), bf16 (convolutions and linear layers in bf16,\n"
+	        "                        fp32 sums; needs avx512_bf16) or auto (bf16 where the CPU has it)\n");
 	cli_help_shared(fp, 24, 0);
 }
 
@@ -110,6 +114,10 @@ parse_options(int argc, char **argv, Options *o)
 			if (!*optarg)
 				die_usage("--precise-bn: empty file name");
 			o->precise_bn = optarg;
+			break;
+		case OPT_PRECISION:
+			if (model_precision_parse(optarg, &o->precision) < 0)
+				die_usage("--precision: '%s' is not fp32, bf16 or auto", optarg);
 			break;
 		}
 	}
@@ -287,6 +295,7 @@ load_model(ModelFile *f, const Options *o, int *D)
 	}
 	if (!(m = model_new(&f->config, o->batch, o->precise_bn ? MODEL_TRAIN : MODEL_INFER, err, sizeof err)))
 		die("%s: %s", o->model, err);
+	model_set_precision(m, o->precision);
 	*D = model_output_dim(m, o->layer);
 	if (*D <= 0)
 		die("%s: the model has no %s layer (%s)", o->model, o->layer_name,
@@ -318,6 +327,11 @@ main(int argc, char *argv[])
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
 	cli_apply(&o.cli);
+	char msg[256];
+	if (model_precision_resolve(o.precision, &o.precision, msg, sizeof msg) < 0)
+		die("%s", msg);
+	if (msg[0])
+		note("%s", msg);
 
 	Model *m = load_model(&f, &o, &D);
 

@@ -47,7 +47,7 @@ enum {
 	OPT_INIT, OPT_BATCH, OPT_MIN_TAIL, OPT_BUDGET, OPT_TEMP, OPT_OPTIM, OPT_LR, OPT_LR_ABS, OPT_WD, OPT_MOMENTUM, OPT_NESTEROV,
 	OPT_WARMUP_EPOCHS, OPT_WARMUP_STEPS, OPT_STEPS, OPT_SEED, OPT_CKPT_EVERY, OPT_RESUME, OPT_LOG,
 	OPT_LOG_EVERY, OPT_MONITOR, OPT_PLOT, OPT_MEAN, OPT_STD, OPT_INPUT_SIZE, OPT_SYNC_BN, OPT_TIMEOUT, OPT_VERBOSE,
-	OPT_INIT_FROM, OPT_EPOCHS, OPT_END
+	OPT_INIT_FROM, OPT_EPOCHS, OPT_PRECISION, OPT_END
 };
 
 static const struct option longopts[] = {
@@ -86,6 +86,7 @@ static const struct option longopts[] = {
 	{ "std", required_argument, NULL, OPT_STD },
 	{ "input-size", required_argument, NULL, OPT_INPUT_SIZE },
 	{ "sync-bn", no_argument, NULL, OPT_SYNC_BN },
+	{ "precision", required_argument, NULL, OPT_PRECISION },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "verbose", no_argument, NULL, OPT_VERBOSE },
 	{ "epochs", required_argument, NULL, OPT_EPOCHS }, /* refused with a hint: not in --help */
@@ -96,6 +97,7 @@ typedef struct {
 	TrainSetup  s;
 	const char *input;        /* NULL: stdin */
 	const char *resume, *init, *init_from, *plot;
+	ModelPrecision precision; /* as asked (auto not yet resolved) */
 	int         has_input_size, nstd;
 	Cli         cli;
 	double      timeout;      /* data-parallel watchdog, seconds (0: none) */
@@ -150,9 +152,12 @@ usage(FILE *fp)
 	        "  --mean M[,M...]           per-channel mean on 0..1 pixels (default: from the first batch)\n"
 	        "  --std S[,S...]            per-channel standard deviation (default: from the first batch)\n"
 	        "  --input-size HxWxC        with --steps 0: the input size, so no stream is read\n"
+	        "  --precision P             fp32, bf16 (convolutions and head products in bf16, fp32 sums;\n"
+	        "                            needs avx512_bf16) or auto (bf16 where the CPU has it) (fp32;\n"
+	        "                            with --resume: the checkpoint's)\n"
 	        "  --sync-bn                 ssl-train-mpi: BatchNorm statistics over all ranks' batches\n"
 	        "  --timeout S               ssl-train-mpi: end the job when the ranks wait S seconds for one (1800; 0 never)\n"
-	        "  --verbose                 print the model, one line per layer\n", PROG);
+	        "  --verbose                 print the ISA level and the model, one line per layer\n", PROG);
 	cli_help_shared(fp, 28, 0);
 }
 
@@ -265,6 +270,10 @@ parse_options(int argc, char **argv, Options *o)
 			break;
 		}
 		case OPT_RESUME: o->resume = optarg; break;
+		case OPT_PRECISION:
+			if (model_precision_parse(optarg, &o->precision) < 0)
+				die_usage("--precision: '%s' is not fp32, bf16 or auto", optarg);
+			break;
 		case OPT_LOG: s->log_path = optarg; break;
 		case OPT_LOG_EVERY: s->log_every = opt_i64("--log-every", optarg, 1, INT64_C(1) << 40); break;
 		case OPT_MONITOR: s->monitor_path = optarg; break;
@@ -387,6 +396,26 @@ check_resume(const Options *o, const Checkpoint *ck)
 		     "uninterrupted run", o->cli.threads, t->threads);
 	if (t->step >= t->total_steps)
 		die("%s: the run is complete (step %lld of %lld)", o->resume, (long long)t->step, (long long)t->total_steps);
+}
+
+/* --precision: what this CPU runs (a clear error for bf16 without
+ * avx512_bf16; auto falls back to fp32 with a note). A resumed run keeps
+ * its checkpoint's precision unless told otherwise (a bf16 checkpoint on a
+ * CPU without avx512_bf16 then needs --precision fp32); changing it works
+ * (the checkpoint is fp32) but is not the uninterrupted run bit for bit. */
+static void
+resolve_precision(Options *o, const Checkpoint *ck)
+{
+	char msg[256];
+	if (ck && !o->given[OPT_PRECISION] && model_precision_parse(ck->train.precision, &o->precision) < 0)
+		o->precision = PRECISION_FP32;
+	if (model_precision_resolve(o->precision, &o->s.precision, msg, sizeof msg) < 0)
+		die("%s", msg);
+	if (msg[0])
+		note("%s", msg);
+	if (ck && o->given[OPT_PRECISION] && strcmp(ck->train.precision, model_precision_name(o->s.precision)) != 0)
+		warn("--precision %s; the checkpoint's run used %s: the result will not be bitwise identical to an "
+		     "uninterrupted run", model_precision_name(o->s.precision), ck->train.precision);
 }
 
 /* --init-from: the encoder the file holds (from its metadata, else from
@@ -560,6 +589,7 @@ main(int argc, char *argv[])
 		check_resume(&o, &resume);
 		o.s.resume = &resume;
 	}
+	resolve_precision(&o, o.resume ? &resume : NULL);
 	if (o.init) {
 		if (checkpoint_load(&init, o.init, err, sizeof err) < 0)
 			die("%s", err);

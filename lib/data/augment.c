@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/cpu.h"
 #include "base/util.h"
 
 /* ------------------------------------------------------------------------ */
@@ -293,16 +294,10 @@ augment_scratch_free(AugmentScratch *s)
 /* ------------------------------------------------------------------------ */
 /* Vector kernels. A view lives in a planar float image (C planes of levels)
  * from the resize to the final store, so that every op is a simple loop the
- * compiler vectorises. On x86-64 these loops are also built for AVX2 and
- * picked at run time; the results are the same bits either way (no FMA
- * contraction in ISO C mode, the same IEEE operations). */
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-	!defined(__SANITIZE_ADDRESS__)
-#define KERNEL __attribute__((target_clones("avx2", "default")))
-#else
-#define KERNEL
-#endif
+ * compiler vectorises. Each is cloned per instruction-set level
+ * (lib/base/cpu.h CPU_CLONES) and picked at run time; the results are the
+ * same bits at every level (no FMA contraction in ISO C mode, the same IEEE
+ * operations). */
 
 /* Clamps and truncates (torch's uint8 cast after clamp). Truncating first is
  * the same and lets GCC vectorise the clamp with AVX2 too (a float select
@@ -316,8 +311,8 @@ trunc_level(float v)
 	return (float)i;
 }
 
-KERNEL static void
-planes_load(float *restrict pl, const uint8_t *restrict img, size_t npix, int C)
+CPU_BODY void
+planes_load_body(float *restrict pl, const uint8_t *restrict img, size_t npix, int C)
 {
 	if (C == 3) {
 		float *r = pl, *g = pl + npix, *b = pl + 2 * npix;
@@ -331,10 +326,12 @@ planes_load(float *restrict pl, const uint8_t *restrict img, size_t npix, int C)
 			pl[i] = img[i];
 	}
 }
+CPU_CLONES(planes_load, (float *restrict pl, const uint8_t *restrict img, size_t npix, int C),
+           (pl, img, npix, C))
 
 /* Back to uint8 HWC; solarize >= 0 inverts levels >= it on the way. */
-KERNEL static void
-planes_store(uint8_t *restrict img, const float *restrict pl, size_t npix, int C, int solarize)
+CPU_BODY void
+planes_store_body(uint8_t *restrict img, const float *restrict pl, size_t npix, int C, int solarize)
 {
 	int t = solarize >= 0 ? solarize : 256;
 	if (C == 3) {
@@ -352,6 +349,8 @@ planes_store(uint8_t *restrict img, const float *restrict pl, size_t npix, int C
 		}
 	}
 }
+CPU_CLONES(planes_store, (uint8_t *restrict img, const float *restrict pl, size_t npix, int C, int solarize),
+           (img, pl, npix, C, solarize))
 
 /* ------------------------------------------------------------------------ */
 /* crop + resize */
@@ -441,9 +440,9 @@ resample_get(AugmentScratch *s, int axis, int in, int out, int flip)
 }
 
 /* Horizontal pass of one plane: out (rows, OW) from in (rows, IW). */
-KERNEL static void
-resample_rows(float *restrict out, const float *restrict in, int rows, int IW, int OW, const float *w,
-              const int *x0, int nk)
+CPU_BODY void
+resample_rows_body(float *restrict out, const float *restrict in, int rows, int IW, int OW, const float *w,
+                   const int *x0, int nk)
 {
 	for (int y = 0; y < rows; y++) {
 		const float *src = in + (size_t)y * IW;
@@ -464,11 +463,15 @@ resample_rows(float *restrict out, const float *restrict in, int rows, int IW, i
 		}
 	}
 }
+CPU_CLONES(resample_rows,
+           (float *restrict out, const float *restrict in, int rows, int IW, int OW, const float *w,
+            const int *x0, int nk),
+           (out, in, rows, IW, OW, w, x0, nk))
 
 /* Vertical pass of one plane: out (OH, W) from in (rows, W), rounded. */
-KERNEL static void
-resample_cols(float *restrict out, const float *restrict in, int OH, int W, const float *w, const int *y0,
-              int nk)
+CPU_BODY void
+resample_cols_body(float *restrict out, const float *restrict in, int OH, int W, const float *w,
+                   const int *y0, int nk)
 {
 	for (int y = 0; y < OH; y++) {
 		const float *k = w + (size_t)y * nk, *t = in + (size_t)y0[y] * W;
@@ -486,10 +489,14 @@ resample_cols(float *restrict out, const float *restrict in, int OH, int W, cons
 			o[x] = trunc_level(o[x] + 0.5f);
 	}
 }
+CPU_CLONES(resample_cols,
+           (float *restrict out, const float *restrict in, int OH, int W, const float *w, const int *y0,
+            int nk),
+           (out, in, OH, W, w, y0, nk))
 
 /* The box of img as C float planes (C, bh, bw). */
-KERNEL static void
-crop_load(float *restrict pl, const uint8_t *restrict img, int W, int C, CropBox b)
+CPU_BODY void
+crop_load_body(float *restrict pl, const uint8_t *restrict img, int W, int C, CropBox b)
 {
 	size_t plane = (size_t)b.height * b.width;
 	for (int y = 0; y < b.height; y++) {
@@ -507,12 +514,14 @@ crop_load(float *restrict pl, const uint8_t *restrict img, int W, int C, CropBox
 		}
 	}
 }
+CPU_CLONES(crop_load, (float *restrict pl, const uint8_t *restrict img, int W, int C, CropBox b),
+           (pl, img, W, C, b))
 
 /* Vertical pass straight from the uint8 image: out (OH, bw * C), still
  * interleaved, from the rows of box b. */
-KERNEL static void
-resample_cols_u8(float *restrict out, const uint8_t *restrict img, int W, int C, CropBox b, int OH,
-                 const float *w, const int *y0, int nk)
+CPU_BODY void
+resample_cols_u8_body(float *restrict out, const uint8_t *restrict img, int W, int C, CropBox b, int OH,
+                      const float *w, const int *y0, int nk)
 {
 	size_t row = (size_t)b.width * C;
 	for (int y = 0; y < OH; y++) {
@@ -530,6 +539,10 @@ resample_cols_u8(float *restrict out, const uint8_t *restrict img, int W, int C,
 		}
 	}
 }
+CPU_CLONES(resample_cols_u8,
+           (float *restrict out, const uint8_t *restrict img, int W, int C, CropBox b, int OH, const float *w,
+            const int *y0, int nk),
+           (out, img, W, C, b, OH, w, y0, nk))
 
 /* Horizontal pass over interleaved rows in (rows, IW, C) into planes pl
  * (C, rows, OW), rounded. */
@@ -618,15 +631,16 @@ luma_tv(float r, float g, float b)
 
 /* torch _blend with a constant: ratio * img + ((1 - ratio) * other).
  * Brightness blends with 0, contrast with the gray mean. */
-KERNEL static void
-op_blend_const(float *p, size_t n, float ratio, float rest_other)
+CPU_BODY void
+op_blend_const_body(float *p, size_t n, float ratio, float rest_other)
 {
 	for (size_t i = 0; i < n; i++)
 		p[i] = trunc_level(ratio * p[i] + rest_other);
 }
+CPU_CLONES(op_blend_const, (float *p, size_t n, float ratio, float rest_other), (p, n, ratio, rest_other))
 
-KERNEL static float
-planes_mean_gray(const float *pl, size_t npix, int C)
+CPU_BODY float
+planes_mean_gray_body(const float *pl, size_t npix, int C)
 {
 	/* Whole levels: an integer sum is exact (and vectorises). torch divides in float32. */
 	int64_t sum = 0;
@@ -640,9 +654,10 @@ planes_mean_gray(const float *pl, size_t npix, int C)
 	}
 	return (float)sum / (float)npix;
 }
+CPU_CLONES_RET(float, planes_mean_gray, (const float *pl, size_t npix, int C), (pl, npix, C))
 
-KERNEL static void
-op_saturation(float *pl, size_t npix, float ratio, float rest)
+CPU_BODY void
+op_saturation_body(float *pl, size_t npix, float ratio, float rest)
 {
 	float *restrict r = pl, *restrict g = pl + npix, *restrict b = pl + 2 * npix;
 	for (size_t i = 0; i < npix; i++) {
@@ -652,11 +667,12 @@ op_saturation(float *pl, size_t npix, float ratio, float rest)
 		b[i] = trunc_level(ratio * b[i] + rest * l);
 	}
 }
+CPU_CLONES(op_saturation, (float *pl, size_t npix, float ratio, float rest), (pl, npix, ratio, rest))
 
 /* torchvision adjust_hue: _rgb2hsv, (h + shift) mod 1, _hsv2rgb, * 255,
  * truncate; branch-free so that it vectorises. */
-KERNEL static void
-op_hue(float *pl, size_t npix, float shift)
+CPU_BODY void
+op_hue_body(float *pl, size_t npix, float shift)
 {
 	float *restrict R = pl, *restrict G = pl + npix, *restrict B = pl + 2 * npix;
 	for (size_t i = 0; i < npix; i++) {
@@ -704,10 +720,11 @@ op_hue(float *pl, size_t npix, float shift)
 		B[i] = trunc_level(bo * 255.0f);
 	}
 }
+CPU_CLONES(op_hue, (float *pl, size_t npix, float shift), (pl, npix, shift))
 
 /* RandomGrayscale on planes: PIL's rounded luma into all three. */
-KERNEL static void
-planes_gray(float *pl, size_t npix)
+CPU_BODY void
+planes_gray_body(float *pl, size_t npix)
 {
 	float *restrict r = pl, *restrict g = pl + npix, *restrict b = pl + 2 * npix;
 	for (size_t i = 0; i < npix; i++) {
@@ -715,6 +732,7 @@ planes_gray(float *pl, size_t npix)
 		r[i] = g[i] = b[i] = (float)l;
 	}
 }
+CPU_CLONES(planes_gray, (float *pl, size_t npix), (pl, npix))
 
 /* ColorJitter's ops in order on the planes. */
 static void
@@ -890,9 +908,9 @@ reflect(int i, int n)
 
 /* Horizontal Gaussian pass over one plane: out (H, W) from in (H, W), with
  * torch's reflect padding built in `padded` (W + k - 1 floats). */
-KERNEL static void
-blur_rows(float *restrict out, const float *restrict in, float *restrict padded, int H, int W, const float *w,
-          int k)
+CPU_BODY void
+blur_rows_body(float *restrict out, const float *restrict in, float *restrict padded, int H, int W,
+               const float *w, int k)
 {
 	int pad = k / 2;
 	for (int y = 0; y < H; y++) {
@@ -914,10 +932,14 @@ blur_rows(float *restrict out, const float *restrict in, float *restrict padded,
 		}
 	}
 }
+CPU_CLONES(blur_rows,
+           (float *restrict out, const float *restrict in, float *restrict padded, int H, int W,
+            const float *w, int k),
+           (out, in, padded, H, W, w, k))
 
 /* Vertical pass: out (H, W) from in (H, W), reflected at the top and bottom, rounded. */
-KERNEL static void
-blur_cols(float *restrict out, const float *restrict in, int H, int W, const float *w, int k)
+CPU_BODY void
+blur_cols_body(float *restrict out, const float *restrict in, int H, int W, const float *w, int k)
 {
 	int pad = k / 2;
 	for (int y = 0; y < H; y++) {
@@ -936,6 +958,8 @@ blur_cols(float *restrict out, const float *restrict in, int H, int W, const flo
 			o[x] = trunc_level(o[x] + 0.5f);
 	}
 }
+CPU_CLONES(blur_cols, (float *restrict out, const float *restrict in, int H, int W, const float *w, int k),
+           (out, in, H, W, w, k))
 
 /* Gaussian blur of C planes (H, W) in place, rounded to levels. */
 static void

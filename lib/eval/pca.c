@@ -1,13 +1,13 @@
 /* pca: see pca.h. */
 #include "eval/pca.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
+#include "nn/gemm.h"
 
 /* LAPACK from OpenBLAS, Fortran calling convention (Debian ships no
  * lapacke.h with OpenBLAS); the trailing size_t are the hidden lengths of
@@ -61,8 +61,7 @@ pca_fit(Pca *p, const float *x, int64_t n, int d, char *err, size_t errlen)
 		for (int j = 0; j < d; j++)
 			xc[(size_t)i * (size_t)d + (size_t)j] = x[(size_t)i * (size_t)d + (size_t)j] - p->mean[j];
 	float *cov = xcalloc(dd, sizeof *cov);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, d, (int)n, 1.0f / (float)(n - 1), xc, d, xc, d,
-	            0.0f, cov, d);
+	gemm_serial(1, 0, d, d, (int)n, 1.0f / (float)(n - 1), xc, d, xc, d, 0.0f, cov, d);
 	free(xc);
 	p->total_var = 0;
 	for (int j = 0; j < d; j++)
@@ -127,7 +126,7 @@ pca_project(const Pca *p, const float *x, int64_t n, float *coords)
 			off[k] += (double)p->mean[j] * p->axes[(size_t)k * (size_t)d + (size_t)j];
 	if (n <= 0)
 		return;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, 2, d, 1.0f, x, d, p->axes, d, 0.0f, coords, 2);
+	gemm_serial(0, 1, (int)n, 2, d, 1.0f, x, d, p->axes, d, 0.0f, coords, 2);
 	for (int64_t i = 0; i < n; i++) {
 		coords[2 * i] -= (float)off[0];
 		coords[2 * i + 1] -= (float)off[1];

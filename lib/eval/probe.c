@@ -1,7 +1,6 @@
 /* probe: see probe.h. */
 #include "eval/probe.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 #include "base/rng.h"
 #include "data/subset.h"
 #include "base/util.h"
+#include "nn/gemm.h"
 
 /* Below this many elements a loop runs on one thread: starting the team
  * costs more, and its workers, spinning after the region, would take the
@@ -352,7 +352,7 @@ precond_build(double *L, double *U, const float *x, int64_t n, int D, double lam
 {
 	float *S = xcalloc(count2(D, D), sizeof *S);
 	double tr = 0, mu;
-	cblas_ssyrk(CblasRowMajor, CblasLower, CblasTrans, D, (int)n, 1.0f / (float)n, x, D, 0.0f, S, D);
+	gemm_syrk_tn(D, (int)n, 1.0f / (float)n, x, D, 0.0f, S, D);
 	for (int j = 0; j < D; j++)
 		tr += S[(size_t)j * (size_t)D + (size_t)j];
 	mu = lambda + 1e-6 * (tr / D > 0 ? tr / D : 1);
@@ -391,7 +391,7 @@ linear_eval(LinearCtx *c, const double *theta, double *g)
 		reg += W[j] * W[j];
 	}
 	/* logits = X W^T */
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, K, D, 1.0f, c->x, D, c->Wf, D, 0.0f, c->G, K);
+	gemm_serial(0, 1, (int)n, K, D, 1.0f, c->x, D, c->Wf, D, 0.0f, c->G, K);
 #pragma omp parallel for schedule(static) if ((int64_t)n * K >= OMP_MIN_WORK / 16)
 	for (int64_t i = 0; i < n; i++) {
 		float *gi = c->G + (size_t)i * (size_t)K;
@@ -415,7 +415,7 @@ linear_eval(LinearCtx *c, const double *theta, double *g)
 	if (!g)
 		return loss;
 	/* dW = G^T X, db = column sums of G */
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, D, (int)n, 1.0f, c->G, K, c->x, D, 0.0f, c->dWf, D);
+	gemm_serial(1, 0, K, D, (int)n, 1.0f, c->G, K, c->x, D, 0.0f, c->dWf, D);
 	if (c->L) {
 		precond_grad(c->Zd, W, c->L, c->lambda, K, D);
 		for (size_t j = 0; j < KD; j++)
@@ -524,7 +524,7 @@ linear_fit(LinearModel *m, LbfgsResult *res, const float *x, const int64_t *y, i
 	for (size_t j = 0; j < DD; j++)
 		Lf[j] = (float)L[j];
 	memcpy(xw, x, nD * sizeof *xw);
-	cblas_strsm(CblasRowMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)n, D, 1.0f, Lf, D, xw, D);
+	gemm_trsm_rlt((int)n, D, Lf, D, xw, D);
 
 	linear_ctx_init(&c, xw, y, n, D, K, lambda);
 	c.L = L;
@@ -569,7 +569,7 @@ linear_scores(double *scores, const LinearModel *m, const float *x, int64_t n)
 {
 	int K = m->K;
 	float *L = xcalloc(count2(n, K), sizeof *L);
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, K, m->D, 1.0f, x, m->D, m->W, m->D, 0.0f, L, K);
+	gemm_serial(0, 1, (int)n, K, m->D, 1.0f, x, m->D, m->W, m->D, 0.0f, L, K);
 	for (int64_t i = 0; i < n; i++)
 		for (int k = 0; k < K; k++)
 			scores[(size_t)i * (size_t)K + (size_t)k] = (double)L[(size_t)i * (size_t)K + (size_t)k] + m->b[k];
@@ -745,8 +745,8 @@ knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const
 	ASSERT(n > 0 && kk > 0);
 	for (int64_t q0 = 0; q0 < nq; q0 += QB) {
 		int qb = nq - q0 < QB ? (int)(nq - q0) : QB;
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qb, (int)n, D, 1.0f, query + (size_t)q0 * (size_t)D,
-		            D, train, D, 0.0f, sims, (int)n);
+		gemm_serial(0, 1, qb, (int)n, D, 1.0f, query + (size_t)q0 * (size_t)D, D, train, D, 0.0f,
+		            sims, (int)n);
 #pragma omp parallel for schedule(dynamic, 4) if ((int64_t)qb * n >= OMP_MIN_WORK)
 		for (int q = 0; q < qb; q++) {
 			float *s = hs + (size_t)q * (size_t)kk;
@@ -840,7 +840,7 @@ static void
 mlp_forward(MlpWork *w, const MlpModel *m, int b)
 {
 	int D = m->D, H = m->H, K = m->K;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, H, D, 1.0f, w->xb, D, m->W1, D, 0.0f, w->h, H);
+	gemm_serial(0, 1, b, H, D, 1.0f, w->xb, D, m->W1, D, 0.0f, w->h, H);
 	/* no OpenMP in the MLP's small elementwise loops: between sgemm calls
 	 * the spinning OpenMP workers would take the cores OpenBLAS needs */
 	for (int i = 0; i < b; i++)
@@ -850,7 +850,7 @@ mlp_forward(MlpWork *w, const MlpModel *m, int b)
 			w->mask[at] = v > 0 ? 1.0f : 0.0f;
 			w->h[at] = v > 0 ? v : 0.0f;
 		}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, b, K, H, 1.0f, w->h, H, m->W2, H, 0.0f, w->out, K);
+	gemm_serial(0, 1, b, K, H, 1.0f, w->h, H, m->W2, H, 0.0f, w->out, K);
 	for (int i = 0; i < b; i++)
 		for (int k = 0; k < K; k++)
 			w->out[(size_t)i * (size_t)K + (size_t)k] += m->b2[k];
@@ -883,17 +883,17 @@ mlp_backward(MlpWork *w, const MlpModel *m, int b)
 	int D = m->D, H = m->H, K = m->K;
 	float *gW1 = w->grad, *gb1 = gW1 + count2(H, D), *gW2 = gb1 + H, *gb2 = gW2 + count2(K, H);
 	/* dW2 = dout^T h, db2 = sum dout, dh = dout W2 masked, dW1 = dh^T x */
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, H, b, 1.0f, w->out, K, w->h, H, 0.0f, gW2, H);
+	gemm_serial(1, 0, K, H, b, 1.0f, w->out, K, w->h, H, 0.0f, gW2, H);
 	for (int k = 0; k < K; k++) {
 		float s = 0;
 		for (int i = 0; i < b; i++)
 			s += w->out[(size_t)i * (size_t)K + (size_t)k];
 		gb2[k] = s;
 	}
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, b, H, K, 1.0f, w->out, K, m->W2, H, 0.0f, w->dh, H);
+	gemm_serial(0, 0, b, H, K, 1.0f, w->out, K, m->W2, H, 0.0f, w->dh, H);
 	for (size_t j = 0; j < (size_t)b * (size_t)H; j++)
 		w->dh[j] *= w->mask[j];
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, D, b, 1.0f, w->dh, H, w->xb, D, 0.0f, gW1, D);
+	gemm_serial(1, 0, H, D, b, 1.0f, w->dh, H, w->xb, D, 0.0f, gW1, D);
 	for (int j = 0; j < H; j++)
 		gb1[j] = 0;
 	for (int i = 0; i < b; i++)

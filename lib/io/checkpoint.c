@@ -159,8 +159,9 @@ pack_optim(msgpack_packer *pk, const Checkpoint *ck, Optim *o)
 static int
 pack_train(msgpack_packer *pk, const CheckpointTrain *t)
 {
-	int rc = msgpack_pack_map(pk, 20);
+	int rc = msgpack_pack_map(pk, 21);
 	rc |= pack_kv_str(pk, "objective", t->objective);
+	rc |= pack_kv_str(pk, "precision", t->precision[0] ? t->precision : "fp32");
 	rc |= pack_kv_i64(pk, "step", t->step);
 	rc |= pack_kv_i64(pk, "epoch", t->epoch);
 	rc |= pack_kv_i64(pk, "epoch_records", t->epoch_records);
@@ -389,6 +390,13 @@ decode_train(const msgpack_object *m, CheckpointTrain *t, char *why, size_t whyl
 	memset(t, 0, sizeof *t);
 	if (!(o = mpu_map_get(m, "objective")) || mpu_get_str(o, t->objective, sizeof t->objective) < 0) {
 		snprintf(why, whylen, "train: 'objective' is missing or not a short string");
+		return -1;
+	}
+	strcpy(t->precision, "fp32");
+	if ((o = mpu_map_get(m, "precision")) &&
+	    (mpu_get_str(o, t->precision, sizeof t->precision) < 0 ||
+	     (strcmp(t->precision, "fp32") != 0 && strcmp(t->precision, "bf16") != 0))) {
+		snprintf(why, whylen, "train: 'precision' is neither \"fp32\" nor \"bf16\"");
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)

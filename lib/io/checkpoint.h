@@ -65,6 +65,8 @@ typedef struct {
 	uint64_t seed;              /* initialisation seed */
 	int      threads;           /* results are bitwise reproducible with the same count */
 	double   loss;              /* mean loss of the last step (for people) */
+	char     precision[8];      /* products of the run: "fp32" or "bf16" (ssl-train --precision);
+	                             * load: "fp32" for a file written before the key existed */
 } CheckpointTrain;
 
 /* What a checkpoint file holds. checkpoint_load fills every field; before

@@ -6,12 +6,12 @@
 #include <stddef.h>
 
 #include "base/parallel.h"
-#include "base/simd.h"
+#include "base/cpu.h"
 
 /* ---- per-channel kernels: one contiguous run of M values each ---- */
 
-SIMD_CLONES static void
-chan_sums(const float *x, size_t M, double *sum, double *sumsq)
+CPU_BODY void
+sums_body(const float *x, size_t M, double *sum, double *sumsq)
 {
 	double s = 0, s2 = 0;
 #pragma omp simd reduction(+ : s, s2)
@@ -23,11 +23,18 @@ chan_sums(const float *x, size_t M, double *sum, double *sumsq)
 	*sum += s;
 	*sumsq += s2;
 }
+CPU_CLONES(sums, (const float *x, size_t M, double *sum, double *sumsq), (x, M, sum, sumsq))
+
+void
+bn_sums(const float *x, size_t M, double *sum, double *sumsq)
+{
+	sums(x, M, sum, sumsq);
+}
 
 /* y = act((x - m) * a + b [+ r]): (x - m) * a, not x * a + (b - m * a),
  * so there is no cancellation when |mean| >> std. */
-SIMD_CLONES static void
-chan_apply(float *y, const float *x, const float *r, size_t M, float m, float a, float b, int relu)
+CPU_BODY void
+chan_apply_body(float *y, const float *x, const float *r, size_t M, float m, float a, float b, int relu)
 {
 	if (r) {
 #pragma omp simd
@@ -47,14 +54,17 @@ chan_apply(float *y, const float *x, const float *r, size_t M, float m, float a,
 			y[j] = (x[j] - m) * a + b;
 	}
 }
+CPU_CLONES(chan_apply,
+           (float *y, const float *x, const float *r, size_t M, float m, float a, float b, int relu),
+           (y, x, r, M, m, a, b, relu))
 
 /* sums of g and g * xhat, g = dy masked; xhat = (x - m) * rs. Blocks of
  * GRAD_BLOCK values sum in float (all SIMD lanes, no conversions), the
  * blocks in double: these are plain means, with no cancellation to guard. */
 #define GRAD_BLOCK 256
-SIMD_CLONES static void
-chan_grad_sums(const float *dy, const float *x, const float *o, size_t M, float m, float rs, float a, float b,
-               BnMask mask, double *sg_out, double *sgx_out)
+CPU_BODY void
+chan_grad_sums_body(const float *dy, const float *x, const float *o, size_t M, float m, float rs, float a,
+                    float b, BnMask mask, double *sg_out, double *sgx_out)
 {
 	double sg = 0, sgx = 0;
 	for (size_t j0 = 0; j0 < M; j0 += GRAD_BLOCK) {
@@ -87,11 +97,15 @@ chan_grad_sums(const float *dy, const float *x, const float *o, size_t M, float 
 	*sg_out = sg;
 	*sgx_out = sgx;
 }
+CPU_CLONES(chan_grad_sums,
+           (const float *dy, const float *x, const float *o, size_t M, float m, float rs, float a, float b,
+            BnMask mask, double *sg_out, double *sgx_out),
+           (dy, x, o, M, m, rs, a, b, mask, sg_out, sgx_out))
 
 /* dx (+)= k * (g - mg - xhat * mgx); dr (+)= g */
-SIMD_CLONES static void
-chan_grad_apply(float *dx, float *dr, const float *dy, const float *x, const float *o, size_t M, float m,
-                float rs, float a, float b, float k, float mg, float mgx, BnMask mask, int acc)
+CPU_BODY void
+chan_grad_apply_body(float *dx, float *dr, const float *dy, const float *x, const float *o, size_t M, float m,
+                     float rs, float a, float b, float k, float mg, float mgx, BnMask mask, int acc)
 {
 	if (mask == BN_MASK_NONE) {
 		if (dx && acc) {
@@ -165,6 +179,10 @@ chan_grad_apply(float *dx, float *dr, const float *dy, const float *x, const flo
 		}
 	}
 }
+CPU_CLONES(chan_grad_apply,
+           (float *dx, float *dr, const float *dy, const float *x, const float *o, size_t M, float m,
+            float rs, float a, float b, float k, float mg, float mgx, BnMask mask, int acc),
+           (dx, dr, dy, x, o, M, m, rs, a, b, k, mg, mgx, mask, acc))
 
 /* ---- building blocks ---- */
 
@@ -184,7 +202,7 @@ bn_stats_accumulate(double *stats, const float *inp, int n, int C, int HW)
 	const size_t M = (size_t)n * HW;
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++)
-		chan_sums(inp + c * M, M, &stats[2 * c], &stats[2 * c + 1]);
+		bn_sums(inp + c * M, M, &stats[2 * c], &stats[2 * c + 1]);
 }
 
 void
@@ -267,7 +285,7 @@ bn_train(float *out, float *mean, float *rstd, float *run_mean, float *run_var, 
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 		for (int c = 0; c < C; c++) {
 			double st[2] = { 0, 0 };
-			chan_sums(inp + c * M, M, &st[0], &st[1]);
+			bn_sums(inp + c * M, M, &st[0], &st[1]);
 			bn_stats_finish(mean + c, rstd + c, run_mean ? run_mean + c : NULL, run_var ? run_var + c : NULL, st,
 			                1, (int64_t)M, momentum, eps);
 		}
@@ -304,72 +322,16 @@ bn_add_relu_forward_train(float *out, float *mean, float *rstd, float *run_mean,
 	bn_train(out, mean, rstd, run_mean, run_var, inp, res, gamma, beta, n, C, HW, momentum, eps, 1);
 }
 
-static void
-bn_eval(float *out, const float *inp, const float *res, const float *run_mean, const float *run_var,
-        const float *gamma, const float *beta, int n, int C, int HW, float eps, int relu)
+void
+bn_relu_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
+                     const float *gamma, const float *beta, int n, int C, int HW, float eps)
 {
 	const size_t M = (size_t)n * HW;
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)C * M > PAR_MIN)
 	for (int c = 0; c < C; c++) {
 		float rs = (float)(1.0 / sqrt((double)run_var[c] + eps));
-		chan_apply(out + c * M, inp + c * M, res ? res + c * M : NULL, M, run_mean[c], gamma[c] * rs, beta[c],
-		           relu);
+		chan_apply(out + c * M, inp + c * M, NULL, M, run_mean[c], gamma[c] * rs, beta[c], 1);
 	}
-}
-
-void
-bn_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
-                const float *gamma, const float *beta, int n, int C, int HW, float eps)
-{
-	bn_eval(out, inp, NULL, run_mean, run_var, gamma, beta, n, C, HW, eps, 0);
-}
-
-void
-bn_relu_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
-                     const float *gamma, const float *beta, int n, int C, int HW, float eps)
-{
-	bn_eval(out, inp, NULL, run_mean, run_var, gamma, beta, n, C, HW, eps, 1);
-}
-
-void
-bn_add_relu_forward_eval(float *out, const float *inp, const float *res,
-                         const float *run_mean, const float *run_var,
-                         const float *gamma, const float *beta, int n, int C, int HW, float eps)
-{
-	bn_eval(out, inp, res, run_mean, run_var, gamma, beta, n, C, HW, eps, 1);
-}
-
-void
-bn_relu_recompute(float *out, const float *inp, const float *mean, const float *rstd,
-                  const float *gamma, const float *beta, int n, int C, int HW)
-{
-	bn_apply(out, inp, NULL, mean, rstd, gamma, beta, n, C, HW, 1);
-}
-
-void
-bn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
-            const float *mean, const float *rstd, const float *gamma, int n, int C, int HW)
-{
-	bn_backward_fused(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, NULL, n, C, HW,
-	                  BN_MASK_NONE, 1, NULL);
-}
-
-void
-bn_relu_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, const float *inp,
-                 const float *mean, const float *rstd, const float *gamma, const float *beta,
-                 int n, int C, int HW)
-{
-	bn_backward_fused(dinp, NULL, dgamma, dbeta, dout, NULL, inp, mean, rstd, gamma, beta, n, C, HW,
-	                  BN_MASK_RECOMPUTE, 1, NULL);
-}
-
-void
-bn_add_relu_backward(float *dinp, float *dres, float *dgamma, float *dbeta,
-                     const float *dout, const float *out, const float *inp,
-                     const float *mean, const float *rstd, const float *gamma, int n, int C, int HW)
-{
-	bn_backward_fused(dinp, dres, dgamma, dbeta, dout, out, inp, mean, rstd, gamma, NULL, n, C, HW,
-	                  BN_MASK_OUT, 1, NULL);
 }
 
 /* ---- naive twins: two-pass statistics, everything in double ---- */

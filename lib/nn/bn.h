@@ -12,9 +12,14 @@
  * (run_mean/run_var NULL: no update). Eval mode uses the running statistics.
  *
  * Fused variants save memory traffic and activation memory: *_relu computes
- * relu(bn(x)) and its backward recomputes the ReLU mask from inp, so the
- * output need not be kept; *_add_relu computes relu(bn(x) + res), the end of
- * a residual block, and its backward takes the mask from the saved output.
+ * relu(bn(x)), whose backward (bn_backward_fused, BN_MASK_RECOMPUTE)
+ * recomputes the ReLU mask from inp, so the output need not be kept;
+ * *_add_relu computes relu(bn(x) + res), the end of a residual block, whose
+ * backward (BN_MASK_OUT) takes the mask from the saved output. Eval mode is
+ * bn_eval_rstd + bn_apply (bn_relu_forward_eval for the head).
+ *
+ * Each fused kernel is checked against the naive twins at the end
+ * (bn_forward_train_ref, bn_backward_ref) in tests/check_bn.c.
  *
  * Forward overwrites out; backward accumulates (+=) into dinp, dres, dgamma,
  * dbeta (dinp or dres may be NULL to skip). */
@@ -30,11 +35,6 @@
 void bn_forward_train(float *out, float *mean, float *rstd, float *run_mean, float *run_var,
                       const float *inp, const float *gamma, const float *beta,
                       int n, int C, int HW, float momentum, float eps);
-void bn_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
-                     const float *gamma, const float *beta, int n, int C, int HW, float eps);
-void bn_backward(float *dinp, float *dgamma, float *dbeta,
-                 const float *dout, const float *inp, const float *mean, const float *rstd,
-                 const float *gamma, int n, int C, int HW);
 
 /* out = relu(bn(inp)) */
 void bn_relu_forward_train(float *out, float *mean, float *rstd, float *run_mean, float *run_var,
@@ -42,25 +42,11 @@ void bn_relu_forward_train(float *out, float *mean, float *rstd, float *run_mean
                            int n, int C, int HW, float momentum, float eps);
 void bn_relu_forward_eval(float *out, const float *inp, const float *run_mean, const float *run_var,
                           const float *gamma, const float *beta, int n, int C, int HW, float eps);
-void bn_relu_backward(float *dinp, float *dgamma, float *dbeta,
-                      const float *dout, const float *inp, const float *mean, const float *rstd,
-                      const float *gamma, const float *beta, int n, int C, int HW);
-/* Recomputes relu(bn(inp)) from saved statistics (backward of the next layer needs it). */
-void bn_relu_recompute(float *out, const float *inp, const float *mean, const float *rstd,
-                       const float *gamma, const float *beta, int n, int C, int HW);
 
 /* out = relu(bn(inp) + res) */
 void bn_add_relu_forward_train(float *out, float *mean, float *rstd, float *run_mean, float *run_var,
                                const float *inp, const float *res, const float *gamma, const float *beta,
                                int n, int C, int HW, float momentum, float eps);
-void bn_add_relu_forward_eval(float *out, const float *inp, const float *res,
-                              const float *run_mean, const float *run_var,
-                              const float *gamma, const float *beta, int n, int C, int HW, float eps);
-/* g = dout * (out > 0); dres += g; dinp, dgamma, dbeta += bn backward of g. */
-void bn_add_relu_backward(float *dinp, float *dres, float *dgamma, float *dbeta,
-                          const float *dout, const float *out, const float *inp,
-                          const float *mean, const float *rstd, const float *gamma,
-                          int n, int C, int HW);
 
 /* ---- building blocks: the model fuses these with its convolutions ----
  * (the functions above are made of them). */
@@ -70,6 +56,9 @@ typedef enum {
 	BN_MASK_OUT        /* g = dout * (out > 0), the mask of a saved output */
 } BnMask;
 
+/* *sum += the sum, *sumsq += the sum of squares of M values (in double):
+ * one channel's statistics (the convolutions take them from their output). */
+void bn_sums(const float *x, size_t M, double *sum, double *sumsq);
 /* stats[2c] += sum, stats[2c+1] += sum of squares of channel c (double). */
 void bn_stats_accumulate(double *stats, const float *inp, int n, int C, int HW);
 /* mean and rstd from the sums of M values per channel; updates the running

@@ -6,10 +6,11 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "nn/bf16.h"
 #include "nn/bn.h"
 #include "nn/gemm.h"
 #include "base/parallel.h"
-#include "base/simd.h"
+#include "base/cpu.h"
 
 /* Output columns per chunk worth one sgemm call, and the most column floats
  * a thread may hold (16 MB). */
@@ -75,9 +76,43 @@ conv_groups(const ConvShape *s)
 #define FAST_ROWS 32
 
 static int
-fast_rows(int rows)
+fast_rows(const ConvShape *s, int rows)
 {
-	return rows <= FAST_ROWS && gemm_fast();
+	return !s->bf16 && rows <= FAST_ROWS && gemm_fast();
+}
+
+/* The one-thread product the other sizes go to: OpenBLAS, or bf16. */
+static GemmFn *
+conv_gemm(const ConvShape *s)
+{
+	return s->bf16 ? gemm_bf16_serial : gemm_serial;
+}
+
+/* The same for a product whose op(A) is the layer's weights (or their
+ * transpose): in bf16 A comes from the copy packed once per call in ap
+ * (bf16_pack_a), not converted again for every chunk. */
+static void
+conv_wgemm(const ConvShape *s, const float *ap, int ta, int M, int N, int K, const float *A, int lda, const float *B,
+           int ldb, float beta, float *C, int ldc)
+{
+	if (s->bf16)
+		gemm_bf16_packed_a(M, N, K, (const uint16_t *)ap, 0, B, ldb, beta, C, ldc);
+	else
+		gemm_serial(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Floats that the bf16 packing of the weights takes, for every way they
+ * are used (OC x CKK forward; C x OC*K*K or CKK x OC backward). */
+static size_t
+bf16_weight_floats(const ConvShape *s)
+{
+	const int KK = s->K * s->K;
+	size_t e = bf16_pack_a_elems(s->OC, s->C * KK), t;
+	if ((t = bf16_pack_a_elems(s->C, s->OC * KK)) > e)
+		e = t;
+	if ((t = bf16_pack_a_elems(s->C * KK, s->OC)) > e)
+		e = t;
+	return (e + 1) / 2;
 }
 
 /* Stride-1 "same" convolutions with few channels on both sides run as an
@@ -97,7 +132,7 @@ fast_rows(int rows)
 static int
 conv_is_implicit(const ConvShape *s)
 {
-	return conv_is_same(s) && s->K > 1 && s->K <= IMPLICIT_MAX_K && s->C <= IMPLICIT_MAX_C &&
+	return !s->bf16 && conv_is_same(s) && s->K > 1 && s->K <= IMPLICIT_MAX_K && s->C <= IMPLICIT_MAX_C &&
 	       s->OC <= IMPLICIT_MAX_C && gemm_fast();
 }
 
@@ -182,7 +217,9 @@ work_layout(float *work, const ConvShape *s)
 	w.col = AT(off);
 	off += w.csz * s->threads;
 	w.ap = AT(off);
-	off += gemm_pack_floats((int)cmax, (int)(cmax * s->K * s->K));
+	/* either precision's packed weights (the size does not depend on it) */
+	size_t apf = gemm_pack_floats((int)cmax, (int)(cmax * s->K * s->K));
+	off += bf16_weight_floats(s) > apf ? bf16_weight_floats(s) : apf;
 	w.total_eval = off;
 	w.partial = AT(off);
 	off += G * wsz;
@@ -241,8 +278,9 @@ run_copy(float *dst, const float *src, size_t L, int tf, float m, float a, float
  * the input plane shifted by (kh - P, kw - P), so it is one long run plus
  * zeroed borders, whatever the width (the 4x4 maps at the end of a CIFAR
  * ResNet make per-row loops slow). */
-SIMD_CLONES static void
-im2col_same(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
+CPU_BODY void
+im2col_same_body(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+                 const ConvFuse *f)
 {
 	const int K = s->K, P = s->P, H = s->H, W = s->W;
 	const size_t hw = (size_t)H * W;
@@ -280,6 +318,10 @@ im2col_same(float *col, size_t ld, const float *inp, int n, int i0, int nb, cons
 		}
 	}
 }
+CPU_CLONES(im2col_same,
+           (float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+            const ConvFuse *f),
+           (col, ld, inp, n, i0, nb, s, f))
 
 /* dst (C planes, g->plane apart) = image i of src (C,n,H,W) zero-padded by
  * P, through the input transform when f has one (padding stays 0). */
@@ -326,8 +368,9 @@ unpad_grid(float *dst, const float *grid, const Pad *g, int C, int n, int i, con
 /* col (C*K*K rows of nb*OH*OW, row stride ld) from images [i0, i0+nb) of inp (C,n,H,W), through
  * the input transform relu((x - m) * a + b) when f has one (padding stays 0:
  * it pads the transformed input). */
-SIMD_CLONES static void
-im2col(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s, const ConvFuse *f)
+CPU_BODY void
+im2col_body(float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+            const ConvFuse *f)
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const long rows = (long)s->C * K * K;
@@ -381,11 +424,15 @@ im2col(float *col, size_t ld, const float *inp, int n, int i0, int nb, const Con
 		}
 	}
 }
+CPU_CLONES(im2col,
+           (float *col, size_t ld, const float *inp, int n, int i0, int nb, const ConvShape *s,
+            const ConvFuse *f),
+           (col, ld, inp, n, i0, nb, s, f))
 
 /* dinp (C,n,H,W) images [i0, i0+nb) += col2im(dcol); overwrite: the chunk's
  * images are cleared first (they are about to be in cache anyway). */
-SIMD_CLONES static void
-col2im(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite)
+CPU_BODY void
+col2im_body(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite)
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
@@ -421,20 +468,8 @@ col2im(float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s
 			}
 	}
 }
-
-SIMD_CLONES static void
-row_sums(const float *x, int len, double *sum, double *sumsq)
-{
-	double a = 0, b = 0;
-#pragma omp simd reduction(+ : a, b)
-	for (int j = 0; j < len; j++) {
-		double v = x[j];
-		a += v;
-		b += v * v;
-	}
-	*sum += a;
-	*sumsq += b;
-}
+CPU_CLONES(col2im, (float *dinp, const float *dcol, int n, int i0, int nb, const ConvShape *s, int overwrite),
+           (dinp, dcol, n, i0, nb, s, overwrite))
 
 /* BN backward sums over chunk ch of dinp (see ConvFuse.dinp_sums) */
 static void
@@ -460,7 +495,7 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 	int ncol = (int)(nb * ohw);
 	float *o = out + i0 * ohw;
 	if (conv_is_pointwise(s) && !(f && f->in_mean)) {
-		gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, inp + i0 * ohw, (int)ldo, 0.0f, o, (int)ldo);
+		conv_wgemm(s, w->ap, 0, OC, ncol, CKK, weight, CKK, inp + i0 * ohw, (int)ldo, 0.0f, o, (int)ldo);
 	} else if (conv_is_implicit(s)) {
 		const Pad g = pad_geometry(s);
 		float *pin = w->col + (size_t)omp_get_thread_num() * w->csz, *grid = pin + (size_t)(s->C + OC) * g.plane;
@@ -475,10 +510,10 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 		float *col = w->col + (size_t)omp_get_thread_num() * w->csz;
 		int ld = col_ld(s, nb);
 		im2col(col, (size_t)ld, inp, n, i0, nb, s, f);
-		if (fast_rows(OC))
+		if (fast_rows(s, OC))
 			gemm_packed_nn(OC, ncol, CKK, w->ap, col, ld, 0, o, (int)ldo);
 		else
-			gemm_serial(0, 0, OC, ncol, CKK, 1.0f, weight, CKK, col, ld, 0.0f, o, (int)ldo);
+			conv_wgemm(s, w->ap, 0, OC, ncol, CKK, weight, CKK, col, ld, 0.0f, o, (int)ldo);
 	}
 	for (int oc = 0; oc < OC && (bias || st); oc++) {
 		float *r = o + oc * ldo;
@@ -488,7 +523,7 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 				r[j] += b;
 		}
 		if (st) /* while the chunk is still in cache */
-			row_sums(r, ncol, &st[2 * oc], &st[2 * oc + 1]);
+			bn_sums(r, (size_t)ncol, &st[2 * oc], &st[2 * oc + 1]);
 	}
 }
 
@@ -499,8 +534,10 @@ conv2d_forward_fused(float *out, float *work, const float *inp, const float *wei
 	const int OC = s->OC, nchunks = (n + s->chunk - 1) / s->chunk, G = conv_groups(s);
 	const Work w = work_layout(work, s);
 	double *stats = f ? f->out_stats : NULL;
-	if (fast_rows(OC) || conv_is_implicit(s))
+	if (fast_rows(s, OC) || conv_is_implicit(s))
 		gemm_pack_a(w.ap, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
+	if (s->bf16)
+		bf16_pack_a((uint16_t *)w.ap, 0, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
 	if (!stats) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (nchunks > 1)
 		for (int ch = 0; ch < nchunks; ch++)
@@ -568,9 +605,12 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 					w.wt[((size_t)c * OC + oc) * KK + k] = weight[((size_t)oc * s->C + c) * KK + (KK - 1 - k)];
 		ts.C = s->OC;
 		ts.OC = s->C;
-		if (fast_rows(s->C) || implicit)
+		if (fast_rows(s, s->C) || implicit)
 			gemm_pack_a(w.ap, w.wt, OKK, s->C, OKK);
 	}
+	if (s->bf16 && dinp) /* the data gradient's A: wt, or weight^T */
+		bf16_pack_a((uint16_t *)w.ap, !transposed, transposed ? w.wt : weight, transposed ? OKK : CKK,
+		            transposed ? s->C : CKK, transposed ? OKK : OC);
 	/* BN backward sums of the transformed input's gradient, per group */
 	double *dsums = f && f->dinp_sums && f->in_mean && overwrite && dinp ? f->dinp_sums : NULL;
 	if (dsums)
@@ -602,24 +642,24 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 				if (implicit) {
 					implicit_backward(dinp, dw, col, dout, inp, w.ap, n, i0, nb, s, f, overwrite);
 				} else if (direct) {
-					gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, inp + i0 * ohw, (int)ldo, 1.0f, dw, CKK);
+					conv_gemm(s)(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, inp + i0 * ohw, (int)ldo, 1.0f, dw, CKK);
 				} else {
 					im2col(col, (size_t)ld, inp, n, i0, nb, s, f);
-					gemm_serial(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, col, ld, 1.0f, dw, CKK);
+					conv_gemm(s)(0, 1, OC, CKK, ncol, 1.0f, dy, (int)ldo, col, ld, 1.0f, dw, CKK);
 				}
 				if (dinp && !implicit) { /* (implicit_backward gave both gradients) */
 					if (conv_is_pointwise(s)) {
-						gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
+						conv_wgemm(s, w.ap, 1, CKK, ncol, OC, weight, CKK, dy, (int)ldo, overwrite ? 0.0f : 1.0f,
 						            dx, (int)ldo);
 					} else if (transposed) {
 						im2col(col, (size_t)ld, dout, n, i0, nb, &ts, NULL);
-						if (fast_rows(s->C))
+						if (fast_rows(s, s->C))
 							gemm_packed_nn(s->C, ncol, OKK, w.ap, col, ld, !overwrite, dx, (int)ldo);
 						else
-							gemm_serial(0, 0, s->C, ncol, OKK, 1.0f, w.wt, OKK, col, ld, overwrite ? 0.0f : 1.0f,
+							conv_wgemm(s, w.ap, 0, s->C, ncol, OKK, w.wt, OKK, col, ld, overwrite ? 0.0f : 1.0f,
 							            dx, (int)ldo);
 					} else {
-						gemm_serial(1, 0, CKK, ncol, OC, 1.0f, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
+						conv_wgemm(s, w.ap, 1, CKK, ncol, OC, weight, CKK, dy, (int)ldo, 0.0f, col, ncol);
 						col2im(dinp, col, n, i0, nb, s, overwrite);
 					}
 				}

@@ -31,6 +31,9 @@ typedef struct {
 	int OH, OW;      /* set by conv_shape_init */
 	int chunk;       /* images per im2col chunk; set by conv_shape_init */
 	int threads;     /* OpenMP team the workspace is planned for (parallel_threads()) */
+	int bf16;        /* 1: every product in bf16 with fp32 sums (lib/nn/bf16.h) through
+	                  * im2col (no implicit GEMM, no fp32 micro-kernels); 0 after
+	                  * conv_shape_init. Set by the model's precision. */
 } ConvShape;
 
 /* Fills s for batches of at most max_n images. Chunks are a few hundred

@@ -155,7 +155,21 @@ void
 linear_forward(float *out, const float *inp, const float *weight, const float *bias,
                int n, int C, int OC)
 {
-	gemm(0, 0, OC, n, C, 1.0f, weight, C, inp, n, 0.0f, out, n);
+	linear_forward_with(gemm, out, inp, weight, bias, n, C, OC);
+}
+
+void
+linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                const float *weight, int n, int C, int OC)
+{
+	linear_backward_with(gemm, dinp, dweight, dbias, dout, inp, weight, n, C, OC);
+}
+
+void
+linear_forward_with(GemmFn *mm, float *out, const float *inp, const float *weight, const float *bias, int n, int C,
+                    int OC)
+{
+	mm(0, 0, OC, n, C, 1.0f, weight, C, inp, n, 0.0f, out, n);
 	if (bias)
 		for (int o = 0; o < OC; o++)
 			for (int i = 0; i < n; i++)
@@ -163,12 +177,12 @@ linear_forward(float *out, const float *inp, const float *weight, const float *b
 }
 
 void
-linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                const float *weight, int n, int C, int OC)
+linear_backward_with(GemmFn *mm, float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                     const float *weight, int n, int C, int OC)
 {
-	gemm(0, 1, OC, C, n, 1.0f, dout, n, inp, n, 1.0f, dweight, C);
+	mm(0, 1, OC, C, n, 1.0f, dout, n, inp, n, 1.0f, dweight, C);
 	if (dinp)
-		gemm(1, 0, C, n, OC, 1.0f, weight, C, dout, n, 1.0f, dinp, n);
+		mm(1, 0, C, n, OC, 1.0f, weight, C, dout, n, 1.0f, dinp, n);
 	if (dbias)
 		for (int o = 0; o < OC; o++) {
 			double t = 0;

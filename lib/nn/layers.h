@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nn/gemm.h"
+
 /* out = max(inp, 0); in place allowed. */
 void relu_forward(float *out, const float *inp, size_t len);
 /* dinp += dout where out > 0. */
@@ -43,6 +45,12 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
 void linear_backward(float *dinp, float *dweight, float *dbias,
                      const float *dout, const float *inp, const float *weight,
                      int n, int C, int OC);
+/* The same with the products done by mm: gemm (what the two above use) or
+ * gemm_bf16 (lib/nn/bf16.h) for the bf16 precision. */
+void linear_forward_with(GemmFn *mm, float *out, const float *inp, const float *weight, const float *bias, int n,
+                         int C, int OC);
+void linear_backward_with(GemmFn *mm, float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, int n, int C, int OC);
 void linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias,
                         int n, int C, int OC);
 

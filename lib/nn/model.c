@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include "nn/bn.h"
+#include "nn/bf16.h"
 #include "nn/conv.h"
 #include "nn/layers.h"
+#include "base/cpu.h"
 #include "base/parallel.h"
 #include "base/rng.h"
 #include "dist/syncbn.h"
@@ -107,6 +109,7 @@ struct Model {
 
 	int      last_n;          /* batch of the last training forward, 0 if none */
 	int      last_classify;
+	ModelPrecision precision; /* PRECISION_FP32 or PRECISION_BF16 (model_set_precision) */
 };
 
 /* ---- building: the parameter table ---- */
@@ -624,6 +627,9 @@ model_print_summary(const Model *m, FILE *fp)
 	fprintf(fp, "model %s stem %s width %d input %dx%dx%d features %d head %d\n",
 	        model_arch_name(c->arch), model_stem_name(c->stem), c->width, c->in_channels, c->in_h, c->in_w,
 	        m->D, c->proj_layers);
+	char isa[160];
+	cpu_describe(isa, sizeof isa);
+	fprintf(fp, "kernels %s\n", isa);
 	summary_conv(fp, &m->stem);
 	if (m->has_pool)
 		fprintf(fp, "%-24s %4dx%-4dx%-4d -> %4dx%-4dx%-4d k3/s2\n", "maxpool", m->pool.C, m->pool.H,
@@ -703,6 +709,13 @@ bn_finish(BNorm *bn, int64_t M, float momentum)
 	(*bn->nbt)++;
 }
 
+/* the products of the head and the classifier, in the model's precision */
+static GemmFn *
+lin_gemm(const Model *m)
+{
+	return m->precision == PRECISION_BF16 ? gemm_bf16 : gemm;
+}
+
 /* out = conv(x) with the statistics of `bn` (the BN that follows) gathered
  * on the way; `in` is the BN+ReLU applied to x on the fly (NULL: none). */
 static void
@@ -779,7 +792,7 @@ model_forward_train(Model *m, const float *x, int n)
 	const float *in = m->h_cm;
 	for (int j = 0; j < m->nhead; j++) {
 		Linear *l = &m->head[j];
-		linear_forward(m->hl[j], in, l->w, l->b, n, l->in, l->out);
+		linear_forward_with(lin_gemm(m), m->hl[j], in, l->w, l->b, n, l->in, l->out);
 		if (j + 1 < m->nhead) {
 			bn_train_plain(&m->head_bn[j], m->ht[j], m->hl[j], n, 1, 1, m->bn_momentum);
 			in = m->ht[j];
@@ -833,7 +846,7 @@ model_forward_train_classify(Model *m, const float *x, int n)
 {
 	ASSERT(m->has_fc);
 	encoder_forward_train(m, x, n);
-	linear_forward(m->logits_cm, m->h_cm, m->fc.w, m->fc.b, n, m->fc.in, m->fc.out);
+	linear_forward_with(lin_gemm(m), m->logits_cm, m->h_cm, m->fc.w, m->fc.b, n, m->fc.in, m->fc.out);
 	transpose(m->out_rows, m->logits_cm, m->fc.out, n);
 	m->last_n = n;
 	m->last_classify = 1;
@@ -963,7 +976,7 @@ model_backward(Model *m, const float *dz)
 		Linear *l = &m->head[j];
 		const float *in = j ? m->ht[j - 1] : m->h_cm;
 		zero(e, (size_t)l->in * n);
-		linear_backward(e, l->dw, l->db, d, in, l->w, n, l->in, l->out);
+		linear_backward_with(lin_gemm(m), e, l->dw, l->db, d, in, l->w, n, l->in, l->out);
 		if (j) {
 			BNorm *bn = &m->head_bn[j - 1];
 			bn_back(bn, f, NULL, e, NULL, m->hl[j - 1], n, 1, BN_MASK_RECOMPUTE, NULL);
@@ -985,7 +998,7 @@ model_backward_classify(Model *m, const float *dlogits)
 	float *d = m->hbuf[0], *e = m->hbuf[1];
 	transpose(d, dlogits, n, m->fc.out);
 	zero(e, (size_t)m->D * n);
-	linear_backward(e, m->fc.dw, m->fc.db, d, m->h_cm, m->fc.w, n, m->fc.in, m->fc.out);
+	linear_backward_with(lin_gemm(m), e, m->fc.dw, m->fc.db, d, m->h_cm, m->fc.w, n, m->fc.in, m->fc.out);
 	encoder_backward(m, e, n);
 }
 
@@ -1072,14 +1085,14 @@ model_forward_eval(Model *m, const float *x, int n, ModelOutput which)
 	const float *feat = m->h_cm;
 	int dim = m->D;
 	if (which == MODEL_OUT_LOGITS) {
-		linear_forward(m->logits_cm, m->h_cm, m->fc.w, m->fc.b, n, m->fc.in, m->fc.out);
+		linear_forward_with(lin_gemm(m), m->logits_cm, m->h_cm, m->fc.w, m->fc.b, n, m->fc.in, m->fc.out);
 		feat = m->logits_cm;
 		dim = m->fc.out;
 	} else if (which != MODEL_OUT_ENCODER && m->nhead) {
 		int last = which == MODEL_OUT_PROJ_HIDDEN ? 1 : m->nhead;
 		for (int j = 0; j < last; j++) {
 			Linear *l = &m->head[j];
-			linear_forward(m->hl[j], feat, l->w, l->b, n, l->in, l->out);
+			linear_forward_with(lin_gemm(m), m->hl[j], feat, l->w, l->b, n, l->in, l->out);
 			feat = m->hl[j];
 			dim = l->out;
 			if (j + 1 < m->nhead)
@@ -1137,4 +1150,83 @@ model_max_bn_channels(const Model *m)
 	int c = 0;
 	each_bn((Model *)m, widest, &c);
 	return c;
+}
+
+/* ---- precision ---- */
+
+static const char *const precision_names[] = { "fp32", "bf16", "auto" };
+
+int
+model_precision_parse(const char *s, ModelPrecision *out)
+{
+	for (int i = 0; i < 3; i++)
+		if (strcmp(s, precision_names[i]) == 0) {
+			*out = (ModelPrecision)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+model_precision_name(ModelPrecision p)
+{
+	return (unsigned)p < 3 ? precision_names[p] : "?";
+}
+
+int
+model_precision_resolve(ModelPrecision want, ModelPrecision *out, char *msg, size_t len)
+{
+	const char *e = getenv("SSL_BF16");
+	const int portable = e && strcmp(e, "portable") == 0;
+	msg[0] = 0;
+	*out = want;
+	if (want == PRECISION_AUTO) {
+		*out = bf16_native() ? PRECISION_BF16 : PRECISION_FP32;
+		if (*out == PRECISION_FP32)
+			snprintf(msg, len, "--precision auto: fp32 (%s)",
+			         bf16_cpu_has() ? "native bf16 turned off by $SSL_BF16 or $SSL_ISA" : "this CPU lacks avx512_bf16");
+		return 0;
+	}
+	if (want == PRECISION_BF16 && !bf16_native() && !portable) {
+		snprintf(msg, len,
+		         "--precision bf16: %s (use fp32 or auto; $SSL_BF16=portable runs the slow portable kernel, for tests)",
+		         bf16_cpu_has() ? "native bf16 turned off by $SSL_ISA" : "this CPU lacks avx512_bf16");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+each_conv(Model *m, void (*fn)(Conv *cv, void *arg), void *arg)
+{
+	fn(&m->stem, arg);
+	for (int i = 0; i < m->nblocks; i++) {
+		Block *bk = &m->blocks[i];
+		fn(&bk->c1, arg);
+		fn(&bk->c2, arg);
+		if (bk->bottleneck)
+			fn(&bk->c3, arg);
+		if (bk->has_sc)
+			fn(&bk->sc, arg);
+	}
+}
+
+static void
+set_conv_bf16(Conv *cv, void *arg)
+{
+	cv->s.bf16 = *(const int *)arg;
+}
+
+void
+model_set_precision(Model *m, ModelPrecision p)
+{
+	int bf16 = p == PRECISION_BF16;
+	m->precision = bf16 ? PRECISION_BF16 : PRECISION_FP32;
+	each_conv(m, set_conv_bf16, &bf16);
+}
+
+ModelPrecision
+model_precision(const Model *m)
+{
+	return m->precision;
 }

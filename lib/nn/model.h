@@ -147,6 +147,22 @@ void   model_precise_bn_begin(Model *m);
 void   model_precise_bn_batch(Model *m, const float *x, int n);
 int64_t model_precise_bn_end(Model *m);
 
+/* Precision of the products (ssl-train --precision): PRECISION_BF16 rounds
+ * the inputs and weights of every convolution and linear layer to bf16 and
+ * sums in fp32 (lib/nn/bf16.h); BatchNorm, the loss, the optimizer, the
+ * parameters and the checkpoint stay fp32. A new model is fp32. */
+typedef enum { PRECISION_FP32, PRECISION_BF16, PRECISION_AUTO } ModelPrecision;
+int  model_precision_parse(const char *s, ModelPrecision *out); /* "fp32" "bf16" "auto" */
+const char *model_precision_name(ModelPrecision p);
+/* What runs for a request: auto is bf16 where the CPU has avx512_bf16 (and
+ * nothing turned it off), else fp32 with a note in msg; bf16 without it is
+ * -1 with a message, unless $SSL_BF16=portable asks for the portable kernel
+ * (slow: for tests on any CPU). msg is "" when there is nothing to say. */
+int  model_precision_resolve(ModelPrecision want, ModelPrecision *out, char *msg, size_t len);
+/* FP32 or BF16; between steps at any time (the parameters do not change). */
+void model_set_precision(Model *m, ModelPrecision p);
+ModelPrecision model_precision(const Model *m);
+
 /* Eval mode (running statistics); nothing kept for backward. */
 const float *model_forward_eval(Model *m, const float *x, int n, ModelOutput which);
 

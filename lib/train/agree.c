@@ -20,14 +20,14 @@ settings_fingerprint(const Trainer *t)
 	uint64_t h = UINT64_C(14695981039346656037);
 	int n = snprintf(buf, sizeof buf,
 	                 "%d %d %d %d %d %d %d %d %d %d | %d %.9g %d %.9g %.9g %.9g %.9g %.9g %d | %d %.17g %d %.17g %lld "
-	                 "%lld %.17g %llu %lld %lld %d %d %lld %d",
+	                 "%lld %.17g %llu %lld %lld %d %d %lld %d %d",
 	                 s->objective, c->arch, c->stem, c->width, c->proj_layers, c->proj_hidden, c->proj_dim,
 	                 c->num_classes, c->zero_init_residual, s->sync_bn, o->kind, o->momentum, o->nesterov,
 	                 o->weight_decay, o->trust_coef, o->beta1, o->beta2, o->eps, o->decay_all, t->B, s->lr, s->lr_abs,
 	                 s->warmup_epochs, (long long)s->warmup_steps, (long long)s->steps, s->temperature,
 	                 (unsigned long long)s->seed, (long long)s->ckpt_every_steps, (long long)s->ckpt_every_epochs,
 	                 s->resume != NULL, s->init != NULL, s->resume ? (long long)s->resume->train.step : -1LL,
-	                 s->nnorm);
+	                 s->nnorm, (int)s->precision);
 	for (int i = 0; i < s->nnorm && n > 0 && (size_t)n < sizeof buf; i++)
 		n += snprintf(buf + n, sizeof buf - (size_t)n, " %.9g/%.9g", s->mean[i], s->std[i]);
 	for (int i = 0; i < n && (size_t)i < sizeof buf; i++)

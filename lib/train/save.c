@@ -37,6 +37,7 @@ fill_meta(Trainer *t)
 	tr->seed = t->s.seed;
 	tr->threads = parallel_threads();
 	tr->loss = t->last_loss;
+	snprintf(tr->precision, sizeof tr->precision, "%s", model_precision_name(model_precision(t->m)));
 }
 
 /* Data-parallel, a collective call: without --sync-bn each rank has its

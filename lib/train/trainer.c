@@ -180,6 +180,7 @@ build_model(Trainer *t, char *err, size_t errlen)
 		return -1;
 	}
 	model_init(t->m, s->seed);
+	model_set_precision(t->m, s->precision);
 	if (s->init_from && trainer_init_from_file(s->init_from, t->m, s->quiet, err, errlen) < 0)
 		return -1;
 	t->mean = xcalloc((size_t)t->C, sizeof *t->mean);

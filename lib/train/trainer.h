@@ -74,6 +74,8 @@ typedef struct {
 	const char    *monitor_path;    /* NULL: no kNN monitor */
 	int            monitor_k;       /* 200 */
 	double         monitor_t;       /* 0.1 */
+	ModelPrecision precision;       /* PRECISION_FP32 (default) or PRECISION_BF16, resolved
+	                                 * (model_precision_resolve); recorded in the checkpoint */
 	int            progress, quiet, verbose;
 	volatile sig_atomic_t *stop;    /* set asynchronously: finish the step, checkpoint, stop */
 	/* data-parallel: NULL for one process */
