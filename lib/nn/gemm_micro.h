@@ -7,11 +7,12 @@
  *   DR     columns of C per dot block (rows_nt)
  *   TABLE  the GemmKernels to fill, NAME its name
  *
- * and include it, compiled with their level's target flags and
- * -ffp-contract=fast (a * b + c becomes one FMA). The logic is the same at
- * both widths, so the tests on an AVX2 machine exercise it; only the code
- * generation differs on AVX-512. A broadcast, the masked loads and stores
- * of tails and the horizontal sum are the width-specific lines. */
+ * and include it, compiled with their level's target flags. The logic is
+ * the same at both widths, so the tests on an AVX2 machine exercise it;
+ * only the code generation differs on AVX-512. A broadcast, the FMA (named:
+ * GCC contracts a * b + c only from -O2, and an unfused multiply-add loses
+ * the precision that cancelling weight gradients need), the masked loads
+ * and stores of tails and the horizontal sum are the width-specific lines. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -43,6 +44,12 @@ vbcast(float a)
 {
 	return (vf)_mm256_set1_ps(a);
 }
+/* a * b + c, rounded once */
+static inline vf
+vfma(vf a, vf b, vf c)
+{
+	return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+}
 static inline __m256i
 lane_mask(int n)
 {
@@ -73,6 +80,11 @@ static inline vf
 vbcast(float a)
 {
 	return (vf)_mm512_set1_ps(a);
+}
+static inline vf
+vfma(vf a, vf b, vf c)
+{
+	return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
 }
 static inline vf
 vload_n(const float *p, int n)
@@ -109,8 +121,8 @@ tile_full(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float 
 #pragma GCC unroll 16
 		for (int r = 0; r < MR; r++) {
 			vf a = vbcast(ap[r]);
-			t[r][0] += a * b0;
-			t[r][1] += a * b1;
+			t[r][0] = vfma(a, b0, t[r][0]);
+			t[r][1] = vfma(a, b1, t[r][1]);
 		}
 	}
 #pragma GCC unroll 16
@@ -141,7 +153,7 @@ tile_tail(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float 
 		vf b0 = vload_n(b + boff[k], nr);
 #pragma GCC unroll 16
 		for (int r = 0; r < MR; r++)
-			t[r] += vbcast(ap[r]) * b0;
+			t[r] = vfma(vbcast(ap[r]), b0, t[r]);
 	}
 	for (int r = 0; r < mr; r++) {
 		float *cp = c + (size_t)r * ldc;
@@ -196,7 +208,7 @@ dot_block(int dm, int dr, const float *a, int lda, const float *const *b, int N,
 			vf y = vload(a + (size_t)m * lda + j);
 #pragma GCC unroll 16
 			for (int r = 0; r < dr; r++)
-				s[m][r] += y * x[r];
+				s[m][r] = vfma(y, x[r], s[m][r]);
 		}
 	}
 	if (j < N) {
@@ -209,7 +221,7 @@ dot_block(int dm, int dr, const float *a, int lda, const float *const *b, int N,
 			vf y = vload_n(a + (size_t)m * lda + j, N - j);
 #pragma GCC unroll 16
 			for (int r = 0; r < dr; r++)
-				s[m][r] += y * x[r];
+				s[m][r] = vfma(y, x[r], s[m][r]);
 		}
 	}
 #pragma GCC unroll 16
@@ -278,7 +290,7 @@ fma_loop(long iters)
 	for (long i = 0; i < iters; i++)
 #pragma GCC unroll 16
 		for (int r = 0; r < FMA_CHAINS; r++)
-			acc[r] = acc[r] * m + a;
+			acc[r] = vfma(acc[r], m, a);
 	vf t = acc[0];
 #pragma GCC unroll 16
 	for (int r = 1; r < FMA_CHAINS; r++)
