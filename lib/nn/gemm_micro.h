@@ -4,6 +4,7 @@
  *
  *   VL     floats per vector (8, 16)
  *   MR     rows of A per tile and per packed panel
+ *   NV     vectors per tile row (a tile is MR x NV * VL)
  *   DR     columns of C per dot block (rows_nt)
  *   TABLE  the GemmKernels to fill, NAME its name
  *
@@ -20,7 +21,6 @@
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
-#define NV 2         /* vectors per tile row */
 #define NR (NV * VL) /* columns of B per tile */
 #define DM 4         /* rows of C per dot block */
 
@@ -107,22 +107,28 @@ vsum(vf v)
 
 /* ---- C (+)= packed A x B: tiles of MR rows x NR columns ---- */
 
-/* a full tile: MR x NV accumulators in registers */
+/* a full tile, MR x NV vectors: the accumulators stay in registers */
 static void
 tile_full(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *c, int ldc, int acc, int mr)
 {
 	vf t[MR][NV];
 #pragma GCC unroll 16
 	for (int r = 0; r < MR; r++)
-		t[r][0] = t[r][1] = (vf){ 0 };
+#pragma GCC unroll 4
+		for (int v = 0; v < NV; v++)
+			t[r][v] = (vf){ 0 };
 	for (int k = 0; k < kc; k++, ap += MR) {
 		const float *bk = b + boff[k];
-		vf b0 = vload(bk), b1 = vload(bk + VL);
+		vf bv[NV];
+#pragma GCC unroll 4
+		for (int v = 0; v < NV; v++)
+			bv[v] = vload(bk + v * VL);
 #pragma GCC unroll 16
 		for (int r = 0; r < MR; r++) {
 			vf a = vbcast(ap[r]);
-			t[r][0] = vfma(a, b0, t[r][0]);
-			t[r][1] = vfma(a, b1, t[r][1]);
+#pragma GCC unroll 4
+			for (int v = 0; v < NV; v++)
+				t[r][v] = vfma(a, bv[v], t[r][v]);
 		}
 	}
 #pragma GCC unroll 16
@@ -130,12 +136,9 @@ tile_full(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float 
 		if (r >= mr)
 			break;
 		float *cp = c + (size_t)r * ldc;
-		if (acc) {
-			t[r][0] += vload(cp);
-			t[r][1] += vload(cp + VL);
-		}
-		vstore(cp, t[r][0]);
-		vstore(cp + VL, t[r][1]);
+#pragma GCC unroll 4
+		for (int v = 0; v < NV; v++)
+			vstore(cp + v * VL, acc ? t[r][v] + vload(cp + v * VL) : t[r][v]);
 	}
 }
 
@@ -176,9 +179,8 @@ packed_block(int M, int N, int K, int k0, int kc, const float *Ap, const float *
 				tile_full(kc, ap, B + j, boff, c, ldc, acc, mr);
 				continue;
 			}
-			tile_tail(kc, ap, B + j, boff, c, ldc, acc, mr, nr < VL ? nr : VL);
-			if (nr > VL)
-				tile_tail(kc, ap, B + j + VL, boff, c + VL, ldc, acc, mr, nr - VL);
+			for (int v = 0; v < nr; v += VL)
+				tile_tail(kc, ap, B + j + v, boff, c + v, ldc, acc, mr, nr - v < VL ? nr - v : VL);
 		}
 	}
 }
