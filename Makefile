@@ -47,10 +47,10 @@ $(BUILD)/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # Kernel files compiled once per instruction-set level (lib/base/cpu.h):
-# lib/*/*_avx2.c and *_avx512.c. -ffp-contract=fast: a * b + c is one FMA there.
+# lib/*/*_avx2.c and *_avx512.c.
 ifneq ($(filter x86_64%,$(shell $(CC) -dumpmachine)),)
-CPU_FLAGS_AVX2   = -march=x86-64-v3 -ffp-contract=fast
-CPU_FLAGS_AVX512 = -march=x86-64-v4 -mprefer-vector-width=512 -ffp-contract=fast
+CPU_FLAGS_AVX2   = -march=x86-64-v3
+CPU_FLAGS_AVX512 = -march=x86-64-v4 -mprefer-vector-width=512
 endif
 $(BUILD)/lib/%_avx2.o: ALL_CFLAGS += $(CPU_FLAGS_AVX2)
 $(BUILD)/lib/%_avx512.o: ALL_CFLAGS += $(CPU_FLAGS_AVX512)

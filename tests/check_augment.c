@@ -15,6 +15,7 @@
 #include "io/png_write.h"
 #include "base/rng.h"
 #include "io/stream.h"
+#include "isa.h"
 #include "testutil.h"
 #include "base/util.h"
 
@@ -85,8 +86,11 @@ stat_for(ParityStat *st, int *nst, const char *op, const char *ref)
 	return &st[(*nst)++];
 }
 
+/* at each instruction-set level (the kernels are cloned per level, lib/base/cpu.h) */
 START_TEST(test_parity_torchvision)
 {
+	if (!isa_use(_i))
+		return;
 	char path[1024];
 	size_t len;
 	snprintf(path, sizeof path, "%s/tests/fixtures/augment.msgpack", tu_src());
@@ -302,6 +306,8 @@ fill_image(uint8_t *img, int H, int W, int C, uint64_t seed)
 
 START_TEST(test_jitter_fast_equals_ref)
 {
+	if (!isa_use(_i))
+		return;
 	enum { H = 19, W = 23 };
 	uint8_t img[H * W * 3], a[H * W * 3], b[H * W * 3];
 	AugmentScratch s = { 0 };
@@ -860,9 +866,10 @@ END_TEST
 Suite *
 augment_suite(void)
 {
+	isa_report("augment");
 	Suite *s = suite_create("augment");
 	TCase *tc = tcase_create("parity");
-	tcase_add_test(tc, test_parity_torchvision);
+	tcase_add_loop_test(tc, test_parity_torchvision, 0, CPU_NISA);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sampling");
 	tcase_set_timeout(tc, 30);
@@ -871,7 +878,7 @@ augment_suite(void)
 	tcase_add_test(tc, test_plan_frequencies);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("kernels");
-	tcase_add_test(tc, test_jitter_fast_equals_ref);
+	tcase_add_loop_test(tc, test_jitter_fast_equals_ref, 0, CPU_NISA);
 	tcase_add_test(tc, test_flip_and_identity_resize);
 	tcase_add_test(tc, test_blur_and_solarize);
 	tcase_add_test(tc, test_center_crop);

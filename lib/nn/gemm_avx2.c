@@ -5,6 +5,7 @@
 #if defined(__AVX2__) && defined(__FMA__)
 #define VL 8
 #define MR 4
+#define NV 2
 #define DR 3
 #define TABLE gemm_kernels_avx2
 #define NAME "avx2 4x16"

@@ -4,14 +4,16 @@
  *
  *   VL     floats per vector (8, 16)
  *   MR     rows of A per tile and per packed panel
+ *   NV     vectors per tile row (a tile is MR x NV * VL)
  *   DR     columns of C per dot block (rows_nt)
  *   TABLE  the GemmKernels to fill, NAME its name
  *
- * and include it, compiled with their level's target flags and
- * -ffp-contract=fast (a * b + c becomes one FMA). The logic is the same at
- * both widths, so the tests on an AVX2 machine exercise it; only the code
- * generation differs on AVX-512. A broadcast, the masked loads and stores
- * of tails and the horizontal sum are the width-specific lines. */
+ * and include it, compiled with their level's target flags. The logic is
+ * the same at both widths, so the tests on an AVX2 machine exercise it;
+ * only the code generation differs on AVX-512. A broadcast, the FMA (named:
+ * GCC contracts a * b + c only from -O2, and an unfused multiply-add loses
+ * the precision that cancelling weight gradients need), the masked loads
+ * and stores of tails and the horizontal sum are the width-specific lines. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -19,7 +21,6 @@
 
 typedef float vf __attribute__((vector_size(VL * sizeof(float))));
 
-#define NV 2         /* vectors per tile row */
 #define NR (NV * VL) /* columns of B per tile */
 #define DM 4         /* rows of C per dot block */
 
@@ -42,6 +43,12 @@ static inline vf
 vbcast(float a)
 {
 	return (vf)_mm256_set1_ps(a);
+}
+/* a * b + c, rounded once */
+static inline vf
+vfma(vf a, vf b, vf c)
+{
+	return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 }
 static inline __m256i
 lane_mask(int n)
@@ -75,6 +82,11 @@ vbcast(float a)
 	return (vf)_mm512_set1_ps(a);
 }
 static inline vf
+vfma(vf a, vf b, vf c)
+{
+	return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+}
+static inline vf
 vload_n(const float *p, int n)
 {
 	return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
@@ -95,22 +107,28 @@ vsum(vf v)
 
 /* ---- C (+)= packed A x B: tiles of MR rows x NR columns ---- */
 
-/* a full tile: MR x NV accumulators in registers */
+/* a full tile, MR x NV vectors: the accumulators stay in registers */
 static void
 tile_full(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float *c, int ldc, int acc, int mr)
 {
 	vf t[MR][NV];
 #pragma GCC unroll 16
 	for (int r = 0; r < MR; r++)
-		t[r][0] = t[r][1] = (vf){ 0 };
+#pragma GCC unroll 4
+		for (int v = 0; v < NV; v++)
+			t[r][v] = (vf){ 0 };
 	for (int k = 0; k < kc; k++, ap += MR) {
 		const float *bk = b + boff[k];
-		vf b0 = vload(bk), b1 = vload(bk + VL);
+		vf bv[NV];
+#pragma GCC unroll 4
+		for (int v = 0; v < NV; v++)
+			bv[v] = vload(bk + v * VL);
 #pragma GCC unroll 16
 		for (int r = 0; r < MR; r++) {
 			vf a = vbcast(ap[r]);
-			t[r][0] += a * b0;
-			t[r][1] += a * b1;
+#pragma GCC unroll 4
+			for (int v = 0; v < NV; v++)
+				t[r][v] = vfma(a, bv[v], t[r][v]);
 		}
 	}
 #pragma GCC unroll 16
@@ -118,12 +136,9 @@ tile_full(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float 
 		if (r >= mr)
 			break;
 		float *cp = c + (size_t)r * ldc;
-		if (acc) {
-			t[r][0] += vload(cp);
-			t[r][1] += vload(cp + VL);
-		}
-		vstore(cp, t[r][0]);
-		vstore(cp + VL, t[r][1]);
+#pragma GCC unroll 4
+		for (int v = 0; v < NV; v++)
+			vstore(cp + v * VL, acc ? t[r][v] + vload(cp + v * VL) : t[r][v]);
 	}
 }
 
@@ -141,7 +156,7 @@ tile_tail(int kc, const float *ap, const float *b, const ptrdiff_t *boff, float 
 		vf b0 = vload_n(b + boff[k], nr);
 #pragma GCC unroll 16
 		for (int r = 0; r < MR; r++)
-			t[r] += vbcast(ap[r]) * b0;
+			t[r] = vfma(vbcast(ap[r]), b0, t[r]);
 	}
 	for (int r = 0; r < mr; r++) {
 		float *cp = c + (size_t)r * ldc;
@@ -164,9 +179,8 @@ packed_block(int M, int N, int K, int k0, int kc, const float *Ap, const float *
 				tile_full(kc, ap, B + j, boff, c, ldc, acc, mr);
 				continue;
 			}
-			tile_tail(kc, ap, B + j, boff, c, ldc, acc, mr, nr < VL ? nr : VL);
-			if (nr > VL)
-				tile_tail(kc, ap, B + j + VL, boff, c + VL, ldc, acc, mr, nr - VL);
+			for (int v = 0; v < nr; v += VL)
+				tile_tail(kc, ap, B + j + v, boff, c + v, ldc, acc, mr, nr - v < VL ? nr - v : VL);
 		}
 	}
 }
@@ -196,7 +210,7 @@ dot_block(int dm, int dr, const float *a, int lda, const float *const *b, int N,
 			vf y = vload(a + (size_t)m * lda + j);
 #pragma GCC unroll 16
 			for (int r = 0; r < dr; r++)
-				s[m][r] += y * x[r];
+				s[m][r] = vfma(y, x[r], s[m][r]);
 		}
 	}
 	if (j < N) {
@@ -209,7 +223,7 @@ dot_block(int dm, int dr, const float *a, int lda, const float *const *b, int N,
 			vf y = vload_n(a + (size_t)m * lda + j, N - j);
 #pragma GCC unroll 16
 			for (int r = 0; r < dr; r++)
-				s[m][r] += y * x[r];
+				s[m][r] = vfma(y, x[r], s[m][r]);
 		}
 	}
 #pragma GCC unroll 16
@@ -278,7 +292,7 @@ fma_loop(long iters)
 	for (long i = 0; i < iters; i++)
 #pragma GCC unroll 16
 		for (int r = 0; r < FMA_CHAINS; r++)
-			acc[r] = acc[r] * m + a;
+			acc[r] = vfma(acc[r], m, a);
 	vf t = acc[0];
 #pragma GCC unroll 16
 	for (int r = 1; r < FMA_CHAINS; r++)
