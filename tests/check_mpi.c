@@ -423,37 +423,41 @@ START_TEST(test_bad_setups)
 }
 END_TEST
 
+/* Two ranks on the first n records, batch 10, two epochs: exit 0 with one
+ * step an epoch (two log rows); r keeps the messages. */
+static void
+train_two_short(TuResult *r, int n, const char *name)
+{
+	char cmd[2048], tsv[64], ssl[64];
+	double loss[8];
+	snprintf(tsv, sizeof tsv, "%s.tsv", name);
+	snprintf(ssl, sizeof ssl, "%s.ssl", name);
+	snprintf(cmd, sizeof cmd, MPIRUN " sh -c '" DECODE " --limit %d " SHARD " %s | " AUGMENT " | ssl-train-mpi "
+	         "--arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 10 --seed 4 --log %s -o %s'", n,
+	         tu_path("data"), tu_path(tsv), tu_path(ssl));
+	tu_run(r, "%s", cmd);
+	ck_assert_msg(r->status == 0, "exited %d:\n%s", r->status, r->err);
+	tu_assert_has(r->err, "2 steps of 10 pairs (1 per epoch x 2 epochs)");
+	ck_assert_int_eq(read_losses(tu_path(tsv), loss, 8), 2);
+}
+
 START_TEST(test_short_epoch_end)
 {
 	TuResult r;
-	char cmd[2048];
-	double loss[8];
 	if (!have_mpi())
 		return;
-	/* 11 records, batch 10: the last batch has 1 record, rank 1 none */
-	snprintf(cmd, sizeof cmd, MPIRUN " sh -c '" DECODE " --limit 11 " SHARD " %s | " AUGMENT " | ssl-train-mpi "
-	         "--arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 10 --seed 4 --log %s -o %s'",
-	         tu_path("data"), tu_path("short.tsv"), tu_path("short.ssl"));
-	tu_run(&r, "%s", cmd);
-	ck_assert_msg(r.status == 0, "exited %d:\n%s", r.status, r.err);
-	tu_assert_has(r.err, "2 steps of 10 pairs (1 per epoch x 2 epochs)");
-	/* epoch 0's last record, and epoch 1's, left unread when the schedule ends */
+	/* 11 records: the last batch has 1 record, rank 1 none; epoch 0's, and
+	 * epoch 1's left unread when the schedule ends */
+	train_two_short(&r, 11, "short");
 	tu_assert_has(r.err, "not trained on: 2 records at epoch ends");
 	tu_assert_has(r.err, "2 ranks; communication per step: control");
 	tu_assert_has(r.err, "gradients");
 	tu_result_free(&r);
-	ck_assert_int_eq(read_losses(tu_path("short.tsv"), loss, 8), 2);
-	/* 12 records, batch 10: a tail of 2, one per rank, but under the default
+	/* 12 records: a tail of 2, one per rank, but under the default
 	 * --min-tail of 5: dropped on the ranks as by one process. */
-	snprintf(cmd, sizeof cmd, MPIRUN " sh -c '" DECODE " --limit 12 " SHARD " %s | " AUGMENT " | ssl-train-mpi "
-	         "--arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 10 --seed 4 --log %s -o %s'",
-	         tu_path("data"), tu_path("tail.tsv"), tu_path("tail.ssl"));
-	tu_run(&r, "%s", cmd);
-	ck_assert_msg(r.status == 0, "exited %d:\n%s", r.status, r.err);
-	tu_assert_has(r.err, "2 steps of 10 pairs (1 per epoch x 2 epochs)");
+	train_two_short(&r, 12, "tail");
 	tu_assert_has(r.err, "not trained on: 4 records at epoch ends, where the last batch had fewer than 5 records");
 	tu_result_free(&r);
-	ck_assert_int_eq(read_losses(tu_path("tail.tsv"), loss, 8), 2);
 }
 END_TEST
 
