@@ -455,6 +455,51 @@ START_TEST(test_encode_bad_model)
 }
 END_TEST
 
+/* lib/io/modelfile: a file that is not a model is named for what it is. */
+START_TEST(test_model_file_named)
+{
+	static const unsigned char damaged[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, '{', '"', 'a', '"', ':', '1', '}' };
+	const char *in = tu_path("mf-in.ssl"), *st = tu_path("mf.safetensors");
+	TuResult r;
+	write_images(in, 2, IMG, IMG, 3, 0);
+	tu_run(&r, "ssl-encode -m '%s' < '%s'", in, in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "mf-in.ssl: an ssl-tools images stream (ssl-stream(5)), not a model: give a checkpoint");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-export -o '%s' '%s'", st, in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "mf-in.ssl: an ssl-tools images stream (ssl-stream(5)), not a model");
+	tu_result_free(&r);
+	tu_write_file(st, damaged, sizeof damaged);
+	tu_run(&r, "ssl-encode -m '%s' < '%s'", st, in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "mf.safetensors: a damaged safetensors file: its header length is 1099511627775 bytes, "
+	                     "the file has 15");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-export -o '%s' '%s'", tu_path("mf2.safetensors"), st);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "a damaged safetensors file");
+	tu_result_free(&r);
+	/* a checkpoint where a safetensors file is wanted, and the other way */
+	make_checkpoint(tu_path("mf.ssl"), 3, 0);
+	tu_run(&r, "ssl-train --init-from '%s' -o '%s' '%s'", tu_path("mf.ssl"), tu_path("x.ssl"), in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "--init-from: ");
+	tu_assert_has(r.err, "mf.ssl: an ssl-tools checkpoint, not a safetensors file");
+	tu_result_free(&r);
+	{
+		char cmd[1024];
+		snprintf(cmd, sizeof cmd, "ssl-export -q -o '%s' '%s'", tu_path("mf3.safetensors"), tu_path("mf.ssl"));
+		tu_run_ok(&r, cmd);
+		tu_result_free(&r);
+	}
+	tu_run(&r, "ssl-export -o '%s' '%s'", tu_path("mf4.safetensors"), tu_path("mf3.safetensors"));
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "mf3.safetensors: a safetensors file, not an ssl-tools checkpoint");
+	tu_result_free(&r);
+}
+END_TEST
+
 /* ---- .npy */
 
 typedef struct {
@@ -666,6 +711,7 @@ encode_suite(void)
 	tcase_add_test(tc, test_encode_channels);
 	tcase_add_test(tc, test_encode_truncated);
 	tcase_add_test(tc, test_encode_bad_model);
+	tcase_add_test(tc, test_model_file_named);
 	tcase_add_test(tc, test_encode_npy);
 	tcase_add_loop_test(tc, test_encode_bad_options, 0, (int)(sizeof bad_options / sizeof bad_options[0]));
 	tcase_add_test(tc, test_encode_help);

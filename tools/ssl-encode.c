@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "base/cli.h"
-#include "io/checkpoint.h"
+#include "io/modelfile.h"
 #include "data/image.h"
 #include "nn/layers.h"
 #include "nn/model.h"
@@ -237,54 +237,25 @@ batch_write(Batch *b, StreamWriter *w, int npy)
 
 /* The model file: a checkpoint, or a safetensors file whose metadata gives
  * the architecture and the normalisation (ssl-export(1)). */
-typedef struct {
-	Checkpoint  ck;
-	SafeTensors st;
-	int         is_st;
-	ModelConfig config;
-	float       st_mean[16], st_std[16];
-	const float *mean, *std;
-} ModelFile;
-
 static Model *
 load_model(ModelFile *f, const Options *o, int *D)
 {
 	char err[1024];
 	Model *m;
-	checkpoint_init(&f->ck);
-	memset(&f->st, 0, sizeof f->st);
-	if ((f->is_st = safetensors_sniff(o->model))) {
-		int rc;
-		if (safetensors_open(&f->st, o->model, err, sizeof err) < 0)
-			die("%s", err);
-		if ((rc = safetensors_model_config(&f->st, &f->config, f->st_mean, f->st_std, err, sizeof err)) < 0)
-			die("%s", err);
-		if (rc == 0)
-			die("%s: no %s metadata: the architecture, input size and normalisation are unknown "
-			    "(ssl-export writes them; or import the weights with ssl-train --init-from)",
-			    o->model, SAFETENSORS_META_CONFIG);
-		f->mean = f->st_mean;
-		f->std = f->st_std;
-	} else {
-		if (checkpoint_load(&f->ck, o->model, err, sizeof err) < 0)
-			die("%s", err);
-		f->config = f->ck.config;
-		f->mean = f->ck.mean;
-		f->std = f->ck.std;
-	}
+	if (modelfile_open(f, o->model, MODELFILE_ANY, err, sizeof err) < 0)
+		die("%s", err);
+	if (!f->has_config)
+		die("%s: no %s metadata: the architecture, input size and normalisation are unknown "
+		    "(ssl-export writes them; or import the weights with ssl-train --init-from)",
+		    o->model, SAFETENSORS_META_CONFIG);
 	if (!(m = model_new(&f->config, o->batch, MODEL_INFER, err, sizeof err)))
 		die("%s: %s", o->model, err);
 	*D = model_output_dim(m, o->layer);
 	if (*D <= 0)
 		die("%s: the model has no %s layer (%s)", o->model, o->layer_name,
 		    o->layer == MODEL_OUT_LOGITS ? "no classifier" : "no projection head");
-	if (f->is_st) {
-		unsigned parts = (f->config.proj_layers ? ST_MODEL_HEAD : 0) | (f->config.num_classes ? ST_MODEL_FC : 0);
-		if (safetensors_restore(&f->st, model_params(m), parts, NULL, err, sizeof err) < 0)
-			die("%s", err);
-	} else if (checkpoint_restore_model(&f->ck, m, 0, err, sizeof err) < 0) {
+	if (modelfile_restore(f, m, err, sizeof err) < 0)
 		die("%s", err); /* err names the file */
-	}
 	return m;
 }
 
@@ -360,8 +331,7 @@ main(int argc, char *argv[])
 	stream_reader_close(r);
 	stream_header_free(&h);
 	model_free(m);
-	checkpoint_free(&f.ck);
-	safetensors_free(&f.st);
+	modelfile_free(&f);
 	free(labels_path);
 	return status;
 }

@@ -17,6 +17,7 @@
 
 #include "base/cli.h"
 #include "io/checkpoint.h"
+#include "io/modelfile.h"
 #include "dist/dist.h"
 #include "eval/plot.h"
 #include "io/safetensors.h"
@@ -378,18 +379,17 @@ check_resume(const Options *o, const Checkpoint *ck)
  * and its normalisation the --mean/--std. Names and shapes are checked
  * against the model when it is built. */
 static void
-setup_init_from(Options *o, SafeTensors *st)
+setup_init_from(Options *o, ModelFile *f)
 {
 	TrainSetup *s = &o->s;
 	ModelConfig fc;
-	float mean[16], std[16];
 	char err[1024];
 	int rc;
-	if (safetensors_open(st, o->init_from, err, sizeof err) < 0)
-		die("%s", err);
-	if ((rc = safetensors_model_config(st, &fc, mean, std, err, sizeof err)) < 0)
-		die("%s", err);
-	if (rc == 0 && safetensors_infer_config(st, &fc, err, sizeof err) < 0)
+	if (modelfile_open(f, o->init_from, MODELFILE_SAFETENSORS, err, sizeof err) < 0)
+		die("--init-from: %s", err);
+	rc = f->has_config;
+	fc = f->config;
+	if (rc == 0 && safetensors_infer_config(&f->st, &fc, err, sizeof err) < 0)
 		die("%s (not a ResNet encoder under torchvision's names)", err);
 	if (!o->given[OPT_ARCH])
 		s->model.arch = fc.arch;
@@ -402,13 +402,13 @@ setup_init_from(Options *o, SafeTensors *st)
 	}
 	if (rc == 1 && !s->nnorm) {
 		s->nnorm = fc.in_channels;
-		memcpy(s->mean, mean, sizeof(float) * (size_t)fc.in_channels);
-		memcpy(s->std, std, sizeof(float) * (size_t)fc.in_channels);
+		memcpy(s->mean, f->mean, sizeof(float) * (size_t)fc.in_channels);
+		memcpy(s->std, f->std, sizeof(float) * (size_t)fc.in_channels);
 	} else if (rc == 0 && !s->nnorm) {
 		warn("%s has no normalisation metadata: give --mean/--std as its weights were trained with "
 		     "(otherwise they come from the first batch)", o->init_from);
 	}
-	s->init_from = st;
+	s->init_from = &f->st;
 }
 
 static void
@@ -496,7 +496,7 @@ main(int argc, char *argv[])
 {
 	Options o;
 	Checkpoint resume, init;
-	SafeTensors init_from;
+	ModelFile init_from;
 	StreamReader *in;
 	FILE *fp;
 	const StreamHeader *h;
@@ -535,7 +535,7 @@ main(int argc, char *argv[])
 	cli_apply(&o.cli);
 	checkpoint_init(&resume);
 	checkpoint_init(&init);
-	memset(&init_from, 0, sizeof init_from);
+	memset(&init_from, 0, sizeof init_from); /* safe to free */
 	if (o.init_from)
 		setup_init_from(&o, &init_from);
 	if (o.resume) {
@@ -564,7 +564,7 @@ main(int argc, char *argv[])
 				     o.s.out_path);
 		}
 		stream_header_free(&prov);
-		safetensors_free(&init_from);
+		modelfile_free(&init_from);
 		return finish(d, 0);
 	}
 
@@ -634,6 +634,6 @@ main(int argc, char *argv[])
 	stream_header_free(&prov);
 	checkpoint_free(&resume);
 	checkpoint_free(&init);
-	safetensors_free(&init_from);
+	modelfile_free(&init_from);
 	return finish(d, rc);
 }
