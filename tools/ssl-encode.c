@@ -2,15 +2,14 @@
  * (running BatchNorm statistics) and write an embeddings stream, one float32
  * vector per record, in input order. See ssl-encode(1). */
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/cli.h"
+#include "eval/encode.h"
 #include "io/modelfile.h"
 #include "data/image.h"
-#include "nn/layers.h"
 #include "nn/model.h"
 #include "io/npy.h"
 #include "base/progress.h"
@@ -190,27 +189,6 @@ batch_add(Batch *b, const Record *rec, const StreamReader *r, int resize)
 }
 
 static void
-batch_encode(Batch *b, Model *m, ModelOutput layer, const float *mean, const float *std, int l2)
-{
-	input_normalize_u8(b->x, b->pix, b->n, b->H, b->W, b->C, mean, std);
-	const float *out = model_forward_eval(m, b->x, b->n, layer);
-	memcpy(b->emb, out, (size_t)b->n * (size_t)b->D * sizeof *b->emb);
-	if (!l2)
-		return;
-	for (int i = 0; i < b->n; i++) {
-		float *v = b->emb + (size_t)i * (size_t)b->D;
-		double ss = 0;
-		for (int j = 0; j < b->D; j++)
-			ss += (double)v[j] * v[j];
-		if (ss > 0) {
-			float inv = (float)(1 / sqrt(ss));
-			for (int j = 0; j < b->D; j++)
-				v[j] *= inv;
-		}
-	}
-}
-
-static void
 batch_write(Batch *b, StreamWriter *w, int npy)
 {
 	char err[512];
@@ -304,7 +282,7 @@ main(int argc, char *argv[])
 		batch_add(&b, &rec, r, o.resize);
 		if (b.n == b.max) {
 			done += b.n;
-			batch_encode(&b, m, o.layer, f.mean, f.std, o.l2);
+			encode_batch(m, b.x, b.pix, b.n, b.H, b.W, b.C, f.mean, f.std, o.layer, o.l2, b.emb);
 			batch_write(&b, w, o.npy != NULL);
 			progress_update(&pg, done, NULL);
 		}
@@ -313,7 +291,7 @@ main(int argc, char *argv[])
 		die("%s", stream_reader_error(r));
 	if (b.n) {
 		done += b.n;
-		batch_encode(&b, m, o.layer, f.mean, f.std, o.l2);
+		encode_batch(m, b.x, b.pix, b.n, b.H, b.W, b.C, f.mean, f.std, o.layer, o.l2, b.emb);
 		batch_write(&b, w, o.npy != NULL);
 	}
 	progress_finish(&pg, done, NULL);
