@@ -18,6 +18,7 @@
 #include "base/rng.h"
 #include "io/stream.h"
 #include "testutil.h"
+#include "tu_stream.h"
 #include "base/util.h"
 
 #define IMG 8
@@ -28,13 +29,10 @@ static char *const class_names[] = { "ant", "bee", "cat" };
 static void
 tiny_config(ModelConfig *c, int channels, int num_classes)
 {
-	model_config_default(c);
-	c->width = 4;
+	*c = tu_tiny_config();
 	c->in_channels = channels;
 	c->in_h = c->in_w = IMG;
 	c->proj_layers = 2;
-	c->proj_hidden = 16;
-	c->proj_dim = 8;
 	c->num_classes = num_classes;
 }
 
@@ -80,43 +78,31 @@ fill_image(uint8_t *px, int64_t i, int h, int w, int c)
 		px[k] = (uint8_t)rng_below(&r, 256);
 }
 
+typedef struct {
+	int h, w, c;
+} EncImages;
+
+static void
+enc_record(int i, Record *rec, uint8_t *px, void *arg)
+{
+	const EncImages *e = arg;
+	static char src[64];
+	rec->id = 100 + i;
+	rec->label = i % 3;
+	rec->epoch = 2;
+	snprintf(src, sizeof src, "%s/%d.png", class_names[i % 3], i);
+	rec->source = i % 2 == 0 ? src : NULL;
+	fill_image(px, i, e->h, e->w, e->c);
+}
+
 /* n images of h x w x c; ids 100+i, labels i % 3, epoch 2, source on even i. */
 static void
 write_images(const char *path, int n, int h, int w, int c, int truncate)
 {
-	StreamHeader hd;
-	stream_header_init(&hd, STREAM_KIND_IMAGES);
-	stream_header_set_classes(&hd, 3, class_names);
-	hd.records_per_epoch = n;
-	hd.epochs = 1;
-	hd.start_epoch = 2;
-	FILE *fp = fopen(path, "wb");
-	ck_assert_ptr_nonnull(fp);
-	StreamWriter *sw = stream_writer_open(fp, path, &hd);
-	ck_assert_ptr_nonnull(sw);
-	uint8_t *px = malloc((size_t)h * w * c);
-	char src[64];
-	for (int i = 0; i < n; i++) {
-		Record rec;
-		int64_t shape[3] = { h, w, c };
-		memset(&rec, 0, sizeof rec);
-		rec.id = 100 + i;
-		rec.label = i % 3;
-		rec.epoch = 2;
-		snprintf(src, sizeof src, "%s/%d.png", class_names[i % 3], i);
-		rec.source = i % 2 == 0 ? src : NULL;
-		fill_image(px, i, h, w, c);
-		rec.ntensors = 1;
-		rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, px);
-		ck_assert_int_eq(stream_writer_put(sw, &rec), 0);
-	}
-	if (truncate)
-		stream_writer_abort(sw);
-	else
-		ck_assert_int_eq(stream_writer_close(sw), 0);
-	ck_assert_int_eq(fclose(fp), 0);
-	free(px);
-	stream_header_free(&hd);
+	EncImages e = { h, w, c };
+	TuImages s = { .H = h, .W = w, .C = c, .nclasses = 3, .classes = class_names, .records_per_epoch = n,
+		       .epochs = 1, .start_epoch = 2, .no_trailer = truncate, .record = enc_record, .arg = &e };
+	tu_write_images(path, n, &s);
 }
 
 typedef struct {
