@@ -85,10 +85,9 @@ list(const char *path)
 		printf("# %s: %s\n", st.meta[i].key, st.meta[i].value);
 	for (int i = 0; i < st.ntensors; i++) {
 		const StTensor *t = &st.t[i];
-		printf("%s\t%s\t[", t->name, safetensors_dtype_name(t->dtype));
-		for (int d = 0; d < t->ndim; d++)
-			printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
-		printf("]\n");
+		char shape[32 * SAFETENSORS_MAX_DIM];
+		printf("%s\t%s\t%s\n", t->name, safetensors_dtype_name(t->dtype),
+		       safetensors_shape_str(t->shape, t->ndim, shape, sizeof shape));
 	}
 	safetensors_free(&st);
 	return fshut(stdout, "<stdout>");
