@@ -456,6 +456,12 @@ START_TEST(test_model_file_named)
 	ck_assert_int_eq(r.status, 1);
 	tu_assert_has(r.err, "mf-in.ssl: an ssl-tools images stream (ssl-stream(5)), not a model");
 	tu_result_free(&r);
+	tu_run(&r, "ssl-train --resume '%s' -o '%s' '%s'", in, tu_path("x.ssl"), in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "--resume: ");
+	tu_assert_has(r.err, "mf-in.ssl: an ssl-tools images stream (ssl-stream(5)), not a model: give an ssl-tools "
+	                     "checkpoint");
+	tu_result_free(&r);
 	tu_write_file(st, damaged, sizeof damaged);
 	tu_run(&r, "ssl-encode -m '%s' < '%s'", st, in);
 	ck_assert_int_eq(r.status, 1);

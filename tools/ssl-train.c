@@ -495,8 +495,7 @@ int
 main(int argc, char *argv[])
 {
 	Options o;
-	Checkpoint resume, init;
-	ModelFile init_from;
+	ModelFile resume, init, init_from;
 	StreamReader *in;
 	FILE *fp;
 	const StreamHeader *h;
@@ -533,21 +532,21 @@ main(int argc, char *argv[])
 	}
 #endif
 	cli_apply(&o.cli);
-	checkpoint_init(&resume);
-	checkpoint_init(&init);
-	memset(&init_from, 0, sizeof init_from); /* safe to free */
+	memset(&resume, 0, sizeof resume); /* safe to free */
+	memset(&init, 0, sizeof init);
+	memset(&init_from, 0, sizeof init_from);
 	if (o.init_from)
 		setup_init_from(&o, &init_from);
 	if (o.resume) {
-		if (checkpoint_load(&resume, o.resume, err, sizeof err) < 0)
-			die("%s", err);
-		check_resume(&o, &resume);
-		o.s.resume = &resume;
+		if (modelfile_open(&resume, o.resume, MODELFILE_CHECKPOINT, err, sizeof err) < 0)
+			die("--resume: %s", err);
+		check_resume(&o, &resume.ck);
+		o.s.resume = &resume.ck;
 	}
 	if (o.init) {
-		if (checkpoint_load(&init, o.init, err, sizeof err) < 0)
-			die("%s", err);
-		o.s.init = &init;
+		if (modelfile_open(&init, o.init, MODELFILE_CHECKPOINT, err, sizeof err) < 0)
+			die("--init: %s", err);
+		o.s.init = &init.ck;
 	}
 	if (o.has_input_size) {
 		stream_header_init(&prov, STREAM_KIND_VIEWS);
@@ -632,8 +631,8 @@ main(int argc, char *argv[])
 	if (fp != stdin)
 		fclose(fp);
 	stream_header_free(&prov);
-	checkpoint_free(&resume);
-	checkpoint_free(&init);
+	modelfile_free(&resume);
+	modelfile_free(&init);
 	modelfile_free(&init_from);
 	return finish(d, rc);
 }
