@@ -41,11 +41,8 @@ static void
 make_checkpoint(const char *path, int channels, int num_classes)
 {
 	ModelConfig c;
-	char err[512];
 	tiny_config(&c, channels, num_classes);
-	Model *m = model_new(&c, 4, MODEL_INFER, err, sizeof err);
-	ck_assert_msg(m != NULL, "%s", err);
-	model_init(m, 7);
+	Model *m = tu_new_model(&c, 4, 7);
 	ParamTable *t = model_params(m);
 	Rng r = rng_for(3, 0, 0, 0);
 	for (int i = 0; i < t->n; i++) {
@@ -61,12 +58,7 @@ make_checkpoint(const char *path, int channels, int num_classes)
 		}
 	}
 	float mean[3] = { 0.4f, 0.5f, 0.6f }, std[3] = { 0.2f, 0.25f, 0.3f };
-	Checkpoint ck;
-	checkpoint_init(&ck);
-	ck.mean = mean;
-	ck.std = std;
-	ck_assert_msg(checkpoint_save(path, &ck, m, NULL, err, sizeof err) == 0, "%s", err);
-	model_free(m);
+	tu_save_model(path, m, mean, std);
 }
 
 /* Deterministic pixels for record i. */

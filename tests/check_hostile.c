@@ -851,20 +851,9 @@ c_stream_pipe(Expect *e)
 static void
 write_checkpoint(const char *path)
 {
-	ModelConfig c;
-	Checkpoint ck;
-	Model *m;
+	ModelConfig c = tu_tiny_config();
 	float mean[3] = { 0.5f, 0.5f, 0.5f }, std[3] = { 0.25f, 0.25f, 0.25f };
-	char err[512];
-	c = tu_tiny_config();
-	m = model_new(&c, 1, MODEL_INFER, err, sizeof err);
-	ck_assert_msg(m != NULL, "%s", err);
-	model_init(m, 1);
-	checkpoint_init(&ck);
-	ck.mean = mean;
-	ck.std = std;
-	ck_assert_msg(checkpoint_save(path, &ck, m, NULL, err, sizeof err) == 0, "%s", err);
-	model_free(m);
+	tu_save_model(path, tu_new_model(&c, 1, 1), mean, std);
 }
 
 static void

@@ -59,6 +59,28 @@ tu_tiny_config(void)
 	return c;
 }
 
+Model *
+tu_new_model(const ModelConfig *c, int max_batch, uint64_t seed)
+{
+	char err[512];
+	Model *m = model_new(c, max_batch, MODEL_INFER, err, sizeof err);
+	ck_assert_msg(m != NULL, "%s", err);
+	model_init(m, seed);
+	return m;
+}
+
+void
+tu_save_model(const char *path, Model *m, const float *mean, const float *std)
+{
+	Checkpoint ck;
+	char err[512];
+	checkpoint_init(&ck);
+	ck.mean = (float *)mean;
+	ck.std = (float *)std;
+	ck_assert_msg(checkpoint_save(path, &ck, m, NULL, err, sizeof err) == 0, "%s", err);
+	model_free(m);
+}
+
 void
 tu_pk_str(msgpack_packer *pk, const char *s)
 {

@@ -8,6 +8,7 @@
 #include <msgpack.h>
 #include <stdint.h>
 
+#include "io/checkpoint.h"
 #include "io/stream.h"
 #include "nn/model.h"
 
@@ -36,6 +37,13 @@ void tu_write_images(const char *path, int n, const TuImages *spec);
  * input, a 2-layer head 16 -> 8, no classifier (callers change what their
  * test needs). */
 ModelConfig tu_tiny_config(void);
+
+/* A model of config c for max_batch images, initialised with seed (for a
+ * test to change before tu_save_model). */
+Model *tu_new_model(const ModelConfig *c, int max_batch, uint64_t seed);
+/* m as a checkpoint at path, with normalisation mean/std (c.in_channels
+ * each); no optimizer, no run state. Frees m. */
+void tu_save_model(const char *path, Model *m, const float *mean, const float *std);
 
 /* msgpack by hand. A str. */
 void tu_pk_str(msgpack_packer *pk, const char *s);
