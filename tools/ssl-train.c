@@ -175,11 +175,11 @@ parse_input_size(const char *s, ModelConfig *c)
 	if (strlen(s) >= sizeof buf || !(x = strrchr(strcpy(buf, s), 'x')))
 		die_usage("--input-size: '%s' is not HxWxC", s);
 	*x = '\0';
-	if (parse_hw(buf, 1 << 16, &h, &w, err, sizeof err) < 0 || !strchr(buf, 'x'))
+	if (parse_hw(buf, MODEL_MAX_SIDE, &h, &w, err, sizeof err) < 0 || !strchr(buf, 'x'))
 		die_usage("--input-size: '%s' is not HxWxC", s);
 	c->in_h = h;
 	c->in_w = w;
-	c->in_channels = (int)opt_i64("--input-size", x + 1, 1, 16);
+	c->in_channels = (int)opt_i64("--input-size", x + 1, 1, MODEL_MAX_IN_CHANNELS);
 }
 
 static void
@@ -208,11 +208,11 @@ parse_options(int argc, char **argv, Options *o)
 			if (model_stem_parse(optarg, &s->model.stem) < 0)
 				die_usage("--stem: '%s' is not cifar or imagenet", optarg);
 			break;
-		case OPT_WIDTH: s->model.width = (int)opt_i64("--width", optarg, 1, 4096); width_given = 1; break;
+		case OPT_WIDTH: s->model.width = (int)opt_i64("--width", optarg, 1, MODEL_MAX_WIDTH); width_given = 1; break;
 		case OPT_ZIR: s->model.zero_init_residual = 1; break;
 		case OPT_PROJ_LAYERS: s->model.proj_layers = (int)opt_i64("--proj-layers", optarg, 2, 3); break;
-		case OPT_PROJ_HIDDEN: s->model.proj_hidden = (int)opt_i64("--proj-hidden", optarg, 1, 65536); break;
-		case OPT_PROJ_DIM: s->model.proj_dim = (int)opt_i64("--proj-dim", optarg, 1, 65536); break;
+		case OPT_PROJ_HIDDEN: s->model.proj_hidden = (int)opt_i64("--proj-hidden", optarg, 1, MODEL_MAX_PROJ); break;
+		case OPT_PROJ_DIM: s->model.proj_dim = (int)opt_i64("--proj-dim", optarg, 1, MODEL_MAX_PROJ); break;
 		case OPT_OBJECTIVE:
 			if (strcmp(optarg, "simclr") == 0)
 				s->objective = OBJECTIVE_SIMCLR;
