@@ -17,6 +17,7 @@
 #include "io/stream.h"
 #include "isa.h"
 #include "testutil.h"
+#include "tu_stream.h"
 #include "base/util.h"
 
 /* ------------------------------------------------------------------------ */
@@ -601,42 +602,35 @@ END_TEST
 /* ------------------------------------------------------------------------ */
 /* the tool */
 
+typedef struct {
+	int n, epochs, H, W, C;
+} AugImages;
+
+static void
+aug_record(int i, Record *rec, uint8_t *px, void *arg)
+{
+	const AugImages *a = arg;
+	static char src[32];
+	rec->id = 10 + i % (a->n / a->epochs);
+	rec->label = i % 3;
+	rec->epoch = i / (a->n / a->epochs);
+	fill_image(px, a->H, a->W, a->C, (uint64_t)i);
+	snprintf(src, sizeof src, "c/%d.png", i);
+	rec->source = src;
+}
+
 /* n records of H x W x C photo-like images over `epochs` epochs, ids 10..,
  * labels i % 3, sources "c/i.png". kind: the header's kind. */
 static void
 write_images(const char *path, int n, int H, int W, int C, int epochs, const char *kind, int trailer)
 {
-	char *names[] = { "cat", "dog", "frog" };
-	char *argv[] = { "ssl-decode", "x" };
-	char src[32];
-	size_t isz = (size_t)H * W * C;
-	uint8_t *px = malloc(isz);
-	FILE *f = fopen(path, "wb");
-	StreamHeader h;
-	ck_assert(px && f);
-	stream_header_init(&h, kind);
-	stream_header_set_classes(&h, 3, names);
-	h.records_per_epoch = n / epochs;
-	h.epochs = epochs;
-	stream_header_add_provenance(&h, 2, argv);
-	StreamWriter *w = stream_writer_open(f, path, &h);
-	ck_assert_ptr_nonnull(w);
-	for (int i = 0; i < n; i++) {
-		int64_t shape[3] = { H, W, C };
-		Record rec = { .id = 10 + i % (n / epochs), .label = i % 3, .epoch = i / (n / epochs), .ntensors = 1 };
-		fill_image(px, H, W, C, (uint64_t)i);
-		snprintf(src, sizeof src, "c/%d.png", i);
-		rec.source = src;
-		rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, px);
-		ck_assert_int_eq(stream_writer_put(w, &rec), 0);
-	}
-	if (trailer)
-		ck_assert_int_eq(stream_writer_close(w), 0);
-	else
-		stream_writer_abort(w);
-	ck_assert_int_eq(fclose(f), 0);
-	stream_header_free(&h);
-	free(px);
+	static char *names[] = { "cat", "dog", "frog" };
+	static char *argv[] = { "ssl-decode", "x" };
+	AugImages a = { n, epochs, H, W, C };
+	TuImages s = { .kind = kind, .H = H, .W = W, .C = C, .nclasses = 3, .classes = names,
+		       .records_per_epoch = n / epochs, .epochs = epochs, .prov_argc = 2, .prov_argv = argv,
+		       .no_trailer = !trailer, .record = aug_record, .arg = &a };
+	tu_write_images(path, n, &s);
 }
 
 static int

@@ -10,18 +10,15 @@
 #include "base/parallel.h"
 #include "base/rng.h"
 #include "testutil.h"
+#include "tu_stream.h"
 #include "base/util.h"
 
 static ModelConfig
 tiny_config(ModelArch arch, int width)
 {
-	ModelConfig c;
-	model_config_default(&c);
+	ModelConfig c = tu_tiny_config();
 	c.arch = arch;
 	c.width = width;
-	c.in_h = c.in_w = 8;
-	c.proj_hidden = 16;
-	c.proj_dim = 8;
 	return c;
 }
 

@@ -20,6 +20,7 @@
 #include "base/rng.h"
 #include "io/stream.h"
 #include "testutil.h"
+#include "tu_stream.h"
 #include "base/util.h"
 
 #define IMG 8
@@ -30,13 +31,10 @@ static char *const class_names[] = { "ant", "bee", "cat" };
 static void
 tiny_config(ModelConfig *c, int channels, int num_classes)
 {
-	model_config_default(c);
-	c->width = 4;
+	*c = tu_tiny_config();
 	c->in_channels = channels;
 	c->in_h = c->in_w = IMG;
 	c->proj_layers = 2;
-	c->proj_hidden = 16;
-	c->proj_dim = 8;
 	c->num_classes = num_classes;
 }
 
@@ -45,11 +43,8 @@ static void
 make_checkpoint(const char *path, int channels, int num_classes)
 {
 	ModelConfig c;
-	char err[512];
 	tiny_config(&c, channels, num_classes);
-	Model *m = model_new(&c, 4, MODEL_INFER, err, sizeof err);
-	ck_assert_msg(m != NULL, "%s", err);
-	model_init(m, 7);
+	Model *m = tu_new_model(&c, 4, 7);
 	ParamTable *t = model_params(m);
 	Rng r = rng_for(3, 0, 0, 0);
 	for (int i = 0; i < t->n; i++) {
@@ -65,12 +60,7 @@ make_checkpoint(const char *path, int channels, int num_classes)
 		}
 	}
 	float mean[3] = { 0.4f, 0.5f, 0.6f }, std[3] = { 0.2f, 0.25f, 0.3f };
-	Checkpoint ck;
-	checkpoint_init(&ck);
-	ck.mean = mean;
-	ck.std = std;
-	ck_assert_msg(checkpoint_save(path, &ck, m, NULL, err, sizeof err) == 0, "%s", err);
-	model_free(m);
+	tu_save_model(path, m, mean, std);
 }
 
 /* Deterministic pixels for record i. */
@@ -82,43 +72,31 @@ fill_image(uint8_t *px, int64_t i, int h, int w, int c)
 		px[k] = (uint8_t)rng_below(&r, 256);
 }
 
+typedef struct {
+	int h, w, c;
+} EncImages;
+
+static void
+enc_record(int i, Record *rec, uint8_t *px, void *arg)
+{
+	const EncImages *e = arg;
+	static char src[64];
+	rec->id = 100 + i;
+	rec->label = i % 3;
+	rec->epoch = 2;
+	snprintf(src, sizeof src, "%s/%d.png", class_names[i % 3], i);
+	rec->source = i % 2 == 0 ? src : NULL;
+	fill_image(px, i, e->h, e->w, e->c);
+}
+
 /* n images of h x w x c; ids 100+i, labels i % 3, epoch 2, source on even i. */
 static void
 write_images(const char *path, int n, int h, int w, int c, int truncate)
 {
-	StreamHeader hd;
-	stream_header_init(&hd, STREAM_KIND_IMAGES);
-	stream_header_set_classes(&hd, 3, class_names);
-	hd.records_per_epoch = n;
-	hd.epochs = 1;
-	hd.start_epoch = 2;
-	FILE *fp = fopen(path, "wb");
-	ck_assert_ptr_nonnull(fp);
-	StreamWriter *sw = stream_writer_open(fp, path, &hd);
-	ck_assert_ptr_nonnull(sw);
-	uint8_t *px = malloc((size_t)h * w * c);
-	char src[64];
-	for (int i = 0; i < n; i++) {
-		Record rec;
-		int64_t shape[3] = { h, w, c };
-		memset(&rec, 0, sizeof rec);
-		rec.id = 100 + i;
-		rec.label = i % 3;
-		rec.epoch = 2;
-		snprintf(src, sizeof src, "%s/%d.png", class_names[i % 3], i);
-		rec.source = i % 2 == 0 ? src : NULL;
-		fill_image(px, i, h, w, c);
-		rec.ntensors = 1;
-		rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, px);
-		ck_assert_int_eq(stream_writer_put(sw, &rec), 0);
-	}
-	if (truncate)
-		stream_writer_abort(sw);
-	else
-		ck_assert_int_eq(stream_writer_close(sw), 0);
-	ck_assert_int_eq(fclose(fp), 0);
-	free(px);
-	stream_header_free(&hd);
+	EncImages e = { h, w, c };
+	TuImages s = { .H = h, .W = w, .C = c, .nclasses = 3, .classes = class_names, .records_per_epoch = n,
+		       .epochs = 1, .start_epoch = 2, .no_trailer = truncate, .record = enc_record, .arg = &e };
+	tu_write_images(path, n, &s);
 }
 
 typedef struct {
@@ -560,6 +538,57 @@ START_TEST(test_encode_bad_model)
 }
 END_TEST
 
+/* lib/io/modelfile: a file that is not a model is named for what it is. */
+START_TEST(test_model_file_named)
+{
+	static const unsigned char damaged[] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, '{', '"', 'a', '"', ':', '1', '}' };
+	const char *in = tu_path("mf-in.ssl"), *st = tu_path("mf.safetensors");
+	TuResult r;
+	write_images(in, 2, IMG, IMG, 3, 0);
+	tu_run(&r, "ssl-encode -m '%s' < '%s'", in, in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "mf-in.ssl: an ssl-tools images stream (ssl-stream(5)), not a model: give a checkpoint");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-export -o '%s' '%s'", st, in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "mf-in.ssl: an ssl-tools images stream (ssl-stream(5)), not a model");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-train --resume '%s' -o '%s' '%s'", in, tu_path("x.ssl"), in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "--resume: ");
+	tu_assert_has(r.err, "mf-in.ssl: an ssl-tools images stream (ssl-stream(5)), not a model: give an ssl-tools "
+	                     "checkpoint");
+	tu_result_free(&r);
+	tu_write_file(st, damaged, sizeof damaged);
+	tu_run(&r, "ssl-encode -m '%s' < '%s'", st, in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "mf.safetensors: a damaged safetensors file: its header length is 1099511627775 bytes, "
+	                     "the file has 15");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-export -o '%s' '%s'", tu_path("mf2.safetensors"), st);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "a damaged safetensors file");
+	tu_result_free(&r);
+	/* a checkpoint where a safetensors file is wanted, and the other way */
+	make_checkpoint(tu_path("mf.ssl"), 3, 0);
+	tu_run(&r, "ssl-train --init-from '%s' -o '%s' '%s'", tu_path("mf.ssl"), tu_path("x.ssl"), in);
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "--init-from: ");
+	tu_assert_has(r.err, "mf.ssl: an ssl-tools checkpoint, not a safetensors file");
+	tu_result_free(&r);
+	{
+		char cmd[1024];
+		snprintf(cmd, sizeof cmd, "ssl-export -q -o '%s' '%s'", tu_path("mf3.safetensors"), tu_path("mf.ssl"));
+		tu_run_ok(&r, cmd);
+		tu_result_free(&r);
+	}
+	tu_run(&r, "ssl-export -o '%s' '%s'", tu_path("mf4.safetensors"), tu_path("mf3.safetensors"));
+	ck_assert_int_eq(r.status, 1);
+	tu_assert_has(r.err, "mf3.safetensors: a safetensors file, not an ssl-tools checkpoint");
+	tu_result_free(&r);
+}
+END_TEST
+
 /* ---- .npy */
 
 typedef struct {
@@ -773,6 +802,7 @@ encode_suite(void)
 	tcase_add_test(tc, test_encode_channels);
 	tcase_add_test(tc, test_encode_truncated);
 	tcase_add_test(tc, test_encode_bad_model);
+	tcase_add_test(tc, test_model_file_named);
 	tcase_add_test(tc, test_encode_npy);
 	tcase_add_loop_test(tc, test_encode_bad_options, 0, (int)(sizeof bad_options / sizeof bad_options[0]));
 	tcase_add_test(tc, test_encode_help);

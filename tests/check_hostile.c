@@ -37,6 +37,7 @@
 #include "io/stream.h"
 #include "base/util.h"
 #include "testutil.h"
+#include "tu_stream.h"
 
 #define HOSTILE_AS_MIB 1024
 #define GIB (UINT64_C(1) << 30)
@@ -308,63 +309,14 @@ zip_build(Buf *z, const ZipEntry *e, int n)
 
 /* ---------------------------------------------------------------- streams */
 
-static void
-pk_str(msgpack_packer *pk, const char *s)
-{
-	msgpack_pack_str(pk, strlen(s));
-	msgpack_pack_str_body(pk, s, strlen(s));
-}
-
-static void
-pk_header(msgpack_packer *pk)
-{
-	msgpack_pack_map(pk, 3);
-	pk_str(pk, "format");
-	pk_str(pk, "ssl-stream");
-	pk_str(pk, "version");
-	msgpack_pack_array(pk, 2);
-	msgpack_pack_int(pk, 1);
-	msgpack_pack_int(pk, 0);
-	pk_str(pk, "kind");
-	pk_str(pk, "images");
-}
-
-/* A record {id, label, epoch, image: {dtype, shape, data}} whose shape and
- * bin length are given separately (data bytes: min(binlen, present)). */
+/* A record {id, label -1, epoch 0, image: {dtype, shape, data}} whose shape
+ * and bin length are given separately (data bytes: present). */
 static void
 pk_record(msgpack_packer *pk, int64_t id, const int64_t *shape, int ndim, uint32_t binlen, size_t present)
 {
-	uint8_t *d = calloc(1, present + 1);
-	ck_assert_ptr_nonnull(d);
-	msgpack_pack_map(pk, 4);
-	pk_str(pk, "id");
-	msgpack_pack_int64(pk, id);
-	pk_str(pk, "label");
-	msgpack_pack_int(pk, -1);
-	pk_str(pk, "epoch");
-	msgpack_pack_int(pk, 0);
-	pk_str(pk, "image");
-	msgpack_pack_map(pk, 3);
-	pk_str(pk, "dtype");
-	pk_str(pk, "|u1");
-	pk_str(pk, "shape");
-	msgpack_pack_array(pk, (size_t)ndim);
-	for (int i = 0; i < ndim; i++)
-		msgpack_pack_int64(pk, shape[i]);
-	pk_str(pk, "data");
-	msgpack_pack_bin(pk, binlen);
-	msgpack_pack_bin_body(pk, d, present);
-	free(d);
-}
-
-static void
-pk_trailer(msgpack_packer *pk, int64_t n)
-{
-	msgpack_pack_map(pk, 2);
-	pk_str(pk, "end");
-	msgpack_pack_true(pk);
-	pk_str(pk, "records");
-	msgpack_pack_int64(pk, n);
+	tu_pk_record(pk, 1, id, -1, 0);
+	tu_pk_str(pk, "image");
+	tu_pk_tensor(pk, "|u1", ndim, shape, binlen, present);
 }
 
 /* ---------------------------------------------------------------- running */
@@ -760,7 +712,7 @@ stream_case(Expect *e, const char *file, Packer body, const char *where, const c
 	const char *path = tu_path(file);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-	pk_header(&pk);
+	tu_pk_header(&pk, 0, "ssl-stream", 1, 0);
 	body(&pk);
 	tu_write_file(path, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
@@ -772,7 +724,7 @@ s_overflow(msgpack_packer *pk)
 {
 	int64_t shape[3] = { INT64_C(1) << 62, INT64_C(1) << 62, 4 };
 	pk_record(pk, 7, shape, 3, 16, 16);
-	pk_trailer(pk, 1);
+	tu_pk_trailer(pk, 1);
 }
 
 static void
@@ -780,7 +732,7 @@ s_overflow_f4(msgpack_packer *pk)
 {
 	int64_t shape[3] = { INT64_C(1) << 31, INT64_C(1) << 31, INT64_C(1) << 31 };
 	pk_record(pk, 7, shape, 3, 16, 16);
-	pk_trailer(pk, 1);
+	tu_pk_trailer(pk, 1);
 }
 
 static void
@@ -788,7 +740,7 @@ s_negative(msgpack_packer *pk)
 {
 	int64_t shape[3] = { -1, -1, 3 };
 	pk_record(pk, 7, shape, 3, 3, 3);
-	pk_trailer(pk, 1);
+	tu_pk_trailer(pk, 1);
 }
 
 static void
@@ -796,7 +748,7 @@ s_short_bin(msgpack_packer *pk)
 {
 	int64_t shape[3] = { 4, 4, 3 };
 	pk_record(pk, 7, shape, 3, 47, 47);
-	pk_trailer(pk, 1);
+	tu_pk_trailer(pk, 1);
 }
 
 static void
@@ -804,7 +756,7 @@ s_long_bin(msgpack_packer *pk)
 {
 	int64_t shape[3] = { 4, 4, 3 };
 	pk_record(pk, 7, shape, 3, 49, 49);
-	pk_trailer(pk, 1);
+	tu_pk_trailer(pk, 1);
 }
 
 /* A bin claiming 1 GiB with 300 KiB present, then EOF: a truncated
@@ -844,7 +796,7 @@ s_trailer_lies(msgpack_packer *pk)
 {
 	int64_t shape[3] = { 2, 2, 3 };
 	pk_record(pk, 0, shape, 3, 12, 12);
-	pk_trailer(pk, 5);
+	tu_pk_trailer(pk, 5);
 }
 
 /* A dtype holding a newline and an escape (found by fuzz_stream): the
@@ -853,23 +805,23 @@ static void
 s_dtype_ctl(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 4);
-	pk_str(pk, "id");
+	tu_pk_str(pk, "id");
 	msgpack_pack_int(pk, 0);
-	pk_str(pk, "label");
+	tu_pk_str(pk, "label");
 	msgpack_pack_int(pk, -1);
-	pk_str(pk, "epoch");
+	tu_pk_str(pk, "epoch");
 	msgpack_pack_int(pk, 0);
-	pk_str(pk, "embedding");
+	tu_pk_str(pk, "embedding");
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "dtype");
-	pk_str(pk, "<\n\x1b[2J");
-	pk_str(pk, "shape");
+	tu_pk_str(pk, "dtype");
+	tu_pk_str(pk, "<\n\x1b[2J");
+	tu_pk_str(pk, "shape");
 	msgpack_pack_array(pk, 1);
 	msgpack_pack_int(pk, 1);
-	pk_str(pk, "data");
+	tu_pk_str(pk, "data");
 	msgpack_pack_bin(pk, 4);
 	msgpack_pack_bin_body(pk, "abcd", 4);
-	pk_trailer(pk, 1);
+	tu_pk_trailer(pk, 1);
 }
 
 static void c_stream_dtype_ctl(Expect *e) { stream_case(e, "dt.ssl", s_dtype_ctl, "record 1 (id 0)", "unsupported dtype '<??[2J'"); }
@@ -895,58 +847,30 @@ c_stream_pipe(Expect *e)
 
 /* ---- checkpoints, read by ssl-encode */
 
-static void
-tiny_config(ModelConfig *c)
-{
-	model_config_default(c);
-	c->width = 4;
-	c->in_h = c->in_w = 8;
-	c->proj_hidden = 16;
-	c->proj_dim = 8;
-}
 
 /* A freshly initialised tiny model's checkpoint, written by the library. */
 static void
 write_checkpoint(const char *path)
 {
-	ModelConfig c;
-	Checkpoint ck;
-	Model *m;
+	ModelConfig c = tu_tiny_config();
 	float mean[3] = { 0.5f, 0.5f, 0.5f }, std[3] = { 0.25f, 0.25f, 0.25f };
-	char err[512];
-	tiny_config(&c);
-	m = model_new(&c, 1, MODEL_INFER, err, sizeof err);
-	ck_assert_msg(m != NULL, "%s", err);
-	model_init(m, 1);
-	checkpoint_init(&ck);
-	ck.mean = mean;
-	ck.std = std;
-	ck_assert_msg(checkpoint_save(path, &ck, m, NULL, err, sizeof err) == 0, "%s", err);
-	model_free(m);
+	tu_save_model(path, tu_new_model(&c, 1, 1), mean, std);
+}
+
+static void
+pattern_record(int i, Record *rec, uint8_t *px, void *arg)
+{
+	(void)arg;
+	rec->id = i;
+	tw_pattern(px, 8, 8, 3, i);
 }
 
 /* An images stream of n 8x8x3 records for ssl-encode to read. */
 static void
 write_images(const char *path, int n)
 {
-	FILE *f = fopen(path, "wb");
-	StreamHeader h;
-	StreamWriter *w;
-	uint8_t px[8 * 8 * 3];
-	int64_t shape[3] = { 8, 8, 3 };
-	ck_assert_ptr_nonnull(f);
-	stream_header_init(&h, STREAM_KIND_IMAGES);
-	w = stream_writer_open(f, path, &h);
-	ck_assert_ptr_nonnull(w);
-	for (int i = 0; i < n; i++) {
-		Record rec = { .id = i, .label = -1, .epoch = 0, .ntensors = 1 };
-		tw_pattern(px, 8, 8, 3, i);
-		rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, px);
-		ck_assert_int_eq(stream_writer_put(w, &rec), 0);
-	}
-	ck_assert_int_eq(stream_writer_close(w), 0);
-	ck_assert_int_eq(fclose(f), 0);
-	stream_header_free(&h);
+	TuImages s = { .H = 8, .W = 8, .C = 3, .record = pattern_record };
+	tu_write_images(path, n, &s);
 }
 
 static msgpack_object *
@@ -991,7 +915,7 @@ checkpoint_rewrite(const char *in, const char *out, CkEdit edit)
 		msgpack_pack_object(&pk, *k);
 		msgpack_pack_object(&pk, root.via.map.ptr[i].val);
 	}
-	pk_str(&pk, "checksum");
+	tu_pk_str(&pk, "checksum");
 	crc = checkpoint_crc32(0, sb.data, sb.size);
 	put_be32(tail + 1, crc);
 	msgpack_sbuffer_write(&sb, (const char *)tail, 5);
@@ -1775,41 +1699,41 @@ write_counted_stream(const char *path, const char *kind, const char *name, const
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 3 + (rpe >= 0) + (epochs >= 0));
-	pk_str(&pk, "format");
-	pk_str(&pk, "ssl-stream");
-	pk_str(&pk, "version");
+	tu_pk_str(&pk, "format");
+	tu_pk_str(&pk, "ssl-stream");
+	tu_pk_str(&pk, "version");
 	msgpack_pack_array(&pk, 2);
 	msgpack_pack_int(&pk, 1);
 	msgpack_pack_int(&pk, 0);
-	pk_str(&pk, "kind");
-	pk_str(&pk, kind);
+	tu_pk_str(&pk, "kind");
+	tu_pk_str(&pk, kind);
 	if (rpe >= 0) {
-		pk_str(&pk, "records_per_epoch");
+		tu_pk_str(&pk, "records_per_epoch");
 		msgpack_pack_int64(&pk, rpe);
 	}
 	if (epochs >= 0) {
-		pk_str(&pk, "epochs");
+		tu_pk_str(&pk, "epochs");
 		msgpack_pack_int64(&pk, epochs);
 	}
 	msgpack_pack_map(&pk, 4);
-	pk_str(&pk, "id");
+	tu_pk_str(&pk, "id");
 	msgpack_pack_int(&pk, 3);
-	pk_str(&pk, "label");
+	tu_pk_str(&pk, "label");
 	msgpack_pack_int(&pk, -1);
-	pk_str(&pk, "epoch");
+	tu_pk_str(&pk, "epoch");
 	msgpack_pack_int(&pk, 0);
-	pk_str(&pk, name);
+	tu_pk_str(&pk, name);
 	msgpack_pack_map(&pk, 3);
-	pk_str(&pk, "dtype");
-	pk_str(&pk, f4 ? "<f4" : "|u1");
-	pk_str(&pk, "shape");
+	tu_pk_str(&pk, "dtype");
+	tu_pk_str(&pk, f4 ? "<f4" : "|u1");
+	tu_pk_str(&pk, "shape");
 	msgpack_pack_array(&pk, (size_t)ndim);
 	for (int i = 0; i < ndim; i++)
 		msgpack_pack_int64(&pk, shape[i]);
-	pk_str(&pk, "data");
+	tu_pk_str(&pk, "data");
 	msgpack_pack_bin(&pk, n);
 	msgpack_pack_bin_body(&pk, d, n);
-	pk_trailer(&pk, 1);
+	tu_pk_trailer(&pk, 1);
 	tu_write_file(path, sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	free(d);

@@ -10,6 +10,7 @@
 
 #include "fixture.h"
 #include "gradcheck.h"
+#include "tu_stream.h"
 #include "nn/layers.h"
 #include "nn/loss.h"
 #include "nn/bf16.h"
@@ -338,9 +339,7 @@ END_TEST
 
 START_TEST(test_head_names_and_config)
 {
-	ModelConfig c;
-	model_config_default(&c);
-	c.width = 4;
+	ModelConfig c = tu_tiny_config();
 	c.in_channels = 1;
 	c.in_h = 28;
 	c.in_w = 20;
@@ -597,11 +596,8 @@ END_TEST
 
 START_TEST(test_eval)
 {
-	ModelConfig c;
-	model_config_default(&c);
-	c.width = 4;
+	ModelConfig c = tu_tiny_config();
 	c.in_h = c.in_w = 12;
-	c.proj_hidden = 16;
 	c.proj_dim = 6;
 	Model *m = new_model(&c, 8, MODEL_TRAIN);
 	model_init(m, 5);
@@ -817,11 +813,10 @@ heap_in_use(void)
 
 START_TEST(test_step_allocates_nothing)
 {
-	ModelConfig c;
-	model_config_default(&c);
-	c.width = 4;
+	ModelConfig c = tu_tiny_config();
 	c.in_h = c.in_w = 16;
 	c.proj_hidden = 32;
+	c.proj_dim = 128;
 	Model *m = new_model(&c, 8, MODEL_TRAIN);
 	OptimConfig oc;
 	optim_config_default(&oc, OPTIM_LARS);

@@ -23,6 +23,7 @@
 #include "nn/model.h"
 #include "base/rng.h"
 #include "io/safetensors.h"
+#include "tu_stream.h"
 #include "io/stream.h"
 #include "testutil.h"
 #include "base/util.h"
@@ -237,20 +238,12 @@ END_TEST
 static void
 make_checkpoint(const char *path, ModelArch arch, int width, int fc)
 {
-	ModelConfig c;
-	Checkpoint ck;
-	char err[512];
+	ModelConfig c = tu_tiny_config();
 	float mean[3] = { 0.4f, 0.5f, 0.6f }, std[3] = { 0.2f, 0.25f, 0.3f };
-	model_config_default(&c);
 	c.arch = arch;
 	c.width = width;
-	c.in_h = c.in_w = 8;
-	c.proj_hidden = 16;
-	c.proj_dim = 8;
 	c.num_classes = fc ? 3 : 0;
-	Model *m = model_new(&c, 2, MODEL_INFER, err, sizeof err);
-	ck_assert_msg(m != NULL, "%s", err);
-	model_init(m, 5);
+	Model *m = tu_new_model(&c, 2, 5);
 	ParamTable *t = model_params(m);
 	Rng r = rng_for(3, 0, 0, 0);
 	for (int i = 0; i < t->n; i++) {
@@ -264,11 +257,7 @@ make_checkpoint(const char *path, ModelArch arch, int width, int fc)
 				e->data[k] = (float)(0.2 * rng_normal(&r));
 		}
 	}
-	checkpoint_init(&ck);
-	ck.mean = mean;
-	ck.std = std;
-	ck_assert_msg(checkpoint_save(path, &ck, m, NULL, err, sizeof err) == 0, "%s", err);
-	model_free(m);
+	tu_save_model(path, m, mean, std);
 }
 
 /* The ParamTable of a checkpoint (model built and restored). */

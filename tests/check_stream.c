@@ -13,6 +13,7 @@
 #include "io/stream.h"
 #include "io/tensor.h"
 #include "testutil.h"
+#include "tu_stream.h"
 #include "base/util.h"
 
 /* ---- helpers */
@@ -358,72 +359,31 @@ END_TEST
 /* ---- hostile input, built with msgpack by hand */
 
 static void
-pk_str(msgpack_packer *pk, const char *s)
-{
-	msgpack_pack_str(pk, strlen(s));
-	msgpack_pack_str_body(pk, s, strlen(s));
-}
-
-static void
 pk_header(msgpack_packer *pk, const char *format, int major, int minor)
 {
-	msgpack_pack_map(pk, 5);
-	pk_str(pk, "format");
-	pk_str(pk, format);
-	pk_str(pk, "version");
+	tu_pk_header(pk, 2, format, major, minor);
+	tu_pk_str(pk, "classes");
 	msgpack_pack_array(pk, 2);
-	msgpack_pack_int(pk, major);
-	msgpack_pack_int(pk, minor);
-	pk_str(pk, "kind");
-	pk_str(pk, "images");
-	pk_str(pk, "classes");
-	msgpack_pack_array(pk, 2);
-	pk_str(pk, "a");
-	pk_str(pk, "b");
-	pk_str(pk, "future_key"); /* unknown keys are ignored */
+	tu_pk_str(pk, "a");
+	tu_pk_str(pk, "b");
+	tu_pk_str(pk, "future_key"); /* unknown keys are ignored */
 	msgpack_pack_map(pk, 1);
-	pk_str(pk, "x");
+	tu_pk_str(pk, "x");
 	msgpack_pack_double(pk, 1.5);
-}
-
-static void
-pk_trailer(msgpack_packer *pk, int64_t n)
-{
-	msgpack_pack_map(pk, 2);
-	pk_str(pk, "end");
-	msgpack_pack_true(pk);
-	pk_str(pk, "records");
-	msgpack_pack_int64(pk, n);
 }
 
 /* Record start: map of 3 + extra entries with id/label/epoch. */
 static void
 pk_rec(msgpack_packer *pk, int extra)
 {
-	msgpack_pack_map(pk, 3 + (size_t)extra);
-	pk_str(pk, "id");
-	msgpack_pack_int(pk, 5);
-	pk_str(pk, "label");
-	msgpack_pack_int(pk, 1);
-	pk_str(pk, "epoch");
-	msgpack_pack_int(pk, 0);
+	tu_pk_record(pk, extra, 5, 1, 0);
 }
 
 /* A tensor map whose shape is given; data has `bytes` bytes. */
 static void
 pk_tensor(msgpack_packer *pk, const char *dtype, int ndim, const int64_t *shape, size_t bytes)
 {
-	static const char zeros[4096];
-	msgpack_pack_map(pk, 3);
-	pk_str(pk, "dtype");
-	pk_str(pk, dtype);
-	pk_str(pk, "shape");
-	msgpack_pack_array(pk, (size_t)ndim);
-	for (int i = 0; i < ndim; i++)
-		msgpack_pack_int64(pk, shape[i]);
-	pk_str(pk, "data");
-	msgpack_pack_bin(pk, bytes);
-	msgpack_pack_bin_body(pk, zeros, bytes);
+	tu_pk_tensor(pk, dtype, ndim, shape, (uint32_t)bytes, bytes);
 }
 
 typedef struct {
@@ -437,17 +397,17 @@ h_ok(msgpack_packer *pk)
 {
 	int64_t s[3] = { 2, 2, 3 };
 	pk_rec(pk, 2);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	pk_tensor(pk, "|u1", 3, s, 12);
-	pk_str(pk, "note"); /* unknown non-map key: ignored */
-	pk_str(pk, "hello");
+	tu_pk_str(pk, "note"); /* unknown non-map key: ignored */
+	tu_pk_str(pk, "hello");
 }
 static void
 h_huge_dims(msgpack_packer *pk)
 {
 	int64_t s[2] = { INT64_C(1) << 40, INT64_C(1) << 40 };
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	pk_tensor(pk, "|u1", 2, s, 16);
 }
 static void
@@ -455,7 +415,7 @@ h_overflow(msgpack_packer *pk)
 {
 	int64_t s[3] = { INT64_C(1) << 32, INT64_C(1) << 32, INT64_C(1) << 32 };
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	pk_tensor(pk, "<f8", 3, s, 16);
 }
 static void
@@ -463,7 +423,7 @@ h_negative(msgpack_packer *pk)
 {
 	int64_t s[2] = { -4, -3 };
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	pk_tensor(pk, "|u1", 2, s, 12);
 }
 static void
@@ -471,7 +431,7 @@ h_short(msgpack_packer *pk)
 {
 	int64_t s[2] = { 4, 3 };
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	pk_tensor(pk, "<f4", 2, s, 47);
 }
 static void
@@ -479,7 +439,7 @@ h_long(msgpack_packer *pk)
 {
 	int64_t s[2] = { 4, 3 };
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	pk_tensor(pk, "|u1", 2, s, 13);
 }
 static void
@@ -487,20 +447,20 @@ h_dtype(msgpack_packer *pk)
 {
 	int64_t s[1] = { 4 };
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	pk_tensor(pk, ">f4", 1, s, 16);
 }
 static void
 h_dtype_type(msgpack_packer *pk)
 {
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "dtype");
+	tu_pk_str(pk, "dtype");
 	msgpack_pack_int(pk, 4);
-	pk_str(pk, "shape");
+	tu_pk_str(pk, "shape");
 	msgpack_pack_array(pk, 0);
-	pk_str(pk, "data");
+	tu_pk_str(pk, "data");
 	msgpack_pack_bin(pk, 1);
 	msgpack_pack_bin_body(pk, "x", 1);
 }
@@ -509,20 +469,20 @@ h_rank9(msgpack_packer *pk)
 {
 	int64_t s[9] = { 1, 1, 1, 1, 1, 1, 1, 1, 1 };
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	pk_tensor(pk, "|u1", 9, s, 1);
 }
 static void
 h_shape_str(msgpack_packer *pk)
 {
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "dtype");
-	pk_str(pk, "|u1");
-	pk_str(pk, "shape");
-	pk_str(pk, "2x2");
-	pk_str(pk, "data");
+	tu_pk_str(pk, "dtype");
+	tu_pk_str(pk, "|u1");
+	tu_pk_str(pk, "shape");
+	tu_pk_str(pk, "2x2");
+	tu_pk_str(pk, "data");
 	msgpack_pack_bin(pk, 4);
 	msgpack_pack_bin_body(pk, "abcd", 4);
 }
@@ -530,14 +490,14 @@ static void
 h_shape_elem(msgpack_packer *pk)
 {
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "dtype");
-	pk_str(pk, "|u1");
-	pk_str(pk, "shape");
+	tu_pk_str(pk, "dtype");
+	tu_pk_str(pk, "|u1");
+	tu_pk_str(pk, "shape");
 	msgpack_pack_array(pk, 1);
 	msgpack_pack_double(pk, 4.0);
-	pk_str(pk, "data");
+	tu_pk_str(pk, "data");
 	msgpack_pack_bin(pk, 4);
 	msgpack_pack_bin_body(pk, "abcd", 4);
 }
@@ -545,14 +505,14 @@ static void
 h_shape_u64(msgpack_packer *pk)
 {
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "dtype");
-	pk_str(pk, "|u1");
-	pk_str(pk, "shape");
+	tu_pk_str(pk, "dtype");
+	tu_pk_str(pk, "|u1");
+	tu_pk_str(pk, "shape");
 	msgpack_pack_array(pk, 1);
 	msgpack_pack_uint64(pk, UINT64_MAX);
-	pk_str(pk, "data");
+	tu_pk_str(pk, "data");
 	msgpack_pack_bin(pk, 4);
 	msgpack_pack_bin_body(pk, "abcd", 4);
 }
@@ -561,103 +521,103 @@ h_data_str(msgpack_packer *pk)
 {
 	int64_t s[1] = { 4 };
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "dtype");
-	pk_str(pk, "|u1");
-	pk_str(pk, "shape");
+	tu_pk_str(pk, "dtype");
+	tu_pk_str(pk, "|u1");
+	tu_pk_str(pk, "shape");
 	msgpack_pack_array(pk, 1);
 	msgpack_pack_int64(pk, s[0]);
-	pk_str(pk, "data");
-	pk_str(pk, "abcd");
+	tu_pk_str(pk, "data");
+	tu_pk_str(pk, "abcd");
 }
 static void
 h_no_data(msgpack_packer *pk)
 {
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	msgpack_pack_map(pk, 2);
-	pk_str(pk, "dtype");
-	pk_str(pk, "|u1");
-	pk_str(pk, "shape");
+	tu_pk_str(pk, "dtype");
+	tu_pk_str(pk, "|u1");
+	tu_pk_str(pk, "shape");
 	msgpack_pack_array(pk, 0);
 }
 static void
 h_id_str(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "id");
-	pk_str(pk, "5");
-	pk_str(pk, "label");
+	tu_pk_str(pk, "id");
+	tu_pk_str(pk, "5");
+	tu_pk_str(pk, "label");
 	msgpack_pack_int(pk, 1);
-	pk_str(pk, "epoch");
+	tu_pk_str(pk, "epoch");
 	msgpack_pack_int(pk, 0);
 }
 static void
 h_id_neg(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "id");
+	tu_pk_str(pk, "id");
 	msgpack_pack_int(pk, -5);
-	pk_str(pk, "label");
+	tu_pk_str(pk, "label");
 	msgpack_pack_int(pk, 1);
-	pk_str(pk, "epoch");
+	tu_pk_str(pk, "epoch");
 	msgpack_pack_int(pk, 0);
 }
 static void
 h_no_id(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 2);
-	pk_str(pk, "label");
+	tu_pk_str(pk, "label");
 	msgpack_pack_int(pk, 1);
-	pk_str(pk, "epoch");
+	tu_pk_str(pk, "epoch");
 	msgpack_pack_int(pk, 0);
 }
 static void
 h_label_float(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "id");
+	tu_pk_str(pk, "id");
 	msgpack_pack_int(pk, 5);
-	pk_str(pk, "label");
+	tu_pk_str(pk, "label");
 	msgpack_pack_double(pk, 1.0);
-	pk_str(pk, "epoch");
+	tu_pk_str(pk, "epoch");
 	msgpack_pack_int(pk, 0);
 }
 static void
 h_label_range(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "id");
+	tu_pk_str(pk, "id");
 	msgpack_pack_int(pk, 5);
-	pk_str(pk, "label");
+	tu_pk_str(pk, "label");
 	msgpack_pack_int(pk, 2); /* two classes */
-	pk_str(pk, "epoch");
+	tu_pk_str(pk, "epoch");
 	msgpack_pack_int(pk, 0);
 }
 static void
 h_epoch_nil(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "id");
+	tu_pk_str(pk, "id");
 	msgpack_pack_int(pk, 5);
-	pk_str(pk, "label");
+	tu_pk_str(pk, "label");
 	msgpack_pack_int(pk, 1);
-	pk_str(pk, "epoch");
+	tu_pk_str(pk, "epoch");
 	msgpack_pack_nil(pk);
 }
 static void
 h_dup_key(msgpack_packer *pk)
 {
 	pk_rec(pk, 1);
-	pk_str(pk, "id");
+	tu_pk_str(pk, "id");
 	msgpack_pack_int(pk, 6);
 }
 static void
 h_source_int(msgpack_packer *pk)
 {
 	pk_rec(pk, 1);
-	pk_str(pk, "source");
+	tu_pk_str(pk, "source");
 	msgpack_pack_int(pk, 6);
 }
 static void
@@ -668,7 +628,7 @@ h_nine_tensors(msgpack_packer *pk)
 	for (int i = 0; i < 9; i++) {
 		char name[16];
 		snprintf(name, sizeof name, "t%d", i);
-		pk_str(pk, name);
+		tu_pk_str(pk, name);
 		pk_tensor(pk, "|u1", 1, s, 1);
 	}
 }
@@ -677,9 +637,9 @@ h_dup_tensor(msgpack_packer *pk)
 {
 	int64_t s[1] = { 1 };
 	pk_rec(pk, 2);
-	pk_str(pk, "x");
+	tu_pk_str(pk, "x");
 	pk_tensor(pk, "|u1", 1, s, 1);
-	pk_str(pk, "x");
+	tu_pk_str(pk, "x");
 	pk_tensor(pk, "|u1", 1, s, 1);
 }
 static void
@@ -706,21 +666,21 @@ static void
 h_trailer_count(msgpack_packer *pk)
 {
 	h_ok(pk);
-	pk_trailer(pk, 7);
+	tu_pk_trailer(pk, 7);
 }
 static void
 h_trailer_false(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 2);
-	pk_str(pk, "end");
+	tu_pk_str(pk, "end");
 	msgpack_pack_false(pk);
-	pk_str(pk, "records");
+	tu_pk_str(pk, "records");
 	msgpack_pack_int(pk, 0);
 }
 static void
 h_garbage_after(msgpack_packer *pk)
 {
-	pk_trailer(pk, 0);
+	tu_pk_trailer(pk, 0);
 	msgpack_pack_int(pk, 0);
 }
 /* Raw bytes: msgpack_pack_bin_body appends them as they are. */
@@ -745,7 +705,7 @@ static void
 h_bin_4g(msgpack_packer *pk)
 {
 	pk_rec(pk, 1);
-	pk_str(pk, "image");
+	tu_pk_str(pk, "image");
 	RAW(pk, "\x83\xa5" "dtype" "\xa3|u1" "\xa5shape" "\x91\xce\xff\xff\xff\xff" "\xa4" "data"
 	          "\xc6\xff\xff\xff\xff" "abc", 1);
 }
@@ -829,7 +789,7 @@ build_stream(void (*build)(msgpack_packer *pk), int with_trailer)
 	pk_header(&pk, STREAM_FORMAT, 1, 0);
 	build(&pk);
 	if (with_trailer)
-		pk_trailer(&pk, 1);
+		tu_pk_trailer(&pk, 1);
 	m.len = sb.size;
 	m.buf = msgpack_sbuffer_release(&sb);
 	msgpack_sbuffer_destroy(&sb);
@@ -921,7 +881,7 @@ header_case(void (*build)(msgpack_packer *pk), const char *want)
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	build(&pk);
-	pk_trailer(&pk, 0);
+	tu_pk_trailer(&pk, 0);
 	ck_assert_int_eq(read_all(sb.data, sb.size, NULL, err, sizeof err), want ? -1 : 0);
 	if (want) {
 		ck_assert_msg(strstr(err, want) != NULL, "got '%s', want '%s'", err, want);
@@ -938,9 +898,9 @@ static void
 hh_no_kind(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 2);
-	pk_str(pk, "format");
-	pk_str(pk, STREAM_FORMAT);
-	pk_str(pk, "version");
+	tu_pk_str(pk, "format");
+	tu_pk_str(pk, STREAM_FORMAT);
+	tu_pk_str(pk, "version");
 	msgpack_pack_array(pk, 2);
 	msgpack_pack_int(pk, 1);
 	msgpack_pack_int(pk, 0);
@@ -949,31 +909,31 @@ static void
 hh_version_str(msgpack_packer *pk)
 {
 	msgpack_pack_map(pk, 3);
-	pk_str(pk, "format");
-	pk_str(pk, STREAM_FORMAT);
-	pk_str(pk, "version");
-	pk_str(pk, "1.0");
-	pk_str(pk, "kind");
-	pk_str(pk, "images");
+	tu_pk_str(pk, "format");
+	tu_pk_str(pk, STREAM_FORMAT);
+	tu_pk_str(pk, "version");
+	tu_pk_str(pk, "1.0");
+	tu_pk_str(pk, "kind");
+	tu_pk_str(pk, "images");
 }
 static void
 hh_fields(msgpack_packer *pk, const char *key, int kind)
 {
 	msgpack_pack_map(pk, 4);
-	pk_str(pk, "format");
-	pk_str(pk, STREAM_FORMAT);
-	pk_str(pk, "version");
+	tu_pk_str(pk, "format");
+	tu_pk_str(pk, STREAM_FORMAT);
+	tu_pk_str(pk, "version");
 	msgpack_pack_array(pk, 2);
 	msgpack_pack_int(pk, 1);
 	msgpack_pack_int(pk, 0);
-	pk_str(pk, "kind");
-	pk_str(pk, "images");
-	pk_str(pk, key);
+	tu_pk_str(pk, "kind");
+	tu_pk_str(pk, "images");
+	tu_pk_str(pk, key);
 	switch (kind) {
 	case 0: msgpack_pack_int(pk, -3); break;
 	case 1: msgpack_pack_array(pk, 1); msgpack_pack_int(pk, 3); break;
-	case 2: msgpack_pack_map(pk, 1); pk_str(pk, "k"); msgpack_pack_int(pk, 3); break;
-	case 3: msgpack_pack_array(pk, 1); msgpack_pack_map(pk, 1); pk_str(pk, "args"); msgpack_pack_array(pk, 0); break;
+	case 2: msgpack_pack_map(pk, 1); tu_pk_str(pk, "k"); msgpack_pack_int(pk, 3); break;
+	case 3: msgpack_pack_array(pk, 1); msgpack_pack_map(pk, 1); tu_pk_str(pk, "args"); msgpack_pack_array(pk, 0); break;
 	case 4: msgpack_pack_array(pk, 1); msgpack_pack_str(pk, 3); msgpack_pack_str_body(pk, "a\0b", 3); break;
 	}
 }

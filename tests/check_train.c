@@ -21,6 +21,7 @@
 #include "base/rng.h"
 #include "io/stream.h"
 #include "testutil.h"
+#include "tu_stream.h"
 #include "train/trainer.h"
 #include "base/util.h"
 
@@ -101,34 +102,33 @@ write_tiny(const char *path, int epochs, int64_t cut)
 	write_views(path, &g);
 }
 
+typedef struct {
+	int K, shuffled;
+} MonitorSpec;
+
+static void
+monitor_record(int i, Record *rec, uint8_t *px, void *arg)
+{
+	const MonitorSpec *m = arg;
+	Rng r = rng_for(9, 0, (uint64_t)i, 0);
+	rec->id = i;
+	rec->label = (i / 2) % m->K;
+	for (size_t p = 0; p < 8 * 8 * 3; p++)
+		px[p] = (uint8_t)(60 * rec->label + rng_below(&r, 40));
+	if (m->shuffled)
+		rec->label = (int64_t)rng_below(&r, (uint32_t)m->K);
+}
+
 /* A labelled images stream for --monitor: class c is a brightness level;
  * shuffled: the labels are drawn apart from the pictures (no encoder can
  * beat chance on them). */
 static void
 write_images(const char *path, int n, int K, int shuffled)
 {
-	char *names[] = { "a", "b", "c", "d" };
-	uint8_t px[8 * 8 * 3];
-	FILE *f = fopen(path, "wb");
-	StreamHeader h;
-	StreamWriter *w;
-	stream_header_init(&h, STREAM_KIND_IMAGES);
-	stream_header_set_classes(&h, K, names);
-	w = stream_writer_open(f, path, &h);
-	for (int i = 0; i < n; i++) {
-		int64_t shape[3] = { 8, 8, 3 };
-		Rng r = rng_for(9, 0, (uint64_t)i, 0);
-		Record rec = { .id = i, .label = (i / 2) % K, .epoch = 0, .ntensors = 1 };
-		for (size_t p = 0; p < sizeof px; p++)
-			px[p] = (uint8_t)(60 * rec.label + rng_below(&r, 40));
-		if (shuffled)
-			rec.label = (int64_t)rng_below(&r, (uint32_t)K);
-		rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, px);
-		ck_assert_int_eq(stream_writer_put(w, &rec), 0);
-	}
-	ck_assert_int_eq(stream_writer_close(w), 0);
-	ck_assert_int_eq(fclose(f), 0);
-	stream_header_free(&h);
+	static char *names[] = { "a", "b", "c", "d" };
+	MonitorSpec m = { K, shuffled };
+	TuImages s = { .H = 8, .W = 8, .C = 3, .nclasses = K, .classes = names, .record = monitor_record, .arg = &m };
+	tu_write_images(path, n, &s);
 }
 
 /* Loads a checkpoint or fails the test. */

@@ -2,16 +2,15 @@
  * (running BatchNorm statistics) and write an embeddings stream, one float32
  * vector per record, in input order. See ssl-encode(1). */
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/cli.h"
-#include "io/checkpoint.h"
+#include "eval/encode.h"
+#include "io/modelfile.h"
 #include "eval/precise_bn.h"
 #include "data/image.h"
-#include "nn/layers.h"
 #include "nn/model.h"
 #include "io/npy.h"
 #include "base/progress.h"
@@ -211,27 +210,6 @@ batch_add(Batch *b, const Record *rec, const StreamReader *r, int resize)
 }
 
 static void
-batch_encode(Batch *b, Model *m, ModelOutput layer, const float *mean, const float *std, int l2)
-{
-	input_normalize_u8(b->x, b->pix, b->n, b->H, b->W, b->C, mean, std);
-	const float *out = model_forward_eval(m, b->x, b->n, layer);
-	memcpy(b->emb, out, (size_t)b->n * (size_t)b->D * sizeof *b->emb);
-	if (!l2)
-		return;
-	for (int i = 0; i < b->n; i++) {
-		float *v = b->emb + (size_t)i * (size_t)b->D;
-		double ss = 0;
-		for (int j = 0; j < b->D; j++)
-			ss += (double)v[j] * v[j];
-		if (ss > 0) {
-			float inv = (float)(1 / sqrt(ss));
-			for (int j = 0; j < b->D; j++)
-				v[j] *= inv;
-		}
-	}
-}
-
-static void
 batch_write(Batch *b, StreamWriter *w, int npy)
 {
 	char err[512];
@@ -258,41 +236,17 @@ batch_write(Batch *b, StreamWriter *w, int npy)
 
 /* The model file: a checkpoint, or a safetensors file whose metadata gives
  * the architecture and the normalisation (ssl-export(1)). */
-typedef struct {
-	Checkpoint  ck;
-	SafeTensors st;
-	int         is_st;
-	ModelConfig config;
-	float       st_mean[16], st_std[16];
-	const float *mean, *std;
-} ModelFile;
-
 static Model *
 load_model(ModelFile *f, const Options *o, int *D)
 {
 	char err[1024];
 	Model *m;
-	checkpoint_init(&f->ck);
-	memset(&f->st, 0, sizeof f->st);
-	if ((f->is_st = safetensors_sniff(o->model))) {
-		int rc;
-		if (safetensors_open(&f->st, o->model, err, sizeof err) < 0)
-			die("%s", err);
-		if ((rc = safetensors_model_config(&f->st, &f->config, f->st_mean, f->st_std, err, sizeof err)) < 0)
-			die("%s", err);
-		if (rc == 0)
-			die("%s: no %s metadata: the architecture, input size and normalisation are unknown "
-			    "(ssl-export writes them; or import the weights with ssl-train --init-from)",
-			    o->model, SAFETENSORS_META_CONFIG);
-		f->mean = f->st_mean;
-		f->std = f->st_std;
-	} else {
-		if (checkpoint_load(&f->ck, o->model, err, sizeof err) < 0)
-			die("%s", err);
-		f->config = f->ck.config;
-		f->mean = f->ck.mean;
-		f->std = f->ck.std;
-	}
+	if (modelfile_open(f, o->model, MODELFILE_ANY, err, sizeof err) < 0)
+		die("%s", err);
+	if (!f->has_config)
+		die("%s: no %s metadata: the architecture, input size and normalisation are unknown "
+		    "(ssl-export writes them; or import the weights with ssl-train --init-from)",
+		    o->model, SAFETENSORS_META_CONFIG);
 	if (!(m = model_new(&f->config, o->batch, o->precise_bn ? MODEL_TRAIN : MODEL_INFER, err, sizeof err)))
 		die("%s: %s", o->model, err);
 	model_set_precision(m, o->precision);
@@ -300,13 +254,8 @@ load_model(ModelFile *f, const Options *o, int *D)
 	if (*D <= 0)
 		die("%s: the model has no %s layer (%s)", o->model, o->layer_name,
 		    o->layer == MODEL_OUT_LOGITS ? "no classifier" : "no projection head");
-	if (f->is_st) {
-		unsigned parts = (f->config.proj_layers ? ST_MODEL_HEAD : 0) | (f->config.num_classes ? ST_MODEL_FC : 0);
-		if (safetensors_restore(&f->st, model_params(m), parts, NULL, err, sizeof err) < 0)
-			die("%s", err);
-	} else if (checkpoint_restore_model(&f->ck, m, 0, err, sizeof err) < 0) {
+	if (modelfile_restore(f, m, err, sizeof err) < 0)
 		die("%s", err); /* err names the file */
-	}
 	if (o->precise_bn) {
 		int64_t used;
 		if (precise_bn_from_stream(m, o->precise_bn, f->mean, f->std, model_max_batch(m), &used, err,
@@ -375,7 +324,7 @@ main(int argc, char *argv[])
 		batch_add(&b, &rec, r, o.resize);
 		if (b.n == b.max) {
 			done += b.n;
-			batch_encode(&b, m, o.layer, f.mean, f.std, o.l2);
+			encode_batch(m, b.x, b.pix, b.n, b.H, b.W, b.C, f.mean, f.std, o.layer, o.l2, b.emb);
 			batch_write(&b, w, o.npy != NULL);
 			progress_update(&pg, done, NULL);
 		}
@@ -384,7 +333,7 @@ main(int argc, char *argv[])
 		die("%s", stream_reader_error(r));
 	if (b.n) {
 		done += b.n;
-		batch_encode(&b, m, o.layer, f.mean, f.std, o.l2);
+		encode_batch(m, b.x, b.pix, b.n, b.H, b.W, b.C, f.mean, f.std, o.layer, o.l2, b.emb);
 		batch_write(&b, w, o.npy != NULL);
 	}
 	progress_finish(&pg, done, NULL);
@@ -402,8 +351,7 @@ main(int argc, char *argv[])
 	stream_reader_close(r);
 	stream_header_free(&h);
 	model_free(m);
-	checkpoint_free(&f.ck);
-	safetensors_free(&f.st);
+	modelfile_free(&f);
 	free(labels_path);
 	return status;
 }

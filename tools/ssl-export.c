@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "base/cli.h"
-#include "io/checkpoint.h"
+#include "io/modelfile.h"
 #include "nn/model.h"
 #include "base/progress.h"
 #include "io/safetensors.h"
@@ -91,11 +91,9 @@ list(const char *path)
 	}
 	for (int i = 0; i < st.ntensors; i++) {
 		const StTensor *t = &st.t[i];
+		char shape[32 * SAFETENSORS_MAX_DIM];
 		fputs_printable(t->name, stdout);
-		printf("\t%s\t[", safetensors_dtype_name(t->dtype));
-		for (int d = 0; d < t->ndim; d++)
-			printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
-		printf("]\n");
+		printf("\t%s\t%s\n", safetensors_dtype_name(t->dtype), safetensors_shape_str(t->shape, t->ndim, shape, sizeof shape));
 	}
 	safetensors_free(&st);
 	return fshut(stdout, "<stdout>");
@@ -105,7 +103,7 @@ int
 main(int argc, char *argv[])
 {
 	Options o;
-	Checkpoint ck;
+	ModelFile f;
 	Progress pg;
 	char err[1024];
 	Model *m;
@@ -116,26 +114,25 @@ main(int argc, char *argv[])
 		return list(o.input);
 
 	progress_init(&pg, "export", "steps", 3, o.cli.progress, o.cli.quiet);
-	checkpoint_init(&ck);
-	if (checkpoint_load(&ck, o.input, err, sizeof err) < 0)
+	if (modelfile_open(&f, o.input, MODELFILE_CHECKPOINT, err, sizeof err) < 0)
 		die("%s", err);
-	if ((o.flags & ST_MODEL_HEAD) && !ck.config.proj_layers)
+	if ((o.flags & ST_MODEL_HEAD) && !f.config.proj_layers)
 		die("%s: --head: the model has no projection head", o.input);
-	if ((o.flags & ST_MODEL_FC) && !ck.config.num_classes)
+	if ((o.flags & ST_MODEL_FC) && !f.config.num_classes)
 		die("%s: --fc: the model has no classifier", o.input);
 	progress_update(&pg, 1, "read");
-	if (!(m = model_new(&ck.config, 1, MODEL_INFER, err, sizeof err)))
+	if (!(m = model_new(&f.config, 1, MODEL_INFER, err, sizeof err)))
 		die("%s: %s", o.input, err);
-	if (checkpoint_restore_model(&ck, m, 0, err, sizeof err) < 0)
+	if (modelfile_restore(&f, m, err, sizeof err) < 0)
 		die("%s", err);
 	progress_update(&pg, 2, "restored");
-	if (safetensors_export_model(o.output, &ck.config, ck.mean, ck.std, model_params(m), o.flags, err, sizeof err) < 0)
+	if (safetensors_export_model(o.output, &f.config, f.mean, f.std, model_params(m), o.flags, err, sizeof err) < 0)
 		die("%s", err);
 	progress_finish(&pg, 3, NULL);
-	note("%s: %s encoder%s%s (%s stem, width %d) written to %s", o.input, model_arch_name(ck.config.arch),
+	note("%s: %s encoder%s%s (%s stem, width %d) written to %s", o.input, model_arch_name(f.config.arch),
 	     o.flags & ST_MODEL_HEAD ? " + head" : "", o.flags & ST_MODEL_FC ? " + fc" : "",
-	     model_stem_name(ck.config.stem), ck.config.width, o.output);
+	     model_stem_name(f.config.stem), f.config.width, o.output);
 	model_free(m);
-	checkpoint_free(&ck);
+	modelfile_free(&f);
 	return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "base/cli.h"
 #include "io/checkpoint.h"
+#include "io/modelfile.h"
 #include "dist/dist.h"
 #include "eval/plot.h"
 #include "io/safetensors.h"
@@ -185,11 +186,11 @@ parse_input_size(const char *s, ModelConfig *c)
 	if (strlen(s) >= sizeof buf || !(x = strrchr(strcpy(buf, s), 'x')))
 		die_usage("--input-size: '%s' is not HxWxC", s);
 	*x = '\0';
-	if (parse_hw(buf, 1 << 16, &h, &w, err, sizeof err) < 0 || !strchr(buf, 'x'))
+	if (parse_hw(buf, MODEL_MAX_SIDE, &h, &w, err, sizeof err) < 0 || !strchr(buf, 'x'))
 		die_usage("--input-size: '%s' is not HxWxC", s);
 	c->in_h = h;
 	c->in_w = w;
-	c->in_channels = (int)opt_i64("--input-size", x + 1, 1, 16);
+	c->in_channels = (int)opt_i64("--input-size", x + 1, 1, MODEL_MAX_IN_CHANNELS);
 }
 
 static void
@@ -218,11 +219,11 @@ parse_options(int argc, char **argv, Options *o)
 			if (model_stem_parse(optarg, &s->model.stem) < 0)
 				die_usage("--stem: '%s' is not cifar or imagenet", optarg);
 			break;
-		case OPT_WIDTH: s->model.width = (int)opt_i64("--width", optarg, 1, 4096); width_given = 1; break;
+		case OPT_WIDTH: s->model.width = (int)opt_i64("--width", optarg, 1, MODEL_MAX_WIDTH); width_given = 1; break;
 		case OPT_ZIR: s->model.zero_init_residual = 1; break;
 		case OPT_PROJ_LAYERS: s->model.proj_layers = (int)opt_i64("--proj-layers", optarg, 2, 3); break;
-		case OPT_PROJ_HIDDEN: s->model.proj_hidden = (int)opt_i64("--proj-hidden", optarg, 1, 65536); break;
-		case OPT_PROJ_DIM: s->model.proj_dim = (int)opt_i64("--proj-dim", optarg, 1, 65536); break;
+		case OPT_PROJ_HIDDEN: s->model.proj_hidden = (int)opt_i64("--proj-hidden", optarg, 1, MODEL_MAX_PROJ); break;
+		case OPT_PROJ_DIM: s->model.proj_dim = (int)opt_i64("--proj-dim", optarg, 1, MODEL_MAX_PROJ); break;
 		case OPT_OBJECTIVE:
 			if (strcmp(optarg, "simclr") == 0)
 				s->objective = OBJECTIVE_SIMCLR;
@@ -423,18 +424,17 @@ resolve_precision(Options *o, const Checkpoint *ck)
  * and its normalisation the --mean/--std. Names and shapes are checked
  * against the model when it is built. */
 static void
-setup_init_from(Options *o, SafeTensors *st)
+setup_init_from(Options *o, ModelFile *f)
 {
 	TrainSetup *s = &o->s;
 	ModelConfig fc;
-	float mean[16], std[16];
 	char err[1024];
 	int rc;
-	if (safetensors_open(st, o->init_from, err, sizeof err) < 0)
-		die("%s", err);
-	if ((rc = safetensors_model_config(st, &fc, mean, std, err, sizeof err)) < 0)
-		die("%s", err);
-	if (rc == 0 && safetensors_infer_config(st, &fc, err, sizeof err) < 0)
+	if (modelfile_open(f, o->init_from, MODELFILE_SAFETENSORS, err, sizeof err) < 0)
+		die("--init-from: %s", err);
+	rc = f->has_config;
+	fc = f->config;
+	if (rc == 0 && safetensors_infer_config(&f->st, &fc, err, sizeof err) < 0)
 		die("%s (not a ResNet encoder under torchvision's names)", err);
 	if (!o->given[OPT_ARCH])
 		s->model.arch = fc.arch;
@@ -447,13 +447,13 @@ setup_init_from(Options *o, SafeTensors *st)
 	}
 	if (rc == 1 && !s->nnorm) {
 		s->nnorm = fc.in_channels;
-		memcpy(s->mean, mean, sizeof(float) * (size_t)fc.in_channels);
-		memcpy(s->std, std, sizeof(float) * (size_t)fc.in_channels);
+		memcpy(s->mean, f->mean, sizeof(float) * (size_t)fc.in_channels);
+		memcpy(s->std, f->std, sizeof(float) * (size_t)fc.in_channels);
 	} else if (rc == 0 && !s->nnorm) {
 		warn("%s has no normalisation metadata: give --mean/--std as its weights were trained with "
 		     "(otherwise they come from the first batch)", o->init_from);
 	}
-	s->init_from = st;
+	s->init_from = &f->st;
 }
 
 static void
@@ -540,8 +540,7 @@ int
 main(int argc, char *argv[])
 {
 	Options o;
-	Checkpoint resume, init;
-	SafeTensors init_from;
+	ModelFile resume, init, init_from;
 	StreamReader *in;
 	FILE *fp;
 	const StreamHeader *h;
@@ -578,22 +577,22 @@ main(int argc, char *argv[])
 	}
 #endif
 	cli_apply(&o.cli);
-	checkpoint_init(&resume);
-	checkpoint_init(&init);
+	memset(&resume, 0, sizeof resume); /* safe to free */
+	memset(&init, 0, sizeof init);
 	memset(&init_from, 0, sizeof init_from);
 	if (o.init_from)
 		setup_init_from(&o, &init_from);
 	if (o.resume) {
-		if (checkpoint_load(&resume, o.resume, err, sizeof err) < 0)
-			die("%s", err);
-		check_resume(&o, &resume);
-		o.s.resume = &resume;
+		if (modelfile_open(&resume, o.resume, MODELFILE_CHECKPOINT, err, sizeof err) < 0)
+			die("--resume: %s", err);
+		check_resume(&o, &resume.ck);
+		o.s.resume = &resume.ck;
 	}
-	resolve_precision(&o, o.resume ? &resume : NULL);
+	resolve_precision(&o, o.resume ? &resume.ck : NULL);
 	if (o.init) {
-		if (checkpoint_load(&init, o.init, err, sizeof err) < 0)
-			die("%s", err);
-		o.s.init = &init;
+		if (modelfile_open(&init, o.init, MODELFILE_CHECKPOINT, err, sizeof err) < 0)
+			die("--init: %s", err);
+		o.s.init = &init.ck;
 	}
 	if (o.has_input_size) {
 		stream_header_init(&prov, STREAM_KIND_VIEWS);
@@ -610,7 +609,7 @@ main(int argc, char *argv[])
 				     o.s.out_path);
 		}
 		stream_header_free(&prov);
-		safetensors_free(&init_from);
+		modelfile_free(&init_from);
 		return finish(d, 0);
 	}
 
@@ -678,8 +677,8 @@ main(int argc, char *argv[])
 	if (fp != stdin)
 		fclose(fp);
 	stream_header_free(&prov);
-	checkpoint_free(&resume);
-	checkpoint_free(&init);
-	safetensors_free(&init_from);
+	modelfile_free(&resume);
+	modelfile_free(&init);
+	modelfile_free(&init_from);
 	return finish(d, rc);
 }

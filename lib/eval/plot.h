@@ -19,6 +19,9 @@ typedef struct {
 	uint8_t r, g, b;
 } PlotRgb;
 
+/* The ink of text and axes, and of secondary text. */
+extern const PlotRgb plot_ink, plot_faint;
+
 typedef struct {
 	int      W, H;
 	uint8_t *pix;  /* (H, W, 3) */

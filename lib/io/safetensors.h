@@ -74,6 +74,8 @@ typedef struct {
 const char *safetensors_dtype_name(StDType d);       /* "F32" */
 int         safetensors_dtype_parse(const char *s, StDType *out); /* -1 if unknown */
 size_t      safetensors_dtype_size(StDType d);       /* bytes per element */
+/* "[d0, d1, ...]" into buf (as ssl-export --list prints shapes). */
+const char *safetensors_shape_str(const int64_t *shape, int ndim, char *buf, size_t len);
 
 /* 1 when the file starts as a safetensors file does (a header length in
  * range, then '{'), else 0 (a checkpoint, say, or unreadable). */

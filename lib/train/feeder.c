@@ -77,8 +77,9 @@ feeder_setup(Trainer *t, char *err, size_t errlen)
 	t->H = (int)v->shape[1];
 	t->W = (int)v->shape[2];
 	t->C = (int)v->shape[3];
-	if (t->C > 16) {
-		snprintf(err, errlen, "%s: %d channels; at most 16 are supported", stream_reader_name(in), t->C);
+	if (t->C > MODEL_MAX_IN_CHANNELS) {
+		snprintf(err, errlen, "%s: %d channels; at most %d are supported", stream_reader_name(in), t->C,
+		         MODEL_MAX_IN_CHANNELS);
 		return -1;
 	}
 	t->img = (size_t)t->H * t->W * t->C;

@@ -11,8 +11,8 @@
 
 #include "base/atomicfile.h"
 #include "base/util.h"
+#include "eval/encode.h"
 #include "eval/probe.h"
-#include "nn/layers.h"
 
 /* Opens --log: a fresh file, or (resuming) the rows up to keep_upto kept. */
 int
@@ -217,12 +217,9 @@ monitor_eval(Trainer *t, Model *m)
 	int64_t correct = 0;
 	for (int64_t i = 0; i < t->mon_n; i += maxb) {
 		int cnt = (int)(t->mon_n - i < maxb ? t->mon_n - i : maxb);
-		const float *f;
-		input_normalize_u8(t->x, t->mon_u8 + (size_t)i * t->img, cnt, t->H, t->W, t->C, t->mean, t->std);
-		f = model_forward_eval(m, t->x, cnt, MODEL_OUT_ENCODER);
-		memcpy(t->mon_feat + (size_t)i * D, f, sizeof(float) * (size_t)cnt * D);
+		encode_batch(m, t->x, t->mon_u8 + (size_t)i * t->img, cnt, t->H, t->W, t->C, t->mean, t->std,
+		             MODEL_OUT_ENCODER, 1, t->mon_feat + (size_t)i * D);
 	}
-	probe_l2_normalize(t->mon_feat, t->mon_n, D);
 	knn_scores(t->mon_votes, t->mon_feat, t->mon_y, t->mon_nbank, t->mon_feat + (size_t)t->mon_nbank * D,
 	           t->mon_nq, D, t->mon_K, t->s.monitor_k, t->s.monitor_t, NULL);
 	for (int64_t q = 0; q < t->mon_nq; q++)

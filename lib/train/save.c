@@ -75,12 +75,12 @@ trainer_write_untrained(const TrainSetup *s, char *err, size_t errlen)
 {
 	Checkpoint meta;
 	ModelConfig c = s->model;
-	float mean[16], std[16];
+	float mean[MODEL_MAX_IN_CHANNELS], std[MODEL_MAX_IN_CHANNELS];
 	char why[256];
 	Model *m;
 	int rc;
-	if (c.in_channels < 1 || c.in_channels > 16) {
-		snprintf(err, errlen, "--input-size: %d channels (1 to 16)", c.in_channels);
+	if (c.in_channels < 1 || c.in_channels > MODEL_MAX_IN_CHANNELS) {
+		snprintf(err, errlen, "--input-size: %d channels (1 to %d)", c.in_channels, MODEL_MAX_IN_CHANNELS);
 		return -1;
 	}
 	if (s->nnorm && s->nnorm != 1 && s->nnorm != c.in_channels) {

@@ -32,7 +32,8 @@ void
 step_norm_from_batch(Trainer *t)
 {
 	int C = t->C, views = t->s.objective == OBJECTIVE_SIMCLR ? 2 : 1;
-	double sum[16] = { 0 }, sq[16] = { 0 }, all[33];
+	enum { M = MODEL_MAX_IN_CHANNELS };
+	double sum[M] = { 0 }, sq[M] = { 0 }, all[2 * M + 1]; /* all: sums, squares, count */
 	int64_t cnt = 0;
 	for (int v = 0; v < views; v++) {
 		const uint8_t *p = t->u8 + (size_t)v * t->cap * t->img;
@@ -45,19 +46,18 @@ step_norm_from_batch(Trainer *t)
 			}
 		cnt += (int64_t)npix;
 	}
-	{ /* the first global batch: every rank's pixels */
-		for (int c = 0; c < C; c++) {
-			all[c] = sum[c];
-			all[16 + c] = sq[c];
-		}
-		all[32] = (double)cnt;
-		dist_allreduce_sum_f64(t->d, all, 33, DIST_SETUP);
-		for (int c = 0; c < C; c++) {
-			sum[c] = all[c];
-			sq[c] = all[16 + c];
-		}
-		cnt = (int64_t)all[32];
+	/* the first global batch: every rank's pixels */
+	for (int c = 0; c < C; c++) {
+		all[c] = sum[c];
+		all[M + c] = sq[c];
 	}
+	all[2 * M] = (double)cnt;
+	dist_allreduce_sum_f64(t->d, all, 2 * M + 1, DIST_SETUP);
+	for (int c = 0; c < C; c++) {
+		sum[c] = all[c];
+		sq[c] = all[M + c];
+	}
+	cnt = (int64_t)all[2 * M];
 	for (int c = 0; c < C; c++) {
 		double mu = sum[c] / (double)cnt, var = sq[c] / (double)cnt - mu * mu;
 		double sd = var > 0 ? sqrt(var) : 0;

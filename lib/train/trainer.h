@@ -60,7 +60,7 @@ typedef struct {
 	double         temperature;
 	uint64_t       seed;
 	int            nnorm;           /* 0: normalisation computed from the first batch */
-	float          mean[16], std[16]; /* nnorm values (1: same for every channel) */
+	float          mean[MODEL_MAX_IN_CHANNELS], std[MODEL_MAX_IN_CHANNELS]; /* nnorm values (1: same for every channel) */
 	/* where the run starts: NULL for a fresh run */
 	const Checkpoint *resume;       /* everything from the checkpoint (model, optimizer, step) */
 	const Checkpoint *init;         /* encoder weights and normalisation (fine-tuning) */
