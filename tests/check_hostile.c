@@ -1769,9 +1769,9 @@ START_TEST(test_zero_sized_tensors)
 		snprintf(cmd, sizeof cmd, zc[i].cmd, model, in);
 		sscanf(cmd, "%31s", tool);
 		run_bounded(&r, tool, "%s > /dev/null", cmd);
-		ck_assert_msg(r.status == 1, "%s: status %d: %s", cmd, r.status, r.err);
+		ck_assert_msg(r.status == 1, "%s: status %d: %.400s", cmd, r.status, r.err);
 		ck_assert_msg(count_lines(r.err) == 1 && strstr(r.err, ": record 1 (id 3): tensor '") &&
-		              strstr(r.err, "holds no empty ones"), "%s: '%s'", cmd, r.err);
+		              strstr(r.err, "holds no empty ones"), "%s: '%.400s'", cmd, r.err);
 		tu_result_free(&r);
 	}
 }

@@ -728,6 +728,7 @@ START_TEST(test_monitor_and_supervised)
 	}
 	tu_assert_has(r.err, "kNN monitor before training: top-1");
 	tu_assert_has(r.err, "kNN monitor: before training");
+	tu_result_free(&r);
 	/* A monitor whose labels say nothing about the pictures: no run beats
 	 * random init on it, and the run says so. */
 	write_images(tu_path("shuf.images"), 64, 4, 1);

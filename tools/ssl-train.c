@@ -639,7 +639,8 @@ main(int argc, char *argv[])
 	if (!(t = trainer_new(&o.s, in, err, sizeof err))) {
 		if (err[0]) /* data-parallel: a message the ranks share comes from rank 0 */
 			warn("%s", err);
-		return finish(d, 1);
+		rc = 1;
+		goto done;
 	}
 	catch_signals();
 	st = trainer_run(t, err, sizeof err);
@@ -673,6 +674,7 @@ main(int argc, char *argv[])
 		rc = 1;
 	}
 	trainer_free(t);
+done:
 	stream_reader_close(in);
 	if (fp != stdin)
 		fclose(fp);
