@@ -729,6 +729,8 @@ model_print_summary(const Model *m, FILE *fp)
 	char isa[160];
 	cpu_describe(isa, sizeof isa);
 	fprintf(fp, "kernels %s\n", isa);
+	fprintf(fp, "precision %s%s\n", model_precision_name(m->precision),
+	        m->precision != PRECISION_BF16 ? "" : bf16_native() ? " (avx512_bf16 kernel)" : " (portable kernel)");
 	summary_conv(fp, &m->stem);
 	if (m->has_pool)
 		fprintf(fp, "%-24s %4dx%-4dx%-4d -> %4dx%-4dx%-4d k3/s2\n", "maxpool", m->pool.C, m->pool.H,
