@@ -546,6 +546,8 @@ model_print_summary(const Model *m, FILE *fp)
 	char isa[160];
 	cpu_describe(isa, sizeof isa);
 	fprintf(fp, "kernels %s\n", isa);
+	fprintf(fp, "precision %s%s\n", model_precision_name(m->precision),
+	        m->precision != PRECISION_BF16 ? "" : bf16_native() ? " (avx512_bf16 kernel)" : " (portable kernel)");
 	summary_conv(fp, &m->stem);
 	if (m->has_pool)
 		fprintf(fp, "%-24s %4dx%-4dx%-4d -> %4dx%-4dx%-4d k3/s2\n", "maxpool", m->pool.C, m->pool.H,
@@ -608,21 +610,31 @@ model_init(Model *m, uint64_t seed)
 /* ---- data-parallel hook (lib/dist/syncbn.h, ssl-train --sync-bn) ---- */
 
 /* Calls fn on every BatchNorm of the model. */
+/* Every convolution of the encoder (conv) and every BatchNorm, the head's
+ * too (bn); either function may be NULL. */
 static void
-each_bn(Model *m, void (*fn)(BNorm *bn, void *arg), void *arg)
+each_layer(Model *m, void (*conv)(Conv *cv, void *arg), void (*bn)(BNorm *bn, void *arg), void *arg)
 {
-	fn(&m->stem_bn, arg);
+#define VISIT(c, b)                      \
+	do {                             \
+		if (conv)                \
+			conv((c), arg);  \
+		if (bn)                  \
+			bn((b), arg);    \
+	} while (0)
+	VISIT(&m->stem, &m->stem_bn);
 	for (int i = 0; i < m->nblocks; i++) {
 		Block *bk = &m->blocks[i];
-		fn(&bk->b1, arg);
-		fn(&bk->b2, arg);
+		VISIT(&bk->c1, &bk->b1);
+		VISIT(&bk->c2, &bk->b2);
 		if (bk->bottleneck)
-			fn(&bk->b3, arg);
+			VISIT(&bk->c3, &bk->b3);
 		if (bk->has_sc)
-			fn(&bk->bsc, arg);
+			VISIT(&bk->sc, &bk->bsc);
 	}
-	for (int j = 0; j + 1 < m->nhead; j++)
-		fn(&m->head_bn[j], arg);
+#undef VISIT
+	for (int j = 0; j + 1 < m->nhead && bn; j++)
+		bn(&m->head_bn[j], arg);
 }
 
 static void
@@ -642,14 +654,14 @@ widest(BNorm *bn, void *arg)
 void
 model_set_sync_bn(Model *m, SyncBN *s)
 {
-	each_bn(m, set_sync, s);
+	each_layer(m, NULL, set_sync, s);
 }
 
 int
 model_max_bn_channels(const Model *m)
 {
 	int c = 0;
-	each_bn((Model *)m, widest, &c);
+	each_layer((Model *)m, NULL, widest, &c);
 	return c;
 }
 
@@ -698,21 +710,6 @@ model_precision_resolve(ModelPrecision want, ModelPrecision *out, char *msg, siz
 }
 
 static void
-each_conv(Model *m, void (*fn)(Conv *cv, void *arg), void *arg)
-{
-	fn(&m->stem, arg);
-	for (int i = 0; i < m->nblocks; i++) {
-		Block *bk = &m->blocks[i];
-		fn(&bk->c1, arg);
-		fn(&bk->c2, arg);
-		if (bk->bottleneck)
-			fn(&bk->c3, arg);
-		if (bk->has_sc)
-			fn(&bk->sc, arg);
-	}
-}
-
-static void
 set_conv_bf16(Conv *cv, void *arg)
 {
 	cv->s.bf16 = *(const int *)arg;
@@ -723,7 +720,7 @@ model_set_precision(Model *m, ModelPrecision p)
 {
 	int bf16 = p == PRECISION_BF16;
 	m->precision = bf16 ? PRECISION_BF16 : PRECISION_FP32;
-	each_conv(m, set_conv_bf16, &bf16);
+	each_layer(m, set_conv_bf16, NULL, &bf16);
 }
 
 ModelPrecision
