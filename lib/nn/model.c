@@ -100,6 +100,7 @@ struct Model {
 	float   *logits_cm;
 	float   *buf[NBUF];
 	size_t   buf_floats;
+	float   *stem_buf[2];     /* with a max-pool after the stem: its output's and the input's scratch */
 	float   *hbuf[3];         /* head gradients (maxdim, n) */
 	float   *col;
 	size_t   col_floats;
@@ -393,10 +394,20 @@ model_layout(Model *m, Plan *p)
 	m->out_rows = take(p, (size_t)dmax * n);
 	m->h_rows = take(p, (size_t)m->D * n);
 
-	/* scratch: the largest activation of any layer, input included */
+	/* scratch: the largest activation of any block, and of the input and
+	 * the stem's output unless a max-pool follows the stem: then those, up
+	 * to four times a block's activation, get buffers of their own
+	 * (stem_buf[0]: the stem's output, and its gradient in backward;
+	 * stem_buf[1]: the input in model_forward_eval) */
 	size_t big = act(m, c->in_channels, c->in_h, c->in_w);
 	size_t s = act(m, m->stem.s.OC, m->stem.s.OH, m->stem.s.OW);
-	big = s > big ? s : big;
+	if (m->has_pool) {
+		m->stem_buf[0] = take(p, s);
+		m->stem_buf[1] = take(p, big);
+		big = 0;
+	} else {
+		big = s > big ? s : big;
+	}
 	for (int i = 0; i < m->nblocks; i++) {
 		Block *bk = &m->blocks[i];
 		size_t t1 = act(m, bk->c1.s.OC, bk->c1.s.OH, bk->c1.s.OW);
@@ -849,7 +860,7 @@ encoder_forward_train(Model *m, const float *x, int n)
 	nchw_to_cnhw(m->x_in, x, n, c->in_channels, c->in_h * c->in_w);
 	BNorm *bn = &m->stem_bn;
 	conv_train(m, &m->stem, m->stem_c, m->x_in, NULL, bn, n);
-	float *a = m->has_pool ? m->buf[0] : m->stem_a;
+	float *a = m->has_pool ? m->stem_buf[0] : m->stem_a;
 	bn_apply(a, m->stem_c, NULL, bn->mean, bn->rstd, bn->gamma, bn->beta, n, bn->C, hw(&m->stem), 1);
 	if (m->has_pool)
 		maxpool2d_forward(m->pool_out, m->pool_arg, a, n, &m->pool);
@@ -1011,6 +1022,8 @@ encoder_backward(Model *m, const float *dh, int n)
 	float *d = m->buf[cur];
 	float *f1 = m->buf[(cur + 1) % NBUF], *f2 = m->buf[(cur + 2) % NBUF];
 	if (m->has_pool) {
+		/* the BN backward in place: one stem-sized buffer */
+		f1 = f2 = m->stem_buf[0];
 		zero(f1, act_n(m->stem.s.OC, n, m->stem.s.OH, m->stem.s.OW));
 		maxpool2d_backward(f1, d, m->pool_arg, n, &m->pool);
 		d = f1;
@@ -1105,14 +1118,13 @@ model_forward_eval(Model *m, const float *x, int n, ModelOutput which)
 			if (bs[k])
 				bn_eval_prepare(bs[k]);
 	}
-	nchw_to_cnhw(b[0], x, n, c->in_channels, c->in_h * c->in_w);
-	conv_eval(m, &m->stem, b[1], b[0], NULL, n);
-	bn_eval_apply(&m->stem_bn, b[1], b[1], NULL, n, hw(&m->stem), 1);
+	float *xin = m->has_pool ? m->stem_buf[1] : b[0], *so = m->has_pool ? m->stem_buf[0] : b[1];
+	nchw_to_cnhw(xin, x, n, c->in_channels, c->in_h * c->in_w);
+	conv_eval(m, &m->stem, so, xin, NULL, n);
+	bn_eval_apply(&m->stem_bn, so, so, NULL, n, hw(&m->stem), 1);
 	int cur = 1;
-	if (m->has_pool) {
-		maxpool2d_forward(b[2], m->pool_arg, b[1], n, &m->pool);
-		cur = 2;
-	}
+	if (m->has_pool)
+		maxpool2d_forward(b[1], m->pool_arg, so, n, &m->pool);
 	for (int i = 0; i < m->nblocks; i++) {
 		const Block *bk = &m->blocks[i];
 		int o[3], k = 0;
