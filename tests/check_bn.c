@@ -188,6 +188,11 @@ START_TEST(test_bn_fused_modes)
 		/* equal as numbers (0 + -0 is +0, so not bytes) */
 		ck_assert_msg(rel_err(d1, d2, len, 1) == 0 && rel_err(r1, r2, len, 1) == 0, "mask %d", mask);
 		ck_assert(rel_err(dg1, dg2, C, 1) == 0 && rel_err(db1, db2, C, 1) == 0);
+		/* in place: dinp is dout (the model's ImageNet stem) */
+		float *d4 = gc_floats_dup(dy, len), dg4[4] = { 0 }, db4[4] = { 0 };
+		bn_backward_fused(d4, NULL, dg4, db4, d4, o, x, m, rs, g, b, n, C, HW, (BnMask)mask, 0, NULL);
+		ck_assert_msg(rel_err(d4, d2, len, 1) == 0 && rel_err(dg4, dg2, C, 1) == 0, "in place, mask %d", mask);
+		free(d4);
 		if (mask == BN_MASK_RECOMPUTE) {
 			double sums[8] = { 0 };
 			for (int c = 0; c < C; c++)

@@ -74,7 +74,8 @@ void bn_apply(float *out, const float *inp, const float *res, const float *mean,
 /* The backward of any of the above with g masked as `mask` says (beta only
  * for BN_MASK_RECOMPUTE, out only for BN_MASK_OUT). dres receives g (for
  * the residual input of *_add_relu); dinp the input gradient. accumulate:
- * 1 adds to dinp and dres, 0 overwrites them (no zeroing pass needed).
+ * 1 adds to dinp and dres, 0 overwrites them (no zeroing pass needed);
+ * dinp may be dout itself (each value is read before it is overwritten).
  * sums: sum g and sum g * xhat per channel (2C) when already known (a
  * convolution's backward gathered them, conv.h ConvFuse), else NULL. */
 void bn_backward_fused(float *dinp, float *dres, float *dgamma, float *dbeta,

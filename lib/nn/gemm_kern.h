@@ -6,10 +6,16 @@
  * Makefile compiles each for its level, and each fills one table. The
  * generic level has no table: gemm.c's plain loops and OpenBLAS.
  *
- * A bf16 variant (packed bf16 A and B, fp32 accumulation, vdpbf16ps) slots
- * in as more members of the same table, filled where the CPU has
- * avx512_bf16: the packing (pack_a) and the tile loop (packed_block) are
- * the two places that know the element type. */
+ * A bf16 variant (bf16 inputs, fp32 accumulation, vdpbf16ps) slots in
+ * beside it: a gemm_avx512bf16.c including the same template with the
+ * element type and the multiply-add as its width-specific lines
+ * (vdpbf16ps takes pairs along k: A packed as [k/2][mr][2], B's row pair
+ * (k, k+1) interleaved, e.g. a padded image copied with channel pairs
+ * interleaved and the implicit offsets over (kh, kw, c/2)), compiled with
+ * -march=x86-64-v4 -mavx512bf16 (a Makefile pattern like the others), its
+ * table chosen when the level is avx512, cpu_features()->avx512bf16 is
+ * set and the caller asks for bf16. The table's shape (mr, packed_block,
+ * rows_nt) stays; only the pointer types of A and B change. */
 #ifndef SSL_GEMM_KERN_H
 #define SSL_GEMM_KERN_H
 

@@ -75,6 +75,13 @@ vsum(vf v)
 	s = _mm_add_ss(s, _mm_movehdup_ps(s));
 	return _mm_cvtss_f32(s);
 }
+/* the sums of a, b, c, d in one vector: a hadd tree instead of four reductions */
+static inline __m128
+vsum4(vf a, vf b, vf c, vf d)
+{
+	__m256 t = _mm256_hadd_ps(_mm256_hadd_ps((__m256)a, (__m256)b), _mm256_hadd_ps((__m256)c, (__m256)d));
+	return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
 #elif VL == 16
 static inline vf
 vbcast(float a)
@@ -100,6 +107,19 @@ static inline float
 vsum(vf v)
 {
 	return _mm512_reduce_add_ps((__m512)v);
+}
+static inline __m256
+fold256(vf v)
+{
+	__m512 x = (__m512)v;
+	return _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
+}
+/* the sums of a, b, c, d in one vector: halves folded, then a hadd tree */
+static inline __m128
+vsum4(vf a, vf b, vf c, vf d)
+{
+	__m256 t = _mm256_hadd_ps(_mm256_hadd_ps(fold256(a), fold256(b)), _mm256_hadd_ps(fold256(c), fold256(d)));
+	return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
 }
 #else
 #error "gemm_micro.h: VL must be 8 or 16"
@@ -189,7 +209,9 @@ packed_block(int M, int N, int K, int k0, int kc, const float *Ap, const float *
 
 /* a dm x dr block of C (dm <= DM, dr <= DR, constants once inlined): full
  * vectors, then the last partial one masked (short rows of small maps would
- * otherwise spend as long in a scalar tail as in the loop) */
+ * otherwise spend as long in a scalar tail as in the loop); rows of 3 or 4
+ * sums are reduced together (vsum4: on small maps the horizontal sums cost
+ * a third as much as the FMAs). */
 static inline __attribute__((always_inline)) void
 dot_block(int dm, int dr, const float *a, int lda, const float *const *b, int N, float *c, int ldc)
 {
@@ -225,6 +247,25 @@ dot_block(int dm, int dr, const float *a, int lda, const float *const *b, int N,
 			for (int r = 0; r < dr; r++)
 				s[m][r] = vfma(y, x[r], s[m][r]);
 		}
+	}
+#if DR >= 4
+	if (dr == 4) {
+#pragma GCC unroll 16
+		for (int m = 0; m < dm; m++) {
+			float *cm = c + (size_t)m * ldc;
+			_mm_storeu_ps(cm, _mm_add_ps(_mm_loadu_ps(cm), vsum4(s[m][0], s[m][1], s[m][2], s[m][3])));
+		}
+		return;
+	}
+#endif
+	if (dr == 3) {
+#pragma GCC unroll 16
+		for (int m = 0; m < dm; m++) {
+			float t[4], *cm = c + (size_t)m * ldc;
+			_mm_storeu_ps(t, vsum4(s[m][0], s[m][1], s[m][2], (vf){ 0 }));
+			cm[0] += t[0], cm[1] += t[1], cm[2] += t[2];
+		}
+		return;
 	}
 #pragma GCC unroll 16
 	for (int m = 0; m < dm; m++)

@@ -210,10 +210,20 @@ model_layout(Model *m, Plan *p)
 	m->out_rows = take(p, (size_t)dmax * n);
 	m->h_rows = take(p, (size_t)m->D * n);
 
-	/* scratch: the largest activation of any layer, input included */
+	/* scratch: the largest activation of any block, and of the input and
+	 * the stem's output unless a max-pool follows the stem: then those, up
+	 * to four times a block's activation, get buffers of their own
+	 * (stem_buf[0]: the stem's output, and its gradient in backward;
+	 * stem_buf[1]: the input in model_forward_eval) */
 	size_t big = act(m, c->in_channels, c->in_h, c->in_w);
 	size_t s = act(m, m->stem.s.OC, m->stem.s.OH, m->stem.s.OW);
-	big = s > big ? s : big;
+	if (m->has_pool) {
+		m->stem_buf[0] = take(p, s);
+		m->stem_buf[1] = take(p, big);
+		big = 0;
+	} else {
+		big = s > big ? s : big;
+	}
 	for (int i = 0; i < m->nblocks; i++) {
 		Block *bk = &m->blocks[i];
 		size_t t1 = act(m, bk->c1.s.OC, bk->c1.s.OH, bk->c1.s.OW);

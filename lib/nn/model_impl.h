@@ -88,6 +88,7 @@ struct Model {
 	float   *logits_cm;
 	float   *buf[NBUF];
 	size_t   buf_floats;
+	float   *stem_buf[2];     /* with a max-pool after the stem: its output's and the input's scratch */
 	float   *hbuf[3];         /* head gradients (maxdim, n) */
 	float   *col;
 	size_t   col_floats;

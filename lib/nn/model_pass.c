@@ -87,7 +87,7 @@ encoder_forward_train(Model *m, const float *x, int n)
 	nchw_to_cnhw(m->x_in, x, n, c->in_channels, c->in_h * c->in_w);
 	BNorm *bn = &m->stem_bn;
 	conv_train(m, &m->stem, m->stem_c, m->x_in, NULL, bn, n);
-	float *a = m->has_pool ? m->buf[0] : m->stem_a;
+	float *a = m->has_pool ? m->stem_buf[0] : m->stem_a;
 	bn_apply(a, m->stem_c, NULL, bn->mean, bn->rstd, bn->gamma, bn->beta, n, bn->C, hw(&m->stem), 1);
 	if (m->has_pool)
 		maxpool2d_forward(m->pool_out, m->pool_arg, a, n, &m->pool);
@@ -278,6 +278,8 @@ encoder_backward(Model *m, const float *dh, int n)
 	float *d = m->buf[cur];
 	float *f1 = m->buf[(cur + 1) % NBUF], *f2 = m->buf[(cur + 2) % NBUF];
 	if (m->has_pool) {
+		/* the BN backward in place: one stem-sized buffer */
+		f1 = f2 = m->stem_buf[0];
 		zero(f1, act_n(m->stem.s.OC, n, m->stem.s.OH, m->stem.s.OW));
 		maxpool2d_backward(f1, d, m->pool_arg, n, &m->pool);
 		d = f1;
@@ -372,14 +374,13 @@ model_forward_eval(Model *m, const float *x, int n, ModelOutput which)
 			if (bs[k])
 				bn_eval_prepare(bs[k]);
 	}
-	nchw_to_cnhw(b[0], x, n, c->in_channels, c->in_h * c->in_w);
-	conv_eval(m, &m->stem, b[1], b[0], NULL, n);
-	bn_eval_apply(&m->stem_bn, b[1], b[1], NULL, n, hw(&m->stem), 1);
+	float *xin = m->has_pool ? m->stem_buf[1] : b[0], *so = m->has_pool ? m->stem_buf[0] : b[1];
+	nchw_to_cnhw(xin, x, n, c->in_channels, c->in_h * c->in_w);
+	conv_eval(m, &m->stem, so, xin, NULL, n);
+	bn_eval_apply(&m->stem_bn, so, so, NULL, n, hw(&m->stem), 1);
 	int cur = 1;
-	if (m->has_pool) {
-		maxpool2d_forward(b[2], m->pool_arg, b[1], n, &m->pool);
-		cur = 2;
-	}
+	if (m->has_pool)
+		maxpool2d_forward(b[1], m->pool_arg, so, n, &m->pool);
 	for (int i = 0; i < m->nblocks; i++) {
 		const Block *bk = &m->blocks[i];
 		int o[3], k = 0;
