@@ -30,7 +30,8 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	        "usage: ssl-decode [options] INPUT...\n"
-	        "Decode archives, folders (ImageFolder layout), IDX files and CIFAR batches\n"
+	        "Decode archives, folders (ImageFolder layout), IDX files, CIFAR batches and\n"
+	        "the CIFAR-10, CIFAR-100 and STL-10 binary archives as downloaded\n"
 	        "into an images stream on stdout. An INPUT of - is an archive or image on stdin.\n"
 	        "  -s, --size HxW          resize every image (area average down, bilinear up)\n"
 	        "  -c, --channels 1|3      convert to gray or RGB (default: RGB unless all are gray)\n"
@@ -42,6 +43,8 @@ usage(FILE *fp)
 	        "      --labels SPEC       stratified label subset: 0.1, 10%% or 25-per-class\n"
 	        "      --limit N           keep the first N selected images\n"
 	        "      --classes A,B,...   class names for IDX and CIFAR inputs\n"
+	        "      --split NAME        of a CIFAR or STL-10 archive: train (default), test;\n"
+	        "                          STL-10 also unlabeled, train+unlabeled\n"
 	        "      --coarse            CIFAR-100: the 20 coarse labels instead of the 100 fine\n"
 	        "      --strict            bad members are errors, not warnings\n"
 	        "      --max-pixels N      refuse images over N pixels (default %lld)\n"
@@ -81,7 +84,7 @@ static void
 parse_options(int argc, char **argv, Options *o)
 {
 	enum { O_START = 256, O_SHUFFLE, O_SEED, O_SHARD, O_LABELS, O_LIMIT, O_CLASSES, O_COARSE, O_STRICT,
-	       O_MAXPX };
+	       O_MAXPX, O_SPLIT };
 	static const struct option longopts[] = {
 		{ "size", required_argument, NULL, 's' },       { "channels", required_argument, NULL, 'c' },
 		{ "epochs", required_argument, NULL, 'e' },     { "start-epoch", required_argument, NULL, O_START },
@@ -89,7 +92,8 @@ parse_options(int argc, char **argv, Options *o)
 		{ "shard", required_argument, NULL, O_SHARD },  { "labels", required_argument, NULL, O_LABELS },
 		{ "limit", required_argument, NULL, O_LIMIT },  { "classes", required_argument, NULL, O_CLASSES },
 		{ "coarse", no_argument, NULL, O_COARSE },      { "strict", no_argument, NULL, O_STRICT },
-		{ "max-pixels", required_argument, NULL, O_MAXPX }, CLI_OPT_PROGRESS,
+		{ "max-pixels", required_argument, NULL, O_MAXPX }, { "split", required_argument, NULL, O_SPLIT },
+		CLI_OPT_PROGRESS,
 		CLI_OPT_QUIET,                                  CLI_OPT_HELP,
 		CLI_OPT_VERSION,                                { NULL, 0, NULL, 0 },
 	};
@@ -131,6 +135,12 @@ parse_options(int argc, char **argv, Options *o)
 			parse_classes(o, o->classes_buf);
 			break;
 		case O_COARSE: o->ds.coarse = 1; break;
+		case O_SPLIT:
+			if (strcmp(optarg, "train") && strcmp(optarg, "test") && strcmp(optarg, "unlabeled") &&
+			    strcmp(optarg, "train+unlabeled"))
+				die_usage("--split: '%s' is not train, test, unlabeled or train+unlabeled", optarg);
+			o->ds.split = optarg;
+			break;
 		case O_STRICT: o->ds.strict = 1; break;
 		case O_MAXPX: o->ds.max_pixels = opt_i64("--max-pixels", optarg, 1, INT64_C(1) << 40); break;
 		default: cli_option(&o->cli, ch, optarg);

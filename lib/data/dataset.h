@@ -52,6 +52,8 @@ typedef struct {
 	int          channels;      /* 1 or 3; 0: 1 if every image is gray, else 3 */
 	int          strict;        /* bad members are errors */
 	int          coarse;        /* CIFAR-100: coarse labels */
+	const char  *split;         /* official archives: train, test, unlabeled,
+	                               train+unlabeled (STL-10); NULL: train */
 	int          nclass_names;  /* names for indexed classes, or 0 */
 	char *const *class_names;
 	void       (*warn)(void *ctx, const char *msg);
