@@ -267,6 +267,26 @@ START_TEST(test_sizes_channels_limits)
 		ck_assert_mem_eq(dataset_sample(d, 0)->pixels, g34, 12);
 	}
 	dataset_free(d);
+	/* --fit crop and pad: each image as image_fit makes it (6x8 and 10x8 to 4x4) */
+	for (int fit = IMAGE_FIT_CROP; fit <= IMAGE_FIT_PAD; fit++) {
+		uint8_t g[10 * W], want[16];
+		o.height = o.width = 4;
+		o.fit = fit;
+		d = dataset_new(&o);
+		ck_assert_int_eq(dataset_add(d, tu_path("sizes.tar")), 0);
+		ck_assert_int_eq(dataset_finish(d), 0);
+		image_convert_channels(g, 1, b, 3, 10 * W);
+		image_fit(want, 4, 4, g, 10, W, 1, (ImageFit)fit, NULL);
+		ck_assert_mem_eq(dataset_sample(d, 1)->pixels, want, 16);   /* c/y.png */
+		image_convert_channels(g, 1, a, 3, H * W);
+		image_fit(want, 4, 4, g, H, W, 1, (ImageFit)fit, NULL);
+		ck_assert_mem_eq(dataset_sample(d, 0)->pixels, want, 16);
+		if (fit == IMAGE_FIT_PAD)   /* 6x8 fits as 3x4: the last row is black */
+			for (int x = 0; x < 4; x++)
+				ck_assert_int_eq(want[12 + x], 0);
+		dataset_free(d);
+	}
+	o.fit = IMAGE_FIT_STRETCH;
 	/* the pixel limit skips big images with a warning */
 	DatasetOptions lim = { .max_pixels = H * W, .warn = collect_warning, .ctx = &w };
 	d = dataset_new(&lim);
@@ -434,6 +454,20 @@ START_TEST(test_cifar)
 				ck_assert_int_eq(s->pixels[3 * p + k], (uint8_t)(k * 50 + (k * 1024 + p) % 7 + i));
 	}
 	dataset_free(d);
+	/* blocks fit too: 32x32 padded into 8x16 is 8x8 in columns 4..11 */
+	o.height = 8;
+	o.width = 16;
+	o.fit = IMAGE_FIT_PAD;
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("cifar/data_batch_1.bin")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	for (int y = 0; y < 8; y++)
+		for (int x = 0; x < 16; x++) {
+			const uint8_t *px = dataset_sample(d, 0)->pixels + (y * 16 + x) * 3;
+			ck_assert_int_eq(px[0] == 0 && px[1] == 0 && px[2] == 0, x < 4 || x >= 12);
+		}
+	dataset_free(d);
+	memset(&o, 0, sizeof o);
 	/* CIFAR-100: fine labels by default, coarse on request; numeric names */
 	d = dataset_new(&o);
 	ck_assert_int_eq(dataset_add(d, tu_path("cifar/train.bin")), 0);
@@ -1105,7 +1139,8 @@ START_TEST(test_tool_errors)
 	const char *in = tool_fixture();
 	static const char *const bad_usage[] = {
 		"--size 0x3", "--channels 2", "--shard 3/3", "--shard x", "--epochs 2 --start-epoch 2", "--labels 0",
-		"--limit 0", "--bogus", "--max-pixels -1", "--classes ,",
+		"--limit 0", "--bogus", "--max-pixels -1", "--classes ,", "--split val", "--fit crop",
+		"--size 4 --fit squash",
 	};
 	TuResult r;
 	for (size_t i = 0; i < sizeof bad_usage / sizeof bad_usage[0]; i++) {

@@ -34,6 +34,8 @@ usage(FILE *fp)
 	        "the CIFAR-10, CIFAR-100 and STL-10 binary archives as downloaded\n"
 	        "into an images stream on stdout. An INPUT of - is an archive or image on stdin.\n"
 	        "  -s, --size HxW          resize every image (area average down, bilinear up)\n"
+	        "      --fit stretch|crop|pad  how --size meets another aspect ratio: squash (default),\n"
+	        "                          shorter side then centre crop, or whole image on black\n"
 	        "  -c, --channels 1|3      convert to gray or RGB (default: RGB unless all are gray)\n"
 	        "  -e, --epochs N          emit N epochs (default 1)\n"
 	        "      --start-epoch E     emit only epochs E.. of the same command (resume)\n"
@@ -84,7 +86,7 @@ static void
 parse_options(int argc, char **argv, Options *o)
 {
 	enum { O_START = 256, O_SHUFFLE, O_SEED, O_SHARD, O_LABELS, O_LIMIT, O_CLASSES, O_COARSE, O_STRICT,
-	       O_MAXPX, O_SPLIT };
+	       O_MAXPX, O_SPLIT, O_FIT };
 	static const struct option longopts[] = {
 		{ "size", required_argument, NULL, 's' },       { "channels", required_argument, NULL, 'c' },
 		{ "epochs", required_argument, NULL, 'e' },     { "start-epoch", required_argument, NULL, O_START },
@@ -93,7 +95,7 @@ parse_options(int argc, char **argv, Options *o)
 		{ "limit", required_argument, NULL, O_LIMIT },  { "classes", required_argument, NULL, O_CLASSES },
 		{ "coarse", no_argument, NULL, O_COARSE },      { "strict", no_argument, NULL, O_STRICT },
 		{ "max-pixels", required_argument, NULL, O_MAXPX }, { "split", required_argument, NULL, O_SPLIT },
-		CLI_OPT_PROGRESS,
+		{ "fit", required_argument, NULL, O_FIT },          CLI_OPT_PROGRESS,
 		CLI_OPT_QUIET,                                  CLI_OPT_HELP,
 		CLI_OPT_VERSION,                                { NULL, 0, NULL, 0 },
 	};
@@ -135,6 +137,12 @@ parse_options(int argc, char **argv, Options *o)
 			parse_classes(o, o->classes_buf);
 			break;
 		case O_COARSE: o->ds.coarse = 1; break;
+		case O_FIT:
+			for (o->ds.fit = 0; o->ds.fit < IMAGE_FIT_N && strcmp(optarg, image_fit_names[o->ds.fit]); o->ds.fit++)
+				;
+			if (o->ds.fit == IMAGE_FIT_N)
+				die_usage("--fit: '%s' is not stretch, crop or pad", optarg);
+			break;
 		case O_SPLIT:
 			if (strcmp(optarg, "train") && strcmp(optarg, "test") && strcmp(optarg, "unlabeled") &&
 			    strcmp(optarg, "train+unlabeled"))
@@ -148,6 +156,8 @@ parse_options(int argc, char **argv, Options *o)
 	}
 	if (optind >= argc)
 		die_usage("no input given");
+	if (o->ds.fit && !o->ds.height)
+		die_usage("--fit %s: give --size too", image_fit_names[o->ds.fit]);
 	if (o->start_epoch >= o->epochs)
 		die_usage("--start-epoch %lld: must be below --epochs %lld", (long long)o->start_epoch,
 		          (long long)o->epochs);

@@ -404,7 +404,7 @@ chunk_decode(Dataset *d, Chunk *c, int lo, int hi)
 	for (int i = lo; i < hi; i++) {
 		Pending *p = &c->items[i];
 		p->rc = image_load(p->data, p->len, d->opt.max_pixels, d->opt.channels, d->opt.height, d->opt.width,
-		                   &p->img, p->err, sizeof p->err);
+		                   (ImageFit)d->opt.fit, &p->img, p->err, sizeof p->err);
 		free(p->data);
 		p->data = NULL;
 	}
@@ -1355,12 +1355,12 @@ add_block(Dataset *d, const char *path, uint8_t *block, int64_t n, int h, int w,
 #pragma omp parallel
 		{
 			uint8_t *tmp = xmalloc((size_t)h * (size_t)w * (size_t)oc);
-			void *ws = xmalloc(image_resize_scratch(h, w, oh, ow, oc));
+			void *ws = xmalloc(image_fit_scratch(h, w, oh, ow, oc, (ImageFit)d->opt.fit));
 #pragma omp for schedule(static)
 			for (int64_t i = 0; i < n; i++) {
 				image_convert_channels(tmp, oc, block + (size_t)i * isz, c, (size_t)h * (size_t)w);
 				if (oh != h || ow != w)
-					image_resize(nb + (size_t)i * osz, oh, ow, tmp, h, w, oc, ws);
+					image_fit(nb + (size_t)i * osz, oh, ow, tmp, h, w, oc, (ImageFit)d->opt.fit, ws);
 				else
 					memcpy(nb + (size_t)i * osz, tmp, osz);
 			}
@@ -1820,8 +1820,8 @@ read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, siz
 	if (slurp_fd(fd, head, headlen, DATASET_MAX_MEMBER_BYTES, &data, &len) < 0)
 		return fail(d, "%s: %s", path, strerror(errno));
 	d->members++;
-	r = image_load(data, len, d->opt.max_pixels, d->opt.channels, d->opt.height, d->opt.width, &im, err,
-	               sizeof err);
+	r = image_load(data, len, d->opt.max_pixels, d->opt.channels, d->opt.height, d->opt.width,
+	               (ImageFit)d->opt.fit, &im, err, sizeof err);
 	free(data);
 	if (r < 0)
 		return skip(d, SKIP_DECODE, base, "%s", err);

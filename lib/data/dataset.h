@@ -49,6 +49,7 @@
 typedef struct {
 	int64_t      max_pixels;    /* per image; <= 0: IMAGE_DEFAULT_MAX_PIXELS */
 	int          height, width; /* resize to this (0: keep; then all must agree) */
+	int          fit;           /* how, an ImageFit: stretch (0), crop, pad */
 	int          channels;      /* 1 or 3; 0: 1 if every image is gray, else 3 */
 	int          strict;        /* bad members are errors */
 	int          coarse;        /* CIFAR-100: coarse labels */
