@@ -825,6 +825,37 @@ START_TEST(test_official_bad_layouts)
 }
 END_TEST
 
+/* --survey: counts and sizes without keeping pixels, sizes may differ */
+START_TEST(test_tool_survey)
+{
+	uint8_t a[H * W * 3], b[10 * 4];
+	TuResult r;
+	tw_pattern(a, H, W, 3, 1);
+	tw_pattern(b, 10, 4, 1, 2);
+	TwBuf pa = tw_png(a, H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0), pb = tw_pnm(b, 10, 4, 1, 0);
+	TwMember m[4] = { { "c/a.png", pa.data, pa.len }, { "c/b.pgm", pb.data, pb.len }, { "d/a.png", pa.data, pa.len },
+		              { "top.png", pa.data, pa.len } };
+	tw_archive(tu_path("survey.tar"), "tar", NULL, m, 4);
+	tu_run(&r, "ssl-decode --survey '%s'", tu_path("survey.tar"));
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	ck_assert_str_eq(r.out, "images 4\nlabelled 3\nclasses 2\nchannels 3\nheight 6 6 10\nwidth 4 8 8\n"
+	                        "short 4 6 6\n");
+	tu_result_free(&r);
+	/* the complement of a stratified subset: the 4 less one per class */
+	tu_run(&r, "ssl-decode --labels 1-per-class --seed 4 --labels-complement --size 4 '%s' | ssl-info",
+	       tu_path("survey.tar"));
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_assert_has(r.out, "records: 2\n");
+	tu_assert_has(r.out, "label unknown: 1\n");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --labels-complement '%s'", tu_path("survey.tar"));
+	ck_assert_int_eq(r.status, 2);
+	tu_result_free(&r);
+	free(pa.data);
+	free(pb.data);
+}
+END_TEST
+
 START_TEST(test_tool_official)
 {
 	OffFixture f;
@@ -953,6 +984,27 @@ START_TEST(test_sampler_labels_limit)
 	ck_assert_int_eq(sampler_init(&s, &f, labels, N, 10, err, sizeof err), 0);
 	ck_assert_int_eq(sampler_epoch_size(&s), 100);
 	sampler_free(&s);
+	/* the complement: every other sample (the unlabelled one too), in id order, disjoint */
+	{
+		uint8_t in[N] = { 0 };
+		const int64_t *ids;
+		ck_assert_int_eq(sampler_init(&s, &o, labels, N, 10, err, sizeof err), 0);
+		ids = sampler_epoch(&s, 0);
+		for (int64_t k = 0; k < 70; k++)
+			in[ids[k]] = 1;
+		sampler_free(&s);
+		o.label_rest = 1;
+		ck_assert_int_eq(sampler_init(&s, &o, labels, N, 10, err, sizeof err), 0);
+		ck_assert_int_eq(sampler_epoch_size(&s), N - 70);
+		ids = sampler_epoch(&s, 0);
+		for (int64_t k = 0; k < N - 70; k++) {
+			ck_assert_int_eq(in[ids[k]], 0);
+			ck_assert(k == 0 || ids[k] > ids[k - 1]);
+		}
+		ck_assert_int_eq(ids[5], 5);   /* the unlabelled one */
+		sampler_free(&s);
+		o.label_rest = 0;
+	}
 	/* limit keeps the first N of the selection */
 	SamplerOptions l = { .limit = 13, .nshards = 1 };
 	ck_assert_int_eq(sampler_init(&s, &l, labels, N, 10, err, sizeof err), 0);
@@ -1230,6 +1282,7 @@ decode_suite(void)
 	tcase_add_test(tool, test_tool_errors);
 	tcase_add_test(tool, test_tool_idx_classes);
 	tcase_add_test(tool, test_tool_official);
+	tcase_add_test(tool, test_tool_survey);
 	suite_add_tcase(s, ds);
 	suite_add_tcase(s, sm);
 	suite_add_tcase(s, tool);

@@ -43,6 +43,7 @@ usage(FILE *fp)
 	        "      --seed S            seed for --shuffle and --labels (default 0)\n"
 	        "      --shard I/N         emit shard I of N of each epoch (0 <= I < N)\n"
 	        "      --labels SPEC       stratified label subset: 0.1, 10%% or 25-per-class\n"
+	        "      --labels-complement with --labels: every image that subset leaves out\n"
 	        "      --limit N           keep the first N selected images\n"
 	        "      --classes A,B,...   class names for IDX and CIFAR inputs\n"
 	        "      --split NAME        of a CIFAR or STL-10 archive: train (default), test;\n"
@@ -50,6 +51,8 @@ usage(FILE *fp)
 	        "      --coarse            CIFAR-100: the 20 coarse labels instead of the 100 fine\n"
 	        "      --strict            bad members are errors, not warnings\n"
 	        "      --max-pixels N      refuse images over N pixels (default %lld)\n"
+	        "      --survey            print what the inputs hold (count, labels, channels,\n"
+	        "                          sizes), one 'key value...' line each, instead of a stream\n"
 	        "      --progress          show progress even when stderr is not a terminal\n"
 	        "  -q, --quiet             no progress or notes\n"
 	        "  -h, --help              show this help\n"
@@ -86,7 +89,7 @@ static void
 parse_options(int argc, char **argv, Options *o)
 {
 	enum { O_START = 256, O_SHUFFLE, O_SEED, O_SHARD, O_LABELS, O_LIMIT, O_CLASSES, O_COARSE, O_STRICT,
-	       O_MAXPX, O_SPLIT, O_FIT };
+	       O_MAXPX, O_SPLIT, O_FIT, O_COMPLEMENT, O_SURVEY };
 	static const struct option longopts[] = {
 		{ "size", required_argument, NULL, 's' },       { "channels", required_argument, NULL, 'c' },
 		{ "epochs", required_argument, NULL, 'e' },     { "start-epoch", required_argument, NULL, O_START },
@@ -95,7 +98,8 @@ parse_options(int argc, char **argv, Options *o)
 		{ "limit", required_argument, NULL, O_LIMIT },  { "classes", required_argument, NULL, O_CLASSES },
 		{ "coarse", no_argument, NULL, O_COARSE },      { "strict", no_argument, NULL, O_STRICT },
 		{ "max-pixels", required_argument, NULL, O_MAXPX }, { "split", required_argument, NULL, O_SPLIT },
-		{ "fit", required_argument, NULL, O_FIT },          CLI_OPT_PROGRESS,
+		{ "fit", required_argument, NULL, O_FIT },          { "labels-complement", no_argument, NULL, O_COMPLEMENT },
+		{ "survey", no_argument, NULL, O_SURVEY },          CLI_OPT_PROGRESS,
 		CLI_OPT_QUIET,                                  CLI_OPT_HELP,
 		CLI_OPT_VERSION,                                { NULL, 0, NULL, 0 },
 	};
@@ -137,6 +141,8 @@ parse_options(int argc, char **argv, Options *o)
 			parse_classes(o, o->classes_buf);
 			break;
 		case O_COARSE: o->ds.coarse = 1; break;
+		case O_COMPLEMENT: o->sm.label_rest = 1; break;
+		case O_SURVEY: o->ds.sizes_only = 1; break;
 		case O_FIT:
 			for (o->ds.fit = 0; o->ds.fit < IMAGE_FIT_N && strcmp(optarg, image_fit_names[o->ds.fit]); o->ds.fit++)
 				;
@@ -156,6 +162,8 @@ parse_options(int argc, char **argv, Options *o)
 	}
 	if (optind >= argc)
 		die_usage("no input given");
+	if (o->sm.label_rest && !o->sm.label_frac && !o->sm.label_per_class)
+		die_usage("--labels-complement: give --labels too");
 	if (o->ds.fit && !o->ds.height)
 		die_usage("--fit %s: give --size too", image_fit_names[o->ds.fit]);
 	if (o->start_epoch >= o->epochs)
@@ -202,6 +210,45 @@ load_dataset(Options *o, int ninputs, char **inputs)
 	return d;
 }
 
+static int
+cmp_int(const void *a, const void *b)
+{
+	return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+/* "key min median max" of n values (sorted here). */
+static void
+print_spread(const char *key, int *v, int64_t n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_int);
+	printf("%s %d %d %d\n", key, v[0], v[n / 2], v[n - 1]);
+}
+
+/* --survey: what the inputs hold, for people and for pipelines/images.mk. */
+static void
+survey(const Dataset *d)
+{
+	int64_t n = dataset_count(d), labelled = 0;
+	int *h = xcalloc((size_t)n, sizeof *h), *w = xcalloc((size_t)n, sizeof *w), *sh = xcalloc((size_t)n, sizeof *sh);
+	int c = 1;
+	for (int64_t i = 0; i < n; i++) {
+		const Sample *s = dataset_sample(d, i);
+		h[i] = s->h;
+		w[i] = s->w;
+		sh[i] = s->h < s->w ? s->h : s->w;
+		labelled += s->label >= 0;
+		c = s->c > c ? s->c : c;
+	}
+	printf("images %lld\nlabelled %lld\nclasses %d\nchannels %d\n", (long long)n, (long long)labelled,
+	       dataset_nclasses(d), c);
+	print_spread("height", h, n);
+	print_spread("width", w, n);
+	print_spread("short", sh, n);
+	free(h);
+	free(w);
+	free(sh);
+}
+
 static void
 emit(StreamWriter *w, const Dataset *d, Sampler *s, const Options *o)
 {
@@ -237,10 +284,17 @@ main(int argc, char *argv[])
 	char err[256], shard[64];
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
-	if (isatty(STDOUT_FILENO))   /* before the work, not after it */
+	if (!o.ds.sizes_only && isatty(STDOUT_FILENO))   /* before the work, not after it */
 		die("<stdout>: refusing to write a binary stream to a terminal; redirect or pipe it");
 
 	d = load_dataset(&o, argc - optind, argv + optind);
+	if (o.ds.sizes_only) {
+		survey(d);
+		dataset_free(d);
+		free(o.class_names);
+		free(o.classes_buf);
+		return fshut(stdout, "<stdout>");
+	}
 	n = dataset_count(d);
 	labels = xcalloc((size_t)n, sizeof *labels);
 	for (int64_t i = 0; i < n; i++)

@@ -347,9 +347,11 @@ resolve_links(Dataset *d)
 			s->h = t->h;
 			s->w = t->w;
 			s->c = t->c;
-			s->pixels = xmalloc(np ? np : 1);
-			memcpy(s->pixels, t->pixels, np);
-			s->owned = 1;
+			if (t->pixels) {
+				s->pixels = xmalloc(np ? np : 1);
+				memcpy(s->pixels, t->pixels, np);
+				s->owned = 1;
+			}
 		} else {
 			rc = skip(d, SKIP_UNREADABLE, member, "hard link to %s, which is not a kept image", target);
 		}
@@ -421,6 +423,16 @@ chunk_launch(Dataset *d, Chunk *c)
 	c->launched = 1;
 }
 
+static void
+drop_pixels(Dataset *d, Sample *s)
+{
+	if (!d->opt.sizes_only || !s->owned)
+		return;
+	free(s->pixels);
+	s->pixels = NULL;
+	s->owned = 0;
+}
+
 /* Moves decoded images into samples, in read order; reports failures. */
 static int
 chunk_collect(Dataset *d, Chunk *c)
@@ -439,6 +451,7 @@ chunk_collect(Dataset *d, Chunk *c)
 			s->owned = 1;
 			p->path = NULL;
 			p->img.data = NULL;
+			drop_pixels(d, s);
 		} else if (rc == 0) {
 			rc = skip(d, SKIP_DECODE, p->path, "%s", p->err);
 		}
@@ -1832,6 +1845,7 @@ read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, siz
 	s->c = im.c;
 	s->pixels = im.data;
 	s->owned = 1;
+	drop_pixels(d, s);
 	return 0;
 }
 
@@ -2000,6 +2014,10 @@ dataset_finish(Dataset *d)
 			uint8_t *rgb;
 			if (s->c != 1)
 				continue;
+			if (!s->pixels) {   /* sizes only */
+				s->c = 3;
+				continue;
+			}
 			rgb = xmalloc(np * 3);
 			image_convert_channels(rgb, 3, s->pixels, 1, np);
 			if (s->owned)
@@ -2013,7 +2031,7 @@ dataset_finish(Dataset *d)
 	for (int64_t i = 1; i < d->n; i++) {
 		const Sample *s = &d->samples[i];
 		char a[4200], b[4200];
-		if (s->h == first->h && s->w == first->w)
+		if (d->opt.sizes_only || (s->h == first->h && s->w == first->w))
 			continue;
 		return fail(d, "%s: %s: image is %dx%d, but %s is %dx%d; give --size to resize them all",
 		            d->inputs[s->input], dataset_source(d, i, a, sizeof a), s->h, s->w,

@@ -52,6 +52,8 @@ typedef struct {
 	int          fit;           /* how, an ImageFit: stretch (0), crop, pad */
 	int          channels;      /* 1 or 3; 0: 1 if every image is gray, else 3 */
 	int          strict;        /* bad members are errors */
+	int          sizes_only;    /* keep each image's size, not its pixels (NULL);
+	                               sizes may differ */
 	int          coarse;        /* CIFAR-100: coarse labels */
 	const char  *split;         /* official archives: train, test, unlabeled,
 	                               train+unlabeled (STL-10); NULL: train */
