@@ -38,6 +38,15 @@ EXTRA_TRAIN ?=
 PROBE_LABELS ?= 1% 10%
 # e.g. DECODE_FLAGS='--limit 2000' for a smoke run on part of the data
 DECODE_FLAGS ?=
+# ssl-decode selections of the train and test images (pipelines/images.mk
+# splits one input with --labels / --labels-complement), ssl-augment flags
+TRAIN_SELECT  ?=
+TEST_SELECT   ?=
+AUGMENT_FLAGS ?=
+# ssl-train's online kNN monitor: 100 labelled images per class of this input
+MONITOR_INPUT ?= $(TEST_INPUT)
+# PROBE=0: no labels, nothing to probe; the run ends with the model
+PROBE ?= 1
 
 D := $(BIN)/ssl-decode
 A := $(BIN)/ssl-augment
@@ -57,37 +66,45 @@ PROBES := linear knn $(foreach l,$(PROBE_LABELS),linear-$(subst %,pct,$(l)))
 .PHONY: all report clean-run
 all: report
 
+ifeq ($(PROBE),1)
 report: $(OUT)/report.md
 	@cat $(OUT)/table.txt
+MONITOR_FLAGS = --monitor $(OUT)/monitor.images
+MONITOR_DEP   = $(OUT)/monitor.images
+else
+report: $(OUT)/simclr.ssl $(OUT)/preview.png
+	@printf '# SimCLR on %s\n\nNo labels, so no probe: the model is %s (curves: %s; augmentations: %s).\n' \
+	  "$(DATASET)" $(OUT)/simclr.ssl $(OUT)/curves.png $(OUT)/preview.png | tee $(OUT)/report.md
+endif
 
 $(OUT)/.dir:
 	@mkdir -p $(OUT) && touch $@
 
 # a small labelled set for ssl-train's online kNN monitor
 $(OUT)/monitor.images: | $(OUT)/.dir
-	$(D) --quiet $(DECODE_FLAGS) --labels 100-per-class --seed $(SEED) $(TEST_INPUT) > $@ 2> $@.log
+	$(D) --quiet $(DECODE_FLAGS) --labels 100-per-class --seed $(SEED) $(MONITOR_INPUT) > $@ 2> $@.log
 
 $(OUT)/preview.png: | $(OUT)/.dir
-	$(D) --quiet $(DECODE_FLAGS) --limit 8 $(TRAIN_INPUT) | $(A) --recipe $(RECIPE) --seed $(SEED) --views 6 \
+	$(D) --quiet $(DECODE_FLAGS) --limit 8 $(TRAIN_INPUT) | $(A) --recipe $(RECIPE) $(AUGMENT_FLAGS) --seed $(SEED) --views 6 \
 	  --preview $@ > /dev/null 2> $@.log
 
-$(OUT)/simclr.ssl: $(OUT)/monitor.images | $(OUT)/.dir
+$(OUT)/simclr.ssl: $(MONITOR_DEP) | $(OUT)/.dir
 	@echo "== pre-training $(ARCH) width $(WIDTH), $(EPOCHS) epochs (log: $@.log)"
 	@start=$$(date +%s); \
-	$(D) --quiet $(DECODE_FLAGS) --shuffle --seed $(SEED) --epochs $(EPOCHS) $(TRAIN_INPUT) \
-	  | $(A) --recipe $(RECIPE) --seed $(SEED) --threads 1 \
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_SELECT) --shuffle --seed $(SEED) --epochs $(EPOCHS) $(TRAIN_INPUT) \
+	  | $(A) --recipe $(RECIPE) $(AUGMENT_FLAGS) --seed $(SEED) --threads 1 \
 	  | $(T) $(TRAIN_FLAGS) --progress --log $(OUT)/train.tsv --plot $(OUT)/curves.png \
-	      --monitor $(OUT)/monitor.images -o $@ 2> >(tee $@.log >&2); \
+	      $(MONITOR_FLAGS) -o $@ 2> >(tee $@.log >&2); \
 	echo $$(( $$(date +%s) - start )) > $(OUT)/train-seconds.txt
 
 $(OUT)/random.ssl: | $(OUT)/.dir
 	$(T) --steps 0 --input-size $(INPUT_SIZE) $(TRAIN_FLAGS) -o $@ 2> $@.log
 
 $(OUT)/%-train.emb: $(OUT)/%.ssl
-	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_SELECT) $(TRAIN_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
 
 $(OUT)/%-test.emb: $(OUT)/%.ssl
-	$(D) --quiet $(DECODE_FLAGS) $(TEST_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
+	$(D) --quiet $(DECODE_FLAGS) $(TEST_SELECT) $(TEST_INPUT) | $(E) -m $< --threads $(THREADS) > $@ 2> $@.log
 
 $(OUT)/%-map.png: $(OUT)/%-test.emb
 	$(PLOT) embed $< -o $@ 2> $@.log
