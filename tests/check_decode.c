@@ -620,6 +620,17 @@ off_free(OffFixture *f)
 		free(f->bufs[i]);
 }
 
+/* Writes the members as a tar.gz, or as files under a folder, and frees them. */
+static void
+off_write(OffFixture *f, const char *path, int folder)
+{
+	if (folder)
+		tw_folder(path, f->m, f->n);
+	else
+		tw_archive(path, "tar", "gz", f->m, f->n);
+	off_free(f);
+}
+
 /* Decodes path with the split (NULL: default) and coarse; NULL and the
  * error in err when dataset_add or dataset_finish fails. */
 static Dataset *
@@ -663,11 +674,7 @@ START_TEST(test_official_cifar)
 	const char *p100 = tu_path(_i ? "off100" : "cifar-100-binary.tar.gz");
 	Dataset *d;
 	off_cifar10(&f);
-	if (_i)
-		tw_folder(p10, f.m, f.n);
-	else
-		tw_archive(p10, "tar", "gz", f.m, f.n);
-	off_free(&f);
+	off_write(&f, p10, _i);
 	/* default split: train, the five batches in order */
 	d = off_ok(p10, NULL, 0);
 	ck_assert_int_eq(dataset_count(d), 5);
@@ -692,11 +699,7 @@ START_TEST(test_official_cifar)
 	off_fails(p10, "unlabeled", "--split unlabeled: CIFAR-10 has the splits train, test");
 
 	off_cifar100(&f);
-	if (_i)
-		tw_folder(p100, f.m, f.n);
-	else
-		tw_archive(p100, "tar", "gz", f.m, f.n);
-	off_free(&f);
+	off_write(&f, p100, _i);
 	d = off_ok(p100, NULL, 0);   /* fine labels */
 	ck_assert_int_eq(dataset_count(d), 3);
 	ck_assert_int_eq(dataset_nclasses(d), 100);
@@ -718,8 +721,7 @@ START_TEST(test_official_stl10)
 	const char *p = tu_path("stl10_binary.tar.gz");
 	Dataset *d;
 	off_stl10(&f);
-	tw_archive(p, "tar", "gz", f.m, f.n);
-	off_free(&f);
+	off_write(&f, p, 0);
 	d = off_ok(p, NULL, 0);   /* train */
 	ck_assert_int_eq(dataset_count(d), 2);
 	ck_assert_str_eq(dataset_classes(d)[4], "s4");
@@ -862,8 +864,7 @@ START_TEST(test_tool_official)
 	TuResult r;
 	const char *p = tu_path("t-stl10_binary.tar.gz");
 	off_stl10(&f);
-	tw_archive(p, "tar", "gz", f.m, f.n);
-	off_free(&f);
+	off_write(&f, p, 0);
 	tu_run(&r, "ssl-decode --split train+unlabeled '%s' | ssl-info", p);
 	ck_assert_msg(r.status == 0, "%s", r.err);
 	tu_assert_has(r.out, "records: 5\n");
