@@ -629,8 +629,8 @@ static int
 official_refuse_other(Dataset *d, const char *path, const char *member)
 {
 	for (size_t i = 0; i < sizeof off_other / sizeof off_other[0]; i++) {
-		size_t n = strlen(off_other[i][0]);
-		if (strncmp(member, off_other[i][0], n) == 0 || strncmp(member, off_other[i][0], n - 1) == 0)
+		size_t n = strlen(off_other[i][0]) - 1;   /* the folder, or a member inside it */
+		if (strncmp(member, off_other[i][0], n) == 0 && (member[n] == '\0' || member[n] == '/'))
 			return fail(d, "%s: %s is from %s; ssl-decode reads the binary version, %s", path, member,
 			            off_other[i][1], off_other[i][2]);
 	}
