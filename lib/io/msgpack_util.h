@@ -70,6 +70,9 @@ int mpu_get_str(const msgpack_object *o, char *buf, size_t len);
 /* A str without NUL bytes as a fresh C string (xmalloc), or NULL. */
 char *mpu_strdup(const msgpack_object *o);
 
+/* What a value is, for messages: "a map", "an integer", ... */
+const char *mpu_type_name(msgpack_object_type t);
+
 /* A C string as a msgpack str; nonzero on a packer error. Bytes that are
  * not valid UTF-8 go out as \xHH (str_utf8_escape). */
 int mpu_pack_str(msgpack_packer *pk, const char *s);

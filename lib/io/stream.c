@@ -823,8 +823,12 @@ decode_record(StreamReader *r, const msgpack_object *o, Record *rec)
 		return -1;
 	}
 	if (source) {
-		if (source->type != MSGPACK_OBJECT_STR || memchr(source->via.str.ptr, '\0', source->via.str.size)) {
-			rerr(r, "record %lld%s: source must be a string without NUL bytes", recno, idbuf);
+		if (source->type != MSGPACK_OBJECT_STR) {
+			rerr(r, "record %lld%s: source must be a string, not %s", recno, idbuf, mpu_type_name(source->type));
+			return -1;
+		}
+		if (memchr(source->via.str.ptr, '\0', source->via.str.size)) {
+			rerr(r, "record %lld%s: source holds a NUL byte", recno, idbuf);
 			return -1;
 		}
 		if (r->srccap < (size_t)source->via.str.size + 1) {
