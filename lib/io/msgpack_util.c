@@ -202,6 +202,11 @@ mpu_strdup(const msgpack_object *o)
 	s = xmalloc((size_t)o->via.str.size + 1);
 	memcpy(s, o->via.str.ptr, o->via.str.size);
 	s[o->via.str.size] = '\0';
+	if (!utf8_valid(s, o->via.str.size)) {   /* read as written: stray bytes as \xHH */
+		char *e = str_utf8_escape(s);
+		free(s);
+		s = e;
+	}
 	return s;
 }
 
