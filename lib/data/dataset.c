@@ -1475,7 +1475,11 @@ read_idx(Dataset *d, const char *path)
 		free(buf);
 		return fail(d, "%s: IDX images have %lld channels, expected 1 or 3", path, (long long)c);
 	}
-	if (h < 1 || w < 1 || h > IMAGE_MAX_SIDE || w > IMAGE_MAX_SIDE || h * w > d->opt.max_pixels) {
+	if (h < 1 || w < 1) {
+		free(buf);
+		return fail(d, "%s: IDX images are %lldx%lld: a zero dimension", path, (long long)h, (long long)w);
+	}
+	if (h > IMAGE_MAX_SIDE || w > IMAGE_MAX_SIDE || h * w > d->opt.max_pixels) {
 		free(buf);
 		return fail(d, "%s: IDX images are %lldx%lld, over the limit", path, (long long)h, (long long)w);
 	}

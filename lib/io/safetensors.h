@@ -75,8 +75,9 @@ const char *safetensors_dtype_name(StDType d);       /* "F32" */
 int         safetensors_dtype_parse(const char *s, StDType *out); /* -1 if unknown */
 size_t      safetensors_dtype_size(StDType d);       /* bytes per element */
 
-/* 1 when the file starts as a safetensors file does (a header length in
- * range, then '{'), else 0 (a checkpoint, say, or unreadable). */
+/* 1 when the file starts as a safetensors file does (an 8-byte header
+ * length of at least 2, then '{'; an absurd length is for safetensors_open
+ * to name), else 0 (a checkpoint, say, or unreadable). */
 int  safetensors_sniff(const char *path);
 /* Reads and checks a whole file. On failure st is empty (safe to free). */
 int  safetensors_open(SafeTensors *st, const char *path, char *err, size_t errlen);
