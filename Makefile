@@ -219,3 +219,18 @@ bench-bf16: $(BUILD)/bench/bench_bf16_gemm
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
 	  taskset -c 1 $(BUILD)/bench/bench_bf16_gemm $(BENCH_ARGS)
 # ---- end bench-bf16 ----
+
+# ---- fuzz corpora in make check (issue 19) ----
+# Each harness is linked with fuzz/replay.c (no fuzzing engine), with the
+# compiler and sanitizers of this build, and tests/check-fuzz-corpus.sh
+# replays fuzz/corpus/<name>/ through it: the reproducers of every bug the
+# fuzzers or hostile inputs found, in seconds.
+REPLAY_DIR := $(BUILD)/fuzz-replay
+REPLAY_BIN := $(FUZZ_SRC:fuzz/fuzz_%.c=$(REPLAY_DIR)/replay_%)
+$(REPLAY_DIR)/%.o: fuzz/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(REPLAY_DIR)/replay_%: $(REPLAY_DIR)/fuzz_%.o $(REPLAY_DIR)/replay.o $(LIBA)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(REPLAY_DIR)/replay.o $(LIBA) $(LIBS)
+test: $(REPLAY_BIN)
+# ---- end fuzz corpora ----

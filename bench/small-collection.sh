@@ -41,7 +41,7 @@ for n in $SIZES; do
 		[ "$t" = default ] || extra="--min-tail $t"
 		make -s -f pipelines/cifar10.mk BIN="$BIN" RUN="$run" DATA="$DATA" EPOCHS="$EPOCHS" BATCH=128 \
 			THREADS="$THREADS" PROBE_LABELS= EXTRA_TRAIN="$extra" \
-			TRAIN_DECODE_FLAGS="--labels $per-per-class --limit $n" runs/"$run"/report.md >/dev/null
+			TRAIN_SELECT="--labels $per-per-class --limit $n" runs/"$run"/report.md >/dev/null
 		out=runs/$run
 		mon=$(grep -o 'before training [0-9.]*%, after the first epoch [0-9.]*%, at the end (step [0-9]*) [0-9.]*%' \
 			"$out/simclr.ssl.log" | sed 's/before training //; s/after the first epoch //; s/at the end //' || true)

@@ -76,8 +76,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(conv);
 	free(im.data);
 
-	/* and image_load itself, to a fixed size */
-	if (image_load(data, size, MAX_PIXELS, 3, 7, 5, &im, err, sizeof err) == 0) {
+	/* and image_load itself, to a fixed size, in each fit mode (by the input size) */
+	if (image_load(data, size, MAX_PIXELS, 3, 7, 5, (ImageFit)(size % IMAGE_FIT_N), &im, err, sizeof err) == 0) {
 		CHECK(im.h == 7 && im.w == 5 && im.c == 3);
 		(void)fnv(im.data, 7 * 5 * 3);
 		free(im.data);

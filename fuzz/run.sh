@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs each libFuzzer harness for a while on its seed corpus and reports
+# Runs each libFuzzer harness for a while on its seed corpora (make_corpus's
+# and the committed fuzz/corpus/<name>; new units go to FUZZDIR/corpus) and reports
 # executions, coverage (cov: edges, ft: features) and the verdict.
 # usage: fuzz/run.sh FUZZDIR SECONDS HARNESS...
 # Environment: FUZZ_FLAGS, extra libFuzzer flags for every harness.
@@ -19,12 +20,15 @@ for bin in "$@"; do
 	log=$dir/logs/$name.log
 	dict=
 	[ -f "fuzz/$name.dict" ] && dict=-dict=fuzz/$name.dict
-	mkdir -p "$dir/corpus/$name"
+	# the committed corpus (reproducers included; make check replays it) seeds too
+	committed=
+	[ -d "fuzz/corpus/$name" ] && committed=fuzz/corpus/$name
+	mkdir -p "$dir/corpus/$name" "$dir/seeds/$name"
 	# -malloc_limit_mb: a single allocation over 256 MiB from inputs of a
 	# few KiB is a bug (a size taken from a header on trust).
 	nice -n 19 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
 		-print_final_stats=1 -artifact_prefix="$dir/artifacts/$name-" $dict ${FUZZ_FLAGS:-} \
-		"$dir/corpus/$name" "$dir/seeds/$name" >"$log" 2>&1
+		"$dir/corpus/$name" "$dir/seeds/$name" $committed >"$log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
 	last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)

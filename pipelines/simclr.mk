@@ -45,9 +45,6 @@ EXTRA_TRAIN ?=
 PROBE_LABELS ?= 1% 10%
 # e.g. DECODE_FLAGS='--limit 2000' for a smoke run on part of the data
 DECODE_FLAGS ?=
-# the training split only (pre-training, and the probes' training
-# features), e.g. '--labels 300-per-class --limit 2945' for a small collection
-TRAIN_DECODE_FLAGS ?=
 # PRECISE_BN=1: ssl-encode first recomputes the BatchNorm statistics over the
 # un-augmented training images (--precise-bn), for SimCLR and random init alike;
 # PRECISE_BN_FLAGS picks fewer, e.g. '--labels 500-per-class'
@@ -55,6 +52,16 @@ PRECISE_BN       ?=
 PRECISE_BN_FLAGS ?=
 BN_IMAGES    := $(if $(PRECISE_BN),$(OUT)/bn.images)
 ENCODE_FLAGS := $(if $(PRECISE_BN),--precise-bn $(OUT)/bn.images)
+# ssl-decode selections of the train and test images (pipelines/images.mk
+# splits one input with --labels / --labels-complement; a small collection:
+# TRAIN_SELECT='--labels 300-per-class --limit 2945'), ssl-augment flags
+TRAIN_SELECT  ?=
+TEST_SELECT   ?=
+AUGMENT_FLAGS ?=
+# ssl-train's online kNN monitor: 100 labelled images per class of this input
+MONITOR_INPUT ?= $(TEST_INPUT)
+# PROBE=0: no labels, nothing to probe; the run ends with the model
+PROBE ?= 1
 
 D := $(BIN)/ssl-decode
 A := $(BIN)/ssl-augment
@@ -74,31 +81,39 @@ PROBES := linear knn $(foreach l,$(PROBE_LABELS),linear-$(subst %,pct,$(l)))
 .PHONY: all report clean-run
 all: report
 
+ifeq ($(PROBE),1)
 report: $(OUT)/report.md
 	@cat $(OUT)/table.txt
+MONITOR_FLAGS = --monitor $(OUT)/monitor.images
+MONITOR_DEP   = $(OUT)/monitor.images
+else
+report: $(OUT)/simclr.ssl $(OUT)/preview.png
+	@printf '# SimCLR on %s\n\nNo labels, so no probe: the model is %s (curves: %s; augmentations: %s).\n' \
+	  "$(DATASET)" $(OUT)/simclr.ssl $(OUT)/curves.png $(OUT)/preview.png | tee $(OUT)/report.md
+endif
 
 $(OUT)/.dir:
 	@mkdir -p $(OUT) && touch $@
 
 # a small labelled set for ssl-train's online kNN monitor
 $(OUT)/monitor.images: | $(OUT)/.dir
-	$(D) --quiet $(DECODE_FLAGS) --labels 100-per-class --seed $(SEED) $(TEST_INPUT) > $@ 2> $@.log
+	$(D) --quiet $(DECODE_FLAGS) --labels 100-per-class --seed $(SEED) $(MONITOR_INPUT) > $@ 2> $@.log
 
 $(OUT)/preview.png: | $(OUT)/.dir
-	$(D) --quiet $(DECODE_FLAGS) --limit 8 $(TRAIN_INPUT) | $(A) --recipe $(RECIPE) --seed $(SEED) --views 6 \
+	$(D) --quiet $(DECODE_FLAGS) --limit 8 $(TRAIN_INPUT) | $(A) --recipe $(RECIPE) $(AUGMENT_FLAGS) --seed $(SEED) --views 6 \
 	  --preview $@ > /dev/null 2> $@.log
 
 # With BUDGET, ssl-train stops before the input ends, and ssl-decode and
 # ssl-augment die of SIGPIPE (status 141, no message): only ssl-train's
 # status counts then.
-$(OUT)/simclr.ssl: $(OUT)/monitor.images | $(OUT)/.dir
+$(OUT)/simclr.ssl: $(MONITOR_DEP) | $(OUT)/.dir
 	@echo "== pre-training $(ARCH) width $(WIDTH), $(if $(BUDGET),for $(BUDGET),$(EPOCHS) epochs) (log: $@.log)"
 	@start=$$(date +%s); set +o pipefail; \
-	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) --shuffle --seed $(SEED) \
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_SELECT) --shuffle --seed $(SEED) \
 	    --epochs $(if $(BUDGET),$(BUDGET_MAX_EPOCHS),$(EPOCHS)) $(TRAIN_INPUT) \
-	  | $(A) --recipe $(RECIPE) --seed $(SEED) --threads 1 \
+	  | $(A) --recipe $(RECIPE) $(AUGMENT_FLAGS) --seed $(SEED) --threads 1 \
 	  | $(T) $(TRAIN_FLAGS) $(if $(BUDGET),--budget $(BUDGET)) --progress --log $(OUT)/train.tsv \
-	      --plot $(OUT)/curves.png --monitor $(OUT)/monitor.images -o $@ 2> >(tee $@.log >&2); \
+	      --plot $(OUT)/curves.png $(MONITOR_FLAGS) -o $@ 2> >(tee $@.log >&2); \
 	s=("$${PIPESTATUS[@]}"); \
 	for i in 0 1; do [ "$${s[$$i]}" = 0 ] || { [ -n "$(BUDGET)" ] && [ "$${s[$$i]}" = 141 ]; } || exit "$${s[$$i]}"; done; \
 	[ "$${s[2]}" = 0 ] || exit "$${s[2]}"; \
@@ -108,14 +123,14 @@ $(OUT)/random.ssl: | $(OUT)/.dir
 	$(T) --steps 0 --input-size $(INPUT_SIZE) $(TRAIN_FLAGS) -o $@ 2> $@.log
 
 $(OUT)/bn.images: | $(OUT)/.dir
-	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) $(PRECISE_BN_FLAGS) $(TRAIN_INPUT) > $@ 2> $@.log
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_SELECT) $(PRECISE_BN_FLAGS) $(TRAIN_INPUT) > $@ 2> $@.log
 
 $(OUT)/%-train.emb: $(OUT)/%.ssl $(BN_IMAGES)
-	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_DECODE_FLAGS) $(TRAIN_INPUT) \
+	$(D) --quiet $(DECODE_FLAGS) $(TRAIN_SELECT) $(TRAIN_INPUT) \
 	  | $(E) -m $< --threads $(THREADS) $(ENCODE_FLAGS) > $@ 2> $@.log
 
 $(OUT)/%-test.emb: $(OUT)/%.ssl $(BN_IMAGES)
-	$(D) --quiet $(DECODE_FLAGS) $(TEST_INPUT) | $(E) -m $< --threads $(THREADS) $(ENCODE_FLAGS) > $@ 2> $@.log
+	$(D) --quiet $(DECODE_FLAGS) $(TEST_SELECT) $(TEST_INPUT) | $(E) -m $< --threads $(THREADS) $(ENCODE_FLAGS) > $@ 2> $@.log
 
 $(OUT)/%-map.png: $(OUT)/%-test.emb
 	$(PLOT) embed $< -o $@ 2> $@.log

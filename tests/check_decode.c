@@ -267,6 +267,26 @@ START_TEST(test_sizes_channels_limits)
 		ck_assert_mem_eq(dataset_sample(d, 0)->pixels, g34, 12);
 	}
 	dataset_free(d);
+	/* --fit crop and pad: each image as image_fit makes it (6x8 and 10x8 to 4x4) */
+	for (int fit = IMAGE_FIT_CROP; fit <= IMAGE_FIT_PAD; fit++) {
+		uint8_t g[10 * W], want[16];
+		o.height = o.width = 4;
+		o.fit = fit;
+		d = dataset_new(&o);
+		ck_assert_int_eq(dataset_add(d, tu_path("sizes.tar")), 0);
+		ck_assert_int_eq(dataset_finish(d), 0);
+		image_convert_channels(g, 1, b, 3, 10 * W);
+		image_fit(want, 4, 4, g, 10, W, 1, (ImageFit)fit, NULL);
+		ck_assert_mem_eq(dataset_sample(d, 1)->pixels, want, 16);   /* c/y.png */
+		image_convert_channels(g, 1, a, 3, H * W);
+		image_fit(want, 4, 4, g, H, W, 1, (ImageFit)fit, NULL);
+		ck_assert_mem_eq(dataset_sample(d, 0)->pixels, want, 16);
+		if (fit == IMAGE_FIT_PAD)   /* 6x8 fits as 3x4: the last row is black */
+			for (int x = 0; x < 4; x++)
+				ck_assert_int_eq(want[12 + x], 0);
+		dataset_free(d);
+	}
+	o.fit = IMAGE_FIT_STRETCH;
 	/* the pixel limit skips big images with a warning */
 	DatasetOptions lim = { .max_pixels = H * W, .warn = collect_warning, .ctx = &w };
 	d = dataset_new(&lim);
@@ -434,6 +454,20 @@ START_TEST(test_cifar)
 				ck_assert_int_eq(s->pixels[3 * p + k], (uint8_t)(k * 50 + (k * 1024 + p) % 7 + i));
 	}
 	dataset_free(d);
+	/* blocks fit too: 32x32 padded into 8x16 is 8x8 in columns 4..11 */
+	o.height = 8;
+	o.width = 16;
+	o.fit = IMAGE_FIT_PAD;
+	d = dataset_new(&o);
+	ck_assert_int_eq(dataset_add(d, tu_path("cifar/data_batch_1.bin")), 0);
+	ck_assert_int_eq(dataset_finish(d), 0);
+	for (int y = 0; y < 8; y++)
+		for (int x = 0; x < 16; x++) {
+			const uint8_t *px = dataset_sample(d, 0)->pixels + (y * 16 + x) * 3;
+			ck_assert_int_eq(px[0] == 0 && px[1] == 0 && px[2] == 0, x < 4 || x >= 12);
+		}
+	dataset_free(d);
+	memset(&o, 0, sizeof o);
 	/* CIFAR-100: fine labels by default, coarse on request; numeric names */
 	d = dataset_new(&o);
 	ck_assert_int_eq(dataset_add(d, tu_path("cifar/train.bin")), 0);
@@ -455,6 +489,397 @@ START_TEST(test_cifar)
 	ck_assert_int_eq(dataset_add(d, tu_path("cifar/test_batch.bin")), -1);
 	ck_assert_ptr_nonnull(strstr(dataset_error(d), "not a whole number of CIFAR-10 records"));
 	dataset_free(d);
+}
+END_TEST
+
+/* ---- the official CIFAR-10, CIFAR-100 and STL-10 archives ---- */
+
+enum { STL = 96, STL_REC = 3 * STL * STL };
+#define TEN_NAMES "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n"
+
+/* The members of tiny archives in the official layouts (a few records each). */
+typedef struct {
+	TwMember m[16];
+	int      n;
+	uint8_t *bufs[16];
+	int      nbufs;
+} OffFixture;
+
+static const uint8_t *
+off_add(OffFixture *f, const char *path, uint8_t *data, size_t len)
+{
+	if (data)
+		f->bufs[f->nbufs++] = data;
+	f->m[f->n++] = (TwMember){ path, data, len };
+	return data;
+}
+
+/* n CIFAR records of rec bytes; record i has label bytes (first, i) and
+ * pixel k = (k / 1024) * 60 + i + seed. */
+static uint8_t *
+cifar_recs(int n, int rec, int first, int seed)
+{
+	uint8_t *b = malloc((size_t)n * (size_t)rec);
+	ck_assert_ptr_nonnull(b);
+	for (int i = 0; i < n; i++) {
+		uint8_t *r = b + (size_t)i * (size_t)rec;
+		r[0] = (uint8_t)(first + i);
+		if (rec == 3074)
+			r[1] = (uint8_t)(90 + i);
+		for (int k = 0; k < 3072; k++)
+			r[rec - 3072 + k] = (uint8_t)(k / 1024 * 60 + i + seed);
+	}
+	return b;
+}
+
+static uint8_t *
+names_text(const char *prefix, int n, size_t *len)
+{
+	char *t = malloc((size_t)n * 16 + 2);
+	size_t o = 0;
+	ck_assert_ptr_nonnull(t);
+	for (int i = 0; i < n; i++)
+		o += (size_t)sprintf(t + o, "%s%d\n", prefix, i);
+	t[o++] = '\n';   /* the official files end in blank lines */
+	*len = o;
+	return (uint8_t *)t;
+}
+
+/* n STL-10 images, column-major per channel plane; image i has value
+ * 10 * (i + 1) + ch at (row 2, column 5) of channel ch, and 0 elsewhere. */
+static uint8_t *
+stl_images(int n)
+{
+	uint8_t *b = calloc((size_t)n, STL_REC);
+	ck_assert_ptr_nonnull(b);
+	for (int i = 0; i < n; i++)
+		for (int ch = 0; ch < 3; ch++)
+			b[(size_t)i * STL_REC + (size_t)ch * STL * STL + 5 * STL + 2] = (uint8_t)(10 * (i + 1) + ch);
+	return b;
+}
+
+static uint8_t *
+dup_bytes(const char *s, size_t n)
+{
+	uint8_t *b = malloc(n);
+	ck_assert_ptr_nonnull(b);
+	memcpy(b, s, n);
+	return b;
+}
+
+static void
+off_cifar10(OffFixture *f)
+{
+	static const char *const batches[] = {
+		"cifar-10-batches-bin/data_batch_1.bin", "cifar-10-batches-bin/data_batch_2.bin",
+		"cifar-10-batches-bin/data_batch_3.bin", "cifar-10-batches-bin/data_batch_4.bin",
+		"cifar-10-batches-bin/data_batch_5.bin",
+	};
+	size_t len;
+	uint8_t *names = names_text("c", 10, &len);
+	memset(f, 0, sizeof *f);
+	off_add(f, "cifar-10-batches-bin", NULL, 0);
+	off_add(f, "cifar-10-batches-bin/test_batch.bin", cifar_recs(2, 3073, 7, 100), 2 * 3073);
+	for (int b = 0; b < 5; b++)   /* batch b: one record, label b */
+		off_add(f, batches[b], cifar_recs(1, 3073, b, b), 3073);
+	off_add(f, "cifar-10-batches-bin/batches.meta.txt", names, len);
+	off_add(f, "cifar-10-batches-bin/readme.html", dup_bytes("<html>", 6), 6);
+}
+
+static void
+off_cifar100(OffFixture *f)
+{
+	size_t fl, cl;
+	uint8_t *fine = names_text("f", 100, &fl), *coarse = names_text("k", 20, &cl);
+	memset(f, 0, sizeof *f);
+	off_add(f, "cifar-100-binary/coarse_label_names.txt", coarse, cl);
+	off_add(f, "cifar-100-binary/fine_label_names.txt", fine, fl);
+	off_add(f, "cifar-100-binary/test.bin", cifar_recs(1, 3074, 19, 0), 3074);
+	off_add(f, "cifar-100-binary/train.bin", cifar_recs(3, 3074, 4, 0), 3 * 3074);
+}
+
+static void
+off_stl10(OffFixture *f)
+{
+	size_t len;
+	uint8_t *names = names_text("s", 10, &len);
+	memset(f, 0, sizeof *f);
+	off_add(f, "stl10_binary/class_names.txt", names, len);
+	off_add(f, "stl10_binary/fold_indices.txt", dup_bytes("0 1\n", 4), 4);
+	off_add(f, "stl10_binary/test_X.bin", stl_images(1), STL_REC);
+	off_add(f, "stl10_binary/test_y.bin", dup_bytes("\x0a", 1), 1);
+	off_add(f, "stl10_binary/train_X.bin", stl_images(2), 2 * STL_REC);
+	off_add(f, "stl10_binary/train_y.bin", dup_bytes("\x01\x05", 2), 2);
+	off_add(f, "stl10_binary/unlabeled_X.bin", stl_images(3), 3 * STL_REC);
+}
+
+static void
+off_free(OffFixture *f)
+{
+	for (int i = 0; i < f->nbufs; i++)
+		free(f->bufs[i]);
+}
+
+/* Writes the members as a tar.gz, or as files under a folder, and frees them. */
+static void
+off_write(OffFixture *f, const char *path, int folder)
+{
+	if (folder)
+		tw_folder(path, f->m, f->n);
+	else
+		tw_archive(path, "tar", "gz", f->m, f->n);
+	off_free(f);
+}
+
+/* Decodes path with the split (NULL: default) and coarse; NULL and the
+ * error in err when dataset_add or dataset_finish fails. */
+static Dataset *
+off_decode(const char *path, const char *split, int coarse, char *err, size_t errlen)
+{
+	DatasetOptions o = { .split = split, .coarse = coarse };
+	Dataset *d = dataset_new(&o);
+	if (dataset_add(d, path) < 0 || dataset_finish(d) < 0) {
+		snprintf(err, errlen, "%s", dataset_error(d));
+		dataset_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+static Dataset *
+off_ok(const char *path, const char *split, int coarse)
+{
+	char err[1024];
+	Dataset *d = off_decode(path, split, coarse, err, sizeof err);
+	ck_assert_msg(d != NULL, "%s --split %s: %s", path, split ? split : "(default)", err);
+	return d;
+}
+
+static void
+off_fails(const char *path, const char *split, const char *needle)
+{
+	char err[1024] = "";
+	Dataset *d = off_decode(path, split, 0, err, sizeof err);
+	ck_assert_msg(d == NULL, "%s: decoded, expected '%s'", path, needle);
+	tu_assert_has(err, needle);
+	ck_assert_msg(!strchr(err, '\n'), "not one line: %s", err);
+}
+
+/* _i: 0 a tar.gz as downloaded, 1 the same extracted into a folder */
+START_TEST(test_official_cifar)
+{
+	OffFixture f;
+	char buf[64];
+	const char *p10 = tu_path(_i ? "off10" : "cifar-10-binary.tar.gz");
+	const char *p100 = tu_path(_i ? "off100" : "cifar-100-binary.tar.gz");
+	Dataset *d;
+	off_cifar10(&f);
+	off_write(&f, p10, _i);
+	/* default split: train, the five batches in order */
+	d = off_ok(p10, NULL, 0);
+	ck_assert_int_eq(dataset_count(d), 5);
+	ck_assert_int_eq(dataset_nclasses(d), 10);
+	ck_assert_str_eq(dataset_classes(d)[9], "c9");
+	for (int b = 0; b < 5; b++) {
+		const Sample *s = dataset_sample(d, b);
+		ck_assert_int_eq(s->label, b);
+		ck_assert_int_eq(s->h * 100 + s->w * 10 + s->c, 32 * 100 + 320 + 3);
+		/* pixel 77: R, G, B from the three planes */
+		ck_assert_int_eq(s->pixels[3 * 77 + 0], b);
+		ck_assert_int_eq(s->pixels[3 * 77 + 2], 120 + b);
+	}
+	ck_assert_str_eq(dataset_source(d, 2, buf, sizeof buf), "data_batch_3.bin#0");
+	dataset_free(d);
+	d = off_ok(p10, "test", 0);
+	ck_assert_int_eq(dataset_count(d), 2);
+	ck_assert_int_eq(dataset_sample(d, 1)->label, 8);
+	ck_assert_int_eq(dataset_sample(d, 1)->pixels[3 * 5 + 1], 60 + 1 + 100);
+	ck_assert_str_eq(dataset_source(d, 1, buf, sizeof buf), "test_batch.bin#1");
+	dataset_free(d);
+	off_fails(p10, "unlabeled", "--split unlabeled: CIFAR-10 has the splits train, test");
+
+	off_cifar100(&f);
+	off_write(&f, p100, _i);
+	d = off_ok(p100, NULL, 0);   /* fine labels */
+	ck_assert_int_eq(dataset_count(d), 3);
+	ck_assert_int_eq(dataset_nclasses(d), 100);
+	ck_assert_int_eq(dataset_sample(d, 2)->label, 92);
+	ck_assert_str_eq(dataset_classes(d)[92], "f92");
+	dataset_free(d);
+	d = off_ok(p100, "test", 1);   /* coarse labels */
+	ck_assert_int_eq(dataset_count(d), 1);
+	ck_assert_int_eq(dataset_nclasses(d), 20);
+	ck_assert_int_eq(dataset_sample(d, 0)->label, 19);
+	ck_assert_str_eq(dataset_classes(d)[19], "k19");
+	dataset_free(d);
+}
+END_TEST
+
+START_TEST(test_official_stl10)
+{
+	OffFixture f;
+	const char *p = tu_path("stl10_binary.tar.gz");
+	Dataset *d;
+	off_stl10(&f);
+	off_write(&f, p, 0);
+	d = off_ok(p, NULL, 0);   /* train */
+	ck_assert_int_eq(dataset_count(d), 2);
+	ck_assert_str_eq(dataset_classes(d)[4], "s4");
+	for (int i = 0; i < 2; i++) {
+		const Sample *s = dataset_sample(d, i);
+		ck_assert_int_eq(s->label, i ? 4 : 0);   /* the files count from 1 */
+		ck_assert_int_eq(s->h * 1000 + s->w * 10 + s->c, 96 * 1000 + 960 + 3);
+		for (int ch = 0; ch < 3; ch++) {
+			/* column-major: byte 5 * 96 + 2 of a plane is row 2, column 5 */
+			ck_assert_int_eq(s->pixels[(2 * STL + 5) * 3 + ch], 10 * (i + 1) + ch);
+			ck_assert_int_eq(s->pixels[(5 * STL + 2) * 3 + ch], 0);
+		}
+	}
+	dataset_free(d);
+	d = off_ok(p, "test", 0);
+	ck_assert_int_eq(dataset_count(d), 1);
+	ck_assert_int_eq(dataset_sample(d, 0)->label, 9);
+	dataset_free(d);
+	d = off_ok(p, "unlabeled", 0);
+	ck_assert_int_eq(dataset_count(d), 3);
+	ck_assert_int_eq(dataset_nclasses(d), 10);
+	ck_assert_int_eq(dataset_sample(d, 2)->label, -1);
+	ck_assert_int_eq(dataset_sample(d, 2)->pixels[(2 * STL + 5) * 3], 30);
+	dataset_free(d);
+	d = off_ok(p, "train+unlabeled", 0);   /* train first, then unlabeled */
+	ck_assert_int_eq(dataset_count(d), 5);
+	ck_assert_int_eq(dataset_sample(d, 1)->label, 4);
+	ck_assert_int_eq(dataset_sample(d, 2)->label, -1);
+	dataset_free(d);
+}
+END_TEST
+
+/* Archives of another or a broken layout: one line naming what is wrong. */
+START_TEST(test_official_bad_layouts)
+{
+	OffFixture f;
+	TwMember m[4];
+	uint8_t *rec = cifar_recs(1, 3073, 1, 0), *img = stl_images(1);
+	TwBuf png;
+	uint8_t px[H * W * 3];
+	const char *p;
+	char err[1024];
+	Dataset *d;
+	/* a CIFAR-10 archive without its test batch: train still decodes */
+	off_cifar10(&f);
+	f.m[1] = f.m[--f.n];   /* drops test_batch.bin */
+	p = tu_path("no-test.tar.gz");
+	tw_archive(p, "tar", "gz", f.m, f.n);
+	off_free(&f);
+	dataset_free(off_ok(p, "train", 0));
+	off_fails(p, "test", "not a whole CIFAR-10 archive (cifar-10-binary.tar.gz): no cifar-10-batches-bin/test_batch.bin");
+	/* data without class names */
+	m[0] = (TwMember){ "cifar-10-batches-bin/test_batch.bin", rec, 3073 };
+	p = tu_path("no-meta.tar");
+	tw_archive(p, "tar", NULL, m, 1);
+	off_fails(p, "test", "no cifar-10-batches-bin/batches.meta.txt");
+	/* the Python version */
+	m[0] = (TwMember){ "cifar-10-batches-py/data_batch_1", rec, 3073 };
+	p = tu_path("cifar-10-python.tar.gz");
+	tw_archive(p, "tar", "gz", m, 1);
+	off_fails(p, NULL, "cifar-10-batches-py/data_batch_1 is from the Python version of CIFAR-10; ssl-decode reads "
+	                   "the binary version, cifar-10-binary.tar.gz");
+	/* a record cut short, labels that do not match, names of another count */
+	m[0] = (TwMember){ "cifar-10-batches-bin/test_batch.bin", rec, 3000 };
+	m[1] = (TwMember){ "cifar-10-batches-bin/batches.meta.txt", (const uint8_t *)TEN_NAMES, strlen(TEN_NAMES) };
+	p = tu_path("short.zip");
+	tw_archive(p, "zip", NULL, m, 2);
+	off_fails(p, "test", "test_batch.bin: 3000 bytes is not a whole number of CIFAR-10 records");
+	m[0].len = 3073;
+	m[1].len = 4;   /* "a\nb\n" */
+	p = tu_path("names.zip");
+	tw_archive(p, "zip", NULL, m, 2);
+	off_fails(p, "test", "batches.meta.txt: 2 class names, expected 10");
+	m[0] = (TwMember){ "stl10_binary/test_X.bin", img, STL_REC };
+	m[1] = (TwMember){ "stl10_binary/test_y.bin", (const uint8_t *)"\x01\x02", 2 };
+	m[2] = (TwMember){ "stl10_binary/class_names.txt", (const uint8_t *)TEN_NAMES, strlen(TEN_NAMES) };
+	p = tu_path("stl-labels.tar");
+	tw_archive(p, "tar", NULL, m, 3);
+	off_fails(p, "test", "test_y.bin: 2 labels for the 1 images of stl10_binary/test_X.bin");
+	/* two data sets in one archive; official files among images */
+	m[1] = (TwMember){ "cifar-10-batches-bin/test_batch.bin", rec, 3073 };
+	p = tu_path("both.tar");
+	tw_archive(p, "tar", NULL, m, 2);
+	off_fails(p, "test", "holds files of both STL-10 and CIFAR-10");
+	tw_pattern(px, H, W, 3, 1);
+	png = tw_png(px, H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+	m[0] = (TwMember){ "cifar-10-batches-bin/test_batch.bin", rec, 3073 };
+	m[1] = (TwMember){ "cifar-10-batches-bin/batches.meta.txt", (const uint8_t *)TEN_NAMES,
+		               strlen(TEN_NAMES) };
+	m[2] = (TwMember){ "cat/1.png", png.data, png.len };
+	p = tu_path("mixed.tar");
+	tw_archive(p, "tar", NULL, m, 3);
+	off_fails(p, "test", "holds both images and CIFAR-10 files");
+	/* --split needs an official archive */
+	p = tu_path("images.tar");
+	tw_archive(p, "tar", NULL, m + 2, 1);
+	off_fails(p, "test", "--split picks a split of a CIFAR-10, CIFAR-100 or STL-10 archive");
+	ck_assert_ptr_nonnull(d = off_decode(p, NULL, 0, err, sizeof err));
+	dataset_free(d);
+	free(png.data);
+	free(rec);
+	free(img);
+}
+END_TEST
+
+/* --survey: counts and sizes without keeping pixels, sizes may differ */
+START_TEST(test_tool_survey)
+{
+	uint8_t a[H * W * 3], b[10 * 4];
+	TuResult r;
+	tw_pattern(a, H, W, 3, 1);
+	tw_pattern(b, 10, 4, 1, 2);
+	TwBuf pa = tw_png(a, H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0), pb = tw_pnm(b, 10, 4, 1, 0);
+	TwMember m[4] = { { "c/a.png", pa.data, pa.len }, { "c/b.pgm", pb.data, pb.len }, { "d/a.png", pa.data, pa.len },
+		              { "top.png", pa.data, pa.len } };
+	tw_archive(tu_path("survey.tar"), "tar", NULL, m, 4);
+	tu_run(&r, "ssl-decode --survey '%s'", tu_path("survey.tar"));
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	ck_assert_str_eq(r.out, "images 4\nlabelled 3\nclasses 2\nchannels 3\nheight 6 6 10\nwidth 4 8 8\n"
+	                        "short 4 6 6\n");
+	tu_result_free(&r);
+	/* the complement of a stratified subset: the 4 less one per class */
+	tu_run(&r, "ssl-decode --labels 1-per-class --seed 4 --labels-complement --size 4 '%s' | ssl-info",
+	       tu_path("survey.tar"));
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_assert_has(r.out, "records: 2\n");
+	tu_assert_has(r.out, "label unknown: 1\n");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --labels-complement '%s'", tu_path("survey.tar"));
+	ck_assert_int_eq(r.status, 2);
+	tu_result_free(&r);
+	free(pa.data);
+	free(pb.data);
+}
+END_TEST
+
+START_TEST(test_tool_official)
+{
+	OffFixture f;
+	TuResult r;
+	const char *p = tu_path("t-stl10_binary.tar.gz");
+	off_stl10(&f);
+	off_write(&f, p, 0);
+	tu_run(&r, "ssl-decode --split train+unlabeled '%s' | ssl-info", p);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_assert_has(r.out, "records: 5\n");
+	tu_assert_has(r.out, "class 4 s4: 1\n");
+	tu_assert_has(r.out, "label unknown: 3\n");
+	tu_assert_has(r.out, "96x96x3 in 5 records");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --split unlabeled - < '%s' | ssl-info", p);   /* from a pipe too */
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_assert_has(r.out, "records: 3\n");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --split validation '%s'", p);
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, "--split: 'validation' is not train, test, unlabeled or train+unlabeled");
+	tu_result_free(&r);
 }
 END_TEST
 
@@ -560,6 +985,27 @@ START_TEST(test_sampler_labels_limit)
 	ck_assert_int_eq(sampler_init(&s, &f, labels, N, 10, err, sizeof err), 0);
 	ck_assert_int_eq(sampler_epoch_size(&s), 100);
 	sampler_free(&s);
+	/* the complement: every other sample (the unlabelled one too), in id order, disjoint */
+	{
+		uint8_t in[N] = { 0 };
+		const int64_t *ids;
+		ck_assert_int_eq(sampler_init(&s, &o, labels, N, 10, err, sizeof err), 0);
+		ids = sampler_epoch(&s, 0);
+		for (int64_t k = 0; k < 70; k++)
+			in[ids[k]] = 1;
+		sampler_free(&s);
+		o.label_rest = 1;
+		ck_assert_int_eq(sampler_init(&s, &o, labels, N, 10, err, sizeof err), 0);
+		ck_assert_int_eq(sampler_epoch_size(&s), N - 70);
+		ids = sampler_epoch(&s, 0);
+		for (int64_t k = 0; k < N - 70; k++) {
+			ck_assert_int_eq(in[ids[k]], 0);
+			ck_assert(k == 0 || ids[k] > ids[k - 1]);
+		}
+		ck_assert_int_eq(ids[5], 5);   /* the unlabelled one */
+		sampler_free(&s);
+		o.label_rest = 0;
+	}
 	/* limit keeps the first N of the selection */
 	SamplerOptions l = { .limit = 13, .nshards = 1 };
 	ck_assert_int_eq(sampler_init(&s, &l, labels, N, 10, err, sizeof err), 0);
@@ -746,7 +1192,8 @@ START_TEST(test_tool_errors)
 	const char *in = tool_fixture();
 	static const char *const bad_usage[] = {
 		"--size 0x3", "--channels 2", "--shard 3/3", "--shard x", "--epochs 2 --start-epoch 2", "--labels 0",
-		"--limit 0", "--bogus", "--max-pixels -1", "--classes ,",
+		"--limit 0", "--bogus", "--max-pixels -1", "--classes ,", "--split val", "--fit crop",
+		"--size 4 --fit squash",
 	};
 	TuResult r;
 	for (size_t i = 0; i < sizeof bad_usage / sizeof bad_usage[0]; i++) {
@@ -824,6 +1271,9 @@ decode_suite(void)
 	tcase_add_test(ds, test_multiple_inputs_and_single_files);
 	tcase_add_test(ds, test_idx);
 	tcase_add_test(ds, test_cifar);
+	tcase_add_loop_test(ds, test_official_cifar, 0, 2);
+	tcase_add_test(ds, test_official_stl10);
+	tcase_add_test(ds, test_official_bad_layouts);
 	tcase_add_test(sm, test_sampler_shuffle);
 	tcase_add_test(sm, test_sampler_shards);
 	tcase_add_test(sm, test_sampler_labels_limit);
@@ -832,6 +1282,8 @@ decode_suite(void)
 	tcase_add_test(tool, test_tool_shards_labels_limit);
 	tcase_add_test(tool, test_tool_errors);
 	tcase_add_test(tool, test_tool_idx_classes);
+	tcase_add_test(tool, test_tool_official);
+	tcase_add_test(tool, test_tool_survey);
 	suite_add_tcase(s, ds);
 	suite_add_tcase(s, sm);
 	suite_add_tcase(s, tool);

@@ -2092,10 +2092,11 @@ START_TEST(test_stale_temporaries)
 END_TEST
 
 /* An embeddings stream whose header names nclasses classes, with n records
- * of 4 dims, record i labelled labels[i % nl] and placed near its class. */
+ * of 8 dims, record i labelled labels[i % nl] and placed near its class. */
 static void
-write_embeddings(const char *path, int nclasses, int64_t n, const int *labels, int nl)
+write_embeddings(const char *path, int nclasses, int64_t n, const int *labels, int nl, float scale)
 {
+	uint32_t lcg = 12345;
 	StreamHeader h;
 	StreamWriter *w;
 	FILE *fp = fopen(path, "wb");
@@ -2111,15 +2112,17 @@ write_embeddings(const char *path, int nclasses, int64_t n, const int *labels, i
 	ck_assert_ptr_nonnull(w);
 	for (int64_t i = 0; i < n; i++) {
 		Record rec;
-		float x[4];
+		float x[8];
 		int l = labels[i % nl];
-		for (int j = 0; j < 4; j++)
-			x[j] = (float)((l * 7 + j * 3) % 11) + 0.01f * (float)(i % 5);
+		for (int j = 0; j < 8; j++) {
+			lcg = lcg * 1664525u + 1013904223u;
+			x[j] = scale * ((float)((l * 7 + j * 3) % 11) * 0.1f + 2 * ((float)(lcg >> 8) / (float)(1 << 24)) - 1);
+		}
 		memset(&rec, 0, sizeof rec);
 		rec.id = i;
 		rec.label = l;
 		rec.ntensors = 1;
-		rec.tensors[0] = (Tensor){ .dtype = DTYPE_F32, .ndim = 1, .shape = { 4 }, .data = x, .name = "embedding" };
+		rec.tensors[0] = (Tensor){ .dtype = DTYPE_F32, .ndim = 1, .shape = { 8 }, .data = x, .name = "embedding" };
 		ck_assert_int_eq(stream_writer_put(w, &rec), 0);
 	}
 	ck_assert_int_eq(stream_writer_close(w), 0);
@@ -2139,25 +2142,88 @@ START_TEST(test_probe_many_classes)
 	int many[25];
 	const char *tr = tu_path("tr.emb"), *te = tu_path("te.emb");
 	TuResult r;
-	write_embeddings(tr, 100000, 100, three, 3);
-	write_embeddings(te, 100000, 30, three, 3);
+	write_embeddings(tr, 100000, 100, three, 3, 1);
+	write_embeddings(te, 100000, 30, three, 3, 1);
 	run_bounded(&r, "probe 100k classes", "ssl-probe --quiet --method knn --train '%s' --test '%s'", tr, te);
 	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
-	tu_assert_has(r.out, "features   4 dims, 3 classes");
+	tu_assert_has(r.out, "features   8 dims, 3 classes");
 	tu_assert_has(r.out, "  50000 c50000 ");
 	tu_assert_has(r.out, "confusion matrix (rows");
 	check_rss("probe 100k classes", 256);
 	tu_result_free(&r);
 	for (int i = 0; i < 25; i++)
 		many[i] = 3 * i;
-	write_embeddings(tr, 100, 100, many, 25);
-	write_embeddings(te, 100, 50, many, 25);
+	write_embeddings(tr, 100, 100, many, 25, 1);
+	write_embeddings(te, 100, 50, many, 25, 1);
 	run_bounded(&r, "probe 25 classes", "ssl-probe --quiet --method knn --train '%s' --test '%s' && "
 	            "ssl-probe --quiet --method knn --json --train '%s' --test '%s' | grep '\"confusion\": null' && "
 	            "ssl-probe --quiet --method knn --confusion --train '%s' --test '%s'", tr, te, tr, te, tr, te);
 	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
 	tu_assert_has(r.out, "confusion matrix: not shown for 25 classes (--confusion shows it)");
 	tu_assert_has(r.out, "confusion matrix (rows");
+	tu_result_free(&r);
+}
+END_TEST
+
+/* 15: the smaller ones, each a message or a refusal that came too late. */
+START_TEST(test_small_messages)
+{
+	const char *st = tu_path("absurd.safetensors"), *emb = tu_path("big.emb"),
+	           *idx = tu_path("t-images-idx3-ubyte"), *src = tu_path("srcmap.ssl");
+	static const int two[] = { 0, 1 };
+	uint8_t b[64] = { 0 };
+	TuResult r;
+	/* -o DIRECTORY: refused before training (main waited for the input) */
+	run_bounded(&r, "-o dir", "sleep 20 | timeout 10 " TRAIN " --steps 1 -o '%s'", tu_tmpdir());
+	ck_assert_msg(r.status == 1 && strstr(r.err, ": Is a directory"), "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	/* a safetensors file with an absurd header length is named as one */
+	b[5] = 1;   /* 2^40 */
+	b[8] = '{';
+	tu_write_file(st, b, sizeof b);
+	write_checkpoint(tu_path("model.ssl"));
+	write_images(tu_path("imgs.ssl"), 2);
+	run_bounded(&r, "absurd safetensors", "ssl-encode -m '%s' '%s'", st, tu_path("imgs.ssl"));
+	ck_assert_msg(r.status == 1 && strstr(r.err, "a damaged safetensors file: its header length is 1099511627776") &&
+	              !strstr(r.err, "not an ssl-tools checkpoint"), "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	/* embeddings near 1e30: the covariance overflowed a float */
+	write_embeddings(emb, 2, 40, two, 2, 1e30f);
+	run_bounded(&r, "pca 1e30", "ssl-plot embed -o '%s.png' '%s'", emb, emb);
+	ck_assert_msg(r.status == 0, "status %d: %s", r.status, r.err);
+	tu_result_free(&r);
+	/* IDX images of 0 x 28 are not "over the limit" */
+	b[0] = 0, b[1] = 0, b[2] = 8, b[3] = 3;
+	memset(b + 4, 0, 12);
+	b[7] = 1, b[15] = 28;
+	tu_write_file(idx, b, 16);
+	run_bounded(&r, "idx 0x28", "ssl-decode '%s' > /dev/null", idx);
+	ck_assert_msg(r.status == 1 && strstr(r.err, "IDX images are 0x28: a zero dimension"), "status %d: %s", r.status,
+	              r.err);
+	tu_result_free(&r);
+	/* a map as source is not "a string with NUL bytes" */
+	{
+		msgpack_sbuffer sb;
+		msgpack_packer pk;
+		msgpack_sbuffer_init(&sb);
+		msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+		tu_pk_header(&pk, 0, "ssl-stream", 1, 0);
+		msgpack_pack_map(&pk, 4);
+		tu_pk_str(&pk, "id");
+		msgpack_pack_int(&pk, 0);
+		tu_pk_str(&pk, "label");
+		msgpack_pack_int(&pk, -1);
+		tu_pk_str(&pk, "epoch");
+		msgpack_pack_int(&pk, 0);
+		tu_pk_str(&pk, "source");
+		msgpack_pack_map(&pk, 0);
+		tu_pk_trailer(&pk, 1);
+		tu_write_file(src, sb.data, sb.size);
+		msgpack_sbuffer_destroy(&sb);
+	}
+	run_bounded(&r, "source map", "ssl-info '%s'", src);
+	ck_assert_msg(r.status == 1 && strstr(r.err, "record 1 (id 0): source must be a string, not a map"),
+	              "status %d: %s", r.status, r.err);
 	tu_result_free(&r);
 }
 END_TEST
@@ -2195,6 +2261,7 @@ hostile_suite(void)
 	tcase_add_test(round2, test_train_log_full);
 	tcase_add_test(round2, test_stale_temporaries);
 	tcase_add_test(round2, test_probe_many_classes);
+	tcase_add_test(round2, test_small_messages);
 	tcase_add_test(round2, test_export_list_clean);
 	tcase_set_timeout(faults, 60);
 	tcase_add_test(faults, test_train_sigkill_resume);

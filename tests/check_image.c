@@ -467,7 +467,7 @@ START_TEST(test_resize_bilinear_and_mixed)
 	char err[128];
 	tw_pattern(px, 8, 8, 3, 2);
 	TwBuf b = tw_png(px, 8, 8, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
-	ck_assert_int_eq(image_load(b.data, b.len, 0, 1, 4, 4, &im, err, sizeof err), 0);
+	ck_assert_int_eq(image_load(b.data, b.len, 0, 1, 4, 4, IMAGE_FIT_STRETCH, &im, err, sizeof err), 0);
 	ck_assert_int_eq(im.h * 100 + im.w * 10 + im.c, 441);
 	uint8_t g[64], g4[16];
 	image_convert_channels(g, 1, px, 3, 64);
@@ -475,6 +475,78 @@ START_TEST(test_resize_bilinear_and_mixed)
 	ck_assert_mem_eq(im.data, g4, 16);
 	free(im.data);
 	free(b.data);
+}
+END_TEST
+
+/* image_fit on gray images small enough to work out by hand. */
+static void
+fit_expect(ImageFit fit, const uint8_t *src, int h, int w, int oh, int ow, const uint8_t *want)
+{
+	uint8_t out[64];
+	uint8_t *ws = malloc(image_fit_scratch(h, w, oh, ow, 1, fit));
+	ck_assert_ptr_nonnull(ws);
+	memset(out, 0xAA, sizeof out);
+	image_fit(out, oh, ow, src, h, w, 1, fit, ws);
+	for (int i = 0; i < oh * ow; i++)
+		ck_assert_msg(out[i] == want[i], "%s %dx%d -> %dx%d: pixel %d is %d, expected %d",
+		              image_fit_names[fit], h, w, oh, ow, i, out[i], want[i]);
+	image_fit(out, oh, ow, src, h, w, 1, fit, NULL);   /* scratch allocated inside: the same */
+	ck_assert_mem_eq(out, want, (size_t)oh * (size_t)ow);
+	free(ws);
+}
+
+START_TEST(test_fit_crop)
+{
+	/* 2x6 -> 2x2: no resize (the short side fits), centre columns 2, 3 */
+	static const uint8_t wide[12] = { 0, 1, 2, 3, 4, 5, 10, 11, 12, 13, 14, 15 };
+	fit_expect(IMAGE_FIT_CROP, wide, 2, 6, 2, 2, (const uint8_t[]){ 2, 3, 12, 13 });
+	/* 2x5 -> 2x2: margin 3, offset int(round(1.5)) = 2 (Python rounds halves to even), not 1 */
+	static const uint8_t five[10] = { 0, 1, 2, 3, 4, 10, 11, 12, 13, 14 };
+	fit_expect(IMAGE_FIT_CROP, five, 2, 5, 2, 2, (const uint8_t[]){ 2, 3, 12, 13 });
+	/* 4x2 -> 2x2, tall: centre rows 1, 2 */
+	static const uint8_t tall[8] = { 0, 1, 10, 11, 20, 21, 30, 31 };
+	fit_expect(IMAGE_FIT_CROP, tall, 4, 2, 2, 2, (const uint8_t[]){ 10, 11, 20, 21 });
+	/* 2x4 -> 1x1: short side 2 -> 1, long 4 -> int(1 * 4 / 2) = 2 by area
+	 * averages (10+20+50+60)/4 = 35 and (30+40+70+80)/4 = 55; margin 1, offset
+	 * int(round(0.5)) = 0 */
+	static const uint8_t two4[8] = { 10, 20, 30, 40, 50, 60, 70, 80 };
+	fit_expect(IMAGE_FIT_CROP, two4, 2, 4, 1, 1, (const uint8_t[]){ 35 });
+	/* 1x2 -> 2x2, up: cover size 2x4, bilinear rows 0 25 75 100, centre 25 75 */
+	static const uint8_t up[2] = { 0, 100 };
+	fit_expect(IMAGE_FIT_CROP, up, 1, 2, 2, 2, (const uint8_t[]){ 25, 75, 25, 75 });
+	/* the same aspect ratio: crop is stretch */
+	fit_expect(IMAGE_FIT_CROP, two4, 2, 4, 1, 2, (const uint8_t[]){ 35, 55 });
+}
+END_TEST
+
+START_TEST(test_fit_pad)
+{
+	/* 2x4 -> 4x4: fits as 2x4, one black row above and below */
+	static const uint8_t two4[8] = { 10, 20, 30, 40, 50, 60, 70, 80 };
+	fit_expect(IMAGE_FIT_PAD, two4, 2, 4, 4, 4,
+	           (const uint8_t[]){ 0, 0, 0, 0, 10, 20, 30, 40, 50, 60, 70, 80, 0, 0, 0, 0 });
+	/* 2x4 -> 2x2: shrinks to 1x2 (35, 55); the odd margin's extra row goes below */
+	fit_expect(IMAGE_FIT_PAD, two4, 2, 4, 2, 2, (const uint8_t[]){ 35, 55, 0, 0 });
+	/* 4x2 -> 2x3, tall: 2x1 by area (0+1+10+11)/4 = 5.5 -> 6 and 25.5 -> 26, centred in column 1 */
+	static const uint8_t tall[8] = { 0, 1, 10, 11, 20, 21, 30, 31 };
+	fit_expect(IMAGE_FIT_PAD, tall, 4, 2, 2, 3, (const uint8_t[]){ 0, 6, 0, 0, 26, 0 });
+	/* 1x2 -> 3x3, up: 1x2 grows to round(3 * 1 / 2) = 2 rows of 3 (bilinear
+	 * 0, 50, 100), the extra row below */
+	static const uint8_t up[2] = { 0, 100 };
+	fit_expect(IMAGE_FIT_PAD, up, 1, 2, 3, 3, (const uint8_t[]){ 0, 50, 100, 0, 50, 100, 0, 0, 0 });
+	/* the same aspect ratio: pad is stretch */
+	fit_expect(IMAGE_FIT_PAD, two4, 2, 4, 1, 2, (const uint8_t[]){ 35, 55 });
+	/* a 1-pixel line keeps at least one row */
+	static const uint8_t line[8] = { 8, 8, 8, 8, 8, 8, 8, 8 };
+	fit_expect(IMAGE_FIT_PAD, line, 1, 8, 2, 2, (const uint8_t[]){ 8, 8, 0, 0 });
+}
+END_TEST
+
+START_TEST(test_fit_stretch)
+{
+	static const uint8_t two4[8] = { 10, 20, 30, 40, 50, 60, 70, 80 };
+	fit_expect(IMAGE_FIT_STRETCH, two4, 2, 4, 1, 1, (const uint8_t[]){ 45 });
+	fit_expect(IMAGE_FIT_STRETCH, two4, 2, 4, 2, 2, (const uint8_t[]){ 15, 35, 55, 75 });
 }
 END_TEST
 
@@ -494,6 +566,9 @@ image_suite(void)
 	tcase_add_test(px, test_channels);
 	tcase_add_test(px, test_resize_area_exact);
 	tcase_add_test(px, test_resize_bilinear_and_mixed);
+	tcase_add_test(px, test_fit_crop);
+	tcase_add_test(px, test_fit_pad);
+	tcase_add_test(px, test_fit_stretch);
 	suite_add_tcase(s, dec);
 	suite_add_tcase(s, limits);
 	suite_add_tcase(s, px);

@@ -30,9 +30,12 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	        "usage: ssl-decode [options] INPUT...\n"
-	        "Decode archives, folders (ImageFolder layout), IDX files and CIFAR batches\n"
+	        "Decode archives, folders (ImageFolder layout), IDX files, CIFAR batches and\n"
+	        "the CIFAR-10, CIFAR-100 and STL-10 binary archives as downloaded\n"
 	        "into an images stream on stdout. An INPUT of - is an archive or image on stdin.\n"
 	        "  -s, --size HxW          resize every image (area average down, bilinear up)\n"
+	        "      --fit MODE          how --size meets another aspect ratio: stretch (default),\n"
+	        "                          crop (shorter side, then the centre), pad (on black)\n"
 	        "  -c, --channels 1|3      convert to gray or RGB (default: RGB unless all are gray)\n"
 	        "  -e, --epochs N          emit N epochs (default 1)\n"
 	        "      --start-epoch E     emit only epochs E.. of the same command (resume)\n"
@@ -40,11 +43,16 @@ usage(FILE *fp)
 	        "      --seed S            seed for --shuffle and --labels (default 0)\n"
 	        "      --shard I/N         emit shard I of N of each epoch (0 <= I < N)\n"
 	        "      --labels SPEC       stratified label subset: 0.1, 10%% or 25-per-class\n"
+	        "      --labels-complement with --labels: every image that subset leaves out\n"
 	        "      --limit N           keep the first N selected images\n"
 	        "      --classes A,B,...   class names for IDX and CIFAR inputs\n"
+	        "      --split NAME        of a CIFAR or STL-10 archive: train (default), test;\n"
+	        "                          STL-10 also unlabeled, train+unlabeled\n"
 	        "      --coarse            CIFAR-100: the 20 coarse labels instead of the 100 fine\n"
 	        "      --strict            bad members are errors, not warnings\n"
-	        "      --max-pixels N      refuse images over N pixels (default %lld)\n",
+	        "      --max-pixels N      refuse images over N pixels (default %lld)\n"
+	        "      --survey            print what the inputs hold (count, labels, channels,\n"
+	        "                          sizes), one 'key value...' line each, instead of a stream\n",
 	        (long long)IMAGE_DEFAULT_MAX_PIXELS);
 	cli_help_shared(fp, 26, 1);
 }
@@ -78,7 +86,7 @@ static void
 parse_options(int argc, char **argv, Options *o)
 {
 	enum { O_START = 256, O_SHUFFLE, O_SEED, O_SHARD, O_LABELS, O_LIMIT, O_CLASSES, O_COARSE, O_STRICT,
-	       O_MAXPX };
+	       O_MAXPX, O_SPLIT, O_FIT, O_COMPLEMENT, O_SURVEY };
 	static const struct option longopts[] = {
 		{ "size", required_argument, NULL, 's' },       { "channels", required_argument, NULL, 'c' },
 		{ "epochs", required_argument, NULL, 'e' },     { "start-epoch", required_argument, NULL, O_START },
@@ -86,7 +94,9 @@ parse_options(int argc, char **argv, Options *o)
 		{ "shard", required_argument, NULL, O_SHARD },  { "labels", required_argument, NULL, O_LABELS },
 		{ "limit", required_argument, NULL, O_LIMIT },  { "classes", required_argument, NULL, O_CLASSES },
 		{ "coarse", no_argument, NULL, O_COARSE },      { "strict", no_argument, NULL, O_STRICT },
-		{ "max-pixels", required_argument, NULL, O_MAXPX }, { NULL, 0, NULL, 0 },
+		{ "max-pixels", required_argument, NULL, O_MAXPX }, { "split", required_argument, NULL, O_SPLIT },
+		{ "fit", required_argument, NULL, O_FIT },          { "labels-complement", no_argument, NULL, O_COMPLEMENT },
+		{ "survey", no_argument, NULL, O_SURVEY },          { NULL, 0, NULL, 0 },
 	};
 	char err[256];
 	int ch;
@@ -126,12 +136,30 @@ parse_options(int argc, char **argv, Options *o)
 			parse_classes(o, o->classes_buf);
 			break;
 		case O_COARSE: o->ds.coarse = 1; break;
+		case O_COMPLEMENT: o->sm.label_rest = 1; break;
+		case O_SURVEY: o->ds.sizes_only = 1; break;
+		case O_FIT:
+			for (o->ds.fit = 0; o->ds.fit < IMAGE_FIT_N && strcmp(optarg, image_fit_names[o->ds.fit]); o->ds.fit++)
+				;
+			if (o->ds.fit == IMAGE_FIT_N)
+				die_usage("--fit: '%s' is not stretch, crop or pad", optarg);
+			break;
+		case O_SPLIT:
+			if (strcmp(optarg, "train") && strcmp(optarg, "test") && strcmp(optarg, "unlabeled") &&
+			    strcmp(optarg, "train+unlabeled"))
+				die_usage("--split: '%s' is not train, test, unlabeled or train+unlabeled", optarg);
+			o->ds.split = optarg;
+			break;
 		case O_STRICT: o->ds.strict = 1; break;
 		case O_MAXPX: o->ds.max_pixels = opt_i64("--max-pixels", optarg, 1, INT64_C(1) << 40); break;
 		}
 	}
 	if (optind >= argc)
 		die_usage("no input given");
+	if (o->sm.label_rest && !o->sm.label_frac && !o->sm.label_per_class)
+		die_usage("--labels-complement: give --labels too");
+	if (o->ds.fit && !o->ds.height)
+		die_usage("--fit %s: give --size too", image_fit_names[o->ds.fit]);
 	if (o->start_epoch >= o->epochs)
 		die_usage("--start-epoch %lld: must be below --epochs %lld", (long long)o->start_epoch,
 		          (long long)o->epochs);
@@ -176,6 +204,45 @@ load_dataset(Options *o, int ninputs, char **inputs)
 	return d;
 }
 
+static int
+cmp_int(const void *a, const void *b)
+{
+	return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+/* "key min median max" of n values (sorted here). */
+static void
+print_spread(const char *key, int *v, int64_t n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_int);
+	printf("%s %d %d %d\n", key, v[0], v[n / 2], v[n - 1]);
+}
+
+/* --survey: what the inputs hold, for people and for pipelines/images.mk. */
+static void
+survey(const Dataset *d)
+{
+	int64_t n = dataset_count(d), labelled = 0;
+	int *h = xcalloc((size_t)n, sizeof *h), *w = xcalloc((size_t)n, sizeof *w), *sh = xcalloc((size_t)n, sizeof *sh);
+	int c = 1;
+	for (int64_t i = 0; i < n; i++) {
+		const Sample *s = dataset_sample(d, i);
+		h[i] = s->h;
+		w[i] = s->w;
+		sh[i] = s->h < s->w ? s->h : s->w;
+		labelled += s->label >= 0;
+		c = s->c > c ? s->c : c;
+	}
+	printf("images %lld\nlabelled %lld\nclasses %d\nchannels %d\n", (long long)n, (long long)labelled,
+	       dataset_nclasses(d), c);
+	print_spread("height", h, n);
+	print_spread("width", w, n);
+	print_spread("short", sh, n);
+	free(h);
+	free(w);
+	free(sh);
+}
+
 static void
 emit(StreamWriter *w, const Dataset *d, Sampler *s, const Options *o)
 {
@@ -211,10 +278,17 @@ main(int argc, char *argv[])
 	char err[256], shard[64];
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
-	if (isatty(STDOUT_FILENO))   /* before the work, not after it */
+	if (!o.ds.sizes_only && isatty(STDOUT_FILENO))   /* before the work, not after it */
 		die("<stdout>: refusing to write a binary stream to a terminal; redirect or pipe it");
 
 	d = load_dataset(&o, argc - optind, argv + optind);
+	if (o.ds.sizes_only) {
+		survey(d);
+		dataset_free(d);
+		free(o.class_names);
+		free(o.classes_buf);
+		return fshut(stdout, "<stdout>");
+	}
 	n = dataset_count(d);
 	labels = xcalloc((size_t)n, sizeof *labels);
 	for (int64_t i = 0; i < n; i++)

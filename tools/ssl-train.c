@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/atomicfile.h"
 #include "base/cli.h"
 #include "io/checkpoint.h"
 #include "io/modelfile.h"
@@ -303,6 +304,8 @@ parse_options(int argc, char **argv, Options *o)
 		die_usage("unexpected argument '%s'", argv[optind]);
 	if (!s->out_path)
 		die_usage("-o MODEL is required");
+	if (atomicfile_check(s->out_path) < 0)   /* now, not at the first checkpoint */
+		die("%s: %s", s->out_path, strerror(errno));
 	if (lr < 0)
 		lr = s->optim.kind == OPTIM_LARS ? 0.3 : s->optim.kind == OPTIM_ADAMW ? 0.001 : 0.06;
 	s->lr = lr;

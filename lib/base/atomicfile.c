@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/fault.h"
@@ -42,6 +43,22 @@ remove_stale_temps(const char *path)
 		closedir(d);
 	}
 	free(copy);
+}
+
+int
+atomicfile_check(const char *path)
+{
+	struct stat st;
+	char *copy;
+	int rc;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		return -1;
+	}
+	copy = xstrdup(path);
+	rc = access(dirname(copy), W_OK | X_OK);
+	free(copy);
+	return rc;
 }
 
 int

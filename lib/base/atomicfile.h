@@ -18,6 +18,10 @@ typedef struct {
 	char *tmp;
 } AtomicFile;
 
+/* Whether a later atomicfile_open/commit of path can work, for tools to ask
+ * before hours of work: path is not a folder (EISDIR), and its folder exists
+ * and is writable. 0, or -1 with errno set. */
+int  atomicfile_check(const char *path);
 /* 0, or -1 with errno set (the directory is not writable...). */
 int  atomicfile_open(AtomicFile *af, const char *path);
 /* Flush, fsync, rename, fsync dir. 0, or -1 with errno (temp removed). */

@@ -98,6 +98,16 @@ strmap_free(StrMap *m)
 
 /* ---- the dataset ---- */
 
+/* An official dataset file (CIFAR or STL-10 binary version) kept from the
+ * current input until the whole input is read. */
+enum { OFF_NONE, OFF_CIFAR10, OFF_CIFAR100, OFF_STL10, OFF_MAX_FILES = 16 };
+
+typedef struct {
+	char    *member;   /* path inside the input */
+	uint8_t *data;
+	size_t   len;
+} OffFile;
+
 typedef struct {
 	char    *path;
 	uint8_t *data;
@@ -141,6 +151,9 @@ struct Dataset {
 	int       cur;
 	int       cur_input;
 	int64_t   members, skipped, skip_kind[SKIP_NKINDS];
+	OffFile   off[OFF_MAX_FILES]; /* official dataset files of the current input */
+	int       noff, off_layout;
+	int       any_official;
 	int       finished;
 	char      err[1024];
 };
@@ -334,9 +347,11 @@ resolve_links(Dataset *d)
 			s->h = t->h;
 			s->w = t->w;
 			s->c = t->c;
-			s->pixels = xmalloc(np ? np : 1);
-			memcpy(s->pixels, t->pixels, np);
-			s->owned = 1;
+			if (t->pixels) {
+				s->pixels = xmalloc(np ? np : 1);
+				memcpy(s->pixels, t->pixels, np);
+				s->owned = 1;
+			}
 		} else {
 			rc = skip(d, SKIP_UNREADABLE, member, "hard link to %s, which is not a kept image", target);
 		}
@@ -391,7 +406,7 @@ chunk_decode(Dataset *d, Chunk *c, int lo, int hi)
 	for (int i = lo; i < hi; i++) {
 		Pending *p = &c->items[i];
 		p->rc = image_load(p->data, p->len, d->opt.max_pixels, d->opt.channels, d->opt.height, d->opt.width,
-		                   &p->img, p->err, sizeof p->err);
+		                   (ImageFit)d->opt.fit, &p->img, p->err, sizeof p->err);
 		free(p->data);
 		p->data = NULL;
 	}
@@ -406,6 +421,16 @@ chunk_launch(Dataset *d, Chunk *c)
 		chunk_decode(d, c, lo, hi);
 	}
 	c->launched = 1;
+}
+
+static void
+drop_pixels(Dataset *d, Sample *s)
+{
+	if (!d->opt.sizes_only || !s->owned)
+		return;
+	free(s->pixels);
+	s->pixels = NULL;
+	s->owned = 0;
 }
 
 /* Moves decoded images into samples, in read order; reports failures. */
@@ -426,6 +451,7 @@ chunk_collect(Dataset *d, Chunk *c)
 			s->owned = 1;
 			p->path = NULL;
 			p->img.data = NULL;
+			drop_pixels(d, s);
 		} else if (rc == 0) {
 			rc = skip(d, SKIP_DECODE, p->path, "%s", p->err);
 		}
@@ -531,6 +557,239 @@ member_wanted(Dataset *d, const char *path, int kind, const uint8_t *head, size_
 	return 1;
 }
 
+/* ---- official dataset files: CIFAR-10, CIFAR-100, STL-10 (binary versions) ---- */
+
+/* A split and the data files it is made of, in record order. */
+typedef struct {
+	const char *split;
+	const char *files[6];
+} OffSplit;
+
+typedef struct {
+	const char *title, *root, *download;
+	const char *members[8];   /* the data and class-name files that identify the layout */
+	OffSplit    splits[4];
+	const char *names, *coarse_names;
+	int         nclass, ncoarse;
+	int         h, w;
+} OffLayout;
+
+static const OffLayout off_layouts[] = {
+	[OFF_CIFAR10 - 1] = {
+		"CIFAR-10", "cifar-10-batches-bin", "cifar-10-binary.tar.gz",
+		{ "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin",
+		  "test_batch.bin", "batches.meta.txt" },
+		{ { "train", { "data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
+		               "data_batch_5.bin" } },
+		  { "test", { "test_batch.bin" } } },
+		"batches.meta.txt", NULL, 10, 0, 32, 32,
+	},
+	[OFF_CIFAR100 - 1] = {
+		"CIFAR-100", "cifar-100-binary", "cifar-100-binary.tar.gz",
+		{ "train.bin", "test.bin", "fine_label_names.txt", "coarse_label_names.txt" },
+		{ { "train", { "train.bin" } }, { "test", { "test.bin" } } },
+		"fine_label_names.txt", "coarse_label_names.txt", 100, 20, 32, 32,
+	},
+	[OFF_STL10 - 1] = {
+		"STL-10", "stl10_binary", "stl10_binary.tar.gz",
+		{ "train_X.bin", "train_y.bin", "test_X.bin", "test_y.bin", "unlabeled_X.bin", "class_names.txt" },
+		{ { "train", { "train_X.bin", "train_y.bin" } },
+		  { "test", { "test_X.bin", "test_y.bin" } },
+		  { "unlabeled", { "unlabeled_X.bin" } },
+		  { "train+unlabeled", { "train_X.bin", "train_y.bin", "unlabeled_X.bin" } } },
+		"class_names.txt", NULL, 10, 0, 96, 96,
+	},
+};
+
+/* Other versions of the same data sets, which we do not read. */
+static const char *const off_other[][3] = {
+	{ "cifar-10-batches-py/", "the Python version of CIFAR-10", "cifar-10-binary.tar.gz" },
+	{ "cifar-10-batches-mat/", "the Matlab version of CIFAR-10", "cifar-10-binary.tar.gz" },
+	{ "cifar-100-python/", "the Python version of CIFAR-100", "cifar-100-binary.tar.gz" },
+	{ "cifar-100-matlab/", "the Matlab version of CIFAR-100", "cifar-100-binary.tar.gz" },
+	{ "stl10_matlab/", "the Matlab version of STL-10", "stl10_binary.tar.gz" },
+};
+
+static const char *base_name(const char *path);
+
+/* The layout a member belongs to by its file name, or OFF_NONE. */
+static int
+official_kind(const char *member)
+{
+	const char *base = base_name(member);
+	for (int l = 0; l < (int)(sizeof off_layouts / sizeof off_layouts[0]); l++)
+		for (int i = 0; i < 8 && off_layouts[l].members[i]; i++)
+			if (strcmp(base, off_layouts[l].members[i]) == 0)
+				return l + 1;
+	return OFF_NONE;
+}
+
+/* -1 (an error in d) when member belongs to a version we do not read. */
+static int
+official_refuse_other(Dataset *d, const char *path, const char *member)
+{
+	for (size_t i = 0; i < sizeof off_other / sizeof off_other[0]; i++) {
+		size_t n = strlen(off_other[i][0]) - 1;   /* the folder, or a member inside it */
+		if (strncmp(member, off_other[i][0], n) == 0 && (member[n] == '\0' || member[n] == '/'))
+			return fail(d, "%s: %s is from %s; ssl-decode reads the binary version, %s", path, member,
+			            off_other[i][1], off_other[i][2]);
+	}
+	return 0;
+}
+
+static const OffSplit *
+official_split(const OffLayout *L, const char *split)
+{
+	for (int i = 0; i < 4 && L->splits[i].split; i++)
+		if (strcmp(L->splits[i].split, split) == 0)
+			return &L->splits[i];
+	return NULL;
+}
+
+static const char *
+official_split_name(const Dataset *d)
+{
+	return d->opt.split ? d->opt.split : "train";
+}
+
+static const char *
+official_names_file(const Dataset *d, const OffLayout *L, int *nclass)
+{
+	int coarse = d->opt.coarse && L->coarse_names;
+	*nclass = coarse ? L->ncoarse : L->nclass;
+	return coarse ? L->coarse_names : L->names;
+}
+
+/* 1 when the selected split (or the class names) needs the file. */
+static int
+official_needed(const Dataset *d, const OffLayout *L, const char *base)
+{
+	const OffSplit *sp = official_split(L, official_split_name(d));
+	int nclass;
+	if (strcmp(base, official_names_file(d, L, &nclass)) == 0)
+		return 1;
+	for (int i = 0; sp && i < 6 && sp->files[i]; i++)
+		if (strcmp(base, sp->files[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Notes an official member of layout lay; *want says whether to read its
+ * bytes (then official_keep takes them). -1 on error. */
+static int
+official_member(Dataset *d, const char *path, const char *member, int lay, int *want)
+{
+	const OffLayout *L = &off_layouts[lay - 1];
+	*want = 0;
+	if (d->off_layout && d->off_layout != lay)
+		return fail(d, "%s: holds files of both %s and %s (%s); give one data set per input", path,
+		            off_layouts[d->off_layout - 1].title, L->title, member);
+	if (!official_split(L, official_split_name(d))) {
+		const char *sep = "";
+		char list[128] = "";
+		for (int i = 0; i < 4 && L->splits[i].split; i++) {
+			size_t o = strlen(list);
+			snprintf(list + o, sizeof list - o, "%s%s", sep, L->splits[i].split);
+			sep = ", ";
+		}
+		return fail(d, "%s: --split %s: %s has the splits %s", path, official_split_name(d), L->title, list);
+	}
+	d->off_layout = lay;
+	d->members++;
+	if (!official_needed(d, L, base_name(member)))
+		return 0;
+	for (int i = 0; i < d->noff; i++)
+		if (strcmp(base_name(d->off[i].member), base_name(member)) == 0)
+			return fail(d, "%s: holds %s twice (%s and %s)", path, base_name(member), d->off[i].member, member);
+	if (d->noff == OFF_MAX_FILES)
+		return fail(d, "%s: too many %s files", path, L->title);
+	*want = 1;
+	return 0;
+}
+
+/* Keeps the bytes of the member official_member asked for (owned here). */
+static void
+official_keep(Dataset *d, const char *member, uint8_t *data, size_t len)
+{
+	OffFile *f = &d->off[d->noff++];
+	f->member = xstrdup(member);
+	f->data = data;
+	f->len = len;
+}
+
+static void
+official_free(Dataset *d)
+{
+	for (int i = 0; i < d->noff; i++) {
+		free(d->off[i].member);
+		free(d->off[i].data);
+	}
+	memset(d->off, 0, sizeof d->off);
+	d->noff = 0;
+	d->off_layout = OFF_NONE;
+}
+
+static int slurp_path(const char *path, int64_t max, uint8_t **out, size_t *outlen);
+
+/* An official file found in a folder. */
+static int
+official_file(Dataset *d, const char *root, const char *full, const char *rel)
+{
+	uint8_t *data;
+	size_t len;
+	int want;
+	if (official_member(d, root, rel, official_kind(rel), &want) < 0)
+		return -1;
+	if (!want)
+		return 0;
+	if (slurp_path(full, DATASET_MAX_BATCH_BYTES, &data, &len) < 0)
+		return fail(d, "%s: %s: %s", root, rel, errno == EFBIG ? "file too large" : strerror(errno));
+	official_keep(d, rel, data, len);
+	return 0;
+}
+
+/* Reads the current archive entry whole (at most DATASET_MAX_BATCH_BYTES).
+ * Memory follows the bytes that arrive, up to the size the header gives. */
+static int
+official_archive_entry(Dataset *d, struct archive *a, const char *path, const char *member, int64_t size)
+{
+	const size_t step = (size_t)64 << 20;
+	size_t most = size >= 0 ? (size_t)size + 1 : (size_t)DATASET_MAX_BATCH_BYTES + 1;
+	size_t cap = most < step ? most : step, len = 0;
+	uint8_t *buf;
+	int want;
+	if (official_member(d, path, member, official_kind(member), &want) < 0)
+		return -1;
+	if (!want)
+		return 0;
+	if (size > DATASET_MAX_BATCH_BYTES)
+		return fail(d, "%s: %s: over %lld bytes", path, member, (long long)DATASET_MAX_BATCH_BYTES);
+	buf = xmalloc(cap);
+	for (;;) {
+		la_ssize_t k = archive_read_data(a, buf + len, cap - len);
+		if (k < 0) {
+			free(buf);
+			return fail(d, "%s: %s: %s", path, member, archive_error_string(a));
+		}
+		if (k == 0)
+			break;
+		len += (size_t)k;
+		if (len == most) {
+			free(buf);
+			if (size >= 0)
+				return fail(d, "%s: %s: more data than the archive says (%lld bytes)", path, member,
+				            (long long)size);
+			return fail(d, "%s: %s: over %lld bytes", path, member, (long long)DATASET_MAX_BATCH_BYTES);
+		}
+		if (len == cap) {
+			cap = cap * 2 < most ? cap * 2 : most;
+			buf = xrealloc(buf, cap);
+		}
+	}
+	official_keep(d, member, buf, len);
+	return 0;
+}
+
 /* ---- folders ---- */
 
 static int read_file(Dataset *d, const char *full, const char *rel, int kind);
@@ -587,6 +846,8 @@ walk(Dataset *d, const char *root, const char *rel, int depth)
 				continue;   /* not followed: no loops */
 			dir_note(d, child, 0);
 			rc = walk(d, root, child, depth + 1);
+		} else if (S_ISREG(st.st_mode) && official_kind(child)) {
+			rc = official_file(d, root, cfull, child);
 		} else if (S_ISREG(st.st_mode)) {
 			rc = read_file(d, cfull, child, member_kind(child));
 		}
@@ -924,6 +1185,13 @@ read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_t h
 		}
 		if (!*member || is_junk_path(member))
 			continue;
+		if ((rc = official_refuse_other(d, path, member)) < 0)
+			break;
+		if (archive_entry_filetype(e) == AE_IFREG && official_kind(member)) {
+			rc = official_archive_entry(d, a, path, member,
+			                            archive_entry_size_is_set(e) ? archive_entry_size(e) : -1);
+			continue;
+		}
 		if (archive_entry_filetype(e) == AE_IFDIR) {
 			dir_note(d, member, 0);
 			continue;
@@ -1100,12 +1368,12 @@ add_block(Dataset *d, const char *path, uint8_t *block, int64_t n, int h, int w,
 #pragma omp parallel
 		{
 			uint8_t *tmp = xmalloc((size_t)h * (size_t)w * (size_t)oc);
-			void *ws = xmalloc(image_resize_scratch(h, w, oh, ow, oc));
+			void *ws = xmalloc(image_fit_scratch(h, w, oh, ow, oc, (ImageFit)d->opt.fit));
 #pragma omp for schedule(static)
 			for (int64_t i = 0; i < n; i++) {
 				image_convert_channels(tmp, oc, block + (size_t)i * isz, c, (size_t)h * (size_t)w);
 				if (oh != h || ow != w)
-					image_resize(nb + (size_t)i * osz, oh, ow, tmp, h, w, oc, ws);
+					image_fit(nb + (size_t)i * osz, oh, ow, tmp, h, w, oc, (ImageFit)d->opt.fit, ws);
 				else
 					memcpy(nb + (size_t)i * osz, tmp, osz);
 			}
@@ -1207,7 +1475,11 @@ read_idx(Dataset *d, const char *path)
 		free(buf);
 		return fail(d, "%s: IDX images have %lld channels, expected 1 or 3", path, (long long)c);
 	}
-	if (h < 1 || w < 1 || h > IMAGE_MAX_SIDE || w > IMAGE_MAX_SIDE || h * w > d->opt.max_pixels) {
+	if (h < 1 || w < 1) {
+		free(buf);
+		return fail(d, "%s: IDX images are %lldx%lld: a zero dimension", path, (long long)h, (long long)w);
+	}
+	if (h > IMAGE_MAX_SIDE || w > IMAGE_MAX_SIDE || h * w > d->opt.max_pixels) {
 		free(buf);
 		return fail(d, "%s: IDX images are %lldx%lld, over the limit", path, (long long)h, (long long)w);
 	}
@@ -1244,34 +1516,30 @@ read_idx(Dataset *d, const char *path)
 	return 0;
 }
 
-/* Class names, one a line, from a file beside path; NULL when absent or
- * when it does not hold exactly `want` names. */
+/* Class names, one a line (blank lines and trailing spaces dropped), from
+ * len bytes; *got is how many there are. NULL unless exactly `want`. */
 static char **
-read_names_beside(const char *path, const char *file, int want)
+parse_names(const uint8_t *buf, size_t len, int want, int *got)
 {
-	char full[4096], line[512];
-	const char *base = base_name(path);
-	FILE *f;
 	char **names = xcalloc((size_t)want, sizeof *names);
+	size_t at = 0;
 	int n = 0;
-	snprintf(full, sizeof full, "%.*s%s", (int)(base - path), path, file);
-	if (!(f = fopen(full, "r"))) {
-		free(names);
-		return NULL;
-	}
-	while (fgets(line, sizeof line, f)) {
-		size_t l = strlen(line);
-		while (l > 0 && (line[l - 1] == '\n' || line[l - 1] == '\r' || line[l - 1] == ' '))
-			line[--l] = '\0';
-		if (!l)
-			continue;
-		if (n == want) {
+	while (at < len) {
+		const uint8_t *nl = memchr(buf + at, '\n', len - at);
+		size_t end = nl ? (size_t)(nl - buf) : len, l = end - at;
+		while (l > 0 && (buf[at + l - 1] == '\r' || buf[at + l - 1] == ' '))
+			l--;
+		if (l > 0) {
+			if (n < want) {
+				names[n] = xmalloc(l + 1);
+				memcpy(names[n], buf + at, l);
+				names[n][l] = '\0';
+			}
 			n++;
-			break;
 		}
-		names[n++] = xstrdup(line);
+		at = end + 1;
 	}
-	fclose(f);
+	*got = n;
 	if (n != want) {
 		for (int i = 0; i < n && i < want; i++)
 			free(names[i]);
@@ -1279,6 +1547,44 @@ read_names_beside(const char *path, const char *file, int want)
 		return NULL;
 	}
 	return names;
+}
+
+/* Class names from a file beside path; NULL when absent or when it does
+ * not hold exactly `want` names. */
+static char **
+read_names_beside(const char *path, const char *file, int want)
+{
+	char full[4096], **names;
+	const char *base = base_name(path);
+	uint8_t *buf;
+	size_t len;
+	int got;
+	snprintf(full, sizeof full, "%.*s%s", (int)(base - path), path, file);
+	if (slurp_path(full, 1 << 20, &buf, &len) < 0)
+		return NULL;
+	names = parse_names(buf, len, want, &got);
+	free(buf);
+	return names;
+}
+
+static char **
+number_names(int n)
+{
+	char **names = xcalloc((size_t)n, sizeof *names);
+	for (int i = 0; i < n; i++) {
+		char num[16];
+		snprintf(num, sizeof num, "%d", i);
+		names[i] = xstrdup(num);
+	}
+	return names;
+}
+
+static void
+free_names(char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
 }
 
 static int
@@ -1307,21 +1613,19 @@ set_indexed_names(Dataset *d, char **names, int n, const char *path)
 	return 0;
 }
 
+/* The records of a CIFAR batch (buf, len bytes; named what in messages)
+ * as an (n, 32, 32, 3) block and labels, both malloc'd. -1 on error. */
 static int
-read_cifar(Dataset *d, const char *path, int is100)
+cifar_records(Dataset *d, const char *what, const uint8_t *buf, size_t len, int is100, uint8_t **blockp,
+              int **labelsp, int64_t *np)
 {
-	size_t rec = is100 ? 3074 : 3073, len;
+	size_t rec = is100 ? 3074 : 3073;
 	int nclass = is100 ? (d->opt.coarse ? 20 : 100) : 10, *labels;
 	int64_t n;
-	uint8_t *buf, *block;
-	char **names;
-	if (read_raw(d, path, NULL, &buf, &len) < 0)
-		return -1;
-	if (len == 0 || len % rec != 0) {
-		free(buf);
-		return fail(d, "%s: %zu bytes is not a whole number of CIFAR-%d records of %zu bytes", path, len,
+	uint8_t *block;
+	if (len == 0 || len % rec != 0)
+		return fail(d, "%s: %zu bytes is not a whole number of CIFAR-%d records of %zu bytes", what, len,
 		            is100 ? 100 : 10, rec);
-	}
 	n = (int64_t)(len / rec);
 	labels = xcalloc((size_t)n, sizeof *labels);
 	block = xmalloc((size_t)n * 3072);
@@ -1331,9 +1635,8 @@ read_cifar(Dataset *d, const char *path, int is100)
 		uint8_t *o = block + (size_t)i * 3072;
 		labels[i] = is100 ? r[d->opt.coarse ? 0 : 1] : r[0];
 		if (labels[i] >= nclass) {
-			fail(d, "%s: record %lld: label %d is out of range for %d classes", path, (long long)i, labels[i],
+			fail(d, "%s: record %lld: label %d is out of range for %d classes", what, (long long)i, labels[i],
 			     nclass);
-			free(buf);
 			free(block);
 			free(labels);
 			return -1;
@@ -1344,27 +1647,152 @@ read_cifar(Dataset *d, const char *path, int is100)
 			o[3 * p + 2] = px[2048 + p];
 		}
 	}
+	*blockp = block;
+	*labelsp = labels;
+	*np = n;
+	return 0;
+}
+
+static int
+read_cifar(Dataset *d, const char *path, int is100)
+{
+	int nclass = is100 ? (d->opt.coarse ? 20 : 100) : 10, *labels;
+	int64_t n;
+	size_t len;
+	uint8_t *buf, *block;
+	char **names;
+	if (read_raw(d, path, NULL, &buf, &len) < 0)
+		return -1;
+	if (cifar_records(d, path, buf, len, is100, &block, &labels, &n) < 0) {
+		free(buf);
+		return -1;
+	}
 	free(buf);
 	names = read_names_beside(path, is100 ? (d->opt.coarse ? "coarse_label_names.txt" : "fine_label_names.txt")
 	                                      : "batches.meta.txt", nclass);
-	if (!names) {
-		names = xcalloc((size_t)nclass, sizeof *names);
-		for (int i = 0; i < nclass; i++) {
-			char num[16];
-			snprintf(num, sizeof num, "%d", i);
-			names[i] = xstrdup(num);
-		}
-	}
+	if (!names)
+		names = number_names(nclass);
 	if (set_indexed_names(d, names, nclass, path) < 0) {
-		for (int i = 0; i < nclass; i++)
-			free(names[i]);
-		free(names);
+		free_names(names, nclass);
 		free(block);
 		free(labels);
 		return -1;
 	}
 	add_block(d, path, block, n, 32, 32, 3, labels);
 	free(labels);
+	return 0;
+}
+
+static OffFile *
+official_find(Dataset *d, const char *base)
+{
+	for (int i = 0; i < d->noff; i++)
+		if (strcmp(base_name(d->off[i].member), base) == 0)
+			return &d->off[i];
+	return NULL;
+}
+
+/* An STL-10 images file (n x 3 x 96 x 96, each channel plane column-major:
+ * byte c*9216 + x*96 + y is channel c of row y, column x) turned into an
+ * (n, 96, 96, 3) block in place, with its labels file (bytes 1..10), or
+ * none (labels -1). */
+static int
+stl_records(Dataset *d, const char *path, OffFile *x, OffFile *y, int nclass)
+{
+	enum { S = 96, PLANE = S * S, REC = 3 * PLANE };
+	uint8_t *tmp;
+	int *labels = NULL;
+	int64_t n;
+	if (x->len == 0 || x->len % REC != 0)
+		return fail(d, "%s: %s: %zu bytes is not a whole number of STL-10 images of %d bytes", path, x->member,
+		            x->len, REC);
+	n = (int64_t)(x->len / REC);
+	if (y) {
+		if (y->len != (size_t)n)
+			return fail(d, "%s: %s: %zu labels for the %lld images of %s", path, y->member, y->len,
+			            (long long)n, x->member);
+		labels = xcalloc((size_t)n, sizeof *labels);
+		for (int64_t i = 0; i < n; i++) {
+			if (y->data[i] < 1 || y->data[i] > nclass) {
+				free(labels);
+				return fail(d, "%s: %s: record %lld: label %d is not in 1..%d", path, y->member, (long long)i,
+				            y->data[i], nclass);
+			}
+			labels[i] = y->data[i] - 1;
+		}
+	}
+	tmp = xmalloc(REC);
+	for (int64_t i = 0; i < n; i++) {
+		uint8_t *im = x->data + (size_t)i * REC;
+		memcpy(tmp, im, REC);
+		for (int r = 0; r < S; r++)
+			for (int c = 0; c < S; c++)
+				for (int ch = 0; ch < 3; ch++)
+					im[(r * S + c) * 3 + ch] = tmp[ch * PLANE + c * S + r];
+	}
+	free(tmp);
+	add_block(d, x->member, x->data, n, S, S, 3, labels);
+	x->data = NULL;   /* the dataset owns it now */
+	free(labels);
+	return 0;
+}
+
+/* Builds the split from the official files kept from input `path`. */
+static int
+official_finish(Dataset *d, const char *path, int prev_mode)
+{
+	const OffLayout *L = &off_layouts[d->off_layout - 1];
+	const OffSplit *sp = official_split(L, official_split_name(d));
+	int nclass, got;
+	const char *namesfile = official_names_file(d, L, &nclass);
+	char missing[512] = "", **names;
+	OffFile *nf;
+	for (int64_t i = 0; i < d->n; i++)
+		if (d->samples[i].input == d->cur_input)
+			return fail(d, "%s: holds both images and %s files; give them as separate inputs", path, L->title);
+	if (prev_mode == MODE_NAMED)
+		return fail(d, "%s: cannot mix %s files with image folders and archives in one run", path, L->title);
+	for (int i = 0; i <= 6; i++) {
+		const char *f = i < 6 ? sp->files[i] : namesfile;
+		size_t o = strlen(missing);
+		if (f && !official_find(d, f))
+			snprintf(missing + o, sizeof missing - o, "%s%s/%s", o ? ", " : "", L->root, f);
+	}
+	if (*missing)
+		return fail(d, "%s: not a whole %s archive (%s): no %s", path, L->title, L->download, missing);
+	nf = official_find(d, namesfile);
+	if (!(names = parse_names(nf->data, nf->len, nclass, &got)))
+		return fail(d, "%s: %s: %d class names, expected %d", path, nf->member, got, nclass);
+	if (set_indexed_names(d, names, nclass, path) < 0) {
+		free_names(names, nclass);
+		return -1;
+	}
+	d->mode = MODE_INDEXED;
+	d->any_official = 1;
+	for (int i = 0; i < 6 && sp->files[i]; i++) {
+		OffFile *f = official_find(d, sp->files[i]);
+		if (d->off_layout == OFF_STL10) {
+			size_t k = strlen(sp->files[i]);
+			if (sp->files[i][k - 5] != 'X')
+				continue;   /* a labels file, read with its images */
+			char yname[64];
+			snprintf(yname, sizeof yname, "%.*sy.bin", (int)(k - 5), sp->files[i]);
+			if (stl_records(d, path, f, official_find(d, yname), nclass) < 0)
+				return -1;
+		} else {
+			uint8_t *block;
+			int *labels;
+			int64_t n;
+			char what[4200];
+			snprintf(what, sizeof what, "%s: %s", path, f->member);
+			if (cifar_records(d, what, f->data, f->len, d->off_layout == OFF_CIFAR100, &block, &labels, &n) < 0)
+				return -1;
+			free(f->data);
+			f->data = NULL;
+			add_block(d, f->member, block, n, 32, 32, 3, labels);
+			free(labels);
+		}
+	}
 	return 0;
 }
 
@@ -1409,8 +1837,8 @@ read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, siz
 	if (slurp_fd(fd, head, headlen, DATASET_MAX_MEMBER_BYTES, &data, &len) < 0)
 		return fail(d, "%s: %s", path, strerror(errno));
 	d->members++;
-	r = image_load(data, len, d->opt.max_pixels, d->opt.channels, d->opt.height, d->opt.width, &im, err,
-	               sizeof err);
+	r = image_load(data, len, d->opt.max_pixels, d->opt.channels, d->opt.height, d->opt.width,
+	               (ImageFit)d->opt.fit, &im, err, sizeof err);
 	free(data);
 	if (r < 0)
 		return skip(d, SKIP_DECODE, base, "%s", err);
@@ -1421,6 +1849,7 @@ read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, siz
 	s->c = im.c;
 	s->pixels = im.data;
 	s->owned = 1;
+	drop_pixels(d, s);
 	return 0;
 }
 
@@ -1429,7 +1858,7 @@ dataset_add(Dataset *d, const char *path)
 {
 	struct stat st;
 	const char *base = base_name(path);
-	int rc = 0, ck, fd = -1, is_stdin = strcmp(path, "-") == 0;
+	int rc = 0, ck, fd = -1, is_stdin = strcmp(path, "-") == 0, prev_mode;
 	uint8_t head[8];
 	ssize_t k = 0;
 	ASSERT(!d->finished);
@@ -1444,8 +1873,8 @@ dataset_add(Dataset *d, const char *path)
 		return set_mode(d, MODE_INDEXED, path) < 0 ? -1 : read_idx(d, path);
 	if (!is_stdin && !S_ISDIR(st.st_mode) && (ck = cifar_kind(base)))
 		return set_mode(d, MODE_INDEXED, path) < 0 ? -1 : read_cifar(d, path, ck == 100);
-	if (set_mode(d, MODE_NAMED, path) < 0)
-		return -1;
+	/* the mode is known once the input is read: images, or official files */
+	prev_mode = d->mode;
 	if (!S_ISDIR(st.st_mode)) {
 		/* opened once and sniffed from the bytes read: FIFOs and pipes work */
 		if ((fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY)) < 0)
@@ -1458,7 +1887,7 @@ dataset_add(Dataset *d, const char *path)
 		}
 		if (image_sniff(head, (size_t)k) != IMAGE_FMT_UNKNOWN) {
 			/* a single image: the file itself is the member */
-			rc = read_single_image(d, path, fd, head, (size_t)k);
+			rc = set_mode(d, MODE_NAMED, path) < 0 ? -1 : read_single_image(d, path, fd, head, (size_t)k);
 			if (!is_stdin)
 				close(fd);
 			return rc;
@@ -1482,8 +1911,11 @@ dataset_add(Dataset *d, const char *path)
 	if (rc == 0)
 		rc = resolve_links(d);
 	free_links(d);
-	if (rc == 0)
+	if (rc == 0 && d->off_layout)
+		rc = official_finish(d, path, prev_mode);
+	else if (rc == 0 && (rc = set_mode(d, MODE_NAMED, path)) == 0)
 		rc = check_empty_dirs(d);
+	official_free(d);
 	strmap_free(&d->dirs);
 	return rc;
 }
@@ -1566,6 +1998,8 @@ dataset_finish(Dataset *d)
 	const Sample *first;
 	ASSERT(!d->finished);
 	d->finished = 1;
+	if (d->opt.split && !d->any_official)
+		return fail(d, "--split picks a split of a CIFAR-10, CIFAR-100 or STL-10 archive, and no input is one");
 	if (d->n == 0)
 		return fail(d, "no images found in the input%s", d->ninputs > 1 ? "s" : "");
 	qsort(d->samples, (size_t)d->n, sizeof *d->samples, cmp_sample);
@@ -1584,6 +2018,10 @@ dataset_finish(Dataset *d)
 			uint8_t *rgb;
 			if (s->c != 1)
 				continue;
+			if (!s->pixels) {   /* sizes only */
+				s->c = 3;
+				continue;
+			}
 			rgb = xmalloc(np * 3);
 			image_convert_channels(rgb, 3, s->pixels, 1, np);
 			if (s->owned)
@@ -1597,7 +2035,7 @@ dataset_finish(Dataset *d)
 	for (int64_t i = 1; i < d->n; i++) {
 		const Sample *s = &d->samples[i];
 		char a[4200], b[4200];
-		if (s->h == first->h && s->w == first->w)
+		if (d->opt.sizes_only || (s->h == first->h && s->w == first->w))
 			continue;
 		return fail(d, "%s: %s: image is %dx%d, but %s is %dx%d; give --size to resize them all",
 		            d->inputs[s->input], dataset_source(d, i, a, sizeof a), s->h, s->w,
@@ -1627,6 +2065,7 @@ dataset_free(Dataset *d)
 	strmap_free(&d->classmap);
 	strmap_free(&d->dirs);
 	free_links(d);
+	official_free(d);
 	for (int i = 0; i < d->ncnames; i++)
 		free(d->cnames[i]);
 	free(d->cnames);

@@ -20,6 +20,14 @@
  *     and fine label bytes: the fine one unless coarse is set). Class names
  *     from batches.meta.txt (fine_label_names.txt, coarse_label_names.txt)
  *     beside the batch when present.
+ *   - the CIFAR-10, CIFAR-100 and STL-10 archives as downloaded (binary
+ *     versions), or the folders they extract to, recognised by member names
+ *     (data_batch_N.bin, train.bin, train_X.bin, ...): the split of
+ *     DatasetOptions.split, class names from the archive. STL-10 images are
+ *     stored channel plane after plane, each column-major; its labels count
+ *     from 1; unlabeled_X.bin has label -1. A file the split needs that is
+ *     missing, the Python/Matlab versions, two data sets or images among
+ *     these files in one input are errors.
  * IDX and CIFAR inputs have class indices in the data ("indexed"); folders
  * and archives have class names ("named"). One run takes one kind or the
  * other. Indexed class names are "0", "1", ... unless the batch names them
@@ -49,9 +57,14 @@
 typedef struct {
 	int64_t      max_pixels;    /* per image; <= 0: IMAGE_DEFAULT_MAX_PIXELS */
 	int          height, width; /* resize to this (0: keep; then all must agree) */
+	int          fit;           /* how, an ImageFit: stretch (0), crop, pad */
 	int          channels;      /* 1 or 3; 0: 1 if every image is gray, else 3 */
 	int          strict;        /* bad members are errors */
+	int          sizes_only;    /* keep each image's size, not its pixels (NULL);
+	                               sizes may differ */
 	int          coarse;        /* CIFAR-100: coarse labels */
+	const char  *split;         /* official archives: train, test, unlabeled,
+	                               train+unlabeled (STL-10); NULL: train */
 	int          nclass_names;  /* names for indexed classes, or 0 */
 	char *const *class_names;
 	void       (*warn)(void *ctx, const char *msg);

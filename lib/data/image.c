@@ -505,23 +505,25 @@ axis_maxtaps(int in, int out)
 	return out == in ? 1 : 2;
 }
 
+/* Plans outputs off .. off+n-1 of resampling an axis of `in` pixels to `out`. */
 static void
-axis_plan(int in, int out, int maxtaps, int *first, int *ntaps, float *wt)
+axis_plan(int in, int out, int off, int n, int maxtaps, int *first, int *ntaps, float *wt)
 {
-	for (int o = 0; o < out; o++) {
-		float *w = wt + (size_t)o * (size_t)maxtaps;
+	for (int j = 0; j < n; j++) {
+		int o = off + j;
+		float *w = wt + (size_t)j * (size_t)maxtaps;
 		if (out == in) {
-			first[o] = o;
-			ntaps[o] = 1;
+			first[j] = o;
+			ntaps[j] = 1;
 			w[0] = 1;
 		} else if (out < in) {
 			/* exact coverage of [o*s, (o+1)*s) in source pixels, s = in/out,
 			 * computed in integers scaled by out so the edges are exact */
 			int64_t lo = (int64_t)o * in, hi = (int64_t)(o + 1) * in;
 			int i0 = (int)(lo / out), i1 = (int)((hi + out - 1) / out);
-			first[o] = i0;
-			ntaps[o] = i1 - i0;
-			ASSERT(ntaps[o] <= maxtaps);
+			first[j] = i0;
+			ntaps[j] = i1 - i0;
+			ASSERT(ntaps[j] <= maxtaps);
 			for (int i = i0; i < i1; i++) {
 				int64_t a = (int64_t)i * out, b = (int64_t)(i + 1) * out;
 				int64_t ov = (b < hi ? b : hi) - (a > lo ? a : lo);
@@ -534,12 +536,12 @@ axis_plan(int in, int out, int maxtaps, int *first, int *ntaps, float *wt)
 				src = 0;
 			i0 = (int)src;
 			if (i0 >= in - 1) {
-				first[o] = in - 1;
-				ntaps[o] = 1;
+				first[j] = in - 1;
+				ntaps[j] = 1;
 				w[0] = 1;
 			} else {
-				first[o] = i0;
-				ntaps[o] = 2;
+				first[j] = i0;
+				ntaps[j] = 2;
 				w[1] = (float)(src - i0);
 				w[0] = 1 - w[1];
 			}
@@ -547,37 +549,42 @@ axis_plan(int in, int out, int maxtaps, int *first, int *ntaps, float *wt)
 	}
 }
 
-size_t
-image_resize_scratch(int h, int w, int oh, int ow, int c)
+/* Scratch for a (wh, ww) window of an (h, w) -> (rh, rw) resize. */
+static size_t
+window_scratch(int h, int w, int rh, int rw, int wh, int ww, int c)
 {
-	size_t tx = (size_t)axis_maxtaps(w, ow), ty = (size_t)axis_maxtaps(h, oh);
-	return (size_t)(ow + oh) * 2 * sizeof(int) + ((size_t)ow * tx + (size_t)oh * ty) * sizeof(float) +
-	       (size_t)h * (size_t)ow * (size_t)c * sizeof(float) + 64;
+	size_t tx = (size_t)axis_maxtaps(w, rw), ty = (size_t)axis_maxtaps(h, rh);
+	return (size_t)(ww + wh) * 2 * sizeof(int) + ((size_t)ww * tx + (size_t)wh * ty) * sizeof(float) +
+	       (size_t)h * (size_t)ww * (size_t)c * sizeof(float) + 64;
 }
 
-void
-image_resize(uint8_t *dst, int oh, int ow, const uint8_t *src, int h, int w, int c, void *ws)
+/* Rows y0 .. y0+wh-1 and columns x0 .. x0+ww-1 of src (h, w, c) resized to
+ * (rh, rw), written to dst with rows `stride` bytes apart. Each output pixel
+ * is what the whole resize gives there, without computing the rest. */
+static void
+resize_window(uint8_t *dst, size_t stride, int wh, int ww, const uint8_t *src, int h, int w, int c, int rh,
+              int rw, int y0, int x0, void *ws)
 {
-	int tx = axis_maxtaps(w, ow), ty = axis_maxtaps(h, oh);
+	int tx = axis_maxtaps(w, rw), ty = axis_maxtaps(h, rh);
 	void *own = NULL;
 	float *tmp, *wx, *wy;
 	int *fx, *nx, *fy, *ny;
 	if (!ws)
-		ws = own = xmalloc(image_resize_scratch(h, w, oh, ow, c));
+		ws = own = xmalloc(window_scratch(h, w, rh, rw, wh, ww, c));
 	tmp = ws;
-	wx = tmp + (size_t)h * (size_t)ow * (size_t)c;
-	wy = wx + (size_t)ow * (size_t)tx;
-	fx = (int *)(wy + (size_t)oh * (size_t)ty);
-	nx = fx + ow;
-	fy = nx + ow;
-	ny = fy + oh;
-	axis_plan(w, ow, tx, fx, nx, wx);
-	axis_plan(h, oh, ty, fy, ny, wy);
+	wx = tmp + (size_t)h * (size_t)ww * (size_t)c;
+	wy = wx + (size_t)ww * (size_t)tx;
+	fx = (int *)(wy + (size_t)wh * (size_t)ty);
+	nx = fx + ww;
+	fy = nx + ww;
+	ny = fy + wh;
+	axis_plan(w, rw, x0, ww, tx, fx, nx, wx);
+	axis_plan(h, rh, y0, wh, ty, fy, ny, wy);
 
 	for (int y = 0; y < h; y++) {
 		const uint8_t *row = src + (size_t)y * (size_t)w * (size_t)c;
-		float *trow = tmp + (size_t)y * (size_t)ow * (size_t)c;
-		for (int o = 0; o < ow; o++) {
+		float *trow = tmp + (size_t)y * (size_t)ww * (size_t)c;
+		for (int o = 0; o < ww; o++) {
 			const float *wt = wx + (size_t)o * (size_t)tx;
 			const uint8_t *s = row + (size_t)fx[o] * (size_t)c;
 			for (int k = 0; k < c; k++) {
@@ -588,10 +595,10 @@ image_resize(uint8_t *dst, int oh, int ow, const uint8_t *src, int h, int w, int
 			}
 		}
 	}
-	for (int o = 0; o < oh; o++) {
+	for (int o = 0; o < wh; o++) {
 		const float *wt = wy + (size_t)o * (size_t)ty;
-		uint8_t *drow = dst + (size_t)o * (size_t)ow * (size_t)c;
-		size_t rowlen = (size_t)ow * (size_t)c;
+		uint8_t *drow = dst + (size_t)o * stride;
+		size_t rowlen = (size_t)ww * (size_t)c;
 		for (size_t j = 0; j < rowlen; j++) {
 			float acc = 0;
 			for (int t = 0; t < ny[o]; t++)
@@ -603,8 +610,84 @@ image_resize(uint8_t *dst, int oh, int ow, const uint8_t *src, int h, int w, int
 	free(own);
 }
 
+size_t
+image_resize_scratch(int h, int w, int oh, int ow, int c)
+{
+	return window_scratch(h, w, oh, ow, oh, ow, c);
+}
+
+void
+image_resize(uint8_t *dst, int oh, int ow, const uint8_t *src, int h, int w, int c, void *ws)
+{
+	resize_window(dst, (size_t)ow * (size_t)c, oh, ow, src, h, w, c, oh, ow, 0, 0, ws);
+}
+
+const char *const image_fit_names[IMAGE_FIT_N] = { "stretch", "crop", "pad" };
+
+/* Only a window of the covering size is computed, so it may be large; this
+ * keeps it an int (an image 1 pixel high and 65535 wide cropped to 65535). */
+#define FIT_MAX_SIDE (INT64_C(1) << 29)
+
+/* The size (rh, rw) the whole image is resized to before the crop or the
+ * padding. */
+static void
+fit_dims(int h, int w, int oh, int ow, ImageFit fit, int *rh, int *rw)
+{
+	int64_t a = (int64_t)oh * w, b = (int64_t)ow * h;   /* a >= b: oh/h >= ow/w */
+	*rh = oh;
+	*rw = ow;
+	if (fit == IMAGE_FIT_CROP) {   /* cover: torchvision Resize's int() */
+		if (a > b)
+			*rw = (int)(a / h < FIT_MAX_SIDE ? a / h : FIT_MAX_SIDE);
+		else if (a < b)
+			*rh = (int)(b / w < FIT_MAX_SIDE ? b / w : FIT_MAX_SIDE);
+	} else if (fit == IMAGE_FIT_PAD) {   /* contain, rounded to nearest, at least 1 */
+		if (a > b)
+			*rh = (int)((b + w / 2) / w);
+		else if (a < b)
+			*rw = (int)((a + h / 2) / h);
+		if (*rh < 1)
+			*rh = 1;
+		if (*rw < 1)
+			*rw = 1;
+	}
+}
+
+/* torchvision CenterCrop's offset, int(round(d / 2.0)): halves go to even. */
+static int
+centre_offset(int d)
+{
+	int k = d / 2;
+	return d % 2 && k % 2 ? k + 1 : k;
+}
+
+size_t
+image_fit_scratch(int h, int w, int oh, int ow, int c, ImageFit fit)
+{
+	int rh, rw;
+	fit_dims(h, w, oh, ow, fit, &rh, &rw);
+	return fit == IMAGE_FIT_PAD ? window_scratch(h, w, rh, rw, rh, rw, c) : window_scratch(h, w, rh, rw, oh, ow, c);
+}
+
+void
+image_fit(uint8_t *dst, int oh, int ow, const uint8_t *src, int h, int w, int c, ImageFit fit, void *ws)
+{
+	int rh, rw;
+	size_t stride = (size_t)ow * (size_t)c;
+	fit_dims(h, w, oh, ow, fit, &rh, &rw);
+	if (fit == IMAGE_FIT_PAD) {
+		int top = (oh - rh) / 2, left = (ow - rw) / 2;
+		memset(dst, IMAGE_PAD_FILL, (size_t)oh * stride);
+		resize_window(dst + (size_t)top * stride + (size_t)left * (size_t)c, stride, rh, rw, src, h, w, c, rh, rw,
+		              0, 0, ws);
+	} else {
+		resize_window(dst, stride, oh, ow, src, h, w, c, rh, rw, centre_offset(rh - oh), centre_offset(rw - ow),
+		              ws);
+	}
+}
+
 int
-image_load(const void *buf, size_t len, int64_t max_pixels, int channels, int oh, int ow, Image *out,
+image_load(const void *buf, size_t len, int64_t max_pixels, int channels, int oh, int ow, ImageFit fit, Image *out,
            char *err, size_t errlen)
 {
 	Image im;
@@ -619,7 +702,7 @@ image_load(const void *buf, size_t len, int64_t max_pixels, int channels, int oh
 	}
 	if (oh && ow && (oh != im.h || ow != im.w)) {
 		uint8_t *d = xmalloc((size_t)oh * (size_t)ow * (size_t)im.c);
-		image_resize(d, oh, ow, im.data, im.h, im.w, im.c, NULL);
+		image_fit(d, oh, ow, im.data, im.h, im.w, im.c, fit, NULL);
 		free(im.data);
 		im.data = d;
 		im.h = oh;

@@ -52,9 +52,25 @@ void image_convert_channels(uint8_t *dst, int dc, const uint8_t *src, int sc, si
 size_t image_resize_scratch(int h, int w, int oh, int ow, int c);
 void image_resize(uint8_t *dst, int oh, int ow, const uint8_t *src, int h, int w, int c, void *ws);
 
-/* Decode, then convert to `channels` (0: keep) and resize to (oh, ow)
- * (0: keep), leaving the final image in out. */
-int image_load(const void *buf, size_t len, int64_t max_pixels, int channels, int oh, int ow, Image *out,
-               char *err, size_t errlen);
+/* How an image meets an (oh, ow) of another aspect ratio:
+ *   stretch  resize to (oh, ow) (image_resize): the aspect ratio is lost;
+ *   crop     resize so that the image covers (oh, ow), the long side as
+ *            int(short_out * long / short), then cut the centre: torchvision
+ *            Resize + CenterCrop (offsets int(round(d / 2.0)), halves to even);
+ *   pad      resize so that the image fits inside (oh, ow), each side rounded
+ *            to nearest and at least 1, centred (the extra pixel of an odd
+ *            margin at the bottom / right), the margins IMAGE_PAD_FILL.
+ * Resampling as image_resize; ws is scratch of at least image_fit_scratch()
+ * bytes, or NULL. */
+typedef enum { IMAGE_FIT_STRETCH, IMAGE_FIT_CROP, IMAGE_FIT_PAD, IMAGE_FIT_N } ImageFit;
+#define IMAGE_PAD_FILL 0   /* black, torchvision Pad's default fill */
+extern const char *const image_fit_names[IMAGE_FIT_N];
+size_t image_fit_scratch(int h, int w, int oh, int ow, int c, ImageFit fit);
+void image_fit(uint8_t *dst, int oh, int ow, const uint8_t *src, int h, int w, int c, ImageFit fit, void *ws);
+
+/* Decode, then convert to `channels` (0: keep) and fit to (oh, ow) (0: keep),
+ * leaving the final image in out. */
+int image_load(const void *buf, size_t len, int64_t max_pixels, int channels, int oh, int ow, ImageFit fit,
+               Image *out, char *err, size_t errlen);
 
 #endif

@@ -30,6 +30,16 @@ sampler_init(Sampler *s, const SamplerOptions *o, const int64_t *labels, int64_t
 			return -1;
 		}
 		s->n = subset_stratified(labels, n, nclasses, o->label_frac, o->label_per_class, o->seed, s->ids);
+		if (o->label_rest) {   /* the complement, in id order */
+			uint8_t *in = xcalloc((size_t)(n ? n : 1), 1);
+			for (int64_t j = 0; j < s->n; j++)
+				in[s->ids[j]] = 1;
+			s->n = 0;
+			for (int64_t i = 0; i < n; i++)
+				if (!in[i])
+					s->ids[s->n++] = i;
+			free(in);
+		}
 	} else {
 		for (int64_t i = 0; i < n; i++)
 			s->ids[i] = i;

@@ -1,8 +1,9 @@
 /* sampler: which samples each epoch emits, and in which order.
  *
  * Selection happens once: an optional stratified label subset (lib/data/subset,
- * so ssl-probe selects the same images for the same seed and spec), then an
- * optional limit that keeps the first N selected samples in id order.
+ * so ssl-probe selects the same images for the same seed and spec) or its
+ * complement, then an optional limit that keeps the first N selected samples
+ * in id order.
  *
  * Each epoch e then takes the selection in id order, or with shuffle a
  * permutation drawn from rng_for(seed, e, RNG_DOMAIN_SHUFFLE, 0), and
@@ -29,6 +30,8 @@ typedef struct {
 typedef struct {
 	double   label_frac;       /* > 0: keep round(frac * n_c) per class (at least 1) */
 	int64_t  label_per_class;  /* > 0: keep this many per class */
+	int      label_rest;       /* keep what the label subset leaves out instead
+	                              (its other labelled and all unlabelled samples) */
 	int64_t  limit;            /* > 0: keep the first `limit` selected */
 	int      shuffle;
 	uint64_t seed;

@@ -8,11 +8,15 @@
 
 #include "base/util.h"
 
-/* Grows the four arrays to hold at least `need` records of dim floats. */
+/* Grows the four arrays to hold at least `need` records of dim floats.
+ * The first capacity is 1024 records or 1 MiB of floats, whichever is
+ * fewer: memory follows the records that arrived (a stream of one embedding
+ * of 256k dims reserved 1 GiB; found by fuzz_tensors). */
 static int
 embed_reserve(Embeddings *e, int64_t *cap, int64_t need, char *err, size_t errlen)
 {
-	int64_t ncap = *cap ? *cap : 1024;
+	int64_t first = ((int64_t)1 << 18) / e->dim;
+	int64_t ncap = *cap ? *cap : first < 1 ? 1 : first > 1024 ? 1024 : first;
 	size_t nx;
 	if (need <= *cap)
 		return 0;

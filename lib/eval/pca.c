@@ -56,16 +56,28 @@ pca_fit(Pca *p, const float *x, int64_t n, int d, char *err, size_t errlen)
 		p->mean[j] = (float)(sum[j] / (double)n);
 	free(sum);
 
-	float *xc = xcalloc(nd, sizeof *xc);
+	float *xc = xcalloc(nd, sizeof *xc), amax = 0;
 	for (int64_t i = 0; i < n; i++)
-		for (int j = 0; j < d; j++)
-			xc[(size_t)i * (size_t)d + (size_t)j] = x[(size_t)i * (size_t)d + (size_t)j] - p->mean[j];
+		for (int j = 0; j < d; j++) {
+			float v = x[(size_t)i * (size_t)d + (size_t)j] - p->mean[j];
+			xc[(size_t)i * (size_t)d + (size_t)j] = v;
+			amax = fmaxf(amax, fabsf(v));
+		}
+	/* Values far from 1 (1e30: their squares overflow a float) are scaled
+	 * to at most 1 for the covariance; the axes do not change, and the
+	 * variances are scaled back in double. */
+	double scale2 = 1;
+	if (isfinite(amax) && (amax > 1e15f || (amax > 0 && amax < 1e-15f))) {
+		for (size_t i = 0; i < nd; i++)
+			xc[i] /= amax;
+		scale2 = (double)amax * (double)amax;
+	}
 	float *cov = xcalloc(dd, sizeof *cov);
 	gemm_serial(1, 0, d, d, (int)n, 1.0f / (float)(n - 1), xc, d, xc, d, 0.0f, cov, d);
 	free(xc);
 	p->total_var = 0;
 	for (int j = 0; j < d; j++)
-		p->total_var += cov[(size_t)j * (size_t)d + (size_t)j];
+		p->total_var += cov[(size_t)j * (size_t)d + (size_t)j] * scale2;
 
 	/* The two largest eigenpairs: indices d-1 and d (1-based, ascending). */
 	int il = d - 1, iu = d, m = 0, info = 0, lwork = -1, liwork = -1, iwq = 0;
@@ -91,7 +103,7 @@ pca_fit(Pca *p, const float *x, int64_t n, int d, char *err, size_t errlen)
 		free(z);
 		free(wall);
 		pca_free(p);
-		snprintf(err, errlen, "PCA: LAPACK ssyevr failed (info %d)", info);
+		snprintf(err, errlen, "PCA: LAPACK ssyevr found %d of 2 eigenvalues (info %d)", m, info);
 		return -1;
 	}
 	w[0] = wall[1];
@@ -107,7 +119,7 @@ pca_fit(Pca *p, const float *x, int64_t n, int d, char *err, size_t errlen)
 		float sign = v[jmax] < 0 ? -1.0f : 1.0f;
 		for (int j = 0; j < d; j++)
 			p->axes[(size_t)k * (size_t)d + (size_t)j] = sign * v[j];
-		p->var[k] = w[k] > 0 ? w[k] : 0;
+		p->var[k] = w[k] > 0 ? w[k] * scale2 : 0;
 	}
 	free(z);
 	return 0;

@@ -202,6 +202,11 @@ mpu_strdup(const msgpack_object *o)
 	s = xmalloc((size_t)o->via.str.size + 1);
 	memcpy(s, o->via.str.ptr, o->via.str.size);
 	s[o->via.str.size] = '\0';
+	if (!utf8_valid(s, o->via.str.size)) {   /* read as written: stray bytes as \xHH */
+		char *e = str_utf8_escape(s);
+		free(s);
+		s = e;
+	}
 	return s;
 }
 
@@ -215,6 +220,24 @@ mpu_strdup_why(const msgpack_object *o, const char *what, char *why, size_t whyl
 }
 
 /* --------------------------------------------------------------- packing */
+
+const char *
+mpu_type_name(msgpack_object_type t)
+{
+	switch (t) {
+	case MSGPACK_OBJECT_NIL: return "nil";
+	case MSGPACK_OBJECT_BOOLEAN: return "a boolean";
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "an integer";
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64: return "a float";
+	case MSGPACK_OBJECT_STR: return "a string";
+	case MSGPACK_OBJECT_ARRAY: return "an array";
+	case MSGPACK_OBJECT_MAP: return "a map";
+	case MSGPACK_OBJECT_BIN: return "bin";
+	default: return "an extension";
+	}
+}
 
 int
 mpu_pack_str(msgpack_packer *pk, const char *s)

@@ -67,11 +67,15 @@ int mpu_get_f64(const msgpack_object *o, double *v);
 int mpu_get_bool(const msgpack_object *o, int *v);
 /* A str without NUL bytes, shorter than len, into buf as a C string. */
 int mpu_get_str(const msgpack_object *o, char *buf, size_t len);
-/* A str without NUL bytes as a fresh C string (xmalloc), or NULL. */
+/* A str without NUL bytes as a fresh C string (xmalloc), or NULL. Bytes
+ * that are not valid UTF-8 come out as \xHH, as mpu_pack_str writes them. */
 char *mpu_strdup(const msgpack_object *o);
 /* The same, with the reason in why when NULL: "WHAT must be a string" or
  * "WHAT contains a NUL byte" (the one accessor that writes a message). */
 char *mpu_strdup_why(const msgpack_object *o, const char *what, char *why, size_t whylen);
+
+/* What a value is, for messages: "a map", "an integer", ... */
+const char *mpu_type_name(msgpack_object_type t);
 
 /* A C string as a msgpack str; nonzero on a packer error. Bytes that are
  * not valid UTF-8 go out as \xHH (str_utf8_escape). */

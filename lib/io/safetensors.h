@@ -77,8 +77,9 @@ size_t      safetensors_dtype_size(StDType d);       /* bytes per element */
 /* "[d0, d1, ...]" into buf (as ssl-export --list prints shapes). */
 const char *safetensors_shape_str(const int64_t *shape, int ndim, char *buf, size_t len);
 
-/* 1 when the file starts as a safetensors file does (a header length in
- * range, then '{'), else 0 (a checkpoint, say, or unreadable). */
+/* 1 when the file starts as a safetensors file does (an 8-byte header
+ * length of at least 2, then '{'; an absurd length is for safetensors_open
+ * to name), else 0 (a checkpoint, say, or unreadable). */
 int  safetensors_sniff(const char *path);
 /* Reads and checks a whole file. On failure st is empty (safe to free). */
 int  safetensors_open(SafeTensors *st, const char *path, char *err, size_t errlen);

@@ -759,8 +759,12 @@ decode_record(StreamReader *r, const msgpack_object *o, Record *rec)
 		return -1;
 	}
 	if (source) {
-		if (source->type != MSGPACK_OBJECT_STR || memchr(source->via.str.ptr, '\0', source->via.str.size)) {
-			rerr(r, "record %lld%s: source must be a string without NUL bytes", recno, idbuf);
+		if (source->type != MSGPACK_OBJECT_STR) {
+			rerr(r, "record %lld%s: source must be a string, not %s", recno, idbuf, mpu_type_name(source->type));
+			return -1;
+		}
+		if (memchr(source->via.str.ptr, '\0', source->via.str.size)) {
+			rerr(r, "record %lld%s: source holds a NUL byte", recno, idbuf);
 			return -1;
 		}
 		if (r->srccap < (size_t)source->via.str.size + 1) {
@@ -770,6 +774,12 @@ decode_record(StreamReader *r, const msgpack_object *o, Record *rec)
 		}
 		memcpy(r->src, source->via.str.ptr, source->via.str.size);
 		r->src[source->via.str.size] = '\0';
+		if (!utf8_valid(r->src, source->via.str.size)) {   /* as mpu_strdup: stray bytes as \xHH */
+			char *e = str_utf8_escape(r->src);
+			free(r->src);
+			r->src = e;
+			r->srccap = strlen(e) + 1;
+		}
 		rec->source = r->src;
 	}
 	for (uint32_t i = 0; i < o->via.map.size; i++) {
@@ -779,8 +789,8 @@ decode_record(StreamReader *r, const msgpack_object *o, Record *rec)
 			continue; /* every map-valued entry is a tensor; other unknown keys are ignored */
 		if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size == 0
 		    || kv->key.via.str.size >= TENSOR_MAX_NAME || memchr(kv->key.via.str.ptr, '\0', kv->key.via.str.size)
-		    || is_reserved(&kv->key)) {
-			rerr(r, "record %lld%s: a tensor name must be a string of 1 to %d bytes, not a reserved key",
+		    || !utf8_valid(kv->key.via.str.ptr, kv->key.via.str.size) || is_reserved(&kv->key)) {
+			rerr(r, "record %lld%s: a tensor name must be a UTF-8 string of 1 to %d bytes, not a reserved key",
 			     recno, idbuf, TENSOR_MAX_NAME - 1);
 			return -1;
 		}
