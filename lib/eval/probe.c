@@ -10,15 +10,11 @@
 #include "data/subset.h"
 #include "base/util.h"
 #include "nn/gemm.h"
-
-/* Below this many elements a loop runs on one thread: starting the team
- * costs more, and its workers, spinning after the region, would take the
- * cores from the OpenBLAS threads of the next sgemm. */
-#define OMP_MIN_WORK (INT64_C(1) << 18)
+#include "eval/probe_impl.h"
 
 /* Checked n * m element counts for our buffers. */
-static size_t
-count2(int64_t n, int64_t m)
+size_t
+probe_count2(int64_t n, int64_t m)
 {
 	size_t out;
 	if (n < 0 || m < 0 || size_mul((size_t)n, (size_t)m, &out) < 0)
@@ -26,11 +22,8 @@ count2(int64_t n, int64_t m)
 	return out ? out : 1;
 }
 
-static void progress_report(const ProbeProgress *pg, const char *stage, int64_t done, int64_t total, const char *fmt,
-                            ...) ATTR_PRINTF(5, 6);
-
-static void
-progress_report(const ProbeProgress *pg, const char *stage, int64_t done, int64_t total, const char *fmt, ...)
+void
+probe_progress_report(const ProbeProgress *pg, const char *stage, int64_t done, int64_t total, const char *fmt, ...)
 {
 	char buf[128];
 	va_list ap;
@@ -149,7 +142,7 @@ metrics_compute_ex(Metrics *m, const double *scores, const int64_t *y, int64_t n
 	m->topk = topk < K ? topk : K;
 	m->n = n;
 	if (confusion)
-		m->confusion = xcalloc(count2(K, K), sizeof *m->confusion);
+		m->confusion = xcalloc(probe_count2(K, K), sizeof *m->confusion);
 	m->class_n = xcalloc((size_t)K, sizeof *m->class_n);
 	m->class_correct = xcalloc((size_t)K, sizeof *m->class_correct);
 	for (int64_t i = 0; i < n; i++) {
@@ -195,7 +188,7 @@ linear_init(LinearModel *m, int K, int D)
 {
 	m->K = K;
 	m->D = D;
-	m->W = xcalloc(count2(K, D), sizeof *m->W);
+	m->W = xcalloc(probe_count2(K, D), sizeof *m->W);
 	m->b = xcalloc((size_t)K, sizeof *m->b);
 }
 
@@ -203,7 +196,7 @@ void
 linear_copy(LinearModel *dst, const LinearModel *src)
 {
 	ASSERT(dst->K == src->K && dst->D == src->D);
-	memcpy(dst->W, src->W, count2(src->K, src->D) * sizeof *dst->W);
+	memcpy(dst->W, src->W, probe_count2(src->K, src->D) * sizeof *dst->W);
 	memcpy(dst->b, src->b, (size_t)src->K * sizeof *dst->b);
 }
 
@@ -250,12 +243,12 @@ linear_ctx_init(LinearCtx *c, const float *x, const int64_t *y, int64_t n, int D
 	c->D = D;
 	c->K = K;
 	c->lambda = lambda;
-	c->Wd = xcalloc(count2(K, D), sizeof *c->Wd);
-	c->Zd = xcalloc(count2(K, D), sizeof *c->Zd);
-	c->Wf = xcalloc(count2(K, D), sizeof *c->Wf);
-	c->dWf = xcalloc(count2(K, D), sizeof *c->dWf);
-	c->G = xcalloc(count2(n, K), sizeof *c->G);
-	c->rowloss = xcalloc(count2(n, 1), sizeof *c->rowloss);
+	c->Wd = xcalloc(probe_count2(K, D), sizeof *c->Wd);
+	c->Zd = xcalloc(probe_count2(K, D), sizeof *c->Zd);
+	c->Wf = xcalloc(probe_count2(K, D), sizeof *c->Wf);
+	c->dWf = xcalloc(probe_count2(K, D), sizeof *c->dWf);
+	c->G = xcalloc(probe_count2(n, K), sizeof *c->G);
+	c->rowloss = xcalloc(probe_count2(n, 1), sizeof *c->rowloss);
 }
 
 static void
@@ -350,7 +343,7 @@ cholesky(double *A, int D)
 static void
 precond_build(double *L, double *U, const float *x, int64_t n, int D, double lambda)
 {
-	float *S = xcalloc(count2(D, D), sizeof *S);
+	float *S = xcalloc(probe_count2(D, D), sizeof *S);
 	double tr = 0, mu;
 	gemm_syrk_tn(D, (int)n, 1.0f / (float)n, x, D, 0.0f, S, D);
 	for (int j = 0; j < D; j++)
@@ -448,7 +441,7 @@ linear_lambda(double C, int64_t n)
 static void
 linear_to_theta(double *theta, const LinearModel *m)
 {
-	size_t KD = count2(m->K, m->D);
+	size_t KD = probe_count2(m->K, m->D);
 	for (size_t j = 0; j < KD; j++)
 		theta[j] = m->W[j];
 	for (int k = 0; k < m->K; k++)
@@ -458,7 +451,7 @@ linear_to_theta(double *theta, const LinearModel *m)
 static void
 linear_from_theta(LinearModel *m, const double *theta)
 {
-	size_t KD = count2(m->K, m->D);
+	size_t KD = probe_count2(m->K, m->D);
 	for (size_t j = 0; j < KD; j++)
 		m->W[j] = (float)theta[j];
 	for (int k = 0; k < m->K; k++)
@@ -469,7 +462,7 @@ double
 linear_objective(const LinearModel *m, double *dW, double *db, const float *x, const int64_t *y, int64_t n, double C)
 {
 	LinearCtx c;
-	size_t KD = count2(m->K, m->D), np;
+	size_t KD = probe_count2(m->K, m->D), np;
 	double *theta, *g = NULL, f;
 	if (size_add(KD, (size_t)m->K, &np) < 0)
 		die("probe: too many parameters");
@@ -499,7 +492,7 @@ linear_step_progress(void *ctx, const LbfgsResult *now)
 {
 	const StepProgress *sp = ctx;
 	/* the iteration limit is the only total known in advance */
-	progress_report(sp->pg, "linear", now->iters, sp->max_iter, "objective %.6g, max |gradient| %.2g", now->f,
+	probe_progress_report(sp->pg, "linear", now->iters, sp->max_iter, "objective %.6g, max |gradient| %.2g", now->f,
 	                now->gmax);
 }
 
@@ -510,7 +503,7 @@ linear_fit(LinearModel *m, LbfgsResult *res, const float *x, const int64_t *y, i
 	LbfgsParams p = *lp;
 	StepProgress sp = { pg, lp->max_iter };
 	LinearCtx c;
-	size_t np, KD = count2(m->K, m->D), DD = count2(m->D, m->D), nD = count2(n, m->D);
+	size_t np, KD = probe_count2(m->K, m->D), DD = probe_count2(m->D, m->D), nD = probe_count2(n, m->D);
 	double *theta, *L = xcalloc(DD, sizeof *L), *U = xcalloc(DD, sizeof *U), *Wd, lambda = linear_lambda(C, n);
 	float *Lf = xcalloc(DD, sizeof *Lf), *xw = xcalloc(nD, sizeof *xw);
 	int rc, D = m->D, K = m->K;
@@ -568,7 +561,7 @@ void
 linear_scores(double *scores, const LinearModel *m, const float *x, int64_t n)
 {
 	int K = m->K;
-	float *L = xcalloc(count2(n, K), sizeof *L);
+	float *L = xcalloc(probe_count2(n, K), sizeof *L);
 	gemm_serial(0, 1, (int)n, K, m->D, 1.0f, x, m->D, m->W, m->D, 0.0f, L, K);
 	for (int64_t i = 0; i < n; i++)
 		for (int k = 0; k < K; k++)
@@ -605,7 +598,7 @@ double
 linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_t n, int D, int K, const double *grid,
                 int ngrid, double val_frac, uint64_t seed, const LbfgsParams *lp, const ProbeProgress *pg)
 {
-	int64_t *fit = xcalloc(count2(n, 1), sizeof *fit), *val = xcalloc(count2(n, 1), sizeof *val);
+	int64_t *fit = xcalloc(probe_count2(n, 1), sizeof *fit), *val = xcalloc(probe_count2(n, 1), sizeof *val);
 	int64_t nfit, nval, *yfit, *yval;
 	float *xfit, *xval;
 	double *scores, sorted[PROBE_MAX_GRID];
@@ -628,11 +621,11 @@ linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_t n, in
 		free(val);
 		return s->C[0];
 	}
-	xfit = xcalloc(count2(nfit, D), sizeof *xfit);
-	yfit = xcalloc(count2(nfit, 1), sizeof *yfit);
-	xval = xcalloc(count2(nval, D), sizeof *xval);
-	yval = xcalloc(count2(nval, 1), sizeof *yval);
-	scores = xcalloc(count2(nval, K), sizeof *scores);
+	xfit = xcalloc(probe_count2(nfit, D), sizeof *xfit);
+	yfit = xcalloc(probe_count2(nfit, 1), sizeof *yfit);
+	xval = xcalloc(probe_count2(nval, D), sizeof *xval);
+	yval = xcalloc(probe_count2(nval, 1), sizeof *yval);
+	scores = xcalloc(probe_count2(nval, K), sizeof *scores);
 	probe_gather(xfit, yfit, x, y, D, fit, nfit);
 	probe_gather(xval, yval, x, y, D, val, nval);
 	linear_init(&m, K, D);
@@ -649,7 +642,7 @@ linear_select_C(LinearSearch *s, const float *x, const int64_t *y, int64_t n, in
 		s->C[i] = sorted[i];
 		scores_loss_acc(&s->val_loss[i], &s->val_acc[i], scores, yval, nval, K);
 		s->n = i + 1;
-		progress_report(pg, "C search", i + 1, ngrid, "C %g: val loss %.4f", s->C[i], s->val_loss[i]);
+		probe_progress_report(pg, "C search", i + 1, ngrid, "C %g: val loss %.4f", s->C[i], s->val_loss[i]);
 		if (i == 0 || s->val_loss[i] < s->val_loss[b]) {
 			s->best = i;
 			worse = 0;
@@ -738,9 +731,9 @@ knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const
 	 * similarity block would pass 128 MiB */
 	int QB = n > (1 << 25) / 256 ? (int)((1 << 25) / n > 0 ? (1 << 25) / n : 1) : 256;
 	int kk = (int64_t)k < n ? k : (int)n;
-	float *sims = xcalloc(count2(QB, n), sizeof *sims);
-	float *hs = xcalloc(count2(QB, kk), sizeof *hs);
-	int64_t *hi = xcalloc(count2(QB, kk), sizeof *hi);
+	float *sims = xcalloc(probe_count2(QB, n), sizeof *sims);
+	float *hs = xcalloc(probe_count2(QB, kk), sizeof *hs);
+	int64_t *hi = xcalloc(probe_count2(QB, kk), sizeof *hi);
 
 	ASSERT(n > 0 && kk > 0);
 	for (int64_t q0 = 0; q0 < nq; q0 += QB) {
@@ -758,271 +751,11 @@ knn_scores(double *votes, const float *train, const int64_t *y, int64_t n, const
 			for (int j = 0; j < kk; j++)
 				v[y[ix[j]]] += exp((double)s[j] / T);
 		}
-		progress_report(pg, "knn", q0 + qb, nq, NULL);
+		probe_progress_report(pg, "knn", q0 + qb, nq, NULL);
 	}
 	free(sims);
 	free(hs);
 	free(hi);
-}
-
-/* ------------------------------------------------------------------ */
-/* MLP                                                                  */
-
-void
-mlp_options_default(MlpOptions *o)
-{
-	o->hidden = 512;
-	o->max_epochs = 100;
-	o->batch = 256;
-	o->patience = 10;
-	o->lr = 1e-3;
-	o->weight_decay = 0;
-	o->seed = 0;
-}
-
-void
-mlp_alloc(MlpModel *m, int D, int H, int K)
-{
-	size_t nW1 = count2(H, D), nW2 = count2(K, H), np = nW1 + (size_t)H + nW2 + (size_t)K;
-	memset(m, 0, sizeof *m);
-	m->D = D;
-	m->H = H;
-	m->K = K;
-	m->params = xcalloc(np, sizeof *m->params);
-	m->W1 = m->params;
-	m->b1 = m->W1 + nW1;
-	m->W2 = m->b1 + H;
-	m->b2 = m->W2 + nW2;
-}
-
-static size_t
-mlp_nparams(const MlpModel *m)
-{
-	return count2(m->H, m->D) + (size_t)m->H + count2(m->K, m->H) + (size_t)m->K;
-}
-
-/* Buffers for a forward/backward pass over up to B rows. */
-typedef struct {
-	int    B;
-	float *xb;     /* (B, D) */
-	float *h;      /* (B, H) pre-activation, then ReLU output */
-	float *mask;   /* (B, H) 1 where the pre-activation was > 0 */
-	float *out;    /* (B, K) logits, then dlogits */
-	float *dh;     /* (B, H) */
-	float *grad;   /* like params */
-} MlpWork;
-
-static void
-mlp_work_init(MlpWork *w, const MlpModel *m, int B)
-{
-	w->B = B;
-	w->xb = xcalloc(count2(B, m->D), sizeof *w->xb);
-	w->h = xcalloc(count2(B, m->H), sizeof *w->h);
-	w->mask = xcalloc(count2(B, m->H), sizeof *w->mask);
-	w->out = xcalloc(count2(B, m->K), sizeof *w->out);
-	w->dh = xcalloc(count2(B, m->H), sizeof *w->dh);
-	w->grad = xcalloc(mlp_nparams(m), sizeof *w->grad);
-}
-
-static void
-mlp_work_free(MlpWork *w)
-{
-	free(w->xb);
-	free(w->h);
-	free(w->mask);
-	free(w->out);
-	free(w->dh);
-	free(w->grad);
-}
-
-/* logits (b, K) into w->out for the rows in w->xb. */
-static void
-mlp_forward(MlpWork *w, const MlpModel *m, int b)
-{
-	int D = m->D, H = m->H, K = m->K;
-	gemm_serial(0, 1, b, H, D, 1.0f, w->xb, D, m->W1, D, 0.0f, w->h, H);
-	/* no OpenMP in the MLP's small elementwise loops: between sgemm calls
-	 * the spinning OpenMP workers would take the cores OpenBLAS needs */
-	for (int i = 0; i < b; i++)
-		for (int j = 0; j < H; j++) {
-			size_t at = (size_t)i * (size_t)H + (size_t)j;
-			float v = w->h[at] + m->b1[j];
-			w->mask[at] = v > 0 ? 1.0f : 0.0f;
-			w->h[at] = v > 0 ? v : 0.0f;
-		}
-	gemm_serial(0, 1, b, K, H, 1.0f, w->h, H, m->W2, H, 0.0f, w->out, K);
-	for (int i = 0; i < b; i++)
-		for (int k = 0; k < K; k++)
-			w->out[(size_t)i * (size_t)K + (size_t)k] += m->b2[k];
-}
-
-/* Mean cross-entropy of w->out against y; replaces w->out by dloss/dlogits. */
-static double
-mlp_loss_grad(MlpWork *w, const MlpModel *m, const int64_t *y, int b)
-{
-	int K = m->K;
-	double loss = 0;
-	for (int i = 0; i < b; i++) {
-		float *o = w->out + (size_t)i * (size_t)K;
-		double mx = -INFINITY, se = 0, lse;
-		for (int k = 0; k < K; k++)
-			mx = fmax(mx, o[k]);
-		for (int k = 0; k < K; k++)
-			se += exp(o[k] - mx);
-		lse = mx + log(se);
-		loss += lse - o[y[i]];
-		for (int k = 0; k < K; k++)
-			o[k] = (float)((exp(o[k] - lse) - (k == y[i])) / b);
-	}
-	return loss / b;
-}
-
-static void
-mlp_backward(MlpWork *w, const MlpModel *m, int b)
-{
-	int D = m->D, H = m->H, K = m->K;
-	float *gW1 = w->grad, *gb1 = gW1 + count2(H, D), *gW2 = gb1 + H, *gb2 = gW2 + count2(K, H);
-	/* dW2 = dout^T h, db2 = sum dout, dh = dout W2 masked, dW1 = dh^T x */
-	gemm_serial(1, 0, K, H, b, 1.0f, w->out, K, w->h, H, 0.0f, gW2, H);
-	for (int k = 0; k < K; k++) {
-		float s = 0;
-		for (int i = 0; i < b; i++)
-			s += w->out[(size_t)i * (size_t)K + (size_t)k];
-		gb2[k] = s;
-	}
-	gemm_serial(0, 0, b, H, K, 1.0f, w->out, K, m->W2, H, 0.0f, w->dh, H);
-	for (size_t j = 0; j < (size_t)b * (size_t)H; j++)
-		w->dh[j] *= w->mask[j];
-	gemm_serial(1, 0, H, D, b, 1.0f, w->dh, H, w->xb, D, 0.0f, gW1, D);
-	for (int j = 0; j < H; j++)
-		gb1[j] = 0;
-	for (int i = 0; i < b; i++)
-		for (int j = 0; j < H; j++)
-			gb1[j] += w->dh[(size_t)i * (size_t)H + (size_t)j];
-}
-
-/* Mean loss and accuracy over (x, y) in batches of w->B. */
-static void
-mlp_evaluate(double *loss, double *acc, MlpWork *w, const MlpModel *m, const float *x, const int64_t *y, int64_t n)
-{
-	double l = 0;
-	int64_t ok = 0;
-	for (int64_t i0 = 0; i0 < n; i0 += w->B) {
-		int b = n - i0 < w->B ? (int)(n - i0) : w->B;
-		memcpy(w->xb, x + (size_t)i0 * (size_t)m->D, count2(b, m->D) * sizeof *w->xb);
-		mlp_forward(w, m, b);
-		for (int i = 0; i < b; i++) {
-			const float *o = w->out + (size_t)i * (size_t)m->K;
-			int p = 0;
-			for (int k = 1; k < m->K; k++)
-				if (o[k] > o[p])
-					p = k;
-			ok += p == y[i0 + i];
-		}
-		l += mlp_loss_grad(w, m, y + i0, b) * b;
-	}
-	*loss = n > 0 ? l / (double)n : 0;
-	*acc = n > 0 ? (double)ok / (double)n : 0;
-}
-
-void
-mlp_fit(MlpModel *m, const float *xfit, const int64_t *yfit, int64_t nfit, const float *xval, const int64_t *yval,
-        int64_t nval, int D, int K, const MlpOptions *o, const ProbeProgress *pg)
-{
-	int H = o->hidden, B = (int64_t)o->batch < nfit ? o->batch : (int)nfit, bad = 0;
-	size_t np;
-	float *mom, *vel, *best;
-	int64_t *perm = xcalloc(count2(nfit, 1), sizeof *perm), *yb = xcalloc((size_t)B, sizeof *yb);
-	MlpWork w;
-	Rng r = rng_for(o->seed, 0, RNG_DOMAIN_INIT, 0);
-	double b1p = 1, b2p = 1;
-	const double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-
-	ASSERT(nfit > 0 && H > 0 && B > 0);
-	mlp_alloc(m, D, H, K);
-	np = mlp_nparams(m);
-	/* PyTorch's nn.Linear initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
-	for (size_t j = 0; j < count2(H, D) + (size_t)H; j++)
-		m->W1[j] = (float)rng_uniform_range(&r, -1.0 / sqrt(D), 1.0 / sqrt(D));
-	for (size_t j = 0; j < count2(K, H) + (size_t)K; j++)
-		m->W2[j] = (float)rng_uniform_range(&r, -1.0 / sqrt(H), 1.0 / sqrt(H));
-	mom = xcalloc(np, sizeof *mom);
-	vel = xcalloc(np, sizeof *vel);
-	best = xcalloc(np, sizeof *best);
-	mlp_work_init(&w, m, B);
-	m->best_val_loss = INFINITY;
-
-	for (int ep = 0; ep < o->max_epochs; ep++) {
-		Rng sr = rng_for(o->seed, (uint64_t)ep, RNG_DOMAIN_SHUFFLE, 0);
-		double vloss, vacc;
-		for (int64_t i = 0; i < nfit; i++)
-			perm[i] = i;
-		rng_shuffle_i64(&sr, perm, nfit);
-		/* a short last batch would be a noisy step: dropped, as
-		 * DataLoader(drop_last=True) does; B <= nfit keeps one batch */
-		for (int64_t i0 = 0; i0 + B <= nfit; i0 += B) {
-			int b = B;
-			double lr_t;
-			probe_gather(w.xb, yb, xfit, yfit, D, perm + i0, b);
-			mlp_forward(&w, m, b);
-			mlp_loss_grad(&w, m, yb, b);
-			mlp_backward(&w, m, b);
-			b1p *= beta1;
-			b2p *= beta2;
-			lr_t = o->lr * sqrt(1 - b2p) / (1 - b1p);
-			for (size_t j = 0; j < np; j++) {
-				float gj = w.grad[j];
-				mom[j] = (float)(beta1 * mom[j] + (1 - beta1) * gj);
-				vel[j] = (float)(beta2 * vel[j] + (1 - beta2) * gj * gj);
-				m->params[j] -= (float)(lr_t * mom[j] / (sqrt(vel[j]) + eps * sqrt(1 - b2p)) +
-				                        o->lr * o->weight_decay * m->params[j]);
-			}
-		}
-		m->epochs_run = ep + 1;
-		if (nval == 0)
-			continue;
-		mlp_evaluate(&vloss, &vacc, &w, m, xval, yval, nval);
-		progress_report(pg, "mlp", ep + 1, o->max_epochs, "val loss %.4f", vloss);
-		if (vloss < m->best_val_loss) {
-			m->best_val_loss = vloss;
-			m->best_val_acc = vacc;
-			m->best_epoch = ep + 1;
-			memcpy(best, m->params, np * sizeof *best);
-			bad = 0;
-		} else if (++bad >= o->patience) {
-			break;
-		}
-	}
-	if (nval > 0 && m->best_epoch > 0)
-		memcpy(m->params, best, np * sizeof *best);
-	mlp_work_free(&w);
-	free(mom);
-	free(vel);
-	free(best);
-	free(perm);
-	free(yb);
-}
-
-void
-mlp_scores(double *scores, const MlpModel *m, const float *x, int64_t n)
-{
-	MlpWork w;
-	mlp_work_init(&w, m, 256);
-	for (int64_t i0 = 0; i0 < n; i0 += w.B) {
-		int b = n - i0 < w.B ? (int)(n - i0) : w.B;
-		memcpy(w.xb, x + (size_t)i0 * (size_t)m->D, count2(b, m->D) * sizeof *w.xb);
-		mlp_forward(&w, m, b);
-		for (size_t j = 0; j < count2(b, m->K); j++)
-			scores[(size_t)i0 * (size_t)m->K + j] = w.out[j];
-	}
-	mlp_work_free(&w);
-}
-
-void
-mlp_free(MlpModel *m)
-{
-	free(m->params);
-	m->params = m->W1 = m->b1 = m->W2 = m->b2 = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1074,7 +807,7 @@ probe_config_default(ProbeConfig *c)
 static float *
 copy_floats(const float *x, int64_t n, int D)
 {
-	size_t m = count2(n, D);
+	size_t m = probe_count2(n, D);
 	float *y = xcalloc(m, sizeof *y);
 	memcpy(y, x, m * sizeof *y);
 	return y;
@@ -1086,7 +819,7 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 {
 	double t0 = now_seconds();
 	float *xtr = copy_floats(xtrain, ntrain, D), *xte = copy_floats(xtest, ntest, D);
-	double *scores = xcalloc(count2(ntest, K), sizeof *scores);
+	double *scores = xcalloc(probe_count2(ntest, K), sizeof *scores);
 
 	ASSERT(ntrain > 0 && K >= 2 && D >= 1);
 	memset(r, 0, sizeof *r);
@@ -1117,14 +850,14 @@ probe_run(ProbeResult *r, const ProbeConfig *cfg, const float *xtrain, const int
 			linear_fit(m, &r->opt, xtr, ytrain, ntrain, r->C, &cfg->lbfgs, &cfg->progress);
 			linear_scores(scores, m, xte, ntest);
 		} else {
-			int64_t *fit = xcalloc(count2(ntrain, 1), sizeof *fit), *val = xcalloc(count2(ntrain, 1), sizeof *val);
+			int64_t *fit = xcalloc(probe_count2(ntrain, 1), sizeof *fit), *val = xcalloc(probe_count2(ntrain, 1), sizeof *val);
 			int64_t *yfit, *yval;
 			float *xfit, *xval;
 			probe_split_holdout(fit, &r->nfit, val, &r->nval, ytrain, ntrain, K, cfg->val_frac, cfg->seed);
-			xfit = xcalloc(count2(r->nfit, D), sizeof *xfit);
-			yfit = xcalloc(count2(r->nfit, 1), sizeof *yfit);
-			xval = xcalloc(count2(r->nval, D), sizeof *xval);
-			yval = xcalloc(count2(r->nval, 1), sizeof *yval);
+			xfit = xcalloc(probe_count2(r->nfit, D), sizeof *xfit);
+			yfit = xcalloc(probe_count2(r->nfit, 1), sizeof *yfit);
+			xval = xcalloc(probe_count2(r->nval, D), sizeof *xval);
+			yval = xcalloc(probe_count2(r->nval, 1), sizeof *yval);
 			probe_gather(xfit, yfit, xtr, ytrain, D, fit, r->nfit);
 			probe_gather(xval, yval, xtr, ytrain, D, val, r->nval);
 			r->cfg.mlp.seed = cfg->seed;
@@ -1154,235 +887,4 @@ probe_result_free(ProbeResult *r)
 	free(r->mean);
 	free(r->scale);
 	r->mean = r->scale = NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* reports                                                              */
-
-static double
-ratio(int64_t a, int64_t b)
-{
-	return b > 0 ? (double)a / (double)b : NAN;
-}
-
-static void
-report_settings_text(FILE *fp, const ProbeResult *r)
-{
-	const ProbeConfig *c = &r->cfg;
-	switch (c->method) {
-	case PROBE_LINEAR:
-		fprintf(fp, "C          %g (lambda %.4g = 1/(C n))", r->C, r->lambda);
-		if (r->C_chosen && r->search.nval > 0)
-			fprintf(fp, ", chosen by cross-entropy on a held-out %g%% of the training items (%lld fit, %lld val)\n",
-			        100 * c->val_frac, (long long)r->search.nfit, (long long)r->search.nval);
-		else if (r->C_chosen)
-			fprintf(fp, ", the middle of the grid: too few items to hold any out\n");
-		else
-			fprintf(fp, ", given\n");
-		if (r->C_chosen && r->search.nval > 0) {
-			fprintf(fp, "C search  ");
-			for (int i = 0; i < r->search.n; i++)
-				fprintf(fp, "%s%g: %.4f %.2f%%%s", i ? ", " : " ", r->search.C[i], r->search.val_loss[i],
-				        100 * r->search.val_acc[i], i == r->search.best ? " *" : "");
-			fprintf(fp, "  (validation loss, accuracy)\n");
-		}
-		fprintf(fp, "optimizer  L-BFGS, %d iterations, %d evaluations, %s, max |gradient| %.2g, objective %.6g\n",
-		        r->opt.iters, r->opt.evals, lbfgs_status_str(r->opt.status), r->opt.gmax, r->opt.f);
-		break;
-	case PROBE_KNN:
-		fprintf(fp, "k          %d", r->k_used);
-		if (r->k_used != c->k)
-			fprintf(fp, " (%d asked, more than the training items)", c->k);
-		fprintf(fp, "\nT          %g (votes weighted exp(cosine similarity / T))\n", c->T);
-		break;
-	case PROBE_MLP:
-		fprintf(fp, "network    %d hidden units (ReLU), Adam lr %g, weight decay %g, batch %d\n", c->mlp.hidden,
-		        c->mlp.lr, c->mlp.weight_decay, c->mlp.batch);
-		if (r->nval > 0)
-			fprintf(fp, "epochs     %d run, best %d (validation loss %.4f, accuracy %.2f%%; held-out %g%%: %lld fit, "
-			            "%lld val; patience %d)\n",
-			        r->mlp.epochs_run, r->mlp.best_epoch, r->mlp.best_val_loss, 100 * r->mlp.best_val_acc,
-			        100 * c->val_frac, (long long)r->nfit, (long long)r->nval, c->mlp.patience);
-		else
-			fprintf(fp, "epochs     %d (too few items to hold any out: no early stopping)\n", r->mlp.epochs_run);
-		break;
-	}
-}
-
-/* Class c's index in the stream header (the probe keeps only the classes
- * with training items). */
-static int
-class_id(const ProbeDataInfo *info, int c)
-{
-	return info->class_ids ? info->class_ids[c] : c;
-}
-
-void
-probe_report_text(FILE *fp, const ProbeResult *r, const ProbeDataInfo *info)
-{
-	const Metrics *m = &r->metrics;
-	int K = m->K, w = 5;
-
-	fprintf(fp, "method     %s\n", probe_method_name(r->cfg.method));
-	fprintf(fp, "train      %s: %lld of %lld items", info->train_name, (long long)info->ntrain,
-	        (long long)info->ntrain_total);
-	if (info->labels_spec)
-		fprintf(fp, " (labels %s, seed %llu)", info->labels_spec, (unsigned long long)info->seed);
-	fprintf(fp, "\ntest       %s: %lld items\n", info->test_name, (long long)info->ntest);
-	fprintf(fp, "features   %d dims, %d classes\n", info->D, K);
-	report_settings_text(fp, r);
-	fprintf(fp, "time       %.2f s\n", r->seconds);
-	fprintf(fp, "top-1      %.2f%%  (%lld/%lld)\n", 100 * ratio(m->correct, m->n), (long long)m->correct,
-	        (long long)m->n);
-	fprintf(fp, "top-%d      %.2f%%  (%lld/%lld)\n", m->topk, 100 * ratio(m->correct_topk, m->n),
-	        (long long)m->correct_topk, (long long)m->n);
-
-	fprintf(fp, "\nper-class accuracy\n");
-	for (int c = 0; c < K; c++) {
-		char name[64];   /* from the stream: shown safely, cut to fit the column */
-		snprintf(name, sizeof name, "%s", info->classes[c]);
-		str_printable(name);
-		if (m->class_n[c] > 0)
-			fprintf(fp, "  %3d %-20s %7.2f%%  (%lld/%lld)\n", class_id(info, c), name,
-			        100 * ratio(m->class_correct[c], m->class_n[c]), (long long)m->class_correct[c],
-			        (long long)m->class_n[c]);
-		else
-			fprintf(fp, "  %3d %-20s       -   (no test items)\n", class_id(info, c), name);
-	}
-
-	if (!m->confusion) {
-		fprintf(fp, "\nconfusion matrix: not shown for %d classes (--confusion shows it)\n", K);
-		return;
-	}
-	for (int64_t i = 0; i < (int64_t)K * K; i++) {
-		int d = snprintf(NULL, 0, "%lld", (long long)m->confusion[i]);
-		if (d + 1 > w)
-			w = d + 1;
-	}
-	fprintf(fp, "\nconfusion matrix (rows: true class, columns: predicted class)\n      ");
-	for (int c = 0; c < K; c++)
-		fprintf(fp, "%*d", w, class_id(info, c));
-	fputc('\n', fp);
-	for (int t = 0; t < K; t++) {
-		fprintf(fp, "  %3d ", class_id(info, t));
-		for (int p = 0; p < K; p++)
-			fprintf(fp, "%*lld", w, (long long)m->confusion[(size_t)t * (size_t)K + (size_t)p]);
-		fputc('\n', fp);
-	}
-}
-
-/* json_real refuses NaN and infinities: those become null. */
-static json_t *
-jnum(double v)
-{
-	return isfinite(v) ? json_real(v) : json_null();
-}
-
-json_t *
-probe_data_json(const ProbeDataInfo *info)
-{
-	json_t *o = json_object(), *classes = json_array();
-	for (int c = 0; c < info->K; c++)
-		json_array_append_new(classes, json_string(info->classes[c]));
-	json_object_set_new(o, "train", json_pack("{s:s, s:I, s:I, s:o, s:I}", "name", info->train_name, "items",
-	                                          (json_int_t)info->ntrain_total, "items_used",
-	                                          (json_int_t)info->ntrain, "labels",
-	                                          info->labels_spec ? json_string(info->labels_spec) : json_null(),
-	                                          "seed", (json_int_t)info->seed));
-	json_object_set_new(o, "test", json_pack("{s:s, s:I}", "name", info->test_name, "items", (json_int_t)info->ntest));
-	json_object_set_new(o, "dim", json_integer(info->D));
-	json_object_set_new(o, "classes", classes);
-	return o;
-}
-
-static json_t *
-settings_json(const ProbeResult *r)
-{
-	const ProbeConfig *c = &r->cfg;
-	json_t *s = json_object();
-	switch (c->method) {
-	case PROBE_LINEAR: {
-		json_t *search = json_array();
-		json_object_set_new(s, "C", jnum(r->C));
-		json_object_set_new(s, "lambda", jnum(r->lambda));
-		json_object_set_new(s, "C_chosen", json_boolean(r->C_chosen));
-		if (r->C_chosen) {
-			json_object_set_new(s, "holdout", jnum(c->val_frac));
-			json_object_set_new(s, "fit_items", json_integer(r->search.nfit));
-			json_object_set_new(s, "val_items", json_integer(r->search.nval));
-			for (int i = 0; i < r->search.n && r->search.nval > 0; i++)
-				json_array_append_new(search, json_pack("{s:o, s:o, s:o}", "C", jnum(r->search.C[i]),
-				                                        "val_accuracy", jnum(r->search.val_acc[i]), "val_loss",
-				                                        jnum(r->search.val_loss[i])));
-		}
-		json_object_set_new(s, "search", search);
-		json_object_set_new(s, "optimizer", json_pack("{s:s, s:i, s:i, s:b, s:s, s:o, s:o, s:o, s:i}", "name",
-		                                              "lbfgs", "iterations", r->opt.iters, "evaluations",
-		                                              r->opt.evals, "converged",
-		                                              r->opt.status == LBFGS_CONVERGED_GTOL ||
-		                                                  r->opt.status == LBFGS_CONVERGED_FTOL,
-		                                              "status", lbfgs_status_str(r->opt.status), "grad_max",
-		                                              jnum(r->opt.gmax), "objective", jnum(r->opt.f), "gtol",
-		                                              jnum(c->lbfgs.gtol), "max_iter", c->lbfgs.max_iter));
-		break;
-	}
-	case PROBE_KNN:
-		json_object_set_new(s, "k", json_integer(c->k));
-		json_object_set_new(s, "k_used", json_integer(r->k_used));
-		json_object_set_new(s, "T", jnum(c->T));
-		break;
-	case PROBE_MLP:
-		json_object_set_new(s, "hidden", json_integer(c->mlp.hidden));
-		json_object_set_new(s, "lr", jnum(c->mlp.lr));
-		json_object_set_new(s, "weight_decay", jnum(c->mlp.weight_decay));
-		json_object_set_new(s, "batch", json_integer(c->mlp.batch));
-		json_object_set_new(s, "max_epochs", json_integer(c->mlp.max_epochs));
-		json_object_set_new(s, "patience", json_integer(c->mlp.patience));
-		json_object_set_new(s, "holdout", jnum(c->val_frac));
-		json_object_set_new(s, "fit_items", json_integer(r->nfit));
-		json_object_set_new(s, "val_items", json_integer(r->nval));
-		json_object_set_new(s, "epochs_run", json_integer(r->mlp.epochs_run));
-		json_object_set_new(s, "best_epoch", json_integer(r->mlp.best_epoch));
-		json_object_set_new(s, "best_val_loss", jnum(r->mlp.best_val_loss));
-		json_object_set_new(s, "best_val_accuracy", jnum(r->mlp.best_val_acc));
-		break;
-	}
-	json_object_set_new(s, "seed", json_integer((json_int_t)c->seed));
-	return s;
-}
-
-json_t *
-probe_result_json(const ProbeResult *r, const ProbeDataInfo *info)
-{
-	const Metrics *m = &r->metrics;
-	json_t *o = json_object(), *pc = json_array(), *conf = json_array();
-	int K = m->K;
-	json_object_set_new(o, "method", json_string(probe_method_name(r->cfg.method)));
-	json_object_set_new(o, "settings", settings_json(r));
-	json_object_set_new(o, "seconds", jnum(r->seconds));
-	json_object_set_new(o, "items", json_integer(m->n));
-	json_object_set_new(o, "top1", jnum(ratio(m->correct, m->n)));
-	json_object_set_new(o, "correct", json_integer(m->correct));
-	json_object_set_new(o, "topk", json_integer(m->topk));
-	json_object_set_new(o, "top5", jnum(ratio(m->correct_topk, m->n)));
-	json_object_set_new(o, "correct_top5", json_integer(m->correct_topk));
-	for (int c = 0; c < K; c++) {
-		json_t *row = json_array();
-		json_array_append_new(pc, json_pack("{s:i, s:s, s:I, s:I, s:o}", "index", class_id(info, c), "class",
-		                                    info->classes[c],
-		                                    "items", (json_int_t)m->class_n[c], "correct",
-		                                    (json_int_t)m->class_correct[c], "accuracy",
-		                                    jnum(ratio(m->class_correct[c], m->class_n[c]))));
-		for (int p = 0; p < K && m->confusion; p++)
-			json_array_append_new(row, json_integer(m->confusion[(size_t)c * (size_t)K + (size_t)p]));
-		json_array_append_new(conf, row);
-	}
-	json_object_set_new(o, "per_class", pc);
-	if (m->confusion)
-		json_object_set_new(o, "confusion", conf);
-	else {
-		json_decref(conf);
-		json_object_set_new(o, "confusion", json_null());
-	}
-	return o;
 }
