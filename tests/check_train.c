@@ -25,7 +25,8 @@
 #include "train/trainer.h"
 #include "base/util.h"
 
-#define TINY "ssl-train --arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 4 --threads 1"
+#define TINY_B(b) "ssl-train --arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch " #b " --threads 1"
+#define TINY TINY_B(4)
 
 typedef struct {
 	int rpe, epochs, H, W, C, V, K;
@@ -292,8 +293,23 @@ START_TEST(test_tail_batches)
 	ck_assert_ptr_null(strstr(r.err, "not trained on"));
 	tu_result_free(&r);
 	ck_assert_int_eq(read_log(tu_path("t3.tsv"), NULL, 32, NULL), 6);
+	/* The last epoch's dropped tail is still read to the trailer: a tail
+	 * larger than a pipe's and the reader's buffers (200 records of 32x32,
+	 * 1.2 MB) must not leave the tool upstream dead of SIGPIPE (exit 141
+	 * under pipefail). */
+	g.rpe = 712;
+	g.epochs = 1;
+	g.H = g.W = 32;
+	write_views(tu_path("big.views"), &g);
+	tu_run(&r, "bash -c 'set -o pipefail; cat $TMP/big.views | " TINY_B(512) " -o $TMP/big.ssl'");
+	ck_assert_msg(r.status == 0, "exit %d:\n%s", r.status, r.err);
+	tu_assert_has(r.err, "not trained on: 200 records at epoch ends");
+	ck_assert_ptr_null(strstr(r.err, "the rest of the input is not used"));
+	tu_result_free(&r);
 	/* An epoch shorter than a batch, even below --min-tail, is trained on whole. */
 	g.rpe = 3;
+	g.epochs = 3;
+	g.H = g.W = 8;
 	write_views(tu_path("s3.views"), &g);
 	tu_run_ok(&r, TINY " --min-tail 4 --log $TMP/s3.tsv -o $TMP/s3.ssl $TMP/s3.views");
 	tu_result_free(&r);

@@ -241,11 +241,23 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 	else if (!t->eof && t->total > 0) {
 		int64_t left = t->rpe > 0 ? t->rpe - t->epoch_records : -1;
 		Record rec;
+		int more = 0;
 		if (left > 0 && t->epochs > 0 && t->epoch == t->first_epoch + t->epochs - 1 &&
-		    tail_dropped(t, left, t->epoch_records > 0))
-			t->dropped += left; /* the last epoch's short tail, left unread */
-		else if ((t->has_pending ? 1 : stream_reader_next(t->in, &rec)) > 0)
+		    tail_dropped(t, left, t->epoch_records > 0)) {
+			/* the last epoch's short tail: read to the trailer, so that the
+			 * tools upstream end their stream instead of dying of SIGPIPE */
+			int64_t k = t->has_pending;
+			t->dropped += left;
+			t->has_pending = 0;
+			while (k <= left && (more = stream_reader_next(t->in, &rec)) > 0)
+				k++;
+			if (more < 0)
+				warn("%s (after the last step; the checkpoint is written)", stream_reader_error(t->in));
+			else if (k > left)
+				note("the schedule ended after %lld steps; the rest of the input is not used", (long long)t->total);
+		} else if ((t->has_pending ? 1 : stream_reader_next(t->in, &rec)) > 0) {
 			note("the schedule ended after %lld steps; the rest of the input is not used", (long long)t->total);
+		}
 	}
 	if (t->dropped > 0)
 		note("not trained on: %lld record%s at epoch ends, where the last batch had fewer than %d records "
