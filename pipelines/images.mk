@@ -16,6 +16,10 @@
 #   FIT      crop: the shorter side to SIZE, then the centre (torchvision
 #            Resize + CenterCrop); pad (letterbox) or stretch on request.
 #   RECIPE   cifar when SIZE <= 48, otherwise stl10 (ssl-augment --help).
+#            Where colour tells the classes apart (flowers, birds, products),
+#            stl10's strong colour distortion can cost more than training
+#            gains: try RECIPE=photo (ssl-augment(1), Recipes), and watch
+#            ssl-train's verdict on its kNN monitor in the report.
 #   STEM     cifar (3x3, no down-sampling) when SIZE <= 48, otherwise
 #            imagenet (7x7/2 and max-pool): at 96 px it costs about what
 #            32 px costs with the cifar stem.
@@ -24,9 +28,10 @@
 #            epoch has at least 8 steps; LR 0.06 (ssl-train scales it by
 #            BATCH / 256; SGD, cosine), TEMPERATURE 0.5: SimCLR's CIFAR
 #            settings, as pipelines/cifar10.mk.
-#   EPOCHS   BUDGET / N rounded, from 1 to 200, with BUDGET 200000 images:
-#            about 25 minutes of pre-training on 2 cores at 32 px (cifar10.mk
-#            does 350,000 in about 40).
+#   EPOCHS   200,000 images seen / N rounded, from 1 to 200: about 25 minutes
+#            of pre-training on 2 cores at 32 px (cifar10.mk does 350,000 in
+#            about 40). Or BUDGET=45m: as many steps as fit in that wall time
+#            (ssl-train --budget).
 #   TEST     when not given: if TRAIN has labels, a stratified TEST_PART (20%)
 #            of each class of TRAIN is the test set (ssl-decode --labels) and
 #            the rest (--labels-complement) is trained on and probed; without
