@@ -600,7 +600,8 @@ main(int argc, char *argv[])
 	if (!(t = trainer_new(&o.s, in, err, sizeof err))) {
 		if (err[0]) /* data-parallel: a message the ranks share comes from rank 0 */
 			warn("%s", err);
-		return finish(d, 1);
+		rc = 1;
+		goto cleanup;   /* the reader and the provenance are freed there (LeakSanitizer) */
 	}
 	catch_signals();
 	st = trainer_run(t, err, sizeof err);
@@ -633,6 +634,7 @@ main(int argc, char *argv[])
 			warn("%s", err);
 		rc = 1;
 	}
+cleanup:
 	trainer_free(t);
 	stream_reader_close(in);
 	if (fp != stdin)
