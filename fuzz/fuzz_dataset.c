@@ -53,12 +53,6 @@ put_file(const char *path, const uint8_t *data, size_t n)
 	CHECK(fclose(f) == 0);
 }
 
-static void
-remove_dir(void)
-{
-	rmdir(dir);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -67,8 +61,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	fuzz_make_tmpdir(dir, sizeof dir, "fuzz_dataset");
-	atexit(remove_dir);
+	fuzz_tmpdir_init(dir, sizeof dir, "fuzz_dataset");
 	return 0;
 }
 

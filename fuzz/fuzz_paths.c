@@ -87,12 +87,6 @@ on_warn(void *ctx, const char *msg)
 	CHECK(msg[0] != '\0' && strchr(msg, '\n') == NULL);
 }
 
-static void
-remove_dir(void)
-{
-	rmdir(dir);
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -101,8 +95,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	fuzz_make_tmpdir(dir, sizeof dir, "fuzz_paths");
-	atexit(remove_dir);
+	fuzz_tmpdir_init(dir, sizeof dir, "fuzz_paths");
 	return 0;
 }
 

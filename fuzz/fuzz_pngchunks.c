@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "data/image.h"
+#include "io/checkpoint.h"
 #include "base/util.h"
 
 #define CHECK(x) do { if (!(x)) { fprintf(stderr, "fuzz_pngchunks: check failed: %s (line %d)\n", #x, __LINE__); abort(); } } while (0)
@@ -50,23 +51,11 @@ put_be32(Out *o, uint32_t v)
 	put(o, b, 4);
 }
 
-static uint32_t
-crc32_update(uint32_t c, const uint8_t *p, size_t n)
-{
-	c = ~c;
-	for (size_t i = 0; i < n; i++) {
-		c ^= p[i];
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
-	}
-	return ~c;
-}
-
 /* A chunk whose length field says `declared` and whose data is p[0..n). */
 static void
 put_chunk(Out *o, const char *type, uint32_t declared, const uint8_t *p, size_t n)
 {
-	uint32_t crc = crc32_update(crc32_update(0, (const uint8_t *)type, 4), p, n);
+	uint32_t crc = checkpoint_crc32(checkpoint_crc32(0, type, 4), p, n);   /* zlib's CRC-32, as PNG's */
 	put_be32(o, declared);
 	put(o, type, 4);
 	put(o, p, n);

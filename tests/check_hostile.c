@@ -104,16 +104,11 @@ put_be32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (24 - 8 * i));
 }
 
+/* zlib's CRC-32, as PNG and zip use it */
 static uint32_t
 crc32_of(const uint8_t *p, size_t n)
 {
-	uint32_t c = 0xffffffffu;
-	for (size_t i = 0; i < n; i++) {
-		c ^= p[i];
-		for (int k = 0; k < 8; k++)
-			c = c & 1 ? (c >> 1) ^ 0xedb88320u : c >> 1;
-	}
-	return ~c;
+	return checkpoint_crc32(0, p, n);
 }
 
 static void

@@ -952,7 +952,7 @@ START_TEST(test_header_checks)
 	header_case(hh_major, "unsupported version 2.0");
 	header_case(hh_minor, NULL); /* newer minor: accepted */
 	header_case(hh_array, "not an ssl-stream");
-	header_case(hh_no_kind, "kind must be a string");
+	header_case(hh_no_kind, "kind must be a UTF-8 string");
 	header_case(hh_version_str, "version must be [major, minor]");
 	header_case(hh_rpe, "records_per_epoch must be a non-negative integer or nil");
 	header_case(hh_epochs, "epochs must be");

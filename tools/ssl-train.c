@@ -643,7 +643,7 @@ main(int argc, char *argv[])
 		if (err[0]) /* data-parallel: a message the ranks share comes from rank 0 */
 			warn("%s", err);
 		rc = 1;
-		goto done;
+		goto cleanup;   /* the reader and the provenance are freed there (LeakSanitizer) */
 	}
 	catch_signals();
 	st = trainer_run(t, err, sizeof err);
@@ -676,8 +676,8 @@ main(int argc, char *argv[])
 			warn("%s", err);
 		rc = 1;
 	}
+cleanup:
 	trainer_free(t);
-done:
 	stream_reader_close(in);
 	if (fp != stdin)
 		fclose(fp);

@@ -535,8 +535,8 @@ decode_header(StreamReader *r, const msgpack_object *o, char *why, size_t whylen
 	h->version_major = (int)major;
 	h->version_minor = (int)minor;
 	x = v[K_KIND];
-	if (!x || mpu_get_str(x, h->kind, sizeof h->kind) < 0 || !h->kind[0]) {
-		snprintf(why, whylen, "kind must be a string of 1 to %zu bytes", sizeof h->kind - 1);
+	if (!x || mpu_get_str(x, h->kind, sizeof h->kind) < 0 || !h->kind[0] || !utf8_valid(h->kind, strlen(h->kind))) {
+		snprintf(why, whylen, "kind must be a UTF-8 string of 1 to %zu bytes", sizeof h->kind - 1);
 		return -1;
 	}
 	if ((x = v[K_CLASSES])) {
