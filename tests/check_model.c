@@ -688,11 +688,7 @@ bn_stats(Model *m, float *out, size_t cap)
  * ones), the weights stay, and training afterwards blends with 0.1 again. */
 START_TEST(test_precise_bn)
 {
-	ModelConfig c;
-	model_config_default(&c);
-	c.width = 4;
-	c.in_h = c.in_w = 8;
-	c.proj_hidden = 16;
+	ModelConfig c = tu_tiny_config();
 	c.proj_dim = 6;
 	Model *m = new_model(&c, 8, MODEL_TRAIN);
 	model_init(m, 3);
@@ -746,12 +742,10 @@ END_TEST
  * convolutions alone are checked tightly in check_bf16). */
 START_TEST(test_bf16_precision)
 {
-	ModelConfig c;
-	model_config_default(&c);
+	ModelConfig c = tu_tiny_config();
 	c.width = 8;
 	c.in_h = c.in_w = 12;
 	c.proj_hidden = 32;
-	c.proj_dim = 8;
 	enum { N = 8, FP32 = 0, BF16 = 1, PORTABLE = 2, ROUNDED = 3 };
 	Model *m[4];
 	for (int k = 0; k < 4; k++) {
