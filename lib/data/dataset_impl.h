@@ -1,0 +1,124 @@
+/* dataset_impl: what the parts of lib/data/dataset (dataset.c: inputs,
+ * folders, archives, decoding, the finished set; dataset_files.c: the
+ * official CIFAR/STL-10 files, IDX and CIFAR batches, single images) share.
+ * Not for use outside lib/data/dataset*.c. */
+#ifndef SSL_DATASET_IMPL_H
+#define SSL_DATASET_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data/dataset.h"
+#include "data/image.h"
+#include "base/util.h"
+
+enum { SKIP_DECODE, SKIP_UNSUPPORTED, SKIP_TOO_LARGE, SKIP_UNREADABLE, SKIP_EMPTY_DIR, SKIP_NKINDS };
+static const char *const skip_names[SKIP_NKINDS] = {
+	"undecodable", "unsupported format", "too large", "unreadable", "empty class folder"
+};
+
+enum { MODE_NONE, MODE_NAMED, MODE_INDEXED };
+enum { DIR_HAS_SUBDIR = 1, DIR_HAS_MEMBER = 2 };
+
+/* A chunk of members read but not yet decoded: the reader fills one while
+ * the other is decoded by OpenMP tasks. */
+#define CHUNK_ITEMS 1024
+#define CHUNK_BYTES (64u << 20)
+#define TASK_ITEMS  16
+
+typedef struct {
+	char *key;
+	int   val;
+} StrSlot;
+
+typedef struct {
+	StrSlot *slots;
+	size_t   cap, n;
+} StrMap;
+
+/* ---- the dataset ---- */
+
+/* An official dataset file (CIFAR or STL-10 binary version) kept from the
+ * current input until the whole input is read. */
+enum { OFF_NONE, OFF_CIFAR10, OFF_CIFAR100, OFF_STL10, OFF_MAX_FILES = 16 };
+
+typedef struct {
+	char    *member;   /* path inside the input */
+	uint8_t *data;
+	size_t   len;
+} OffFile;
+
+typedef struct {
+	char    *path;
+	uint8_t *data;
+	size_t   len;
+	int      cls;
+	int      rc;
+	Image    img;
+	char     err[200];
+} Pending;
+
+typedef struct {
+	Pending *items;
+	int      n, cap;
+	size_t   bytes;
+	int      launched;
+} Chunk;
+
+struct Dataset {
+	DatasetOptions opt;
+	Sample   *samples;
+	int64_t   n, cap, seq;
+	char    **inputs;
+	int       ninputs;
+	char    **strs;            /* owned strings that samples borrow */
+	size_t    nstrs, capstrs;
+	uint8_t **blocks;          /* pixel blocks of IDX/CIFAR inputs */
+	int       nblocks;
+	int       mode;
+	StrMap    classmap;        /* named: class name -> interned id */
+	char    **cnames;
+	int       ncnames;
+	char    **idx_names;       /* indexed: names from the data (CIFAR meta) */
+	int       nidx_names;
+	int       max_label;
+	char    **classes;         /* final */
+	int       nclasses;
+	StrMap    dirs;            /* folders of the current input */
+	char    **links;           /* hard links of the current archive: (member, target) pairs */
+	size_t    nlinks;
+	Chunk     chunks[2];
+	int       cur;
+	int       cur_input;
+	int64_t   members, skipped, skip_kind[SKIP_NKINDS];
+	OffFile   off[OFF_MAX_FILES]; /* official dataset files of the current input */
+	int       noff, off_layout;
+	int       any_official;
+	int       finished;
+	char      err[1024];
+};
+
+struct archive;
+
+void ds_drop_pixels(Dataset *d, Sample *s);
+int ds_fail(Dataset *d, const char *fmt, ...) ATTR_PRINTF(2, 3);
+const char * ds_keep_str(Dataset *d, char *s);
+Sample * ds_push_sample(Dataset *d);
+int ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...) ATTR_PRINTF(4, 5);
+int ds_slurp_fd(int fd, const uint8_t *pre, size_t prelen, int64_t max, uint8_t **out, size_t *outlen);
+int ds_slurp_path(const char *path, int64_t max, uint8_t **out, size_t *outlen);
+const char * ds_base_name(const char *path);
+int ds_cifar_kind(const char *base);
+int ds_is_idx_name(const char *base);
+int official_archive_entry(Dataset *d, struct archive *a, const char *path, const char *member, int64_t size);
+int official_file(Dataset *d, const char *root, const char *full, const char *rel);
+int official_finish(Dataset *d, const char *path, int prev_mode);
+void official_free(Dataset *d);
+int official_kind(const char *member);
+int official_refuse_other(Dataset *d, const char *path, const char *member);
+int ds_read_cifar(Dataset *d, const char *path, int is100);
+int ds_read_idx(Dataset *d, const char *path);
+int ds_read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, size_t headlen);
+int ds_set_mode(Dataset *d, int mode, const char *path);
+
+#endif
