@@ -1,5 +1,6 @@
 /* dataset_impl: what the parts of lib/data/dataset (dataset.c: inputs,
- * folders, archives, decoding, the finished set; dataset_files.c: the
+ * member paths and classes, decoding, the finished set; dataset_read.c:
+ * folders and archives; dataset_files.c: the
  * official CIFAR/STL-10 files, IDX and CIFAR batches, single images) share.
  * Not for use outside lib/data/dataset*.c. */
 #ifndef SSL_DATASET_IMPL_H
@@ -120,5 +121,16 @@ int ds_read_cifar(Dataset *d, const char *path, int is100);
 int ds_read_idx(Dataset *d, const char *path);
 int ds_read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, size_t headlen);
 int ds_set_mode(Dataset *d, int mode, const char *path);
+
+/* dataset.c and dataset_read.c */
+void ds_dir_note(Dataset *d, const char *path, int flag);
+int ds_is_junk_path(const char *path);
+int ds_member_kind(const char *path);
+int ds_member_wanted(Dataset *d, const char *path, int kind, const uint8_t *head, size_t headlen);
+void ds_note_member_dir(Dataset *d, const char *path);
+int ds_submit(Dataset *d, const char *path, uint8_t *data, size_t len);
+int ds_read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_t headlen);
+ssize_t ds_read_head(int fd, uint8_t *buf, size_t n);
+int ds_walk(Dataset *d, const char *root, const char *rel, int depth);
 
 #endif
