@@ -148,10 +148,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(!opt.height || (s->h == opt.height && s->w == opt.width));
 			CHECK(s->h == dataset_sample(d, 0)->h && s->w == dataset_sample(d, 0)->w);
 			CHECK(s->label >= -1 && s->label < nc);
+			uint8_t *buf = xmalloc(bytes);
+			const uint8_t *px = dataset_pixels(d, i, buf);
+			CHECK(px != NULL);
 			for (size_t k = 0; k < bytes; k += 61)
-				acc ^= s->pixels[k];
-			acc ^= s->pixels[bytes - 1];
+				acc ^= px[k];
+			acc ^= px[bytes - 1];
 			(void)acc;
+			free(buf);
 			CHECK(dataset_source(d, i, src, sizeof src)[0] != '\0');
 		}
 		(void)dataset_summary(d, sum, sizeof sum);

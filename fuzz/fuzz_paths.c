@@ -168,8 +168,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(dataset_count(d) <= files);
 		for (int64_t i = 0; i < dataset_count(d); i++) {
 			const Sample *s = dataset_sample(d, i);
+			uint8_t buf[12];
+			const uint8_t *px;
 			CHECK(s->h == 2 && s->w == 2 && s->c == 3);
-			CHECK(s->pixels[0] == 200 && s->pixels[11] == 30);
+			CHECK((px = dataset_pixels(d, i, buf)) != NULL);
+			CHECK(px[0] == 200 && px[11] == 30);
 			CHECK(s->path && strlen(s->path) <= 4095);
 			CHECK(s->label >= -1 && s->label < dataset_nclasses(d));
 		}

@@ -1,5 +1,6 @@
 /* Tests for lib/data/dataset, lib/data/sampler and the ssl-decode tool, on archives,
  * folders, IDX files and CIFAR batches written here at run time. */
+#include <dirent.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,19 @@ static const char *const fixture_images[] = {
 	/* sorted order; label: a=0, b=1 */
 	"a/1.png", "a/2.ppm", "a/3.jpg", "a/gray.pgm", "b/1.png", "b/2-progressive.jpeg", "b/noext", "top.png",
 };
+
+/* Sample i's pixels, in a buffer valid until the next call. */
+static const uint8_t *
+pixels_of(Dataset *d, int64_t i)
+{
+	static uint8_t buf[128 * 128 * 3];
+	const Sample *s = dataset_sample(d, i);
+	const uint8_t *px;
+	ck_assert_uint_le((size_t)s->h * (size_t)s->w * (size_t)s->c, sizeof buf);
+	px = dataset_pixels(d, i, buf);
+	ck_assert_msg(px != NULL, "%s", dataset_error(d));
+	return px;
+}
 
 static TwBuf
 bytes(const char *s, size_t n)
@@ -137,10 +151,10 @@ check_fixture_dataset(Dataset *d, const Fixture *f)
 		if (strstr(s->path, "jpg") || strstr(s->path, "jpeg")) {
 			double e = 0;
 			for (int k = 0; k < H * W * 3; k++)
-				e += abs((int)s->pixels[k] - (int)f->px[i][k]);
+				e += abs((int)pixels_of(d, i)[k] - (int)f->px[i][k]);
 			ck_assert_msg(e / (H * W * 3) < 4, "%s: mean error %g", s->path, e / (H * W * 3));
 		} else {
-			ck_assert_msg(memcmp(s->pixels, f->px[i], H * W * 3) == 0, "%s: pixels differ", s->path);
+			ck_assert_msg(memcmp(pixels_of(d, i), f->px[i], H * W * 3) == 0, "%s: pixels differ", s->path);
 		}
 	}
 	ck_assert_int_eq(dataset_skipped(d), 3);
@@ -166,7 +180,8 @@ START_TEST(test_containers)
 {
 	Fixture f;
 	Warnings w = { .n = 0 };
-	DatasetOptions o = { .warn = collect_warning, .ctx = &w };
+	/* every other container with no pixels in memory: all read back from the spill file */
+	DatasetOptions o = { .warn = collect_warning, .ctx = &w, .memory = _i % 2 ? -1 : 0, .cache_dir = tu_tmpdir() };
 	fixture_build(&f);
 	const char *path = write_container(&f, _i);
 	Dataset *d = dataset_new(&o);
@@ -264,7 +279,7 @@ START_TEST(test_sizes_channels_limits)
 		uint8_t g[H * W], g34[12];
 		image_convert_channels(g, 1, a, 3, H * W);
 		image_resize(g34, 3, 4, g, H, W, 1, NULL);
-		ck_assert_mem_eq(dataset_sample(d, 0)->pixels, g34, 12);
+		ck_assert_mem_eq(pixels_of(d, 0), g34, 12);
 	}
 	dataset_free(d);
 	/* --fit crop and pad: each image as image_fit makes it (6x8 and 10x8 to 4x4) */
@@ -277,10 +292,10 @@ START_TEST(test_sizes_channels_limits)
 		ck_assert_int_eq(dataset_finish(d), 0);
 		image_convert_channels(g, 1, b, 3, 10 * W);
 		image_fit(want, 4, 4, g, 10, W, 1, (ImageFit)fit, NULL);
-		ck_assert_mem_eq(dataset_sample(d, 1)->pixels, want, 16);   /* c/y.png */
+		ck_assert_mem_eq(pixels_of(d, 1), want, 16);   /* c/y.png */
 		image_convert_channels(g, 1, a, 3, H * W);
 		image_fit(want, 4, 4, g, H, W, 1, (ImageFit)fit, NULL);
-		ck_assert_mem_eq(dataset_sample(d, 0)->pixels, want, 16);
+		ck_assert_mem_eq(pixels_of(d, 0), want, 16);
 		if (fit == IMAGE_FIT_PAD)   /* 6x8 fits as 3x4: the last row is black */
 			for (int x = 0; x < 4; x++)
 				ck_assert_int_eq(want[12 + x], 0);
@@ -381,7 +396,7 @@ START_TEST(test_idx)
 		ck_assert_int_eq(s->h * 100 + s->w * 10 + s->c, 431);
 		ck_assert_int_eq(s->label, i % 3);
 		for (int k = 0; k < 12; k++)
-			ck_assert_int_eq(s->pixels[k], (uint8_t)((16 + i * 12 + k) * 7));
+			ck_assert_int_eq(pixels_of(d, i)[k], (uint8_t)((16 + i * 12 + k) * 7));
 	}
 	ck_assert_str_eq(dataset_source(d, 4, src, sizeof src), "train-images-idx3-ubyte.gz#4");
 	ck_assert_int_eq(w.n, 0);
@@ -451,7 +466,7 @@ START_TEST(test_cifar)
 		/* HWC: pixel p channel k comes from plane k */
 		for (int p = 0; p < 1024; p += 37)
 			for (int k = 0; k < 3; k++)
-				ck_assert_int_eq(s->pixels[3 * p + k], (uint8_t)(k * 50 + (k * 1024 + p) % 7 + i));
+				ck_assert_int_eq(pixels_of(d, i)[3 * p + k], (uint8_t)(k * 50 + (k * 1024 + p) % 7 + i));
 	}
 	dataset_free(d);
 	/* blocks fit too: 32x32 padded into 8x16 is 8x8 in columns 4..11 */
@@ -463,7 +478,7 @@ START_TEST(test_cifar)
 	ck_assert_int_eq(dataset_finish(d), 0);
 	for (int y = 0; y < 8; y++)
 		for (int x = 0; x < 16; x++) {
-			const uint8_t *px = dataset_sample(d, 0)->pixels + (y * 16 + x) * 3;
+			const uint8_t *px = pixels_of(d, 0) + (y * 16 + x) * 3;
 			ck_assert_int_eq(px[0] == 0 && px[1] == 0 && px[2] == 0, x < 4 || x >= 12);
 		}
 	dataset_free(d);
@@ -685,15 +700,15 @@ START_TEST(test_official_cifar)
 		ck_assert_int_eq(s->label, b);
 		ck_assert_int_eq(s->h * 100 + s->w * 10 + s->c, 32 * 100 + 320 + 3);
 		/* pixel 77: R, G, B from the three planes */
-		ck_assert_int_eq(s->pixels[3 * 77 + 0], b);
-		ck_assert_int_eq(s->pixels[3 * 77 + 2], 120 + b);
+		ck_assert_int_eq(pixels_of(d, b)[3 * 77 + 0], b);
+		ck_assert_int_eq(pixels_of(d, b)[3 * 77 + 2], 120 + b);
 	}
 	ck_assert_str_eq(dataset_source(d, 2, buf, sizeof buf), "data_batch_3.bin#0");
 	dataset_free(d);
 	d = off_ok(p10, "test", 0);
 	ck_assert_int_eq(dataset_count(d), 2);
 	ck_assert_int_eq(dataset_sample(d, 1)->label, 8);
-	ck_assert_int_eq(dataset_sample(d, 1)->pixels[3 * 5 + 1], 60 + 1 + 100);
+	ck_assert_int_eq(pixels_of(d, 1)[3 * 5 + 1], 60 + 1 + 100);
 	ck_assert_str_eq(dataset_source(d, 1, buf, sizeof buf), "test_batch.bin#1");
 	dataset_free(d);
 	off_fails(p10, "unlabeled", "--split unlabeled: CIFAR-10 has the splits train, test");
@@ -731,8 +746,8 @@ START_TEST(test_official_stl10)
 		ck_assert_int_eq(s->h * 1000 + s->w * 10 + s->c, 96 * 1000 + 960 + 3);
 		for (int ch = 0; ch < 3; ch++) {
 			/* column-major: byte 5 * 96 + 2 of a plane is row 2, column 5 */
-			ck_assert_int_eq(s->pixels[(2 * STL + 5) * 3 + ch], 10 * (i + 1) + ch);
-			ck_assert_int_eq(s->pixels[(5 * STL + 2) * 3 + ch], 0);
+			ck_assert_int_eq(pixels_of(d, i)[(2 * STL + 5) * 3 + ch], 10 * (i + 1) + ch);
+			ck_assert_int_eq(pixels_of(d, i)[(5 * STL + 2) * 3 + ch], 0);
 		}
 	}
 	dataset_free(d);
@@ -744,7 +759,7 @@ START_TEST(test_official_stl10)
 	ck_assert_int_eq(dataset_count(d), 3);
 	ck_assert_int_eq(dataset_nclasses(d), 10);
 	ck_assert_int_eq(dataset_sample(d, 2)->label, -1);
-	ck_assert_int_eq(dataset_sample(d, 2)->pixels[(2 * STL + 5) * 3], 30);
+	ck_assert_int_eq(pixels_of(d, 2)[(2 * STL + 5) * 3], 30);
 	dataset_free(d);
 	d = off_ok(p, "train+unlabeled", 0);   /* train first, then unlabeled */
 	ck_assert_int_eq(dataset_count(d), 5);
@@ -1193,7 +1208,7 @@ START_TEST(test_tool_errors)
 	static const char *const bad_usage[] = {
 		"--size 0x3", "--channels 2", "--shard 3/3", "--shard x", "--epochs 2 --start-epoch 2", "--labels 0",
 		"--limit 0", "--bogus", "--max-pixels -1", "--classes ,", "--split val", "--fit crop",
-		"--size 4 --fit squash",
+		"--size 4 --fit squash", "--memory 1X", "--memory -1",
 	};
 	TuResult r;
 	for (size_t i = 0; i < sizeof bad_usage / sizeof bad_usage[0]; i++) {
@@ -1258,6 +1273,98 @@ START_TEST(test_tool_idx_classes)
 }
 END_TEST
 
+/* The files in dir (0 when it is empty). */
+static int
+count_files(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+	ck_assert_ptr_nonnull(dp);
+	while ((de = readdir(dp)))
+		n += strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(dp);
+	return n;
+}
+
+/* The records of two stream files are the same (the headers differ in
+ * their provenance). */
+static void
+assert_same_records(const char *a, const char *b)
+{
+	Stream x, y;
+	read_stream(&x, a);
+	read_stream(&y, b);
+	ck_assert_int_eq(x.n, y.n);
+	ck_assert_int_eq(x.h.records_per_epoch, y.h.records_per_epoch);
+	ck_assert_mem_eq(x.recs, y.recs, (size_t)x.n * sizeof *x.recs);
+	free_stream(&x);
+	free_stream(&y);
+}
+
+/* A tiny --memory: most images go to the spill file and come back from it,
+ * gray ones made RGB when read; the records are the ones an in-memory run
+ * gives, and the cache folder is empty afterwards. */
+START_TEST(test_tool_spill)
+{
+	static const char *const sizes[] = { "", "--size 5x7" };
+	static const char *const budgets[] = { "300", "0", "600" };
+	const char *in = tool_fixture();
+	char mem[512], dir[512];
+	TuResult r;
+	snprintf(dir, sizeof dir, "%s", tu_path("spill"));
+	mkdir(dir, 0755);
+	for (int k = 0; k < 2; k++) {
+		snprintf(mem, sizeof mem, "%s", tu_path("mem.ssl"));
+		tu_run(&r, "ssl-decode -q --shuffle --seed 5 --epochs 2 %s '%s' > '%s'", sizes[k], in, mem);
+		ck_assert_msg(r.status == 0, "%s", r.err);
+		tu_result_free(&r);
+		for (int b = 0; b < 3; b++) {
+			long long inmem = -1, spilled = -1;
+			const char *line;
+			tu_run(&r, "ssl-decode -q -v --memory %s --cache-dir '%s' --shuffle --seed 5 --epochs 2 %s '%s' > '%s'",
+			       budgets[b], dir, sizes[k], in, tu_path("spill.ssl"));
+			ck_assert_msg(r.status == 0, "%s", r.err);
+			ck_assert_ptr_nonnull(line = strstr(r.err, "pixels: "));
+			ck_assert_int_eq(sscanf(line, "pixels: %lld bytes in memory, %lld bytes in the spill file", &inmem,
+			                        &spilled), 2);
+			ck_assert_msg(spilled > 0 && (b == 1 ? inmem == 0 : inmem > 0), "%s", line);
+			tu_assert_has(r.err, "decoded 8 images in ");
+			tu_assert_has(r.err, "epoch 1: 8 records in ");
+			tu_result_free(&r);
+			assert_same_records(mem, tu_path("spill.ssl"));
+			ck_assert_int_eq(count_files(dir), 0);
+		}
+	}
+}
+END_TEST
+
+/* A spill file that cannot grow (a file size limit: EFBIG, as a full disk
+ * gives ENOSPC): one line naming the folder and what to do, no stream. */
+START_TEST(test_tool_spill_full)
+{
+	const char *in = tool_fixture();
+	char dir[512];
+	TuResult r;
+	snprintf(dir, sizeof dir, "%s", tu_path("full"));
+	mkdir(dir, 0755);
+	tu_run(&r, "trap '' XFSZ; ulimit -f 4; exec ssl-decode -q --memory 0 --cache-dir '%s' --size 32 --epochs 2 '%s'",
+	       dir, in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_uint_eq(r.outlen, 0);
+	tu_assert_has(r.err, "full: writing the spill file: File too large (give --cache-dir a folder with more room, "
+	                     "or a larger --memory)\n");
+	tu_result_free(&r);
+	ck_assert_int_eq(count_files(dir), 0);
+	/* a folder that is not there */
+	tu_run(&r, "ssl-decode -q --cache-dir '%s' '%s'", tu_path("nowhere"), in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_uint_eq(r.outlen, 0);
+	tu_assert_has(r.err, "nowhere: cannot make a spill file there: No such file or directory");
+	tu_result_free(&r);
+}
+END_TEST
+
 static Suite *
 decode_suite(void)
 {
@@ -1284,6 +1391,8 @@ decode_suite(void)
 	tcase_add_test(tool, test_tool_idx_classes);
 	tcase_add_test(tool, test_tool_official);
 	tcase_add_test(tool, test_tool_survey);
+	tcase_add_test(tool, test_tool_spill);
+	tcase_add_test(tool, test_tool_spill_full);
 	suite_add_tcase(s, ds);
 	suite_add_tcase(s, sm);
 	suite_add_tcase(s, tool);

@@ -1,6 +1,7 @@
 /* ssl-decode: decode image archives, folders, IDX files and CIFAR batches
  * into an images stream. See ssl-decode(1). */
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@ typedef struct {
 	DatasetOptions ds;
 	SamplerOptions sm;
 	int64_t        epochs, start_epoch;
+	int            verbose;
 	Cli            cli;
 	char          *classes_arg;
 	char          *classes_buf;   /* the names point into it */
@@ -52,7 +54,11 @@ usage(FILE *fp)
 	        "      --strict            bad members are errors, not warnings\n"
 	        "      --max-pixels N      refuse images over N pixels (default %lld)\n"
 	        "      --survey            print what the inputs hold (count, labels, channels,\n"
-	        "                          sizes), one 'key value...' line each, instead of a stream\n",
+	        "                          sizes), one 'key value...' line each, instead of a stream\n"
+	        "      --memory SIZE       decoded pixels held in memory (K, M, G; default 1G);\n"
+	        "                          the rest goes to a spill file in the cache folder\n"
+	        "      --cache-dir DIR     the spill file's folder (default $TMPDIR, else /var/tmp)\n"
+	        "  -v, --verbose           the time of each phase: decoding, and each epoch\n",
 	        (long long)IMAGE_DEFAULT_MAX_PIXELS);
 	cli_help_shared(fp, 26, 1);
 }
@@ -82,11 +88,32 @@ parse_shard(Options *o, const char *arg)
 	o->sm.shard = opt_i64("--shard", buf, 0, o->sm.nshards - 1);
 }
 
+/* "1G", "512M", "64K" or bytes: binary units. */
+static int64_t
+parse_bytes(const char *opt, const char *arg)
+{
+	char num[64];
+	size_t n = strlen(arg);
+	int shift = 0;
+	if (n > 0 && n < sizeof num) {
+		switch (arg[n - 1]) {
+		case 'K': case 'k': shift = 10; break;
+		case 'M': case 'm': shift = 20; break;
+		case 'G': case 'g': shift = 30; break;
+		case 'T': case 't': shift = 40; break;
+		}
+	}
+	snprintf(num, sizeof num, "%.*s", (int)(shift ? n - 1 : n), arg);
+	if (n >= sizeof num || !num[0])
+		die_usage("%s: '%s' is not a size (a number, with K, M or G)", opt, arg);
+	return opt_i64(opt, num, 0, INT64_C(1) << (62 - shift)) << shift;
+}
+
 static void
 parse_options(int argc, char **argv, Options *o)
 {
 	enum { O_START = 256, O_SHUFFLE, O_SEED, O_SHARD, O_LABELS, O_LIMIT, O_CLASSES, O_COARSE, O_STRICT,
-	       O_MAXPX, O_SPLIT, O_FIT, O_COMPLEMENT, O_SURVEY };
+	       O_MAXPX, O_SPLIT, O_FIT, O_COMPLEMENT, O_SURVEY, O_MEMORY, O_CACHE_DIR };
 	static const struct option longopts[] = {
 		{ "size", required_argument, NULL, 's' },       { "channels", required_argument, NULL, 'c' },
 		{ "epochs", required_argument, NULL, 'e' },     { "start-epoch", required_argument, NULL, O_START },
@@ -96,12 +123,14 @@ parse_options(int argc, char **argv, Options *o)
 		{ "coarse", no_argument, NULL, O_COARSE },      { "strict", no_argument, NULL, O_STRICT },
 		{ "max-pixels", required_argument, NULL, O_MAXPX }, { "split", required_argument, NULL, O_SPLIT },
 		{ "fit", required_argument, NULL, O_FIT },          { "labels-complement", no_argument, NULL, O_COMPLEMENT },
-		{ "survey", no_argument, NULL, O_SURVEY },          { NULL, 0, NULL, 0 },
+		{ "survey", no_argument, NULL, O_SURVEY },          { "memory", required_argument, NULL, O_MEMORY },
+		{ "cache-dir", required_argument, NULL, O_CACHE_DIR }, { "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
 	};
 	char err[256];
 	int ch;
 	memset(o, 0, sizeof *o);
-	cli_init(&o->cli, "ssl-decode", usage, "s:c:e:", longopts);
+	cli_init(&o->cli, "ssl-decode", usage, "s:c:e:v", longopts);
 	o->epochs = 1;
 	o->sm.nshards = 1;
 	o->ds.max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
@@ -138,6 +167,13 @@ parse_options(int argc, char **argv, Options *o)
 		case O_COARSE: o->ds.coarse = 1; break;
 		case O_COMPLEMENT: o->sm.label_rest = 1; break;
 		case O_SURVEY: o->ds.sizes_only = 1; break;
+		case O_MEMORY:
+			o->ds.memory = parse_bytes("--memory", optarg);
+			if (o->ds.memory == 0)
+				o->ds.memory = -1;   /* none: DatasetOptions' 0 is the default */
+			break;
+		case O_CACHE_DIR: o->ds.cache_dir = optarg; break;
+		case 'v': o->verbose = 1; break;
 		case O_FIT:
 			for (o->ds.fit = 0; o->ds.fit < IMAGE_FIT_N && strcmp(optarg, image_fit_names[o->ds.fit]); o->ds.fit++)
 				;
@@ -182,12 +218,43 @@ on_progress(void *ctx, int64_t decoded)
 	progress_update(ctx, decoded, NULL);
 }
 
+/* --verbose: one line on stderr, even with --quiet (it was asked for). */
+static void ATTR_PRINTF(2, 3)
+verbose(const Options *o, const char *fmt, ...)
+{
+	va_list ap;
+	if (!o->verbose)
+		return;
+	fprintf(stderr, "%s: ", getprogname_ssl());
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static double
+per_second(int64_t n, double s)
+{
+	return s > 0 ? (double)n / s : 0;
+}
+
+/* Ends the run with the dataset's error, its temporary files removed first. */
+static void ATTR_NORETURN
+die_dataset(Dataset *d)
+{
+	char err[1024];
+	snprintf(err, sizeof err, "%s", dataset_error(d));
+	dataset_free(d);
+	die("%s", err);
+}
+
 static Dataset *
 load_dataset(Options *o, int ninputs, char **inputs)
 {
 	Progress p;
 	Dataset *d;
 	char summary[512];
+	double t0 = now_seconds();
 	progress_init(&p, "decode", "images", -1, o->cli.progress, o->cli.quiet);
 	o->ds.warn = on_warning;
 	o->ds.progress = on_progress;
@@ -195,12 +262,17 @@ load_dataset(Options *o, int ninputs, char **inputs)
 	d = dataset_new(&o->ds);
 	for (int i = 0; i < ninputs; i++)
 		if (dataset_add(d, inputs[i]) < 0)
-			die("%s", dataset_error(d));
+			die_dataset(d);
 	progress_finish(&p, dataset_count(d), NULL);
 	if (dataset_finish(d) < 0)
-		die("%s", dataset_error(d));
+		die_dataset(d);
 	if (dataset_skipped(d))
 		warn("%s", dataset_summary(d, summary, sizeof summary));
+	verbose(o, "decoded %lld images in %.2f s (%.0f images/s)", (long long)dataset_count(d), now_seconds() - t0,
+	        per_second(dataset_count(d), now_seconds() - t0));
+	if (!o->ds.sizes_only)
+		verbose(o, "pixels: %lld bytes in memory, %lld bytes in the spill file in %s", (long long)dataset_memory(d),
+		        (long long)dataset_spilled(d), dataset_spill_place(d));
 	return d;
 }
 
@@ -244,26 +316,38 @@ survey(const Dataset *d)
 }
 
 static void
-emit(StreamWriter *w, const Dataset *d, Sampler *s, const Options *o)
+emit(StreamWriter *w, Dataset *d, Sampler *s, const Options *o)
 {
 	Progress p;
 	int64_t per = sampler_epoch_size(s), done = 0;
 	char src[4200];
+	uint8_t *buf = NULL;
+	size_t cap = 0;
 	progress_init(&p, "write", "records", per * (o->epochs - o->start_epoch), o->cli.progress, o->cli.quiet);
 	for (int64_t e = o->start_epoch; e < o->epochs; e++) {
 		const int64_t *ids = sampler_epoch(s, e);
+		double t0 = now_seconds();
 		for (int64_t k = 0; k < per; k++) {
 			const Sample *sm = dataset_sample(d, ids[k]);
 			int64_t shape[3] = { sm->h, sm->w, sm->c };
+			size_t n = (size_t)sm->h * (size_t)sm->w * (size_t)sm->c;
 			Record rec = { .id = ids[k], .label = sm->label, .epoch = e, .ntensors = 1 };
+			const uint8_t *px;
+			if (n > cap)
+				buf = xrealloc(buf, cap = n);
+			if (!(px = dataset_pixels(d, ids[k], buf)))
+				die("%s", dataset_error(d));
 			rec.source = dataset_source(d, ids[k], src, sizeof src);
-			rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, sm->pixels);
+			rec.tensors[0] = tensor_view("image", DTYPE_U8, 3, shape, (void *)px);
 			if (stream_writer_put(w, &rec) < 0)
 				die("<stdout>: record %lld:", (long long)stream_writer_count(w));
 			progress_update(&p, ++done, NULL);
 		}
+		verbose(o, "epoch %lld: %lld records in %.2f s (%.0f records/s)", (long long)e, (long long)per,
+		        now_seconds() - t0, per_second(per, now_seconds() - t0));
 	}
 	progress_finish(&p, done, NULL);
+	free(buf);
 }
 
 int

@@ -61,8 +61,8 @@ atomicfile_check(const char *path)
 	return rc;
 }
 
-int
-atomicfile_open(AtomicFile *af, const char *path)
+static int
+open_mode(AtomicFile *af, const char *path, const char *mode)
 {
 	size_t n = strlen(path) + 32;
 	remove_stale_temps(path);
@@ -70,7 +70,7 @@ atomicfile_open(AtomicFile *af, const char *path)
 	af->path = xstrdup(path);
 	af->tmp = xmalloc(n);
 	snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-	af->fp = fopen(af->tmp, "wb");
+	af->fp = fopen(af->tmp, mode);
 	if (!af->fp) {
 		int e = errno;
 		free(af->path);
@@ -80,6 +80,18 @@ atomicfile_open(AtomicFile *af, const char *path)
 		return -1;
 	}
 	return 0;
+}
+
+int
+atomicfile_open(AtomicFile *af, const char *path)
+{
+	return open_mode(af, path, "wb");
+}
+
+int
+atomicfile_open_rw(AtomicFile *af, const char *path)
+{
+	return open_mode(af, path, "w+b");
 }
 
 static void

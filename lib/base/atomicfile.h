@@ -24,6 +24,9 @@ typedef struct {
 int  atomicfile_check(const char *path);
 /* 0, or -1 with errno set (the directory is not writable...). */
 int  atomicfile_open(AtomicFile *af, const char *path);
+/* The same, the temporary open for reading too (fileno(af->fp) for pread
+ * and pwrite: a file written at offsets and read back before it is kept). */
+int  atomicfile_open_rw(AtomicFile *af, const char *path);
 /* Flush, fsync, rename, fsync dir. 0, or -1 with errno (temp removed). */
 int  atomicfile_commit(AtomicFile *af);
 /* The two halves of atomicfile_commit, for files that must appear together

@@ -98,6 +98,10 @@ dataset_new(const DatasetOptions *opt)
 	if (d->opt.max_pixels <= 0)
 		d->opt.max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
 	d->max_label = -1;
+	if (!d->opt.sizes_only) {
+		int64_t budget = d->opt.memory == 0 ? PIXSTORE_DEFAULT_BUDGET : d->opt.memory;
+		d->store = pixstore_new(budget, d->opt.cache_dir, NULL, d->err, sizeof d->err);
+	}
 	return d;
 }
 
@@ -133,6 +137,7 @@ ds_push_sample(Dataset *d)
 	s->sub = -1;
 	s->cls = -1;
 	s->label = -1;
+	s->ref = -1;
 	return s;
 }
 
@@ -256,20 +261,14 @@ resolve_links(Dataset *d)
 		ds_note_member_dir(d, member);
 		if (at) {
 			Sample *s, *t;
-			size_t np;
 			s = ds_push_sample(d);   /* may move the samples */
 			t = &d->samples[*at];
-			np = (size_t)t->h * (size_t)t->w * (size_t)t->c;
 			s->path = ds_keep_str(d, xstrdup(member));
 			s->cls = class_of(d, member);
 			s->h = t->h;
 			s->w = t->w;
-			s->c = t->c;
-			if (t->pixels) {
-				s->pixels = xmalloc(np ? np : 1);
-				memcpy(s->pixels, t->pixels, np);
-				s->owned = 1;
-			}
+			s->c = s->sc = t->c;
+			s->ref = t->ref;   /* the same pixels, stored once */
 		} else {
 			rc = ds_skip(d, SKIP_UNREADABLE, member, "hard link to %s, which is not a kept image", target);
 		}
@@ -341,14 +340,17 @@ chunk_launch(Dataset *d, Chunk *c)
 	c->launched = 1;
 }
 
-void
-ds_drop_pixels(Dataset *d, Sample *s)
+/* Stores the pixels of s (h * w * c bytes at px), unless only sizes are
+ * kept. -1 on a write error (a full disk). */
+int
+ds_keep_pixels(Dataset *d, Sample *s, const uint8_t *px)
 {
-	if (!d->opt.sizes_only || !s->owned)
-		return;
-	free(s->pixels);
-	s->pixels = NULL;
-	s->owned = 0;
+	s->sc = s->c;
+	if (d->opt.sizes_only)
+		return 0;
+	if (pixstore_put(d->store, px, (size_t)s->h * (size_t)s->w * (size_t)s->c, &s->ref) < 0)
+		return ds_fail(d, "%s", pixstore_error(d->store));
+	return 0;
 }
 
 /* Moves decoded images into samples, in read order; reports failures. */
@@ -365,11 +367,8 @@ chunk_collect(Dataset *d, Chunk *c)
 			s->h = p->img.h;
 			s->w = p->img.w;
 			s->c = p->img.c;
-			s->pixels = p->img.data;
-			s->owned = 1;
 			p->path = NULL;
-			p->img.data = NULL;
-			ds_drop_pixels(d, s);
+			rc = ds_keep_pixels(d, s, p->img.data);
 		} else if (rc == 0) {
 			rc = ds_skip(d, SKIP_DECODE, p->path, "%s", p->err);
 		}
@@ -484,6 +483,8 @@ dataset_add(Dataset *d, const char *path)
 	uint8_t head[8];
 	ssize_t k = 0;
 	ASSERT(!d->finished);
+	if (!d->store && !d->opt.sizes_only)
+		return -1;   /* no place for the pixels: d->err says why */
 	d->inputs = xreallocarray(d->inputs, (size_t)d->ninputs + 1, sizeof *d->inputs);
 	d->inputs[d->ninputs] = xstrdup(path);
 	d->cur_input = d->ninputs++;
@@ -632,27 +633,14 @@ dataset_finish(Dataset *d)
 		any3 |= d->samples[i].c == 3;
 	}
 	if (any1 && any3) {
-		/* auto channels: some color images, so every gray one becomes RGB */
-#pragma omp parallel for schedule(dynamic, 64)
-		for (int64_t i = 0; i < d->n; i++) {
-			Sample *s = &d->samples[i];
-			size_t np = (size_t)s->h * (size_t)s->w;
-			uint8_t *rgb;
-			if (s->c != 1)
-				continue;
-			if (!s->pixels) {   /* sizes only */
-				s->c = 3;
-				continue;
-			}
-			rgb = xmalloc(np * 3);
-			image_convert_channels(rgb, 3, s->pixels, 1, np);
-			if (s->owned)
-				free(s->pixels);
-			s->pixels = rgb;
-			s->owned = 1;
-			s->c = 3;
-		}
+		/* auto channels: some color images, so every gray one becomes RGB
+		 * (when read: the store keeps one channel) */
+		d->to_rgb = 1;
+		for (int64_t i = 0; i < d->n; i++)
+			d->samples[i].c = 3;
 	}
+	if (d->store && pixstore_flush(d->store) < 0)
+		return ds_fail(d, "%s", pixstore_error(d->store));
 	first = &d->samples[0];
 	for (int64_t i = 1; i < d->n; i++) {
 		const Sample *s = &d->samples[i];
@@ -671,9 +659,7 @@ dataset_free(Dataset *d)
 {
 	if (!d)
 		return;
-	for (int64_t i = 0; i < d->n; i++)
-		if (d->samples[i].owned)
-			free(d->samples[i].pixels);
+	pixstore_free(d->store);
 	free(d->samples);
 	for (int i = 0; i < d->ninputs; i++)
 		free(d->inputs[i]);
@@ -681,9 +667,6 @@ dataset_free(Dataset *d)
 	for (size_t i = 0; i < d->nstrs; i++)
 		free(d->strs[i]);
 	free(d->strs);
-	for (int i = 0; i < d->nblocks; i++)
-		free(d->blocks[i]);
-	free(d->blocks);
 	strmap_free(&d->classmap);
 	strmap_free(&d->dirs);
 	free_links(d);
@@ -713,6 +696,46 @@ dataset_sample(const Dataset *d, int64_t i)
 {
 	ASSERT(i >= 0 && i < d->n);
 	return &d->samples[i];
+}
+
+const uint8_t *
+dataset_pixels(Dataset *d, int64_t i, uint8_t *buf)
+{
+	const Sample *s = dataset_sample(d, i);
+	size_t np = (size_t)s->h * (size_t)s->w;
+	const uint8_t *px;
+	ASSERT(d->store && s->ref >= 0);
+	px = pixstore_get(d->store, s->ref, np * (size_t)s->sc, buf);
+	if (!px) {
+		ds_fail(d, "%s", pixstore_error(d->store));
+		return NULL;
+	}
+	if (s->sc == s->c)
+		return px;
+	/* gray to RGB in buf, from the last pixel down: never over one not yet read */
+	if (px != buf)
+		memcpy(buf, px, np);
+	for (size_t k = np; k-- > 0;)
+		buf[3 * k] = buf[3 * k + 1] = buf[3 * k + 2] = buf[k];
+	return buf;
+}
+
+int64_t
+dataset_memory(const Dataset *d)
+{
+	return d->store ? pixstore_memory(d->store) : 0;
+}
+
+int64_t
+dataset_spilled(const Dataset *d)
+{
+	return d->store ? pixstore_spilled(d->store) : 0;
+}
+
+const char *
+dataset_spill_place(const Dataset *d)
+{
+	return d->store ? pixstore_place(d->store) : "";
 }
 
 int

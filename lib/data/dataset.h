@@ -1,5 +1,6 @@
 /* dataset: the images of one ssl-decode run, enumerated, decoded once and
- * kept in memory.
+ * kept: in memory up to a budget, the rest in a spill file on disk
+ * (pixstore.h), read back for every epoch.
  *
  * Inputs (dataset_add, once per command-line argument):
  *   - a folder, walked recursively, or any archive libarchive reads (tar,
@@ -60,9 +61,13 @@ typedef struct {
 	int          fit;           /* how, an ImageFit: stretch (0), crop, pad */
 	int          channels;      /* 1 or 3; 0: 1 if every image is gray, else 3 */
 	int          strict;        /* bad members are errors */
-	int          sizes_only;    /* keep each image's size, not its pixels (NULL);
+	int          sizes_only;    /* keep each image's size, not its pixels;
 	                               sizes may differ */
 	int          coarse;        /* CIFAR-100: coarse labels */
+	int64_t      memory;        /* decoded pixels held in memory, in bytes: 0 the
+	                               default (PIXSTORE_DEFAULT_BUDGET), < 0 none;
+	                               the rest goes to a spill file (pixstore.h) */
+	const char  *cache_dir;     /* the spill file's folder; NULL: $TMPDIR, /var/tmp */
 	const char  *split;         /* official archives: train, test, unlabeled,
 	                               train+unlabeled (STL-10); NULL: train */
 	int          nclass_names;  /* names for indexed classes, or 0 */
@@ -77,12 +82,12 @@ typedef struct {
 	int64_t     sub;     /* index inside an IDX/CIFAR file, -1 otherwise */
 	int         input;   /* which dataset_add call */
 	int         label;   /* class index, -1 when unknown */
-	int         h, w, c;
-	uint8_t    *pixels;  /* (h, w, c) */
+	int         h, w, c; /* as dataset_pixels gives them */
 	/* private */
+	int64_t     ref;     /* where the pixels are (a PixRef of pixstore.h), -1: none */
 	int64_t     seq;
 	int         cls;
-	int         owned;
+	int         sc;      /* channels as stored (1 where c is 3: made RGB when read) */
 } Sample;
 
 typedef struct Dataset Dataset;
@@ -99,9 +104,19 @@ void dataset_free(Dataset *d);
 /* After dataset_finish. */
 int64_t             dataset_count(const Dataset *d);
 const Sample       *dataset_sample(const Dataset *d, int64_t i);
+/* Sample i's pixels, (h, w, c) as dataset_sample says: a pointer into
+ * memory, or buf (h * w * c bytes) filled from the spill file. NULL on a
+ * read error (dataset_error). Gray images of a run that also has colour
+ * ones become RGB here. */
+const uint8_t      *dataset_pixels(Dataset *d, int64_t i, uint8_t *buf);
 int                 dataset_nclasses(const Dataset *d);
 char *const        *dataset_classes(const Dataset *d);
 const char         *dataset_input_name(const Dataset *d, int input);
+/* Bytes of pixels held in memory and in the spill file; the spill file's
+ * folder (or the cache file). */
+int64_t             dataset_memory(const Dataset *d);
+int64_t             dataset_spilled(const Dataset *d);
+const char         *dataset_spill_place(const Dataset *d);
 /* The record's source: the member path, or "path#index" inside a batch. */
 const char         *dataset_source(const Dataset *d, int64_t i, char *buf, size_t len);
 /* Members considered and skipped so far, and "skipped N of M members: ..."

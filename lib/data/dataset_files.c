@@ -354,9 +354,10 @@ idx_check_len(const uint8_t *b, size_t len, char *why, size_t whylen)
 	return 0;
 }
 
-/* Adds n images of (h, w, c) stored in block (owned from here), resized and
- * converted as the options say. */
-static void
+/* Adds n images of (h, w, c) stored in block (freed here), resized and
+ * converted as the options say, their pixels to the store. -1 on a write
+ * error. */
+static int
 add_block(Dataset *d, const char *path, uint8_t *block, int64_t n, int h, int w, int c, const int *labels)
 {
 	int oc = d->opt.channels ? d->opt.channels : c;
@@ -383,8 +384,6 @@ add_block(Dataset *d, const char *path, uint8_t *block, int64_t n, int h, int w,
 		free(block);
 		block = nb;
 	}
-	d->blocks = xreallocarray(d->blocks, (size_t)d->nblocks + 1, sizeof *d->blocks);
-	d->blocks[d->nblocks++] = block;
 	for (int64_t i = 0; i < n; i++) {
 		Sample *s = ds_push_sample(d);
 		s->path = name;
@@ -395,11 +394,16 @@ add_block(Dataset *d, const char *path, uint8_t *block, int64_t n, int h, int w,
 		s->h = oh;
 		s->w = ow;
 		s->c = oc;
-		s->pixels = block + (size_t)i * osz;
+		if (ds_keep_pixels(d, s, block + (size_t)i * osz) < 0) {
+			free(block);
+			return -1;
+		}
 	}
+	free(block);
 	d->members += n;
 	if (d->opt.progress)
 		d->opt.progress(d->opt.ctx, d->n);
+	return 0;
 }
 
 /* "train-images-idx3-ubyte.gz" -> "train-labels-idx1-ubyte.gz" (and the
@@ -443,7 +447,7 @@ ds_read_idx(Dataset *d, const char *path)
 	uint8_t *buf = NULL, *lbuf = NULL, *block;
 	size_t len, llen, need;
 	uint32_t dims[4] = { 0, 0, 0, 1 };
-	int ndim, *labels = NULL;
+	int ndim, *labels = NULL, rc;
 	int64_t n, h, w, c;
 	char lpath[4096];
 	if (read_raw(d, path, idx_check_len, &buf, &len) < 0)
@@ -511,9 +515,9 @@ ds_read_idx(Dataset *d, const char *path)
 	block = xmalloc(need ? need : 1);
 	memcpy(block, buf + 4 + 4 * ndim, need);
 	free(buf);
-	add_block(d, path, block, n, (int)h, (int)w, (int)c, labels);
+	rc = add_block(d, path, block, n, (int)h, (int)w, (int)c, labels);
 	free(labels);
-	return 0;
+	return rc;
 }
 
 /* Class names, one a line (blank lines and trailing spaces dropped), from
@@ -656,7 +660,7 @@ cifar_records(Dataset *d, const char *what, const uint8_t *buf, size_t len, int 
 int
 ds_read_cifar(Dataset *d, const char *path, int is100)
 {
-	int nclass = is100 ? (d->opt.coarse ? 20 : 100) : 10, *labels;
+	int nclass = is100 ? (d->opt.coarse ? 20 : 100) : 10, *labels, rc;
 	int64_t n;
 	size_t len;
 	uint8_t *buf, *block;
@@ -678,9 +682,9 @@ ds_read_cifar(Dataset *d, const char *path, int is100)
 		free(labels);
 		return -1;
 	}
-	add_block(d, path, block, n, 32, 32, 3, labels);
+	rc = add_block(d, path, block, n, 32, 32, 3, labels);
 	free(labels);
-	return 0;
+	return rc;
 }
 
 static OffFile *
@@ -701,7 +705,7 @@ stl_records(Dataset *d, const char *path, OffFile *x, OffFile *y, int nclass)
 {
 	enum { S = 96, PLANE = S * S, REC = 3 * PLANE };
 	uint8_t *tmp;
-	int *labels = NULL;
+	int *labels = NULL, rc;
 	int64_t n;
 	if (x->len == 0 || x->len % REC != 0)
 		return ds_fail(d, "%s: %s: %zu bytes is not a whole number of STL-10 images of %d bytes", path, x->member,
@@ -731,10 +735,10 @@ stl_records(Dataset *d, const char *path, OffFile *x, OffFile *y, int nclass)
 					im[(r * S + c) * 3 + ch] = tmp[ch * PLANE + c * S + r];
 	}
 	free(tmp);
-	add_block(d, x->member, x->data, n, S, S, 3, labels);
-	x->data = NULL;   /* the dataset owns it now */
+	rc = add_block(d, x->member, x->data, n, S, S, 3, labels);
+	x->data = NULL;   /* add_block freed it */
 	free(labels);
-	return 0;
+	return rc;
 }
 
 /* Builds the split from the official files kept from input `path`. */
@@ -743,7 +747,7 @@ official_finish(Dataset *d, const char *path, int prev_mode)
 {
 	const OffLayout *L = &off_layouts[d->off_layout - 1];
 	const OffSplit *sp = official_split(L, official_split_name(d));
-	int nclass, got;
+	int nclass, got, rc;
 	const char *namesfile = official_names_file(d, L, &nclass);
 	char missing[512] = "", **names;
 	OffFile *nf;
@@ -789,8 +793,10 @@ official_finish(Dataset *d, const char *path, int prev_mode)
 				return -1;
 			free(f->data);
 			f->data = NULL;
-			add_block(d, f->member, block, n, 32, 32, 3, labels);
+			rc = add_block(d, f->member, block, n, 32, 32, 3, labels);
 			free(labels);
+			if (rc < 0)
+				return -1;
 		}
 	}
 	return 0;
@@ -847,8 +853,7 @@ ds_read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, 
 	s->h = im.h;
 	s->w = im.w;
 	s->c = im.c;
-	s->pixels = im.data;
-	s->owned = 1;
-	ds_drop_pixels(d, s);
-	return 0;
+	r = ds_keep_pixels(d, s, im.data);
+	free(im.data);
+	return r;
 }

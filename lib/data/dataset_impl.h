@@ -11,6 +11,7 @@
 
 #include "data/dataset.h"
 #include "data/image.h"
+#include "data/pixstore.h"
 #include "base/util.h"
 
 enum { SKIP_DECODE, SKIP_UNSUPPORTED, SKIP_TOO_LARGE, SKIP_UNREADABLE, SKIP_EMPTY_DIR, SKIP_NKINDS };
@@ -74,8 +75,8 @@ struct Dataset {
 	int       ninputs;
 	char    **strs;            /* owned strings that samples borrow */
 	size_t    nstrs, capstrs;
-	uint8_t **blocks;          /* pixel blocks of IDX/CIFAR inputs */
-	int       nblocks;
+	PixStore *store;           /* the pixels; NULL with sizes_only */
+	int       to_rgb;          /* gray samples are made RGB when read */
 	int       mode;
 	StrMap    classmap;        /* named: class name -> interned id */
 	char    **cnames;
@@ -101,7 +102,7 @@ struct Dataset {
 
 struct archive;
 
-void ds_drop_pixels(Dataset *d, Sample *s);
+int ds_keep_pixels(Dataset *d, Sample *s, const uint8_t *px);
 int ds_fail(Dataset *d, const char *fmt, ...) ATTR_PRINTF(2, 3);
 const char * ds_keep_str(Dataset *d, char *s);
 Sample * ds_push_sample(Dataset *d);
