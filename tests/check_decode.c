@@ -1208,7 +1208,7 @@ START_TEST(test_tool_errors)
 	static const char *const bad_usage[] = {
 		"--size 0x3", "--channels 2", "--shard 3/3", "--shard x", "--epochs 2 --start-epoch 2", "--labels 0",
 		"--limit 0", "--bogus", "--max-pixels -1", "--classes ,", "--split val", "--fit crop",
-		"--size 4 --fit squash", "--memory 1X", "--memory -1",
+		"--size 4 --fit squash", "--memory 1X", "--memory -1", "--cache x --survey",
 	};
 	TuResult r;
 	for (size_t i = 0; i < sizeof bad_usage / sizeof bad_usage[0]; i++) {
@@ -1365,6 +1365,113 @@ START_TEST(test_tool_spill_full)
 }
 END_TEST
 
+/* Files in dir whose name starts with prefix. */
+static int
+count_prefixed(const char *dir, const char *prefix)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+	ck_assert_ptr_nonnull(dp);
+	while ((de = readdir(dp)))
+		n += strncmp(de->d_name, prefix, strlen(prefix)) == 0;
+	closedir(dp);
+	return n;
+}
+
+/* ssl-decode --cache with the fixture copy `in`, writing out; the messages
+ * must hold `want` (and, for a run from the cache, not "decoded"). */
+static void
+cached_run(const char *in, const char *cache, const char *args, const char *out, const char *want)
+{
+	TuResult r;
+	tu_run(&r, "ssl-decode -q -v --shuffle --seed 2 --epochs 2 %s --cache '%s' '%s' > '%s'", args, cache, in, out);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_assert_has(r.err, want);
+	if (strstr(want, "from the cache"))
+		ck_assert_msg(!strstr(r.err, "decoded"), "decoded again:\n%s", r.err);
+	else
+		tu_assert_has(r.err, "decoded 8 images");
+	tu_assert_has(r.err, "skipped 3 of 11 members");
+	tu_result_free(&r);
+}
+
+/* Flips byte `at` (from the end when negative) of a file. */
+static void
+flip_byte(const char *path, long at)
+{
+	size_t len;
+	char *b = tu_read_file(path, &len);
+	size_t k = at < 0 ? len - (size_t)-at : (size_t)at;
+	b[k] ^= 0x20;
+	tu_write_file(path, b, len);
+	free(b);
+}
+
+/* --cache: the first run keeps the decoded set, later ones read it instead
+ * of decoding (the same records, resumable); other options or a changed
+ * input, and a damaged file, are noticed and rebuilt. */
+START_TEST(test_tool_cache)
+{
+	char in[512], cache[512], full[512], again[512], cmd[2048];
+	Stream a, t;
+	TuResult r;
+	snprintf(in, sizeof in, "%s", tu_path("cached.tar.gz"));
+	snprintf(cache, sizeof cache, "%s", tu_path("set.cache"));
+	snprintf(full, sizeof full, "%s", tu_path("full-c.ssl"));
+	snprintf(again, sizeof again, "%s", tu_path("again-c.ssl"));
+	snprintf(cmd, sizeof cmd, "cp '%s' '%s'", tool_fixture(), in);
+	tu_run_ok(&r, cmd);
+	tu_result_free(&r);
+	cached_run(in, cache, "", full, "decoded 8 images");
+	ck_assert_int_eq(count_prefixed(tu_tmpdir(), "set.cache"), 1);   /* no temporary left */
+	cached_run(in, cache, "--memory 0", again, "read 8 images from the cache");
+	assert_same_records(full, again);
+	/* resume from the cache: exactly epoch 1 of the full run */
+	cached_run(in, cache, "--start-epoch 1", again, "from the cache");
+	read_stream(&a, full);
+	read_stream(&t, again);
+	ck_assert_int_eq(t.n, 8);
+	ck_assert_mem_eq(t.recs, a.recs + 8, 8 * sizeof *t.recs);
+	free_stream(&a);
+	free_stream(&t);
+	/* another size, then the input touched: rebuilt each time */
+	cached_run(in, cache, "--size 4", again, "set.cache: inputs or options changed; rebuilding");
+	cached_run(in, cache, "--size 4", again, "from the cache");
+	snprintf(cmd, sizeof cmd, "touch -d 2001-02-03 '%s'", in);
+	tu_run_ok(&r, cmd);
+	tu_result_free(&r);
+	cached_run(in, cache, "", again, "set.cache: inputs or options changed; rebuilding");
+	assert_same_records(full, again);
+	/* damaged: cut short, metadata changed, not a cache file: never trusted */
+	snprintf(cmd, sizeof cmd, "truncate -s -10 '%s'", cache);
+	tu_run_ok(&r, cmd);
+	tu_result_free(&r);
+	cached_run(in, cache, "", again, "set.cache: cut short or grown");
+	assert_same_records(full, again);
+	flip_byte(cache, -3);
+	cached_run(in, cache, "", again, "set.cache: its metadata does not match its checksum; rebuilding");
+	flip_byte(cache, 60);
+	cached_run(in, cache, "", again, "set.cache: cut short or grown");
+	flip_byte(cache, 1);
+	cached_run(in, cache, "", again, "set.cache: not an ssl-decode cache file; rebuilding");
+	assert_same_records(full, again);
+	cached_run(in, cache, "", again, "from the cache");
+	/* a full disk: an error, and neither the file nor a temporary */
+	unlink(cache);
+	tu_run(&r, "trap '' XFSZ; ulimit -f 4; exec ssl-decode -q --size 32 --cache '%s' '%s'", cache, in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_uint_eq(r.outlen, 0);
+	tu_assert_has(r.err, "set.cache: writing the cache file: File too large (give --cache a place with more room");
+	tu_result_free(&r);
+	ck_assert_int_eq(count_prefixed(tu_tmpdir(), "set.cache"), 0);
+	/* standard input cannot be checked */
+	tu_run(&r, "ssl-decode --cache '%s' - < '%s'", cache, in);
+	ck_assert_int_eq(r.status, 2);
+	tu_result_free(&r);
+}
+END_TEST
+
 static Suite *
 decode_suite(void)
 {
@@ -1393,6 +1500,7 @@ decode_suite(void)
 	tcase_add_test(tool, test_tool_survey);
 	tcase_add_test(tool, test_tool_spill);
 	tcase_add_test(tool, test_tool_spill_full);
+	tcase_add_test(tool, test_tool_cache);
 	suite_add_tcase(s, ds);
 	suite_add_tcase(s, sm);
 	suite_add_tcase(s, tool);

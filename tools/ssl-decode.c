@@ -20,6 +20,7 @@ typedef struct {
 	SamplerOptions sm;
 	int64_t        epochs, start_epoch;
 	int            verbose;
+	const char    *cache;         /* --cache FILE */
 	Cli            cli;
 	char          *classes_arg;
 	char          *classes_buf;   /* the names point into it */
@@ -58,6 +59,8 @@ usage(FILE *fp)
 	        "      --memory SIZE       decoded pixels held in memory (K, M, G; default 1G);\n"
 	        "                          the rest goes to a spill file in the cache folder\n"
 	        "      --cache-dir DIR     the spill file's folder (default $TMPDIR, else /var/tmp)\n"
+	        "      --cache FILE        keep the decoded images in FILE, and use them again in\n"
+	        "                          a later run with the same inputs and options\n"
 	        "  -v, --verbose           the time of each phase: decoding, and each epoch\n",
 	        (long long)IMAGE_DEFAULT_MAX_PIXELS);
 	cli_help_shared(fp, 26, 1);
@@ -113,7 +116,7 @@ static void
 parse_options(int argc, char **argv, Options *o)
 {
 	enum { O_START = 256, O_SHUFFLE, O_SEED, O_SHARD, O_LABELS, O_LIMIT, O_CLASSES, O_COARSE, O_STRICT,
-	       O_MAXPX, O_SPLIT, O_FIT, O_COMPLEMENT, O_SURVEY, O_MEMORY, O_CACHE_DIR };
+	       O_MAXPX, O_SPLIT, O_FIT, O_COMPLEMENT, O_SURVEY, O_MEMORY, O_CACHE_DIR, O_CACHE };
 	static const struct option longopts[] = {
 		{ "size", required_argument, NULL, 's' },       { "channels", required_argument, NULL, 'c' },
 		{ "epochs", required_argument, NULL, 'e' },     { "start-epoch", required_argument, NULL, O_START },
@@ -125,7 +128,7 @@ parse_options(int argc, char **argv, Options *o)
 		{ "fit", required_argument, NULL, O_FIT },          { "labels-complement", no_argument, NULL, O_COMPLEMENT },
 		{ "survey", no_argument, NULL, O_SURVEY },          { "memory", required_argument, NULL, O_MEMORY },
 		{ "cache-dir", required_argument, NULL, O_CACHE_DIR }, { "verbose", no_argument, NULL, 'v' },
-		{ NULL, 0, NULL, 0 },
+		{ "cache", required_argument, NULL, O_CACHE },         { NULL, 0, NULL, 0 },
 	};
 	char err[256];
 	int ch;
@@ -173,6 +176,7 @@ parse_options(int argc, char **argv, Options *o)
 				o->ds.memory = -1;   /* none: DatasetOptions' 0 is the default */
 			break;
 		case O_CACHE_DIR: o->ds.cache_dir = optarg; break;
+		case O_CACHE: o->cache = optarg; break;
 		case 'v': o->verbose = 1; break;
 		case O_FIT:
 			for (o->ds.fit = 0; o->ds.fit < IMAGE_FIT_N && strcmp(optarg, image_fit_names[o->ds.fit]); o->ds.fit++)
@@ -196,6 +200,11 @@ parse_options(int argc, char **argv, Options *o)
 		die_usage("--labels-complement: give --labels too");
 	if (o->ds.fit && !o->ds.height)
 		die_usage("--fit %s: give --size too", image_fit_names[o->ds.fit]);
+	if (o->cache && o->ds.sizes_only)
+		die_usage("--cache: --survey keeps no pixels to cache");
+	for (int i = optind; o->cache && i < argc; i++)
+		if (strcmp(argv[i], "-") == 0)
+			die_usage("--cache: an input on the standard input cannot be checked for changes");
 	if (o->start_epoch >= o->epochs)
 		die_usage("--start-epoch %lld: must be below --epochs %lld", (long long)o->start_epoch,
 		          (long long)o->epochs);
@@ -248,13 +257,41 @@ die_dataset(Dataset *d)
 	die("%s", err);
 }
 
+/* --cache: the set kept by an earlier run, when it is there and good. */
+static Dataset *
+load_cached(Options *o, const char *key)
+{
+	char err[2048], summary[512];
+	double t0 = now_seconds();
+	Dataset *d;
+	int r = dataset_cache_load(&o->ds, o->cache, key, &d, err, sizeof err);
+	if (r < 0)
+		warn("%s; rebuilding", err);
+	if (r <= 0)
+		return NULL;
+	if (dataset_skipped(d))
+		warn("%s", dataset_summary(d, summary, sizeof summary));
+	verbose(o, "%s: read %lld images from the cache in %.2f s", o->cache, (long long)dataset_count(d),
+	        now_seconds() - t0);
+	return d;
+}
+
 static Dataset *
 load_dataset(Options *o, int ninputs, char **inputs)
 {
 	Progress p;
 	Dataset *d;
-	char summary[512];
-	double t0 = now_seconds();
+	char summary[512], *key = NULL;
+	double t0;
+	if (o->cache) {
+		key = dataset_cache_key(&o->ds, ninputs, inputs);
+		if ((d = load_cached(o, key))) {
+			free(key);
+			return d;
+		}
+		o->ds.cache_path = o->cache;
+	}
+	t0 = now_seconds();
 	progress_init(&p, "decode", "images", -1, o->cli.progress, o->cli.quiet);
 	o->ds.warn = on_warning;
 	o->ds.progress = on_progress;
@@ -268,6 +305,9 @@ load_dataset(Options *o, int ninputs, char **inputs)
 		die_dataset(d);
 	if (dataset_skipped(d))
 		warn("%s", dataset_summary(d, summary, sizeof summary));
+	if (key && dataset_cache_keep(d, key) < 0)
+		die_dataset(d);
+	free(key);
 	verbose(o, "decoded %lld images in %.2f s (%.0f images/s)", (long long)dataset_count(d), now_seconds() - t0,
 	        per_second(dataset_count(d), now_seconds() - t0));
 	if (!o->ds.sizes_only)

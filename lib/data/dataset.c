@@ -100,7 +100,7 @@ dataset_new(const DatasetOptions *opt)
 	d->max_label = -1;
 	if (!d->opt.sizes_only) {
 		int64_t budget = d->opt.memory == 0 ? PIXSTORE_DEFAULT_BUDGET : d->opt.memory;
-		d->store = pixstore_new(budget, d->opt.cache_dir, NULL, d->err, sizeof d->err);
+		d->store = pixstore_new(budget, d->opt.cache_dir, d->opt.cache_path, d->err, sizeof d->err);
 	}
 	return d;
 }

@@ -68,6 +68,8 @@ typedef struct {
 	                               default (PIXSTORE_DEFAULT_BUDGET), < 0 none;
 	                               the rest goes to a spill file (pixstore.h) */
 	const char  *cache_dir;     /* the spill file's folder; NULL: $TMPDIR, /var/tmp */
+	const char  *cache_path;    /* keep the decoded set in this file (dataset_cache_keep):
+	                               the spill file is made beside it instead */
 	const char  *split;         /* official archives: train, test, unlabeled,
 	                               train+unlabeled (STL-10); NULL: train */
 	int          nclass_names;  /* names for indexed classes, or 0 */
@@ -124,5 +126,27 @@ const char         *dataset_source(const Dataset *d, int64_t i, char *buf, size_
 int64_t     dataset_members(const Dataset *d);
 int64_t     dataset_skipped(const Dataset *d);
 const char *dataset_summary(const Dataset *d, char *buf, size_t len);
+
+/* ---- a decoded set kept in a file (ssl-decode --cache) ----
+ * The file is the pixel store kept (pixstore.h: pixels, then this set's
+ * metadata: the key, inputs, classes, counts of members and skips, and
+ * every sample), written atomically. The key says what the set was decoded
+ * from: the options that change pixels, labels or which images exist, and
+ * each input's path as given, real path, size and modification time (ns),
+ * with the (path, type, size, mtime) of everything below a folder input,
+ * or beside a file input (an IDX file's labels, a batch's class names). */
+
+/* The key for these options and inputs (malloc'd). */
+char *dataset_cache_key(const DatasetOptions *o, int ninputs, char *const *inputs);
+/* Opens the set kept in path, finished (the options' callbacks are kept;
+ * nothing is decoded). 1 and *out; 0 when there is no such file; -1 and a
+ * message in err (naming path) when it is damaged, cut short, of another
+ * version or made from other inputs or options ("inputs or options
+ * changed"). */
+int dataset_cache_load(const DatasetOptions *opt, const char *path, const char *key, Dataset **out, char *err,
+                       size_t errlen);
+/* After dataset_finish, with cache_path set: writes the file (atomically).
+ * -1 on error (dataset_error; no file and no temporary are left). */
+int dataset_cache_keep(Dataset *d, const char *key);
 
 #endif
