@@ -11,6 +11,7 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "imgwrite.h"
+#include "base/rng.h"
 #include "data/sampler.h"
 #include "io/stream.h"
 #include "testutil.h"
@@ -945,34 +946,54 @@ START_TEST(test_sampler_shuffle)
 }
 END_TEST
 
+/* Shards by a fixed assignment of ids (as the dataset's hash gives), some
+ * ids not decoded: every shard emits the same count per epoch, its own
+ * decoded ids each once (then repeats of its own), shuffled anew each
+ * epoch; together the shards emit every decoded id once. */
 START_TEST(test_sampler_shards)
 {
 	enum { N = 103 };
-	int64_t labels[N];
+	int64_t labels[N], local[N];
+	int32_t shards[N];
 	char err[128];
 	fill_labels(labels, N, 4);
 	for (int nshards = 1; nshards <= 5; nshards++) {
+		int64_t most = 0, per[5] = { 0 };
+		for (int i = 0; i < N; i++) {
+			Rng r = rng_for(5, 0, (uint64_t)i, 0);
+			shards[i] = (int32_t)rng_below(&r, (uint64_t)nshards);
+			most = ++per[shards[i]] > most ? per[shards[i]] : most;
+		}
 		for (int64_t epoch = 0; epoch < 3; epoch++) {
 			int seen[N] = { 0 };
-			int64_t total = 0, prev = -1;
 			for (int shard = 0; shard < nshards; shard++) {
 				Sampler s;
 				SamplerOptions o = { .shuffle = 1, .seed = 7, .shard = shard, .nshards = nshards };
-				ck_assert_int_eq(sampler_init(&s, &o, labels, N, 4, err, sizeof err), 0);
-				int64_t m = sampler_epoch_size(&s);
+				int64_t own = 0, prev[N];
+				for (int i = 0; i < N; i++) {   /* the sample index of a held id: 1000 + id; ids % 10 == 3 failed */
+					local[i] = shards[i] == shard && i % 10 != 3 ? 1000 + i : -1;
+					own += local[i] >= 0;
+				}
+				SamplerIds in = { N, labels, shards, local, 4 };
+				ck_assert_int_eq(sampler_init_ids(&s, &o, &in, err, sizeof err), 0);
+				ck_assert_int_eq(sampler_epoch_size(&s), most);
 				const int64_t *ids = sampler_epoch(&s, epoch);
-				if (prev >= 0)
-					ck_assert(llabs(m - prev) <= 1);
-				prev = m;
-				for (int64_t k = 0; k < m; k++)
-					seen[ids[k]]++;
-				total += m;
+				memcpy(prev, ids, sizeof(int64_t) * (size_t)most);
+				for (int64_t k = 0; k < most; k++) {
+					int64_t id = ids[k] - 1000;
+					ck_assert(id >= 0 && id < N && shards[id] == shard && id % 10 != 3);
+					if (k < own)
+						seen[id]++;
+					else   /* a repeat of the first records */
+						ck_assert_int_eq(ids[k], ids[(k - own) % own]);
+				}
+				if (own > 3)   /* the next epoch: another order */
+					ck_assert(memcmp(prev, sampler_epoch(&s, epoch + 1), sizeof(int64_t) * (size_t)own) != 0);
 				sampler_free(&s);
 			}
-			ck_assert_int_eq(total, N);
 			for (int i = 0; i < N; i++)
-				ck_assert_msg(seen[i] == 1, "%d shards, epoch %lld: id %d seen %d times", nshards, (long long)epoch,
-				              i, seen[i]);
+				ck_assert_msg(seen[i] == (i % 10 != 3), "%d shards, epoch %lld: id %d seen %d times", nshards,
+				              (long long)epoch, i, seen[i]);
 		}
 	}
 }
@@ -1166,23 +1187,6 @@ START_TEST(test_tool_shards_labels_limit)
 	const char *in = tool_fixture();
 	TuResult r;
 	Stream s;
-	for (int e = 0; e < 2; e++) {
-		int seen[8] = { 0 };
-		for (int i = 0; i < 3; i++) {
-			tu_run(&r, "ssl-decode -q --shuffle --epochs 2 --shard %d/3 '%s' > '%s'", i, in, tu_path("shard.ssl"));
-			ck_assert_int_eq(r.status, 0);
-			tu_result_free(&r);
-			read_stream(&s, tu_path("shard.ssl"));
-			ck_assert_int_eq(s.h.records_per_epoch, i < 2 ? 3 : 2);
-			ck_assert_str_eq(stream_header_get_meta(&s.h, "shard"), i == 0 ? "0/3" : i == 1 ? "1/3" : "2/3");
-			for (int64_t k = 0; k < s.n; k++)
-				if (s.recs[k].epoch == e)
-					seen[s.recs[k].id]++;
-			free_stream(&s);
-		}
-		for (int i = 0; i < 8; i++)
-			ck_assert_msg(seen[i] == 1, "epoch %d: id %d in %d shards", e, i, seen[i]);
-	}
 	/* one labelled image per class; the unlabelled top.png never */
 	tu_run(&r, "ssl-decode -q --labels 1-per-class --seed 9 '%s' > '%s'", in, tu_path("l.ssl"));
 	ck_assert_int_eq(r.status, 0);
@@ -1472,6 +1476,133 @@ START_TEST(test_tool_cache)
 }
 END_TEST
 
+/* With shards the ids are positions among the members every rank would
+ * decode (b/bad.jpg included: it fails on its rank alone). */
+static const char *const shard_ids[] = {
+	"a/1.png", "a/2.ppm", "a/3.jpg", "a/gray.pgm", "b/1.png", "b/2-progressive.jpeg", "b/bad.jpg", "b/noext", "top.png",
+};
+
+/* Shard i of n of the fixture, 3 epochs shuffled (extra args), into s;
+ * the images it decoded. */
+static int
+decode_shard(Stream *s, int i, int n, const char *args)
+{
+	TuResult r;
+	int decoded = -1;
+	const char *line;
+	tu_run(&r, "ssl-decode -q -v --shuffle --seed 6 --epochs 3 --shard %d/%d %s '%s' > '%s'", i, n, args,
+	       tool_fixture(), tu_path("shard.ssl"));
+	ck_assert_msg(r.status == 0, "shard %d/%d: %s", i, n, r.err);
+	if ((line = strstr(r.err, "decoded ")))
+		ck_assert_int_eq(sscanf(line, "decoded %d images", &decoded), 1);
+	tu_result_free(&r);
+	read_stream(s, tu_path("shard.ssl"));
+	return decoded;
+}
+
+/* --shard I/N: each rank decodes only its members; per epoch the shards are
+ * disjoint and together hold every image; each shard the same count
+ * (repeats where it has fewer), shuffled anew each epoch; ids unique
+ * across ranks; --start-epoch resumes a shard exactly. */
+START_TEST(test_tool_shards)
+{
+	for (int n = 2; n <= 3; n++) {
+		int seen[3][9] = { { 0 } }, decoded = 0, reordered = 0;
+		int64_t rpe = -1;
+		for (int i = 0; i < n; i++) {
+			Stream s, t;
+			char meta[16];
+			int dec = decode_shard(&s, i, n, ""), own[3][9] = { { 0 } };
+			ck_assert_msg(dec > 0 && dec < 8, "shard %d/%d decoded %d", i, n, dec);
+			decoded += dec;
+			snprintf(meta, sizeof meta, "%d/%d", i, n);
+			ck_assert_str_eq(stream_header_get_meta(&s.h, "shard"), meta);
+			if (rpe < 0)
+				rpe = s.h.records_per_epoch;
+			ck_assert_int_eq(s.h.records_per_epoch, rpe);   /* ranks take the same steps */
+			ck_assert_int_eq(s.n, 3 * rpe);
+			for (int64_t k = 0; k < s.n; k++) {
+				const Rec *x = &s.recs[k];
+				ck_assert(x->id >= 0 && x->id < 9 && x->id != 6);
+				ck_assert_str_eq(x->source, shard_ids[x->id]);
+				if (!own[x->epoch][x->id]++)
+					seen[x->epoch][x->id]++;
+			}
+			for (int e = 0; e < 3; e++)   /* every epoch holds the same images */
+				for (int id = 0; id < 9; id++)
+					ck_assert_int_eq(!own[e][id], !own[0][id]);
+			for (int64_t k = 0; k < rpe; k++)
+				reordered |= s.recs[k].id != s.recs[rpe + k].id;
+			/* resumed at epoch 1: the same records as epochs 1 and 2 */
+			decode_shard(&t, i, n, "--start-epoch 1");
+			ck_assert_int_eq(t.n, 2 * rpe);
+			ck_assert_mem_eq(t.recs, s.recs + rpe, (size_t)t.n * sizeof *t.recs);
+			free_stream(&t);
+			free_stream(&s);
+		}
+		ck_assert_int_eq(decoded, 8);   /* each image decoded once over all ranks */
+		ck_assert(reordered);
+		for (int e = 0; e < 3; e++)
+			for (int id = 0; id < 9; id++)
+				ck_assert_msg(seen[e][id] == (id != 6), "%d shards, epoch %d: id %d in %d shards", n, e, id,
+				              seen[e][id]);
+	}
+}
+END_TEST
+
+/* --limit with shards selects by id, the same on every rank; a shard's
+ * cache holds that shard; an IDX file's records are sharded one by one. */
+START_TEST(test_tool_shards_select)
+{
+	int seen[9] = { 0 }, idx[40] = { 0 };
+	char args[600];
+	Stream s, t;
+	TuResult r;
+	for (int i = 0; i < 2; i++) {
+		decode_shard(&s, i, 2, "--limit 5");
+		for (int64_t k = 0; k < s.n; k++)
+			seen[s.recs[k].id] = 1;
+		free_stream(&s);
+	}
+	for (int id = 0; id < 9; id++)
+		ck_assert_int_eq(seen[id], id < 5);
+	/* --cache: shard 0 kept, read again; shard 1 is another key */
+	snprintf(args, sizeof args, "--cache '%s'", tu_path("shard.cache"));
+	ck_assert_int_gt(decode_shard(&s, 0, 2, args), 0);
+	ck_assert_int_eq(decode_shard(&t, 0, 2, args), -1);   /* no "decoded": read from the cache */
+	ck_assert_int_eq(s.n, t.n);
+	ck_assert_mem_eq(s.recs, t.recs, (size_t)s.n * sizeof *s.recs);
+	free_stream(&s);
+	free_stream(&t);
+	ck_assert_int_gt(decode_shard(&s, 1, 2, args), 0);
+	free_stream(&s);
+	/* 40 IDX records over 3 shards: each record in one shard, id = index */
+	write_idx(tu_path("s-images-idx3-ubyte"), tu_path("s-labels-idx1-ubyte"), 40, 2, 2, 0);
+	for (int i = 0, decoded = 0; i < 3; i++) {
+		int own[40] = { 0 }, dec = -1;
+		tu_run(&r, "ssl-decode -q -v --shard %d/3 '%s' > '%s'", i, tu_path("s-images-idx3-ubyte"), tu_path("i.ssl"));
+		ck_assert_msg(r.status == 0, "%s", r.err);
+		ck_assert_int_eq(sscanf(strstr(r.err, "decoded "), "decoded %d", &dec), 1);
+		decoded += dec;
+		tu_result_free(&r);
+		read_stream(&s, tu_path("i.ssl"));
+		for (int64_t k = 0; k < s.n; k++) {
+			char src[64];
+			snprintf(src, sizeof src, "s-images-idx3-ubyte#%lld", (long long)s.recs[k].id);
+			ck_assert_str_eq(s.recs[k].source, src);
+			ck_assert_int_eq(s.recs[k].label, s.recs[k].id % 3);
+			if (!own[s.recs[k].id]++)
+				idx[s.recs[k].id]++;
+		}
+		free_stream(&s);
+		if (i == 2)
+			ck_assert_int_eq(decoded, 40);
+	}
+	for (int i = 0; i < 40; i++)
+		ck_assert_msg(idx[i] == 1, "record %d in %d shards", i, idx[i]);
+}
+END_TEST
+
 static Suite *
 decode_suite(void)
 {
@@ -1501,6 +1632,8 @@ decode_suite(void)
 	tcase_add_test(tool, test_tool_spill);
 	tcase_add_test(tool, test_tool_spill_full);
 	tcase_add_test(tool, test_tool_cache);
+	tcase_add_test(tool, test_tool_shards);
+	tcase_add_test(tool, test_tool_shards_select);
 	suite_add_tcase(s, ds);
 	suite_add_tcase(s, sm);
 	suite_add_tcase(s, tool);

@@ -4,7 +4,8 @@
  * two epochs, batch 8: steps of 8 and 4 records) through
  * ssl-decode --shard | ssl-augment:
  *   - 2 ranks with --sync-bn take the same steps as one process with the
- *     whole batch: every step from the same state (the start, or one
+ *     whole batch (the two shards' records interleaved, as the ranks take
+ *     them step by step): every step from the same state (the start, or one
  *     process's checkpoint resumed on 2 ranks) gives the same update up to
  *     float32 rounding (1e-5 of the update), the same first loss (1e-6),
  *     and the whole run the same schedule and nearly the same losses (a
@@ -23,7 +24,8 @@
  *     not divide: clear errors, no hang;
  *   - an epoch whose last batch has fewer records than ranks, or fewer
  *     than --min-tail (a short tail, as one process drops it): those are
- *     skipped with a note, and the schedule counts without them.
+ *     skipped with a note, and the schedule counts without them (inputs of
+ *     unequal length: ssl-decode's shards are of one length).
  * Every test is skipped (tu_skip: the suite counts as skipped, not passed)
  * when mpirun or ssl-train-mpi is missing: the build without MPI stays
  * green, and says what it did not test. */
@@ -34,6 +36,7 @@
 #include <unistd.h>
 
 #include "io/checkpoint.h"
+#include "io/stream.h"
 #include "imgwrite.h"
 #include "nn/model.h"
 #include "base/rng.h"
@@ -159,14 +162,58 @@ read_losses(const char *path, double *loss, int max)
 	return n;
 }
 
-/* One process's run, stopped after step `stop` (0: the whole run). */
+/* What two ranks read, as one stream: shard 0's record k, then shard 1's
+ * record k, the order in which the ranks' parts make each global batch.
+ * Returns the records per epoch of one shard. */
+static int64_t
+write_interleaved(const char *out)
+{
+	StreamReader *in[2];
+	StreamHeader h;
+	StreamWriter *w;
+	Record rec;
+	FILE *fp;
+	int64_t per;
+	int more[2] = { 1, 1 };
+	for (int i = 0; i < 2; i++) {
+		char name[32], cmd[2048];
+		TuResult r;
+		snprintf(name, sizeof name, "shard%d.ssl", i);
+		snprintf(cmd, sizeof cmd, DECODE " --shard %d/2 %s > %s", i, tu_path("data"), tu_path(name));
+		tu_run_ok(&r, cmd);
+		tu_result_free(&r);
+		in[i] = stream_reader_open_path(tu_path(name));
+		ck_assert_ptr_nonnull(stream_reader_header(in[i]));
+	}
+	per = stream_reader_header(in[0])->records_per_epoch;
+	ck_assert_int_eq(stream_reader_header(in[1])->records_per_epoch, per);
+	stream_header_init(&h, STREAM_KIND_IMAGES);
+	stream_header_set_classes(&h, stream_reader_header(in[0])->nclasses, stream_reader_header(in[0])->classes);
+	h.records_per_epoch = 2 * per;
+	h.epochs = stream_reader_header(in[0])->epochs;
+	ck_assert_ptr_nonnull(fp = fopen(out, "wb"));
+	ck_assert_ptr_nonnull(w = stream_writer_open(fp, out, &h));
+	while (more[0] || more[1])
+		for (int i = 0; i < 2; i++)
+			if (more[i] && (more[i] = stream_reader_next(in[i], &rec)) == 1)
+				ck_assert_int_eq(stream_writer_put(w, &rec), 0);
+	ck_assert_int_eq(stream_writer_close(w), 0);
+	ck_assert_int_eq(fclose(fp), 0);
+	for (int i = 0; i < 2; i++)
+		stream_reader_close(in[i]);
+	stream_header_free(&h);
+	return per;
+}
+
+/* One process's run on the interleaved shards (write_interleaved), stopped
+ * after step `stop` (0: the whole run). */
 static void
 train_one_until(int stop, const char *args)
 {
 	TuResult r;
 	char cmd[2048];
-	snprintf(cmd, sizeof cmd, DECODE " %s | " AUGMENT " | SSL_FAULT_SIGNAL_AT_STEP=%d ssl-train " TINY " %s",
-	         tu_path("data"), stop, args);
+	snprintf(cmd, sizeof cmd, "cat %s | " AUGMENT " | SSL_FAULT_SIGNAL_AT_STEP=%d ssl-train " TINY " %s",
+	         tu_path("one.ssl"), stop, args);
 	tu_run(&r, "%s", cmd);
 	ck_assert_msg(r.status == (stop ? 143 : 0), "'%s' exited %d:\n%s", cmd, r.status, r.err);
 	tu_result_free(&r);
@@ -196,8 +243,10 @@ START_TEST(test_same_as_one_process)
 	float *w0, *ws, *wd;
 	char args[1024], env[64];
 	Checkpoint ck;
+	int64_t per;
 	if (!have_mpi())
 		return;
+	per = write_interleaved(tu_path("one.ssl"));
 	snprintf(args, sizeof args, "ssl-train " TINY " --steps 0 --input-size 16x16x3 -o %s", tu_path("init.ssl"));
 	tu_run_ok(&r, args);
 	tu_result_free(&r);
@@ -256,7 +305,7 @@ START_TEST(test_same_as_one_process)
 	ck_assert_msg(rel_dist(wd, ws, w0, n) < 1e-1, "the updates differ by %g", rel_dist(wd, ws, w0, n));
 	/* the checkpoint describes the global run */
 	ck_assert_int_eq(ck.train.batch, 8);
-	ck_assert_int_eq(ck.train.records_per_epoch, 12);
+	ck_assert_int_eq(ck.train.records_per_epoch, 2 * per);   /* 12 images, the shorter shard repeating some */
 	ck_assert_int_eq(ck.train.step, 4);
 	ck_assert_int_eq(ck.train.total_steps, 4);
 	checkpoint_free(&ck);
@@ -379,12 +428,13 @@ START_TEST(test_one_input_fails)
 	size_t n;
 	if (!have_mpi())
 		return;
-	/* rank 1's stream is cut inside its 8th record (step 3) */
+	/* rank 1's stream is cut inside its 9th record (step 3: each shard has
+	 * 8 records an epoch, the 12 images hashing 8 and 4) */
 	snprintf(cmd, sizeof cmd, MPIRUN " sh -c '" DECODE " " SHARD " %s | " AUGMENT " | if [ $OMPI_COMM_WORLD_RANK = 1 ]; "
-	         "then head -c 12000; else cat; fi | ssl-train-mpi " TINY " -o %s'", tu_path("data"), tu_path("cut.ssl"));
+	         "then head -c 14000; else cat; fi | ssl-train-mpi " TINY " -o %s'", tu_path("data"), tu_path("cut.ssl"));
 	tu_run(&r, "%s", cmd);
 	ck_assert_int_ne(r.status, 0);
-	tu_assert_has(r.err, "rank 1: <stdin>: record 8: truncated stream");
+	tu_assert_has(r.err, "rank 1: <stdin>: record 9: truncated stream");
 	tu_assert_has(r.err, "rank 0: the input of rank 1 failed (its message says why); checkpoint after step 2 written");
 	tu_assert_has(r.err, "to resume: mpirun -np 2 sh -c");
 	tu_result_free(&r);
@@ -428,8 +478,10 @@ START_TEST(test_bad_setups)
 }
 END_TEST
 
-/* Two ranks on the first n records, batch 10, two epochs: exit 0 with one
- * step an epoch (two log rows); r keeps the messages. */
+/* Two ranks on n records (rank 0 the first n - n/2, rank 1 the first n/2:
+ * inputs of unequal length, which ssl-decode's shards never are), batch
+ * 10, two epochs: exit 0 with one step an epoch (two log rows); r keeps
+ * the messages. */
 static void
 train_two_short(TuResult *r, int n, const char *name)
 {
@@ -437,9 +489,9 @@ train_two_short(TuResult *r, int n, const char *name)
 	double loss[8];
 	snprintf(tsv, sizeof tsv, "%s.tsv", name);
 	snprintf(ssl, sizeof ssl, "%s.ssl", name);
-	snprintf(cmd, sizeof cmd, MPIRUN " sh -c '" DECODE " --limit %d " SHARD " %s | " AUGMENT " | ssl-train-mpi "
-	         "--arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 10 --seed 4 --log %s -o %s'", n,
-	         tu_path("data"), tu_path(tsv), tu_path(ssl));
+	snprintf(cmd, sizeof cmd, MPIRUN " sh -c '" DECODE " --limit $((%d - %d * OMPI_COMM_WORLD_RANK)) %s | " AUGMENT
+	         " | ssl-train-mpi --arch resnet18 --width 4 --proj-hidden 16 --proj-dim 8 --batch 10 --seed 4 --log %s "
+	         "-o %s'", n - n / 2, n - n / 2 - n / 2, tu_path("data"), tu_path(tsv), tu_path(ssl));
 	tu_run(r, "%s", cmd);
 	ck_assert_msg(r->status == 0, "exited %d:\n%s", r->status, r->err);
 	tu_assert_has(r->err, "2 steps of 10 pairs (1 per epoch x 2 epochs)");

@@ -44,7 +44,8 @@ usage(FILE *fp)
 	        "      --start-epoch E     emit only epochs E.. of the same command (resume)\n"
 	        "      --shuffle           a fresh seeded permutation each epoch\n"
 	        "      --seed S            seed for --shuffle and --labels (default 0)\n"
-	        "      --shard I/N         emit shard I of N of each epoch (0 <= I < N)\n"
+	        "      --shard I/N         decode and emit shard I of N (0 <= I < N): the images\n"
+	        "                          whose name hashes to I, shuffled within the shard\n"
 	        "      --labels SPEC       stratified label subset: 0.1, 10%% or 25-per-class\n"
 	        "      --labels-complement with --labels: every image that subset leaves out\n"
 	        "      --limit N           keep the first N selected images\n"
@@ -89,6 +90,8 @@ parse_shard(Options *o, const char *arg)
 	*slash = '\0';
 	o->sm.nshards = opt_i64("--shard", slash + 1, 1, INT64_C(1) << 20);
 	o->sm.shard = opt_i64("--shard", buf, 0, o->sm.nshards - 1);
+	o->ds.shard = o->sm.shard;   /* the dataset decodes this shard's members only */
+	o->ds.nshards = o->sm.nshards;
 }
 
 /* "1G", "512M", "64K" or bytes: binary units. */
@@ -371,7 +374,7 @@ emit(StreamWriter *w, Dataset *d, Sampler *s, const Options *o)
 			const Sample *sm = dataset_sample(d, ids[k]);
 			int64_t shape[3] = { sm->h, sm->w, sm->c };
 			size_t n = (size_t)sm->h * (size_t)sm->w * (size_t)sm->c;
-			Record rec = { .id = ids[k], .label = sm->label, .epoch = e, .ntensors = 1 };
+			Record rec = { .id = sm->id, .label = sm->label, .epoch = e, .ntensors = 1 };
 			const uint8_t *px;
 			if (n > cap)
 				buf = xrealloc(buf, cap = n);
@@ -398,7 +401,8 @@ main(int argc, char *argv[])
 	Sampler s;
 	StreamHeader h;
 	StreamWriter *w;
-	int64_t n, *labels;
+	int64_t n, *labels, *local;
+	int32_t *shards;
 	char err[256], shard[64];
 	setprogname(argv[0]);
 	parse_options(argc, argv, &o);
@@ -413,13 +417,17 @@ main(int argc, char *argv[])
 		free(o.classes_buf);
 		return fshut(stdout, "<stdout>");
 	}
-	n = dataset_count(d);
+	n = dataset_nids(d);
 	labels = xcalloc((size_t)n, sizeof *labels);
-	for (int64_t i = 0; i < n; i++)
-		labels[i] = dataset_sample(d, i)->label;
-	if (sampler_init(&s, &o.sm, labels, n, dataset_nclasses(d), err, sizeof err) < 0)
+	shards = xcalloc((size_t)n, sizeof *shards);
+	local = xcalloc((size_t)n, sizeof *local);
+	dataset_id_table(d, labels, shards, local);
+	if (sampler_init_ids(&s, &o.sm, &(SamplerIds){ n, labels, shards, local, dataset_nclasses(d) }, err,
+	                     sizeof err) < 0)
 		die("%s", err);
 	free(labels);
+	free(shards);
+	free(local);
 
 	stream_header_init(&h, STREAM_KIND_IMAGES);
 	stream_header_set_classes(&h, dataset_nclasses(d), dataset_classes(d));

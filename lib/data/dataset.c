@@ -138,6 +138,8 @@ ds_push_sample(Dataset *d)
 	s->cls = -1;
 	s->label = -1;
 	s->ref = -1;
+	s->cand = -1;
+	s->id = -1;
 	return s;
 }
 
@@ -153,6 +155,10 @@ ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
+	if (!ds_mine(d, member, -1)) {
+		d->members--;   /* another shard's: its rank counts and reports it */
+		return 0;
+	}
 	snprintf(msg, sizeof msg, "%s: %s: %s", d->inputs[d->cur_input], member, what);
 	str_printable(msg);
 	d->skipped++;
@@ -186,8 +192,8 @@ ds_is_junk_path(const char *path)
 }
 
 /* Class id from the parent folder's name, -1 at the top. */
-static int
-class_of(Dataset *d, const char *path)
+int
+ds_class_of(Dataset *d, const char *path)
 {
 	const char *slash = strrchr(path, '/'), *start;
 	char name[1024];
@@ -208,6 +214,45 @@ class_of(Dataset *d, const char *path)
 		d->cnames[d->ncnames++] = xstrdup(name);
 	}
 	return *v;
+}
+
+/* ---- shards ---- */
+
+int
+ds_shard_of(const Dataset *d, const char *path, int64_t sub)
+{
+	uint64_t h = pixstore_fnv(PIXSTORE_FNV_INIT, path, strlen(path));
+	if (d->opt.nshards <= 1)
+		return 0;
+	h = pixstore_fnv(h, &sub, sizeof sub);
+	h ^= h >> 31;   /* the low bits of FNV alone mix poorly; mod uses them */
+	h *= UINT64_C(0x9e3779b97f4a7c15);
+	h ^= h >> 29;
+	return (int)(h % (uint64_t)d->opt.nshards);
+}
+
+int
+ds_mine(const Dataset *d, const char *path, int64_t sub)
+{
+	return d->opt.nshards <= 1 || ds_shard_of(d, path, sub) == d->opt.shard;
+}
+
+int64_t
+ds_add_cand(Dataset *d, const char *path, int64_t sub, int cls, int shard)
+{
+	Cand *c;
+	if (d->ncands == d->capcands) {
+		d->capcands = d->capcands ? d->capcands * 2 : 1024;
+		d->cands = xreallocarray(d->cands, (size_t)d->capcands, sizeof *d->cands);
+	}
+	c = &d->cands[d->ncands];
+	c->path = path;
+	c->sub = sub;
+	c->seq = d->ncands;
+	c->input = d->cur_input;
+	c->cls = cls;
+	c->shard = shard;
+	return d->ncands++;
 }
 
 /* Notes path as a folder, and every folder above it (a loop, not a
@@ -263,8 +308,9 @@ resolve_links(Dataset *d)
 			Sample *s, *t;
 			s = ds_push_sample(d);   /* may move the samples */
 			t = &d->samples[*at];
-			s->path = ds_keep_str(d, xstrdup(member));
-			s->cls = class_of(d, member);
+			s->cand = d->link_cand ? d->link_cand[k] : -1;
+			s->path = s->cand >= 0 ? d->cands[s->cand].path : ds_keep_str(d, xstrdup(member));
+			s->cls = ds_class_of(d, member);
 			s->h = t->h;
 			s->w = t->w;
 			s->c = s->sc = t->c;
@@ -283,7 +329,9 @@ free_links(Dataset *d)
 	for (size_t i = 0; i < 2 * d->nlinks; i++)
 		free(d->links[i]);
 	free(d->links);
+	free(d->link_cand);
 	d->links = NULL;
+	d->link_cand = NULL;
 	d->nlinks = 0;
 }
 
@@ -362,7 +410,10 @@ chunk_collect(Dataset *d, Chunk *c)
 		Pending *p = &c->items[i];
 		if (rc == 0 && p->rc == 0) {
 			Sample *s = ds_push_sample(d);
-			s->path = ds_keep_str(d, p->path);
+			s->cand = p->cand;
+			s->path = p->cand >= 0 ? d->cands[p->cand].path : ds_keep_str(d, p->path);
+			if (p->cand >= 0)
+				free(p->path);
 			s->cls = p->cls;
 			s->h = p->img.h;
 			s->w = p->img.w;
@@ -423,9 +474,9 @@ chunk_drain(Dataset *d)
 	return chunk_collect(d, last);
 }
 
-/* Takes ownership of data. */
+/* Takes ownership of data; cand: the member's candidate (with shards), or -1. */
 int
-ds_submit(Dataset *d, const char *path, uint8_t *data, size_t len)
+ds_submit(Dataset *d, const char *path, uint8_t *data, size_t len, int64_t cand)
 {
 	Chunk *c = &d->chunks[d->cur];
 	Pending *p;
@@ -438,7 +489,8 @@ ds_submit(Dataset *d, const char *path, uint8_t *data, size_t len)
 	p->path = xstrdup(path);
 	p->data = data;
 	p->len = len;
-	p->cls = class_of(d, path);
+	p->cand = cand;
+	p->cls = ds_class_of(d, path);
 	c->bytes += len;
 	d->members++;
 	ds_note_member_dir(d, path);
@@ -543,18 +595,26 @@ dataset_add(Dataset *d, const char *path)
 	return rc;
 }
 
+/* The order of samples and candidates: input, path, index in a batch,
+ * then the order read. */
+static int
+cmp_source(int xi, const char *xp, int64_t xs, int64_t xq, int yi, const char *yp, int64_t ys, int64_t yq)
+{
+	int c;
+	if (xi != yi)
+		return xi < yi ? -1 : 1;
+	if (xp != yp && (c = strcmp(xp, yp)) != 0)
+		return c;
+	if (xs != ys)
+		return xs < ys ? -1 : 1;
+	return (xq > yq) - (xq < yq);
+}
+
 static int
 cmp_sample(const void *a, const void *b)
 {
 	const Sample *x = a, *y = b;
-	int c;
-	if (x->input != y->input)
-		return x->input < y->input ? -1 : 1;
-	if (x->path != y->path && (c = strcmp(x->path, y->path)) != 0)
-		return c;
-	if (x->sub != y->sub)
-		return x->sub < y->sub ? -1 : 1;
-	return (x->seq > y->seq) - (x->seq < y->seq);
+	return cmp_source(x->input, x->path, x->sub, x->seq, y->input, y->path, y->sub, y->seq);
 }
 
 static int
@@ -573,10 +633,14 @@ finish_named(Dataset *d)
 		               "theirs from folder names");
 	order = xcalloc((size_t)d->ncnames, sizeof *order);
 	rank = xcalloc((size_t)d->ncnames, sizeof *rank);
-	/* only classes that kept at least one image */
+	/* only classes that kept at least one image (with shards: that have a
+	 * candidate, which every rank knows) */
 	for (int64_t i = 0; i < d->n; i++)
 		if (d->samples[i].cls >= 0)
 			rank[d->samples[i].cls] = 1;
+	for (int64_t i = 0; i < d->ncands; i++)
+		if (d->cands[i].cls >= 0)
+			rank[d->cands[i].cls] = 1;
 	for (int i = 0; i < d->ncnames; i++)
 		if (rank[i])
 			order[d->nclasses++] = i;
@@ -588,6 +652,8 @@ finish_named(Dataset *d)
 	}
 	for (int64_t i = 0; i < d->n; i++)
 		d->samples[i].label = d->samples[i].cls >= 0 ? rank[d->samples[i].cls] : -1;
+	for (int64_t i = 0; i < d->ncands; i++)   /* from here a candidate's cls is its label */
+		d->cands[i].cls = d->cands[i].cls >= 0 ? rank[d->cands[i].cls] : -1;
 	free(order);
 	free(rank);
 	return 0;
@@ -614,6 +680,47 @@ finish_indexed(Dataset *d)
 	return 0;
 }
 
+static int
+cmp_cand(const void *a, const void *b, void *cands)
+{
+	const Cand *x = &((const Cand *)cands)[*(const int64_t *)a], *y = &((const Cand *)cands)[*(const int64_t *)b];
+	return cmp_source(x->input, x->path, x->sub, x->seq, y->input, y->path, y->sub, y->seq);
+}
+
+/* Ids: samples in order, or with shards the candidates in order (the same
+ * on every rank), each with its label and shard. */
+static void
+number_ids(Dataset *d)
+{
+	int64_t *order, *id_of;
+	if (d->opt.nshards <= 1) {
+		for (int64_t i = 0; i < d->n; i++)
+			d->samples[i].id = i;
+		d->nids = d->n;
+		return;
+	}
+	order = xcalloc((size_t)d->ncands, sizeof *order);
+	id_of = xcalloc((size_t)d->ncands, sizeof *id_of);
+	for (int64_t i = 0; i < d->ncands; i++)
+		order[i] = i;
+	qsort_r(order, (size_t)d->ncands, sizeof *order, cmp_cand, d->cands);
+	d->nids = d->ncands;
+	d->id_shard = xcalloc((size_t)d->nids, sizeof *d->id_shard);
+	d->id_label = xcalloc((size_t)d->nids, sizeof *d->id_label);
+	for (int64_t k = 0; k < d->nids; k++) {
+		id_of[order[k]] = k;
+		d->id_shard[k] = d->cands[order[k]].shard;
+		d->id_label[k] = d->cands[order[k]].cls;
+	}
+	for (int64_t i = 0; i < d->n; i++)
+		d->samples[i].id = id_of[d->samples[i].cand];
+	free(order);
+	free(id_of);
+	free(d->cands);   /* their paths stay: samples borrow them */
+	d->cands = NULL;
+	d->ncands = d->capcands = 0;
+}
+
 int
 dataset_finish(Dataset *d)
 {
@@ -623,15 +730,21 @@ dataset_finish(Dataset *d)
 	d->finished = 1;
 	if (d->opt.split && !d->any_official)
 		return ds_fail(d, "--split picks a split of a CIFAR-10, CIFAR-100 or STL-10 archive, and no input is one");
+	if (d->n == 0 && d->ncands > 0)
+		return ds_fail(d, "--shard %lld/%lld: no image of this shard decoded (%lld images in all shards)",
+		               (long long)d->opt.shard, (long long)d->opt.nshards, (long long)d->ncands);
 	if (d->n == 0)
 		return ds_fail(d, "no images found in the input%s", d->ninputs > 1 ? "s" : "");
 	qsort(d->samples, (size_t)d->n, sizeof *d->samples, cmp_sample);
 	if ((d->mode == MODE_INDEXED ? finish_indexed(d) : finish_named(d)) < 0)
 		return -1;
+	number_ids(d);
 	for (int64_t i = 0; i < d->n; i++) {
 		any1 |= d->samples[i].c == 1;
 		any3 |= d->samples[i].c == 3;
 	}
+	/* with shards a rank cannot see whether other shards hold colour */
+	any3 |= d->opt.nshards > 1 && d->mode == MODE_NAMED;
 	if (any1 && any3) {
 		/* auto channels: some color images, so every gray one becomes RGB
 		 * (when read: the store keeps one channel) */
@@ -661,6 +774,9 @@ dataset_free(Dataset *d)
 		return;
 	pixstore_free(d->store);
 	free(d->samples);
+	free(d->cands);
+	free(d->id_shard);
+	free(d->id_label);
 	for (int i = 0; i < d->ninputs; i++)
 		free(d->inputs[i]);
 	free(d->inputs);
@@ -718,6 +834,24 @@ dataset_pixels(Dataset *d, int64_t i, uint8_t *buf)
 	for (size_t k = np; k-- > 0;)
 		buf[3 * k] = buf[3 * k + 1] = buf[3 * k + 2] = buf[k];
 	return buf;
+}
+
+int64_t
+dataset_nids(const Dataset *d)
+{
+	return d->nids;
+}
+
+void
+dataset_id_table(const Dataset *d, int64_t *labels, int32_t *shards, int64_t *local)
+{
+	for (int64_t k = 0; k < d->nids; k++) {
+		labels[k] = d->id_shard ? d->id_label[k] : d->samples[k].label;
+		shards[k] = d->id_shard ? d->id_shard[k] : 0;
+		local[k] = -1;
+	}
+	for (int64_t i = 0; i < d->n; i++)
+		local[d->samples[i].id] = i;
 }
 
 int64_t

@@ -70,6 +70,8 @@ typedef struct {
 	const char  *cache_dir;     /* the spill file's folder; NULL: $TMPDIR, /var/tmp */
 	const char  *cache_path;    /* keep the decoded set in this file (dataset_cache_keep):
 	                               the spill file is made beside it instead */
+	int64_t      shard, nshards; /* nshards > 1: decode only the members of shard
+	                               `shard` (see SHARDS below) */
 	const char  *split;         /* official archives: train, test, unlabeled,
 	                               train+unlabeled (STL-10); NULL: train */
 	int          nclass_names;  /* names for indexed classes, or 0 */
@@ -85,7 +87,9 @@ typedef struct {
 	int         input;   /* which dataset_add call */
 	int         label;   /* class index, -1 when unknown */
 	int         h, w, c; /* as dataset_pixels gives them */
+	int64_t     id;      /* the record id: see Order, and SHARDS */
 	/* private */
+	int64_t     cand;    /* with shards: the candidate it was */
 	int64_t     ref;     /* where the pixels are (a PixRef of pixstore.h), -1: none */
 	int64_t     seq;
 	int         cls;
@@ -103,7 +107,24 @@ int dataset_finish(Dataset *d);
 const char *dataset_error(const Dataset *d);
 void dataset_free(Dataset *d);
 
-/* After dataset_finish. */
+/* SHARDS. With nshards > 1 every member that would be decoded (an image
+ * file by its name or first bytes; a record of an IDX or CIFAR file) is a
+ * candidate, and belongs to shard shard_of(its source) = a hash of its
+ * member path (and index inside a batch file) mod nshards: membership
+ * never depends on other members, and every rank computes it alike. Only
+ * the candidates of this shard are read and decoded (other members of an
+ * archive are skipped unread, other files of a folder are not opened,
+ * other records of a batch file are dropped); a hard link goes with its
+ * target. Bad members are reported (and counted) by their shard's rank
+ * alone. Every rank lists every candidate, so ids are positions in the
+ * order of all candidates of all shards (the same on every rank, unique
+ * across ranks): without bad members the ids of an unsharded run; a
+ * candidate that fails to decode keeps its id, which no record then uses.
+ * Class names are those of the candidates (a class whose images all fail
+ * still has its index). Images from files become RGB unless channels is
+ * set, since a rank cannot see whether other shards hold colour.
+ *
+ * After dataset_finish. */
 int64_t             dataset_count(const Dataset *d);
 const Sample       *dataset_sample(const Dataset *d, int64_t i);
 /* Sample i's pixels, (h, w, c) as dataset_sample says: a pointer into
@@ -121,6 +142,11 @@ int64_t             dataset_spilled(const Dataset *d);
 const char         *dataset_spill_place(const Dataset *d);
 /* The record's source: the member path, or "path#index" inside a batch. */
 const char         *dataset_source(const Dataset *d, int64_t i, char *buf, size_t len);
+/* Ids: every candidate of every shard (with shards), else the samples.
+ * dataset_id_table fills, per id, its label, its shard and the sample
+ * that holds it here (-1: another shard's, or it failed to decode). */
+int64_t     dataset_nids(const Dataset *d);
+void        dataset_id_table(const Dataset *d, int64_t *labels, int32_t *shards, int64_t *local);
 /* Members considered and skipped so far, and "skipped N of M members: ..."
  * (empty string when nothing was skipped). */
 int64_t     dataset_members(const Dataset *d);

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define META_VERSION 1
+#define META_VERSION 2
 #define SAME_PATH    UINT32_C(0xFFFFFFFF)   /* a sample's path is the one before it */
 
 /* ---- the key ---- */
@@ -118,7 +118,7 @@ dataset_cache_key(const DatasetOptions *o, int ninputs, char *const *inputs)
 	text_add(&t, "classes");
 	for (int i = 0; i < o->nclass_names; i++)
 		text_add(&t, " %zu:%s", strlen(o->class_names[i]), o->class_names[i]);
-	text_add(&t, "\n");
+	text_add(&t, "\nshard %lld/%lld\n", (long long)o->shard, (long long)o->nshards);
 	for (int i = 0; i < ninputs; i++) {
 		struct stat st;
 		char real[PATH_MAX], dir[PATH_MAX];
@@ -261,6 +261,17 @@ pack_meta(void *ctx, uint8_t **buf, size_t *len)
 		out_u64(&o, (uint64_t)s->sc);
 		out_u64(&o, (uint64_t)pixstore_kept_ref(d->store, s->ref));
 	}
+	/* with shards: every id's label and shard, and the samples' ids */
+	out_u64(&o, d->id_shard != NULL);
+	if (d->id_shard) {
+		out_u64(&o, (uint64_t)d->nids);
+		for (int64_t j = 0; j < d->nids; j++) {
+			out_u64(&o, (uint64_t)(int64_t)d->id_label[j]);
+			out_u64(&o, (uint64_t)d->id_shard[j]);
+		}
+		for (int64_t i = 0; i < d->n; i++)
+			out_u64(&o, (uint64_t)d->samples[i].id);
+	}
 	*buf = o.p;
 	*len = o.n;
 	return 0;
@@ -308,6 +319,33 @@ unpack_sample(In *in, Dataset *d, Sample *s)
 	return 0;
 }
 
+/* With shards: the ids' labels and shards, the samples' ids (each once). */
+static int
+unpack_ids(Dataset *d, In *in)
+{
+	uint8_t *seen;
+	if (!in_range(in, 0, 1))
+		return in->bad ? -1 : 0;
+	d->nids = in_range(in, d->n, (int64_t)(in->n / 16));
+	if (in->bad)
+		return -1;
+	d->id_label = xcalloc((size_t)d->nids, sizeof *d->id_label);
+	d->id_shard = xcalloc((size_t)d->nids, sizeof *d->id_shard);
+	for (int64_t k = 0; k < d->nids; k++) {
+		d->id_label[k] = (int32_t)in_range(in, -1, d->nclasses - 1);
+		d->id_shard[k] = (int32_t)in_range(in, 0, d->opt.nshards - 1);
+	}
+	seen = xcalloc((size_t)d->nids, 1);
+	for (int64_t i = 0; i < d->n && !in->bad; i++) {
+		Sample *s = &d->samples[i];
+		s->id = in_range(in, 0, d->nids - 1);
+		if (seen[s->id]++ || d->id_shard[s->id] != d->opt.shard || d->id_label[s->id] != s->label)
+			in->bad = 1;
+	}
+	free(seen);
+	return in->bad ? -1 : 0;
+}
+
 static int
 unpack_meta(Dataset *d, In *in, const char *key)
 {
@@ -343,9 +381,11 @@ unpack_meta(Dataset *d, In *in, const char *key)
 		s->cls = -1;
 		if (unpack_sample(in, d, s) < 0)
 			return -1;
+		s->id = i;
 		d->n++;
 	}
-	return in->at == in->n ? 0 : -1;
+	d->nids = n;
+	return unpack_ids(d, in) < 0 || in->at != in->n ? -1 : 0;
 }
 
 int

@@ -354,9 +354,28 @@ idx_check_len(const uint8_t *b, size_t len, char *why, size_t whylen)
 	return 0;
 }
 
+/* With shards: records every record of the block as a candidate, and
+ * moves this shard's to the front of block (their indices in keep).
+ * Returns how many are kept. */
+static int64_t
+shard_block(Dataset *d, const char *name, uint8_t *block, int64_t n, size_t isz, const int *labels, int64_t *keep)
+{
+	int64_t m = 0;
+	for (int64_t i = 0; i < n; i++) {
+		int sh = ds_shard_of(d, name, i);
+		ds_add_cand(d, name, i, labels ? labels[i] : -1, sh);
+		if (sh != d->opt.shard)
+			continue;
+		if (m != i)
+			memcpy(block + (size_t)m * isz, block + (size_t)i * isz, isz);
+		keep[m++] = i;
+	}
+	return m;
+}
+
 /* Adds n images of (h, w, c) stored in block (freed here), resized and
- * converted as the options say, their pixels to the store. -1 on a write
- * error. */
+ * converted as the options say, their pixels to the store (with shards,
+ * this shard's only). -1 on a write error. */
 static int
 add_block(Dataset *d, const char *path, uint8_t *block, int64_t n, int h, int w, int c, const int *labels)
 {
@@ -364,8 +383,16 @@ add_block(Dataset *d, const char *path, uint8_t *block, int64_t n, int h, int w,
 	int oh = d->opt.height ? d->opt.height : h, ow = d->opt.width ? d->opt.width : w;
 	size_t isz = (size_t)h * (size_t)w * (size_t)c, osz = (size_t)oh * (size_t)ow * (size_t)oc;
 	const char *name = ds_keep_str(d, xstrdup(ds_base_name(path)));
+	int64_t *keep = NULL, m = n, total = n;
+	for (int64_t i = 0; labels && i < n; i++)
+		if (labels[i] > d->max_label)
+			d->max_label = labels[i];
+	if (d->opt.nshards > 1) {
+		keep = xcalloc((size_t)(n ? n : 1), sizeof *keep);
+		m = n = shard_block(d, name, block, n, isz, labels, keep);
+	}
 	if (oc != c || oh != h || ow != w) {
-		uint8_t *nb = xmalloc(osz * (size_t)n);
+		uint8_t *nb = xmalloc(osz * (size_t)(n ? n : 1));
 #pragma omp parallel
 		{
 			uint8_t *tmp = xmalloc((size_t)h * (size_t)w * (size_t)oc);
@@ -384,23 +411,25 @@ add_block(Dataset *d, const char *path, uint8_t *block, int64_t n, int h, int w,
 		free(block);
 		block = nb;
 	}
-	for (int64_t i = 0; i < n; i++) {
+	for (int64_t k = 0; k < m; k++) {
+		int64_t i = keep ? keep[k] : k;
 		Sample *s = ds_push_sample(d);
 		s->path = name;
 		s->sub = i;
+		s->cand = keep ? d->ncands - total + i : -1;
 		s->label = labels ? labels[i] : -1;
-		if (s->label > d->max_label)
-			d->max_label = s->label;
 		s->h = oh;
 		s->w = ow;
 		s->c = oc;
-		if (ds_keep_pixels(d, s, block + (size_t)i * osz) < 0) {
+		if (ds_keep_pixels(d, s, block + (size_t)k * osz) < 0) {
 			free(block);
+			free(keep);
 			return -1;
 		}
 	}
 	free(block);
-	d->members += n;
+	free(keep);
+	d->members += total;
 	if (d->opt.progress)
 		d->opt.progress(d->opt.ctx, d->n);
 	return 0;
@@ -751,8 +780,8 @@ official_finish(Dataset *d, const char *path, int prev_mode)
 	const char *namesfile = official_names_file(d, L, &nclass);
 	char missing[512] = "", **names;
 	OffFile *nf;
-	for (int64_t i = 0; i < d->n; i++)
-		if (d->samples[i].input == d->cur_input)
+	for (int64_t i = 0; i < d->n + d->ncands; i++)   /* this shard's images, or any shard's */
+		if ((i < d->n ? d->samples[i].input : d->cands[i - d->n].input) == d->cur_input)
 			return ds_fail(d, "%s: holds both images and %s files; give them as separate inputs", path, L->title);
 	if (prev_mode == MODE_NAMED)
 		return ds_fail(d, "%s: cannot mix %s files with image folders and archives in one run", path, L->title);
@@ -840,6 +869,13 @@ ds_read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, 
 	char err[256];
 	Sample *s;
 	int r;
+	int64_t cand = -1;
+	if (d->opt.nshards > 1) {   /* a candidate of its shard; another shard's is not read */
+		int sh = ds_shard_of(d, base, -1);
+		cand = ds_add_cand(d, ds_keep_str(d, xstrdup(base)), -1, -1, sh);
+		if (sh != d->opt.shard)
+			return 0;
+	}
 	if (ds_slurp_fd(fd, head, headlen, DATASET_MAX_MEMBER_BYTES, &data, &len) < 0)
 		return ds_fail(d, "%s: %s", path, strerror(errno));
 	d->members++;
@@ -849,7 +885,8 @@ ds_read_single_image(Dataset *d, const char *path, int fd, const uint8_t *head, 
 	if (r < 0)
 		return ds_skip(d, SKIP_DECODE, base, "%s", err);
 	s = ds_push_sample(d);
-	s->path = ds_keep_str(d, xstrdup(base));
+	s->cand = cand;
+	s->path = cand >= 0 ? d->cands[cand].path : ds_keep_str(d, xstrdup(base));
 	s->h = im.h;
 	s->w = im.w;
 	s->c = im.c;

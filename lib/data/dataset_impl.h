@@ -54,11 +54,22 @@ typedef struct {
 	char    *path;
 	uint8_t *data;
 	size_t   len;
+	int64_t  cand;
 	int      cls;
 	int      rc;
 	Image    img;
 	char     err[200];
 } Pending;
+
+/* With shards: a member (or batch record) of any shard that would be
+ * decoded; ids are positions in the sorted candidates. */
+typedef struct {
+	const char *path;   /* kept (ds_keep_str) */
+	int64_t     sub, seq;
+	int         input;
+	int         cls;    /* named: class_of; indexed: the label */
+	int         shard;
+} Cand;
 
 typedef struct {
 	Pending *items;
@@ -88,7 +99,13 @@ struct Dataset {
 	int       nclasses;
 	StrMap    dirs;            /* folders of the current input */
 	char    **links;           /* hard links of the current archive: (member, target) pairs */
+	int64_t  *link_cand;       /* with shards: each link's candidate */
 	size_t    nlinks;
+	Cand     *cands;           /* with shards: every candidate of every shard */
+	int64_t   ncands, capcands;
+	int64_t   nids;            /* after finish: ids */
+	int32_t  *id_shard;        /* with shards, after finish: per id */
+	int32_t  *id_label;
 	Chunk     chunks[2];
 	int       cur;
 	int       cur_input;
@@ -129,7 +146,15 @@ int ds_is_junk_path(const char *path);
 int ds_member_kind(const char *path);
 int ds_member_wanted(Dataset *d, const char *path, int kind, const uint8_t *head, size_t headlen);
 void ds_note_member_dir(Dataset *d, const char *path);
-int ds_submit(Dataset *d, const char *path, uint8_t *data, size_t len);
+int ds_submit(Dataset *d, const char *path, uint8_t *data, size_t len, int64_t cand);
+/* With shards: the shard of a member (sub: index in a batch, or -1), and
+ * whether it is this rank's. Without: 0, and always. */
+int ds_shard_of(const Dataset *d, const char *path, int64_t sub);
+int ds_mine(const Dataset *d, const char *path, int64_t sub);
+/* Records a candidate (path: kept by the dataset; cls: a class_of id, or
+ * the label of an indexed record) in shard `shard`: its index. */
+int64_t ds_add_cand(Dataset *d, const char *path, int64_t sub, int cls, int shard);
+int ds_class_of(Dataset *d, const char *path);
 int ds_read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_t headlen);
 ssize_t ds_read_head(int fd, uint8_t *buf, size_t n);
 int ds_walk(Dataset *d, const char *root, const char *rel, int depth);

@@ -163,12 +163,33 @@ ds_read_head(int fd, uint8_t *buf, size_t n)
 	return (ssize_t)got;
 }
 
+/* With shards, a member to be decoded is a candidate of its shard; -1 when
+ * it is another shard's (then it is only noted, not read), else its
+ * candidate (-1 without shards too: *theirs says which). */
+static int64_t
+shard_member(Dataset *d, const char *member, int *theirs)
+{
+	int sh;
+	int64_t c;
+	*theirs = 0;
+	if (d->opt.nshards <= 1)
+		return -1;
+	sh = ds_shard_of(d, member, -1);
+	c = ds_add_cand(d, ds_keep_str(d, xstrdup(member)), -1, ds_class_of(d, member), sh);
+	if (sh != d->opt.shard) {
+		ds_note_member_dir(d, member);   /* its folder is not empty */
+		*theirs = 1;
+	}
+	return c;
+}
+
 static int
 read_file(Dataset *d, const char *full, const char *rel, int kind)
 {
 	uint8_t head[16], *data;
 	size_t headlen = 0, len;
-	int w;
+	int w, theirs;
+	int64_t cand;
 	if (kind == 0)
 		return 0;
 	if (kind == 3) {
@@ -185,6 +206,8 @@ read_file(Dataset *d, const char *full, const char *rel, int kind)
 		return 0;
 	if (w < 0)
 		return ds_skip(d, SKIP_UNSUPPORTED, rel, "unsupported image format");
+	if ((cand = shard_member(d, rel, &theirs)), theirs)
+		return 0;   /* not opened */
 	if (ds_slurp_path(full, DATASET_MAX_MEMBER_BYTES, &data, &len) < 0) {
 		d->members++;
 		ds_note_member_dir(d, rel);
@@ -192,7 +215,7 @@ read_file(Dataset *d, const char *full, const char *rel, int kind)
 			return ds_skip(d, SKIP_TOO_LARGE, rel, "over %lld bytes", (long long)DATASET_MAX_MEMBER_BYTES);
 		return ds_skip(d, SKIP_UNREADABLE, rel, "%s", strerror(errno));
 	}
-	return ds_submit(d, rel, data, len);
+	return ds_submit(d, rel, data, len, cand);
 }
 
 /* ---- archives ---- */
@@ -343,6 +366,43 @@ src_skip(struct archive *a, void *ctx, la_int64_t n)
 	return n;
 }
 
+/* Whether the current entry's first bytes look like an image (another
+ * shard's member of unknown kind: a candidate only if so). */
+static int
+archive_sniff(struct archive *a)
+{
+	uint8_t head[8];
+	size_t got = 0;
+	while (got < sizeof head) {
+		la_ssize_t k = archive_read_data(a, head + got, sizeof head - got);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	return got >= sizeof head && image_sniff(head, got) != IMAGE_FMT_UNKNOWN;
+}
+
+/* With shards, a hard link is a candidate of its target's shard (the rank
+ * that decodes the target makes the link's record). 1 when it is another
+ * shard's (noted only), 0 to keep it (with its candidate in link_cand). */
+static int
+shard_link(Dataset *d, const char *member, const char *target)
+{
+	int sh;
+	int64_t c;
+	if (d->opt.nshards <= 1)
+		return 0;
+	sh = ds_shard_of(d, target, -1);
+	c = ds_add_cand(d, ds_keep_str(d, xstrdup(member)), -1, ds_class_of(d, member), sh);
+	if (sh != d->opt.shard) {
+		ds_note_member_dir(d, member);
+		return 1;
+	}
+	d->link_cand = xreallocarray(d->link_cand, d->nlinks + 1, sizeof *d->link_cand);
+	d->link_cand[d->nlinks] = c;
+	return 0;
+}
+
 int
 ds_read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_t headlen)
 {
@@ -427,6 +487,10 @@ ds_read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_
 				continue;
 			if (!clean_member_path(archive_entry_hardlink(e), target, sizeof target))
 				snprintf(target, sizeof target, "%.64s...", archive_entry_hardlink(e));
+			if ((rc = shard_link(d, member, target)) != 0) {
+				rc = rc < 0 ? rc : 0;
+				continue;
+			}
 			d->links = xreallocarray(d->links, 2 * d->nlinks + 2, sizeof *d->links);
 			d->links[2 * d->nlinks] = xstrdup(member);
 			d->links[2 * d->nlinks + 1] = xstrdup(target);
@@ -441,13 +505,23 @@ ds_read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_
 			rc = ds_skip(d, SKIP_UNSUPPORTED, member, "unsupported image format");
 			continue;
 		}
+		if (!ds_mine(d, member, -1)) {   /* another shard's: noted, its data skipped unread */
+			int theirs;
+			if (kind != 3 || archive_sniff(a))
+				shard_member(d, member, &theirs);
+			archive_read_data_skip(a);
+			continue;
+		}
 		{
 			uint8_t *data = NULL;
 			size_t len = 0;
 			int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
-			int s = archive_slurp(a, size, kind == 3, &data, &len);
-			if (s == 1)
-				continue;
+			int s = archive_slurp(a, size, kind == 3, &data, &len), theirs;
+			int64_t cand = -1;
+			if (s == 1 || (s == 3 && kind == 3 && d->opt.nshards > 1))
+				continue;   /* not an image (as archive_sniff says on the other ranks) */
+			if (s != -1)
+				cand = shard_member(d, member, &theirs);
 			if (s == -1) {
 				rc = ds_fail(d, "%s: %s: %s", path, member, archive_error_string(a));
 				break;
@@ -465,7 +539,7 @@ ds_read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_
 					rc = ds_skip(d, SKIP_UNREADABLE, member, "%s", archive_error_string(a));
 				continue;
 			}
-			rc = ds_submit(d, member, data, len);
+			rc = ds_submit(d, member, data, len, cand);
 		}
 	}
 	archive_read_free(a);

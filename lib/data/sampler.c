@@ -9,71 +9,105 @@
 #include "data/subset.h"
 #include "base/util.h"
 
-int
-sampler_init(Sampler *s, const SamplerOptions *o, const int64_t *labels, int64_t n, int nclasses, char *err,
-             size_t errlen)
+/* The selected ids, increasing, into sel; their count, or -1. */
+static int64_t
+select_ids(const SamplerOptions *o, const SamplerIds *in, int64_t *sel, char *err, size_t errlen)
 {
+	int64_t n = in->n, k;
+	if (o->label_frac > 0 || o->label_per_class > 0) {
+		int64_t labelled = 0;
+		for (int64_t i = 0; i < n; i++)
+			labelled += in->labels[i] >= 0 && in->labels[i] < in->nclasses;
+		if (!labelled) {
+			snprintf(err, errlen, "--labels needs labelled images, and these have no labels");
+			return -1;
+		}
+		k = subset_stratified(in->labels, n, in->nclasses, o->label_frac, o->label_per_class, o->seed, sel);
+		if (o->label_rest) {   /* the complement, in id order */
+			uint8_t *inset = xcalloc((size_t)(n ? n : 1), 1);
+			for (int64_t j = 0; j < k; j++)
+				inset[sel[j]] = 1;
+			k = 0;
+			for (int64_t i = 0; i < n; i++)
+				if (!inset[i])
+					sel[k++] = i;
+			free(inset);
+		}
+	} else {
+		for (int64_t i = 0; i < n; i++)
+			sel[i] = i;
+		k = n;
+	}
+	if (o->limit > 0 && o->limit < k)
+		k = o->limit;
+	if (k == 0) {
+		snprintf(err, errlen, "no images selected");
+		return -1;
+	}
+	return k;
+}
+
+int
+sampler_init_ids(Sampler *s, const SamplerOptions *o, const SamplerIds *in, char *err, size_t errlen)
+{
+	int64_t *sel, k, *count;
 	memset(s, 0, sizeof *s);
-	ASSERT(o->nshards >= 1 && o->shard >= 0 && o->shard < o->nshards);
+	ASSERT(o->nshards >= 1 && o->shard >= 0 && o->shard < o->nshards && (in->shards || o->nshards == 1));
 	s->shuffle = o->shuffle;
 	s->seed = o->seed;
 	s->shard = o->shard;
 	s->nshards = o->nshards;
-	s->ids = xcalloc((size_t)(n ? n : 1), sizeof *s->ids);
-	if (o->label_frac > 0 || o->label_per_class > 0) {
-		int64_t labelled = 0;
-		for (int64_t i = 0; i < n; i++)
-			labelled += labels[i] >= 0 && labels[i] < nclasses;
-		if (!labelled) {
-			snprintf(err, errlen, "--labels needs labelled images, and these have no labels");
-			sampler_free(s);
-			return -1;
-		}
-		s->n = subset_stratified(labels, n, nclasses, o->label_frac, o->label_per_class, o->seed, s->ids);
-		if (o->label_rest) {   /* the complement, in id order */
-			uint8_t *in = xcalloc((size_t)(n ? n : 1), 1);
-			for (int64_t j = 0; j < s->n; j++)
-				in[s->ids[j]] = 1;
-			s->n = 0;
-			for (int64_t i = 0; i < n; i++)
-				if (!in[i])
-					s->ids[s->n++] = i;
-			free(in);
-		}
-	} else {
-		for (int64_t i = 0; i < n; i++)
-			s->ids[i] = i;
-		s->n = n;
-	}
-	if (o->limit > 0 && o->limit < s->n)
-		s->n = o->limit;
-	if (s->n == 0) {
-		snprintf(err, errlen, "no images selected");
-		sampler_free(s);
+	sel = xcalloc((size_t)(in->n ? in->n : 1), sizeof *sel);
+	if ((k = select_ids(o, in, sel, err, errlen)) < 0) {
+		free(sel);
 		return -1;
 	}
-	s->perm = xcalloc((size_t)s->n, sizeof *s->perm);
+	/* this shard's, held here; M: the most selected ids any shard has */
+	count = xcalloc((size_t)o->nshards, sizeof *count);
+	for (int64_t j = 0; j < k; j++) {
+		int64_t id = sel[j], sh = in->shards ? in->shards[id] : 0, at = in->local ? in->local[id] : id;
+		if (++count[sh] > s->size)
+			s->size = count[sh];
+		if (sh == o->shard && at >= 0)
+			sel[s->n++] = at;
+	}
+	free(count);
+	if (s->n == 0) {
+		snprintf(err, errlen, "--shard %lld/%lld: none of the %lld selected images is this shard's and decoded",
+		         (long long)o->shard, (long long)o->nshards, (long long)k);
+		free(sel);
+		return -1;
+	}
+	s->ids = sel;
+	s->perm = xcalloc((size_t)s->size, sizeof *s->perm);
 	return 0;
+}
+
+int
+sampler_init(Sampler *s, const SamplerOptions *o, const int64_t *labels, int64_t n, int nclasses, char *err,
+             size_t errlen)
+{
+	SamplerIds in = { n, labels, NULL, NULL, nclasses };
+	return sampler_init_ids(s, o, &in, err, errlen);
 }
 
 int64_t
 sampler_epoch_size(const Sampler *s)
 {
-	return s->shard < s->n ? (s->n - s->shard + s->nshards - 1) / s->nshards : 0;
+	return s->size;
 }
 
 const int64_t *
 sampler_epoch(Sampler *s, int64_t epoch)
 {
-	int64_t k = 0;
 	memcpy(s->perm, s->ids, (size_t)s->n * sizeof *s->perm);
 	if (s->shuffle) {
-		Rng r = rng_for(s->seed, (uint64_t)epoch, RNG_DOMAIN_SHUFFLE, 0);
+		Rng r = rng_for(s->seed, (uint64_t)epoch, RNG_DOMAIN_SHUFFLE, (uint64_t)s->shard);
 		rng_shuffle_i64(&r, s->perm, s->n);
 	}
-	/* in place: position shard + j*nshards moves to j, never ahead of itself */
-	for (int64_t j = s->shard; j < s->n; j += s->nshards)
-		s->perm[k++] = s->perm[j];
+	/* a shard with fewer than the most: its first records again */
+	for (int64_t j = s->n; j < s->size; j++)
+		s->perm[j] = s->perm[(j - s->n) % s->n];
 	return s->perm;
 }
 

@@ -1,17 +1,25 @@
 /* sampler: which samples each epoch emits, and in which order.
  *
- * Selection happens once: an optional stratified label subset (lib/data/subset,
- * so ssl-probe selects the same images for the same seed and spec) or its
- * complement, then an optional limit that keeps the first N selected samples
- * in id order.
+ * The sampler sees ids 0 .. n-1, each with a label, a shard and the
+ * sample that holds it in this process (or none: another shard's, or one
+ * that failed to decode); without shards the ids are the samples.
  *
- * Each epoch e then takes the selection in id order, or with shuffle a
- * permutation drawn from rng_for(seed, e, RNG_DOMAIN_SHUFFLE, 0), and
- * shard I of N keeps positions I, I+N, I+2N, ... of that epoch's order
- * (as PyTorch's DistributedSampler does). Every shard computes the same
- * permutation, so per epoch the shards are disjoint and their union is the
- * whole selection; shard sizes differ by at most one. An epoch depends only
- * on (seed, e), which is what lets --start-epoch resume exactly. */
+ * Selection happens once, over the ids, the same in every shard: an
+ * optional stratified label subset (lib/data/subset, so ssl-probe selects
+ * the same images for the same seed and spec) or its complement, then an
+ * optional limit that keeps the first N selected ids.
+ *
+ * Shard I of N emits the selected ids of shard I that it holds: each epoch
+ * e in id order, or with shuffle in a permutation drawn from
+ * rng_for(seed, e, RNG_DOMAIN_SHUFFLE, I). So that ranks take the same
+ * number of steps, every shard emits M records per epoch, M the largest
+ * number of selected ids in any shard: one with fewer repeats the first
+ * records of its epoch's order after its last (as PyTorch's
+ * DistributedSampler pads). Per epoch, the shards together emit every
+ * selected id that decoded, each once, plus the repeats. Without shards
+ * (N = 1) an epoch is the selection, in order or permuted, with no repeat.
+ * An epoch depends only on (seed, e), which is what lets --start-epoch
+ * resume exactly. */
 #ifndef SSL_SAMPLER_H
 #define SSL_SAMPLER_H
 
@@ -19,9 +27,10 @@
 #include <stdint.h>
 
 typedef struct {
-	int64_t   n;        /* selected samples */
-	int64_t  *ids;      /* their indices, increasing */
-	int64_t  *perm;     /* scratch for one epoch's order */
+	int64_t   n;        /* ids of this shard to emit */
+	int64_t  *ids;      /* the samples that hold them, in id order */
+	int64_t   size;     /* records per epoch (M) */
+	int64_t  *perm;     /* scratch for one epoch's order (size) */
 	int       shuffle;
 	uint64_t  seed;
 	int64_t   shard, nshards;
@@ -38,12 +47,25 @@ typedef struct {
 	int64_t  shard, nshards;   /* shard in [0, nshards); nshards >= 1 */
 } SamplerOptions;
 
-/* labels[i] is sample i's class in [0, nclasses), or -1. -1 with a message
- * when a label subset is asked of unlabelled data or nothing is selected. */
+/* The ids: labels[i] is id i's class in [0, nclasses), or -1; shards[i]
+ * its shard (NULL: all in shard 0, for nshards 1); local[i] the sample
+ * that holds it here, or -1 (NULL: id i is sample i). */
+typedef struct {
+	int64_t        n;
+	const int64_t *labels;
+	const int32_t *shards;
+	const int64_t *local;
+	int            nclasses;
+} SamplerIds;
+
+/* -1 with a message when a label subset is asked of unlabelled data,
+ * nothing is selected, or this shard holds none of the selection. */
+int sampler_init_ids(Sampler *s, const SamplerOptions *o, const SamplerIds *ids, char *err, size_t errlen);
+/* The same for n samples without shards (labels[i] of sample i). */
 int sampler_init(Sampler *s, const SamplerOptions *o, const int64_t *labels, int64_t n, int nclasses, char *err,
                  size_t errlen);
 int64_t sampler_epoch_size(const Sampler *s);
-/* Epoch e's sample indices, in order; valid until the next call. */
+/* Epoch e's samples, in order; valid until the next call. */
 const int64_t *sampler_epoch(Sampler *s, int64_t epoch);
 void sampler_free(Sampler *s);
 

@@ -60,10 +60,11 @@ enum { RUN_DONE, RUN_INTERRUPTED, RUN_TRUNCATED, RUN_DIVERGED, RUN_FAILED };
 /* Batches until the schedule or the input ends; werr: the input's error
  * (RUN_TRUNCATED), err: anything else. One process is a world of one; with
  * ranks, all run the loop in lockstep. Before every step each rank
- * fills its part of the batch (B / size records: rank r's shard holds
- * positions r, r + size, ... of each epoch, so the parts of step k are the
- * records k*B .. k*B + B - 1 of the epoch, the batch one process would
- * take) and all ranks exchange what they have (CtlMsg). From that every
+ * fills its part of the batch (B / size records of its shard, a fixed part
+ * of the input of one length in every rank (ssl-decode(1) SHARDS), so the
+ * parts of step k are the records k*B .. k*B + B - 1 of the shards
+ * interleaved, the batch one process reading them so would take) and all
+ * ranks exchange what they have (CtlMsg). From that every
  * rank takes the same decision: stop (a signal on any rank), fail (an
  * input failed), end the epoch (every rank at its end), or step. A rank
  * whose part of the epoch ended first waits (its fill returns no records)

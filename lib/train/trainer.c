@@ -75,8 +75,9 @@ plan_schedule(Trainer *t, int64_t grpe, char *err, size_t errlen)
 		t->lr_base = (float)tr->lr;
 		t->first_epoch = tr->first_epoch;
 		t->epoch = tr->epoch;
-		/* Rank r's shard holds positions r, r + size, ... of the epoch:
-		 * those below epoch_records were trained on. */
+		/* The ranks' shards, interleaved, are the epoch (ssl-decode(1)
+		 * SHARDS: one length each): rank r's records are its positions
+		 * r, r + size, ..., and those below epoch_records were trained on. */
 		t->epoch_records = tr->epoch_records;
 		t->skip_left = t->epoch_records > t->rank ? (t->epoch_records - t->rank + t->size - 1) / t->size : 0;
 		if (grpe >= 0 && t->rpe >= 0 && grpe != t->rpe) {
