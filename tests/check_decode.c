@@ -10,6 +10,7 @@
 
 #include "data/dataset.h"
 #include "data/image.h"
+#include "data/pixstore.h"
 #include "imgwrite.h"
 #include "base/rng.h"
 #include "data/sampler.h"
@@ -1360,6 +1361,13 @@ START_TEST(test_tool_spill_full)
 	                     "or a larger --memory)\n");
 	tu_result_free(&r);
 	ck_assert_int_eq(count_files(dir), 0);
+	/* a full disk (ENOSPC, injected) */
+	tu_run(&r, "SSL_FAULT_WRITE_BYTES=1000 ssl-decode -q --memory 0 --cache-dir '%s' --size 32 '%s'", dir, in);
+	ck_assert_int_eq(r.status, 1);
+	ck_assert_uint_eq(r.outlen, 0);
+	tu_assert_has(r.err, "full: writing the spill file: No space left on device (give --cache-dir a folder with "
+	                     "more room, or a larger --memory)\n");
+	tu_result_free(&r);
 	/* a folder that is not there */
 	tu_run(&r, "ssl-decode -q --cache-dir '%s' '%s'", tu_path("nowhere"), in);
 	ck_assert_int_eq(r.status, 1);
@@ -1455,6 +1463,17 @@ START_TEST(test_tool_cache)
 	assert_same_records(full, again);
 	flip_byte(cache, -3);
 	cached_run(in, cache, "", again, "set.cache: its metadata does not match its checksum; rebuilding");
+	/* a little fuzzing: every third byte of the header, or one of the metadata's end, changed */
+	{
+		size_t len;
+		char *good = tu_read_file(cache, &len);
+		for (long at = 0; at < 64 + 12; at += at < 64 ? 3 : 1) {
+			tu_write_file(cache, good, len);
+			flip_byte(cache, at < 64 ? at : -(at - 63));
+			cached_run(in, cache, "", again, "; rebuilding");
+		}
+		free(good);
+	}
 	flip_byte(cache, 60);
 	cached_run(in, cache, "", again, "set.cache: cut short or grown");
 	flip_byte(cache, 1);
@@ -1603,6 +1622,44 @@ START_TEST(test_tool_shards_select)
 }
 END_TEST
 
+/* The pixel store on its own: images in memory up to the budget, then in
+ * the file (one larger than the write buffer too), all read back whole. */
+START_TEST(test_pixstore)
+{
+	enum { N = 40 };
+	static const size_t sizes[] = { 1, 100, 999, 3 << 20, 5000 };
+	char err[512];
+	PixStore *p = pixstore_new(20000, tu_tmpdir(), NULL, err, sizeof err);
+	PixRef ref[N];
+	uint8_t *img = malloc(3 << 20), *buf = malloc(3 << 20);
+	int64_t total = 0;
+	ck_assert_msg(p != NULL, "%s", err);
+	ck_assert_ptr_nonnull(img);
+	ck_assert_ptr_nonnull(buf);
+	for (int i = 0; i < N; i++) {
+		size_t n = sizes[i % 5];
+		memset(img, i + 1, n);
+		ck_assert_msg(pixstore_put(p, img, n, &ref[i]) == 0, "%s", pixstore_error(p));
+		total += (int64_t)n;
+		if (i == N / 2)
+			ck_assert_int_eq(pixstore_flush(p), 0);
+	}
+	ck_assert_int_eq(pixstore_memory(p) + pixstore_spilled(p), total);
+	ck_assert(pixstore_memory(p) > 0 && pixstore_memory(p) <= 20000 && pixstore_spilled(p) > 0);
+	for (int i = N - 1; i >= 0; i--) {   /* before the last flush too: reads flush first */
+		size_t n = sizes[i % 5];
+		const uint8_t *px = pixstore_get(p, ref[i], n, buf);
+		ck_assert_msg(px != NULL, "%s", pixstore_error(p));
+		ck_assert_int_eq(px[0], i + 1);
+		ck_assert_int_eq(px[n - 1], i + 1);
+		ck_assert_int_eq(px[n / 2], i + 1);
+	}
+	pixstore_free(p);
+	free(img);
+	free(buf);
+}
+END_TEST
+
 static Suite *
 decode_suite(void)
 {
@@ -1611,6 +1668,7 @@ decode_suite(void)
 	tcase_set_timeout(ds, 20);
 	tcase_add_loop_test(ds, test_containers, 0, (int)(sizeof containers / sizeof containers[0]));
 	tcase_add_test(ds, test_strict);
+	tcase_add_test(ds, test_pixstore);
 	tcase_add_test(ds, test_bad_inputs);
 	tcase_add_test(ds, test_sizes_channels_limits);
 	tcase_add_test(ds, test_multiple_inputs_and_single_files);

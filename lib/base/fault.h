@@ -6,7 +6,8 @@
  *   SSL_FAULT_WRITE_BYTES=N
  *       fault_disk_full(): atomicfile_commit fails with ENOSPC when more
  *       than N bytes were written, as a full disk would (every file the
- *       tools write atomically: checkpoints, safetensors, logs).
+ *       tools write atomically: checkpoints, safetensors, logs); so does a
+ *       write to ssl-decode's spill or cache file (pixstore) past byte N.
  *   SSL_FAULT_SIGNAL_AT_STEP=S
  *       fault_signal_in_step(): ssl-train raises SIGTERM inside step S,
  *       after the backward pass and before the update (the step finishes;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/atomicfile.h"
+#include "base/fault.h"
 #include "base/util.h"
 
 #define BLOCK_BYTES  ((size_t)64 << 20)   /* memory is taken in blocks of this size at most */
@@ -129,6 +130,10 @@ pixstore_new(int64_t budget, const char *dir, const char *keep_path, char *err, 
 static int
 write_all(int fd, const uint8_t *buf, size_t n, int64_t off)
 {
+	if (fault_disk_full((long)(off + (int64_t)n))) {   /* tests: a full disk, on demand */
+		errno = ENOSPC;
+		return -1;
+	}
 	while (n > 0) {
 		ssize_t k = pwrite(fd, buf, n, (off_t)off);
 		if (k < 0 && errno == EINTR)
