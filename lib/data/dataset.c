@@ -143,7 +143,9 @@ ds_push_sample(Dataset *d)
 	return s;
 }
 
-/* One bad member: warn and count, or with strict, the error. */
+/* One bad member: warn and count, or with strict, the error. With shards,
+ * another shard's member is its rank's to report: not counted here (the
+ * callers counted it as a member: uncounted). */
 int
 ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...) ATTR_PRINTF(4, 5);
 
@@ -687,6 +689,33 @@ cmp_cand(const void *a, const void *b, void *cands)
 	return cmp_source(x->input, x->path, x->sub, x->seq, y->input, y->path, y->sub, y->seq);
 }
 
+static int
+cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(char *const *)a, y = (uintptr_t)*(char *const *)b;
+	return (x > y) - (x < y);
+}
+
+/* With shards, the paths of other shards' members were needed for the ids
+ * only: freed, so that a rank holds 8 bytes for each of them, not a name. */
+static void
+drop_other_paths(Dataset *d)
+{
+	char **used = xcalloc((size_t)(d->n ? d->n : 1), sizeof *used);
+	size_t kept = 0;
+	for (int64_t i = 0; i < d->n; i++)
+		used[i] = (char *)d->samples[i].path;
+	qsort(used, (size_t)d->n, sizeof *used, cmp_ptr);
+	for (size_t i = 0; i < d->nstrs; i++) {
+		if (bsearch(&d->strs[i], used, (size_t)d->n, sizeof *used, cmp_ptr))
+			d->strs[kept++] = d->strs[i];
+		else
+			free(d->strs[i]);
+	}
+	d->nstrs = kept;
+	free(used);
+}
+
 /* Ids: samples in order, or with shards the candidates in order (the same
  * on every rank), each with its label and shard. */
 static void
@@ -716,9 +745,10 @@ number_ids(Dataset *d)
 		d->samples[i].id = id_of[d->samples[i].cand];
 	free(order);
 	free(id_of);
-	free(d->cands);   /* their paths stay: samples borrow them */
+	free(d->cands);
 	d->cands = NULL;
 	d->ncands = d->capcands = 0;
+	drop_other_paths(d);
 }
 
 int
