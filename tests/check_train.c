@@ -745,6 +745,14 @@ START_TEST(test_monitor_and_supervised)
 	tu_assert_has(r.err, "kNN monitor before training: top-1");
 	tu_assert_has(r.err, "kNN monitor: before training");
 	tu_result_free(&r);
+	/* A run that ends inside an epoch: its last row has the final monitor
+	 * value too (rows 2, 3 at the epoch end, 4, and 5 the last step). */
+	tu_run_ok(&r, TINY " --monitor $TMP/mon.images --steps 5 --log $TMP/mon5.tsv --log-every 2 -o $TMP/mon5.ssl $TMP/lab.views");
+	n = read_log(tu_path("mon5.tsv"), NULL, 16, rows);
+	ck_assert_int_eq(n, 4);
+	ck_assert_int_eq(atoi(rows[3]), 5);
+	ck_assert_msg(strrchr(rows[3], '\t')[1] != '\n', "no monitor value in the last row: %s", rows[3]);
+	tu_result_free(&r);
 	/* A monitor whose labels say nothing about the pictures: no run beats
 	 * random init on it, and the run says so. */
 	write_images(tu_path("shuf.images"), 64, 4, 1);

@@ -149,6 +149,7 @@ void   log_flush_row(Trainer *t);
 int    monitor_load(Trainer *t, char *err, size_t errlen);
 double monitor_eval(Trainer *t, Model *m);
 void   monitor_baseline(Trainer *t);
+void   monitor_final(Trainer *t);
 void   monitor_verdict(Trainer *t);
 
 /* budget.c */
