@@ -353,6 +353,21 @@ START_TEST(test_budget)
 	ck_assert_int_eq(ck.train.total_steps, total);
 	ck_assert_int_eq(ck.train.step, total);
 	checkpoint_free(&ck);
+	/* A machine that gets busy after the plan (each step from the 30th
+	 * 40 ms longer): the run re-plans to fewer steps than it first planned. */
+	tu_run_ok(&r, "SSL_FAULT_SLOW_FROM_STEP=30:40 " TINY " --budget 2s -o $TMP/bs.ssl $TMP/b.views");
+	{
+		const char *p = strstr(r.err, "the plan: ");
+		long long planned = p ? atoll(p + strlen("the plan: ")) : -1;
+		tu_assert_has(r.err, "--budget: re-planned at ");
+		tu_assert_has(r.err, "(the steps slowed down)");
+		load_ok(&ck, tu_path("bs.ssl"));
+		ck_assert_msg(ck.train.total_steps < planned, "%lld steps, first planned %lld:\n%s",
+		              (long long)ck.train.total_steps, planned, r.err);
+		ck_assert_int_eq(ck.train.step, ck.train.total_steps);
+		checkpoint_free(&ck);
+	}
+	tu_result_free(&r);
 	/* the budget decides the steps */
 	tu_run(&r, TINY " --budget 2s --steps 5 -o $TMP/x.ssl $TMP/b.views");
 	ck_assert_int_eq(r.status, 2);
@@ -744,6 +759,14 @@ START_TEST(test_monitor_and_supervised)
 	}
 	tu_assert_has(r.err, "kNN monitor before training: top-1");
 	tu_assert_has(r.err, "kNN monitor: before training");
+	tu_result_free(&r);
+	/* A run that ends inside an epoch: its last row has the final monitor
+	 * value too (rows 2, 3 at the epoch end, 4, and 5 the last step). */
+	tu_run_ok(&r, TINY " --monitor $TMP/mon.images --steps 5 --log $TMP/mon5.tsv --log-every 2 -o $TMP/mon5.ssl $TMP/lab.views");
+	n = read_log(tu_path("mon5.tsv"), NULL, 16, rows);
+	ck_assert_int_eq(n, 4);
+	ck_assert_int_eq(atoi(rows[3]), 5);
+	ck_assert_msg(strrchr(rows[3], '\t')[1] != '\n', "no monitor value in the last row: %s", rows[3]);
 	tu_result_free(&r);
 	/* A monitor whose labels say nothing about the pictures: no run beats
 	 * random init on it, and the run says so. */

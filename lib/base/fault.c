@@ -24,6 +24,15 @@ fault_signal_in_step(int64_t step)
 }
 
 void
+fault_slow_step(int64_t step)
+{
+	const char *f = getenv("SSL_FAULT_SLOW_FROM_STEP");
+	long long s = -1, ms = 0;
+	if (f && sscanf(f, "%lld:%lld", &s, &ms) == 2 && step >= s && ms > 0)
+		usleep((useconds_t)(ms * 1000));
+}
+
+void
 fault_rank_in_step(int rank, int64_t step)
 {
 	const char *f = getenv("SSL_FAULT_RANK_AT_STEP");

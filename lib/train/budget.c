@@ -4,7 +4,14 @@
  * BUDGET_WARM_STEPS.. of them are timed (their checkpoints and monitor
  * included), and then the warm-up and cosine are laid over the steps that
  * fit. A checkpoint written before that records the estimate of its
- * moment, so that a resume keeps a plan. */
+ * moment, so that a resume keeps a plan.
+ *
+ * A machine can get busier (or quieter) after the plan is made, so the run
+ * re-plans at a quarter, half, three quarters and nine tenths of the budget,
+ * from the rate of the steps since the previous plan, when that moves the
+ * end by more than 1%: the cosine is stretched or shrunk over the new total
+ * from where it stands. A resumed run keeps the plan its checkpoint
+ * recorded and does not re-plan. */
 #include "train/internal.h"
 
 #include <stdio.h>
@@ -14,6 +21,9 @@
 
 #define BUDGET_WARM_STEPS  3
 #define BUDGET_PROBE_STEPS 25
+
+static const double replan_at[] = { 0.25, 0.5, 0.75, 0.9 };
+#define NREPLANS ((int)(sizeof replan_at / sizeof replan_at[0]))
 
 static void
 fmt_seconds(char *buf, size_t len, double s)
@@ -51,15 +61,23 @@ budget_steps(const Trainer *t)
 	return total;
 }
 
+/* budget_steps on rank 0, for every rank (collective). */
+static int64_t
+budget_steps_agreed(Trainer *t)
+{
+	int64_t total = budget_steps(t), *all = xcalloc((size_t)t->size, sizeof *all);
+	dist_allgather(t->d, &total, sizeof total, all, DIST_CONTROL);
+	total = all[0];
+	free(all);
+	return total;
+}
+
 /* Fixes the schedule (every rank takes rank 0's plan; collective). */
 static void
 budget_plan(Trainer *t)
 {
-	int64_t total = budget_steps(t), *all = xcalloc((size_t)t->size, sizeof *all);
+	int64_t total = budget_steps_agreed(t);
 	char used[32], budget[32];
-	dist_allgather(t->d, &total, sizeof total, all, DIST_CONTROL);
-	total = all[0];
-	free(all);
 	if (t->spe > 0 && t->epochs > 0 && total == t->spe * t->epochs)
 		note("--budget: the input holds %lld epochs (%lld steps), all of which fit; give ssl-decode more "
 		     "--epochs to use the whole budget", (long long)t->epochs, (long long)total);
@@ -77,11 +95,52 @@ budget_plan(Trainer *t)
 		     (double)t->total / (double)t->spe, (long long)t->spe, (long long)t->warmup, (long long)t->total);
 }
 
+/* Due by rank 0's clock, which every rank then follows: asked every
+ * REPLAN_POLL steps under MPI (one small message), every step alone. */
+#define REPLAN_POLL 8
+static void
+budget_replan(Trainer *t)
+{
+	int64_t total, old = t->total;
+	int due = 0, *all;
+	char used[32];
+	if (t->replans >= NREPLANS || (t->size > 1 && t->step % REPLAN_POLL))
+		return;
+	if (t->rank == 0)
+		due = now_seconds() - t->t_begin >= replan_at[t->replans] * t->s.budget_s;
+	if (t->size > 1) {
+		all = xcalloc((size_t)t->size, sizeof *all);
+		dist_allgather(t->d, &due, sizeof due, all, DIST_CONTROL);
+		due = all[0];
+		free(all);
+	}
+	if (!due)
+		return;
+	total = budget_steps_agreed(t);
+	if (total <= t->step)
+		total = t->step + 1;
+	t->replans++;
+	t->probe_t0 = now_seconds();
+	t->probe_step0 = t->step;
+	if (llabs(total - old) * 100 <= old)
+		return;
+	t->total = total;
+	if (t->warmup > t->total)
+		t->warmup = t->total;
+	t->prog.total = t->total - t->step_start;
+	fmt_seconds(used, sizeof used, now_seconds() - t->t_begin);
+	note("--budget: re-planned at %s, step %lld: %lld steps in all instead of %lld (the steps %s)", used,
+	     (long long)t->step, (long long)t->total, (long long)old, t->total < old ? "slowed down" : "sped up");
+}
+
 void
 budget_after_step(Trainer *t)
 {
-	if (!t->planning)
+	if (!t->planning) {
+		if (t->s.budget_s > 0 && !t->s.resume && t->step < t->total)
+			budget_replan(t);
 		return;
+	}
 	if (t->step - t->step_start == BUDGET_WARM_STEPS) {
 		t->probe_t0 = now_seconds();
 		t->probe_step0 = t->step;

@@ -102,7 +102,8 @@ struct Trainer {
 	double        t_begin;              /* trainer_new: --budget counts from here */
 	int           planning;             /* --budget: 1 until the steps that fit are known (budget.c) */
 	double        probe_t0;             /* --budget: the timed steps start here */
-	int64_t       probe_step0;
+	int64_t       probe_step0;          /* (moved to each re-plan: the rate is the recent one) */
+	int           replans;              /* --budget: re-plans made (budget.c) */
 	double        mon_eval_s;           /* one monitor evaluation, seconds */
 	double        save_s;               /* one checkpoint, seconds */
 	int64_t       step_start, images;
@@ -149,6 +150,7 @@ void   log_flush_row(Trainer *t);
 int    monitor_load(Trainer *t, char *err, size_t errlen);
 double monitor_eval(Trainer *t, Model *m);
 void   monitor_baseline(Trainer *t);
+void   monitor_final(Trainer *t);
 void   monitor_verdict(Trainer *t);
 
 /* budget.c */

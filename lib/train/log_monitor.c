@@ -258,6 +258,27 @@ monitor_baseline(Trainer *t)
 	     t->step > 0 || !(t->s.init || t->s.init_from) ? "random init" : "the starting encoder");
 }
 
+/* A run that ends inside an epoch (--steps, a dropped last tail) is measured
+ * once more, before its last log row is written: the row, the plot's monitor
+ * panel and the verdict then all end on the final encoder. */
+void
+monitor_final(Trainer *t)
+{
+	double t0;
+	if (t->mon_n == 0 || t->step == t->step_start || t->mon_last_step == t->step)
+		return;
+	t0 = now_seconds();
+	t->mon_last = monitor_eval(t, t->m);
+	t->mon_last_step = t->step;
+	if (t->mon_first < 0)
+		t->mon_first = t->mon_last;
+	if (t->row.step == t->step && t->row_logged != t->step) {
+		t->row.monitor = t->mon_last;
+		t->row_pending = 1;
+		t->row_t0 += now_seconds() - t0;
+	}
+}
+
 /* Whether training helped, on the monitor: the last value against the
  * encoder before training, with a margin of two standard errors of the
  * difference of two accuracies over the same queries. */
@@ -267,12 +288,6 @@ monitor_verdict(Trainer *t)
 	double p, margin;
 	if (t->mon_n == 0 || t->step == t->step_start)
 		return;
-	if (t->mon_last_step != t->step) { /* the run ended inside an epoch */
-		t->mon_last = monitor_eval(t, t->m);
-		t->mon_last_step = t->step;
-		if (t->mon_first < 0)
-			t->mon_first = t->mon_last;
-	}
 	if (t->mon_base < 0)
 		return;
 	p = t->mon_base > 0.01 && t->mon_base < 0.99 ? t->mon_base : 0.01;

@@ -230,6 +230,7 @@ trainer_run(Trainer *t, char *err, size_t errlen)
 	/* The last step always gets a row. */
 	if (t->step > t->step_start && t->row.step == t->step && t->row_logged != t->step)
 		t->row_pending = 1;
+	monitor_final(t);
 	log_flush_row(t);
 	show_progress(t, 1);
 	monitor_verdict(t);

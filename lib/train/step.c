@@ -150,6 +150,7 @@ step_train(Trainer *t, char *err, size_t errlen)
 	if (t->size > 1) /* every rank's part of the gradient: the global batch's */
 		dist_allreduce_sum_f32(t->d, pt->grads, pt->nparams, DIST_GRADS);
 	fault_signal_in_step(t->step + 1); /* as if a signal arrived mid-step: the step still finishes */
+	fault_slow_step(t->step + 1);
 	if (!all_finite(pt->grads, pt->nparams)) {
 		for (int i = 0; i < pt->n; i++)
 			if (pt->e[i].grad && !all_finite(pt->e[i].grad, (size_t)pt->e[i].numel)) {
