@@ -1061,6 +1061,7 @@ END_TEST
 
 typedef struct {
 	int64_t id, label, epoch;
+	int64_t  c;     /* channels */
 	uint32_t sum;   /* of the pixel bytes */
 	char     source[64];
 } Rec;
@@ -1095,6 +1096,7 @@ read_stream(Stream *s, const char *path)
 		o->id = rec.id;
 		o->label = rec.label;
 		o->epoch = rec.epoch;
+		o->c = t->shape[2];
 		o->sum = 0;
 		for (size_t i = 0; i < tensor_nbytes(t); i++)
 			o->sum = o->sum * 31 + ((const uint8_t *)t->data)[i];
@@ -1585,6 +1587,13 @@ START_TEST(test_tool_shards_select)
 	}
 	for (int id = 0; id < 9; id++)
 		ck_assert_int_eq(seen[id], id < 5);
+	/* --channels 1 holds with shards too (a rank cannot see colour elsewhere, but need not) */
+	for (int i = 0; i < 2; i++) {
+		decode_shard(&s, i, 2, "--channels 1");
+		for (int64_t k = 0; k < s.n; k++)
+			ck_assert_int_eq(s.recs[k].c, 1);
+		free_stream(&s);
+	}
 	/* --cache: shard 0 kept, read again; shard 1 is another key */
 	snprintf(args, sizeof args, "--cache '%s'", tu_path("shard.cache"));
 	ck_assert_int_gt(decode_shard(&s, 0, 2, args), 0);

@@ -773,8 +773,9 @@ dataset_finish(Dataset *d)
 		any1 |= d->samples[i].c == 1;
 		any3 |= d->samples[i].c == 3;
 	}
-	/* with shards a rank cannot see whether other shards hold colour */
-	any3 |= d->opt.nshards > 1 && d->mode == MODE_NAMED;
+	/* with shards a rank cannot see whether other shards hold colour;
+	 * --channels 1 decoded every image gray already */
+	any3 |= d->opt.nshards > 1 && d->mode == MODE_NAMED && !d->opt.channels;
 	if (any1 && any3) {
 		/* auto channels: some color images, so every gray one becomes RGB
 		 * (when read: the store keeps one channel) */
