@@ -513,12 +513,18 @@ ds_member_kind(const char *path)
 	return k ? k : 3;
 }
 
+int
+ds_sniff_head(const uint8_t *head, size_t len)
+{
+	return len >= 8 && image_sniff(head, len) != IMAGE_FMT_UNKNOWN;
+}
+
 /* Handles a member once its first bytes are known: for kind 3, a quiet skip
  * unless the bytes look like an image. Returns 1 to read the member. */
 int
 ds_member_wanted(Dataset *d, const char *path, int kind, const uint8_t *head, size_t headlen)
 {
-	if (kind == 3 && image_sniff(head, headlen) == IMAGE_FMT_UNKNOWN)
+	if (kind == 3 && !ds_sniff_head(head, headlen))
 		return 0;
 	if (kind == 2) {
 		d->members++;
