@@ -1494,6 +1494,21 @@ START_TEST(test_tool_cache)
 	tu_assert_has(r.err, "set.cache: writing the cache file: File too large (give --cache a place with more room");
 	tu_result_free(&r);
 	ck_assert_int_eq(count_prefixed(tu_tmpdir(), "set.cache"), 0);
+	/* killed mid-decode (SIGTERM, SIGHUP): nothing left beside the cache's place */
+	for (int k = 0; k < 2; k++) {
+		static const char *const sigs[] = { "TERM", "HUP" };
+		char dir[512];
+		snprintf(dir, sizeof dir, "%s/killed%d", tu_tmpdir(), k);
+		mkdir(dir, 0755);
+		tu_run(&r,
+		       "SSL_FAULT_DECODE_STALL=1 ssl-decode -q --cache '%s/c.cache' '%s' 2> '%s/../killed.err' & pid=$!; "
+		       "for i in $(seq 400); do grep -q stalled '%s/../killed.err' && break; sleep 0.05; done; "
+		       "kill -%s $pid; wait $pid",
+		       dir, in, dir, dir, sigs[k]);
+		ck_assert_int_eq(r.status, 128 + (k ? 1 : 15));
+		tu_result_free(&r);
+		ck_assert_msg(count_files(dir) == 0, "SIG%s left a file in the cache's folder", sigs[k]);
+	}
 	/* standard input cannot be checked */
 	tu_run(&r, "ssl-decode --cache '%s' - < '%s'", cache, in);
 	ck_assert_int_eq(r.status, 2);

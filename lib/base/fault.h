@@ -12,6 +12,10 @@
  *       fault_signal_in_step(): ssl-train raises SIGTERM inside step S,
  *       after the backward pass and before the update (the step finishes;
  *       the run stops after it, as it does for a real signal).
+ *   SSL_FAULT_DECODE_STALL=N
+ *       fault_decode_stall(): ssl-decode, once N images are decoded, says
+ *       "stalled" on stderr and waits for a signal, as a reader of a slow
+ *       input would (a kill mid-decode, at a known point).
  *   SSL_FAULT_RANK_AT_STEP=R:S:kill|hang
  *       fault_rank_in_step(): in ssl-train-mpi, rank R dies (SIGKILL) or
  *       stops answering (the others' watchdog ends the job) at the start
@@ -27,6 +31,8 @@
 int  fault_disk_full(long written);
 /* SSL_FAULT_SIGNAL_AT_STEP: raises SIGTERM when `step` (1-based) is S. */
 void fault_signal_in_step(int64_t step);
+/* SSL_FAULT_DECODE_STALL: waits for a signal once `decoded` reaches N. */
+void fault_decode_stall(int64_t decoded);
 /* SSL_FAULT_RANK_AT_STEP: kills or hangs this process when it is rank R
  * and `step` (1-based) is S. */
 void fault_rank_in_step(int rank, int64_t step);

@@ -15,6 +15,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "base/fault.h"
 #include "data/image.h"
 #include "base/util.h"
 #include "data/dataset_impl.h"
@@ -434,6 +435,7 @@ chunk_collect(Dataset *d, Chunk *c)
 	c->launched = 0;
 	if (d->opt.progress)
 		d->opt.progress(d->opt.ctx, d->n);
+	fault_decode_stall(d->n);
 	return rc;
 }
 
