@@ -1516,6 +1516,19 @@ START_TEST(test_tool_cache)
 }
 END_TEST
 
+/* The key of a cache file holds what decoding depends on beyond the
+ * options: the decoder's revision and the libraries' versions. */
+START_TEST(test_cache_key)
+{
+	DatasetOptions o = { 0 };
+	char want[256], *in[1] = { (char *)tool_fixture() }, *key = dataset_cache_key(&o, 1, in);
+	snprintf(want, sizeof want, " decode %d %s\n", DECODE_REVISION, image_codec_versions());
+	ck_assert_msg(strstr(key, want) != NULL, "%s", key);
+	ck_assert_ptr_nonnull(strstr(want, " libpng 1."));
+	free(key);
+}
+END_TEST
+
 /* With shards the ids are positions among the members every rank would
  * decode (b/bad.jpg included: it fails on its rank alone). */
 static const char *const shard_ids[] = {
@@ -1718,6 +1731,7 @@ decode_suite(void)
 	tcase_add_test(tool, test_tool_spill);
 	tcase_add_test(tool, test_tool_spill_full);
 	tcase_add_test(tool, test_tool_cache);
+	tcase_add_test(tool, test_cache_key);
 	tcase_add_test(tool, test_tool_shards);
 	tcase_add_test(tool, test_tool_shards_select);
 	suite_add_tcase(s, ds);

@@ -112,8 +112,8 @@ char *
 dataset_cache_key(const DatasetOptions *o, int ninputs, char *const *inputs)
 {
 	Text t = { 0 };
-	text_add(&t, "ssl-decode %s\nsize %dx%d fit %d channels %d max-pixels %lld split %s coarse %d strict %d\n",
-	         SSL_VERSION, o->height, o->width, o->fit, o->channels, (long long)o->max_pixels,
+	text_add(&t, "ssl-decode %s decode %d %s\nsize %dx%d fit %d channels %d max-pixels %lld split %s coarse %d strict %d\n",
+	         SSL_VERSION, DECODE_REVISION, image_codec_versions(), o->height, o->width, o->fit, o->channels, (long long)o->max_pixels,
 	         o->split ? o->split : "-", o->coarse, o->strict);
 	text_add(&t, "classes");
 	for (int i = 0; i < o->nclass_names; i++)
