@@ -1526,6 +1526,34 @@ START_TEST(test_cache_key)
 	ck_assert_msg(strstr(key, want) != NULL, "%s", key);
 	ck_assert_ptr_nonnull(strstr(want, " libpng 1."));
 	free(key);
+	/* a file whose modification time was set back (after a change of its
+	 * bytes, say): the change time tells, and the inode of a copy put in
+	 * its place; for an input and for a file in a folder input */
+	for (int k = 0; k < 2; k++) {
+		char *before, *after;
+		TuResult r;
+		in[0] = (char *)tu_path(k ? "keydir" : "key.tar.gz");
+		tu_run(&r, "mkdir -p '%s/a' && cp '%s' '%s%s'", tu_path("keydir"), tool_fixture(), in[0],
+		       k ? "/a/x.tar.gz" : "");
+		ck_assert_int_eq(r.status, 0);
+		tu_result_free(&r);
+		before = dataset_cache_key(&o, 1, in);
+		tu_run(&r, "sleep 0.05; f='%s%s'; touch -r \"$f\" '%s' && touch -m -r '%s' \"$f\"", in[0],
+		       k ? "/a/x.tar.gz" : "", tu_path("stamp"), tu_path("stamp"));
+		ck_assert_int_eq(r.status, 0);
+		tu_result_free(&r);
+		after = dataset_cache_key(&o, 1, in);
+		ck_assert_msg(strcmp(before, after) != 0, "mtime set back, key unchanged:\n%s", after);
+		free(after);
+		tu_run(&r, "sleep 0.05; f='%s%s'; cp -p \"$f\" \"$f.new\" && mv \"$f.new\" \"$f\"", in[0],
+		       k ? "/a/x.tar.gz" : "");
+		ck_assert_int_eq(r.status, 0);
+		tu_result_free(&r);
+		ck_assert_ptr_nonnull(strstr(after = dataset_cache_key(&o, 1, in), " ino "));
+		ck_assert_str_ne(before, after);
+		free(before);
+		free(after);
+	}
 }
 END_TEST
 

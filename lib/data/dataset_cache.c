@@ -48,11 +48,15 @@ cmp_name(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
+/* A file's identity: the inode and the change time as well as the size and
+ * the modification time, which a user can set back (touch -d, tar, cp -p,
+ * rsync -t) after the bytes changed; the change time no user can set. */
 static uint64_t
 hash_stat(uint64_t h, const char *rel, const struct stat *st)
 {
-	int64_t v[4] = { (int64_t)st->st_mode, (int64_t)st->st_size, (int64_t)st->st_mtim.tv_sec,
-		             (int64_t)st->st_mtim.tv_nsec };
+	int64_t v[7] = { (int64_t)st->st_mode,          (int64_t)st->st_size,         (int64_t)st->st_mtim.tv_sec,
+		             (int64_t)st->st_mtim.tv_nsec, (int64_t)st->st_ino,          (int64_t)st->st_ctim.tv_sec,
+		             (int64_t)st->st_ctim.tv_nsec };
 	h = pixstore_fnv(h, rel, strlen(rel) + 1);
 	return pixstore_fnv(h, v, sizeof v);
 }
@@ -66,7 +70,7 @@ beside_wanted(const char *name)
 	       strcmp(name, "fine_label_names.txt") == 0 || strcmp(name, "coarse_label_names.txt") == 0;
 }
 
-/* Hashes (path, type, size, mtime) of everything below dir, in name order
+/* Hashes (path, type, size, mtime, inode, ctime) of everything below dir, in name order
  * (the same walk as the reader's: links to folders not followed); depth 0:
  * only the folder's own files that beside_wanted. *count: the entries. */
 static uint64_t
@@ -128,8 +132,10 @@ dataset_cache_key(const DatasetOptions *o, int ninputs, char *const *inputs)
 			snprintf(real, sizeof real, "?%s", strerror(errno));
 		if (stat(inputs[i], &st) < 0)
 			memset(&st, 0, sizeof st);
-		text_add(&t, "input %zu:%s real %zu:%s size %lld mtime %lld.%09ld\n", strlen(inputs[i]), inputs[i],
-		         strlen(real), real, (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+		text_add(&t, "input %zu:%s real %zu:%s size %lld mtime %lld.%09ld ino %llu ctime %lld.%09ld\n",
+		         strlen(inputs[i]), inputs[i], strlen(real), real, (long long)st.st_size,
+		         (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long long)st.st_ino,
+		         (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 		/* a folder: its members; an IDX file or a CIFAR batch: the files
 		 * beside it that say its labels and class names */
 		if (S_ISDIR(st.st_mode))
