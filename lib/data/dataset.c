@@ -146,19 +146,13 @@ ds_push_sample(Dataset *d)
 
 /* One bad member: warn and count, or with strict, the error. With shards,
  * another shard's member is its rank's to report: not counted here (the
- * callers counted it as a member: uncounted). */
-int
-ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...) ATTR_PRINTF(4, 5);
-
-int
-ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
+ * callers counted it as a member: uncounted). `owner` is the path whose
+ * shard the member belongs to: its own, or a hard link's target's. */
+static int
+skip_member(Dataset *d, const char *owner, int kind, const char *member, const char *what)
 {
-	char what[512], msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	if (!ds_mine(d, member, -1)) {
+	char msg[1024];
+	if (!ds_mine(d, owner, -1)) {
 		d->members--;   /* another shard's: its rank counts and reports it */
 		return 0;
 	}
@@ -171,6 +165,30 @@ ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
 	if (d->opt.warn)
 		d->opt.warn(d->opt.ctx, msg);
 	return 0;
+}
+
+int
+ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...) ATTR_PRINTF(4, 5);
+
+int
+ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return skip_member(d, member, kind, member, what);
+}
+
+/* A hard link to nothing kept: it is its target's shard's (shard_link),
+ * and that rank reports it. */
+static int
+skip_link(Dataset *d, const char *member, const char *target)
+{
+	char what[512];
+	snprintf(what, sizeof what, "hard link to %s, which is not a kept image", target);
+	return skip_member(d, target, SKIP_UNREADABLE, member, what);
 }
 
 /* ---- member paths, classes, folders ---- */
@@ -319,7 +337,7 @@ resolve_links(Dataset *d)
 			s->c = s->sc = t->c;
 			s->ref = t->ref;   /* the same pixels, stored once */
 		} else {
-			rc = ds_skip(d, SKIP_UNREADABLE, member, "hard link to %s, which is not a kept image", target);
+			rc = skip_link(d, member, target);
 		}
 	}
 	strmap_free(&kept);
