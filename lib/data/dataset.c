@@ -243,9 +243,12 @@ int
 ds_shard_of(const Dataset *d, const char *path, int64_t sub)
 {
 	uint64_t h = pixstore_fnv(PIXSTORE_FNV_INIT, path, strlen(path));
+	uint8_t le[8];   /* sub's bytes little-endian: the same partition on every machine */
 	if (d->opt.nshards <= 1)
 		return 0;
-	h = pixstore_fnv(h, &sub, sizeof sub);
+	for (int i = 0; i < 8; i++)
+		le[i] = (uint8_t)((uint64_t)sub >> (8 * i));
+	h = pixstore_fnv(h, le, sizeof le);
 	h ^= h >> 31;   /* the low bits of FNV alone mix poorly; mod uses them */
 	h *= UINT64_C(0x9e3779b97f4a7c15);
 	h ^= h >> 29;
