@@ -1509,10 +1509,38 @@ START_TEST(test_tool_cache)
 		tu_result_free(&r);
 		ck_assert_msg(count_files(dir) == 0, "SIG%s left a file in the cache's folder", sigs[k]);
 	}
-	/* standard input cannot be checked */
+	/* standard input cannot be checked, by any name, nor a FIFO; a cache
+	 * that is a FIFO (it blocked the open) or a folder (found at the rename,
+	 * after the decode): refused at once */
 	tu_run(&r, "ssl-decode --cache '%s' - < '%s'", cache, in);
 	ck_assert_int_eq(r.status, 2);
 	tu_result_free(&r);
+	tu_run(&r, "cat '%s' | timeout 20 ssl-decode --cache '%s' /dev/stdin", in, cache);
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, "--cache: /dev/stdin is neither a file nor a folder");
+	tu_result_free(&r);
+	ck_assert_int_eq(mkfifo(tu_path("cache.fifo"), 0600), 0);
+	tu_run(&r, "timeout 20 ssl-decode --cache '%s' '%s'", tu_path("cache.fifo"), in);
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, "cache.fifo: not a regular file");
+	tu_result_free(&r);
+	tu_run(&r, "timeout 20 ssl-decode --cache '%s' '%s' < /dev/null", cache, tu_path("cache.fifo"));
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, "cache.fifo is neither a file nor a folder");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --cache '%s' '%s'", tu_tmpdir(), in);
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, ": not a regular file");
+	ck_assert_msg(!strstr(r.err, "decoded"), "%s", r.err);
+	tu_result_free(&r);
+	/* the store alone: a FIFO is refused without blocking */
+	{
+		uint8_t *meta = NULL;
+		size_t metalen = 0;
+		char err[512];
+		ck_assert_ptr_null(pixstore_open_kept(tu_path("cache.fifo"), &meta, &metalen, err, sizeof err));
+		tu_assert_has(err, "cache.fifo: not a regular file");
+	}
 }
 END_TEST
 
