@@ -1585,6 +1585,42 @@ START_TEST(test_cache_key)
 }
 END_TEST
 
+/* The cache key walks a folder input as deep as the reader does: an image
+ * in the deepest folder read is decoded, and touching it changes the key. */
+START_TEST(test_cache_key_depth)
+{
+	char dir[4096], file[4200], *in[1] = { dir }, *before, *after;
+	DatasetOptions o = { 0 };
+	uint8_t px[H * W * 3];
+	TwBuf b;
+	TuResult r;
+	int n = snprintf(dir, sizeof dir, "%s", tu_path("deep"));
+	mkdir(dir, 0755);
+	for (int k = 0; k < 64; k++) {   /* DATASET_MAX_DEPTH folders below the input */
+		n += snprintf(dir + n, sizeof dir - (size_t)n, "/d");
+		ck_assert_int_eq(mkdir(dir, 0755), 0);
+	}
+	tw_pattern(px, H, W, 3, 1);
+	b = tw_png(px, H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+	snprintf(file, sizeof file, "%s/x.png", dir);
+	tu_write_file(file, b.data, b.len);
+	free(b.data);
+	snprintf(dir, sizeof dir, "%s", tu_path("deep"));
+	tu_run(&r, "ssl-decode -q -v '%s' > /dev/null", dir);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_assert_has(r.err, "decoded 1 images");
+	tu_result_free(&r);
+	before = dataset_cache_key(&o, 1, in);
+	tu_run(&r, "sleep 0.05; touch -d 2001-02-03 '%s'", file);
+	ck_assert_int_eq(r.status, 0);
+	tu_result_free(&r);
+	after = dataset_cache_key(&o, 1, in);
+	ck_assert_str_ne(before, after);
+	free(before);
+	free(after);
+}
+END_TEST
+
 /* With shards the ids are positions among the members every rank would
  * decode (b/bad.jpg included: it fails on its rank alone). */
 static const char *const shard_ids[] = {
@@ -1795,6 +1831,7 @@ decode_suite(void)
 	tcase_add_test(tool, test_tool_spill_full);
 	tcase_add_test(tool, test_tool_cache);
 	tcase_add_test(tool, test_cache_key);
+	tcase_add_test(tool, test_cache_key_depth);
 	tcase_add_test(tool, test_tool_shards);
 	tcase_add_test(tool, test_tool_shards_select);
 	suite_add_tcase(s, ds);

@@ -70,9 +70,11 @@ beside_wanted(const char *name)
 	       strcmp(name, "fine_label_names.txt") == 0 || strcmp(name, "coarse_label_names.txt") == 0;
 }
 
-/* Hashes (path, type, size, mtime, inode, ctime) of everything below dir, in name order
- * (the same walk as the reader's: links to folders not followed); depth 0:
- * only the folder's own files that beside_wanted. *count: the entries. */
+/* Hashes (path, type, size, mtime, inode, ctime) of everything below dir,
+ * in name order (the same walk as the reader's, ds_walk: links to folders
+ * not followed, as deep as DATASET_MAX_DEPTH); depth: dir's below the
+ * input, or -1: only the folder's own files that beside_wanted. *count:
+ * the entries. */
 static uint64_t
 hash_tree(uint64_t h, const char *dir, const char *rel, int depth, int64_t *count)
 {
@@ -84,7 +86,7 @@ hash_tree(uint64_t h, const char *dir, const char *rel, int depth, int64_t *coun
 		char full[PATH_MAX], crel[PATH_MAX];
 		struct stat st, lst;
 		const char *nm = names[i]->d_name;
-		if (strcmp(nm, ".") && strcmp(nm, "..") && (depth > 0 || beside_wanted(nm)) && (size_t)snprintf(full, sizeof full, "%s/%s", dir, nm) < sizeof full &&
+		if (strcmp(nm, ".") && strcmp(nm, "..") && (depth >= 0 || beside_wanted(nm)) && (size_t)snprintf(full, sizeof full, "%s/%s", dir, nm) < sizeof full &&
 		    (size_t)snprintf(crel, sizeof crel, "%s%s%s", rel, *rel ? "/" : "", nm) < sizeof crel &&
 		    lstat(full, &lst) == 0) {
 			int link = S_ISLNK(lst.st_mode);
@@ -92,7 +94,7 @@ hash_tree(uint64_t h, const char *dir, const char *rel, int depth, int64_t *coun
 				st = lst;
 			h = hash_stat(h, crel, &st);
 			++*count;
-			if (!link && S_ISDIR(st.st_mode) && depth > 0 && depth < 64)
+			if (!link && S_ISDIR(st.st_mode) && depth >= 0 && depth < DATASET_MAX_DEPTH)
 				h = hash_tree(h, full, crel, depth + 1, count);
 		}
 		free(names[i]);
@@ -139,9 +141,9 @@ dataset_cache_key(const DatasetOptions *o, int ninputs, char *const *inputs)
 		/* a folder: its members; an IDX file or a CIFAR batch: the files
 		 * beside it that say its labels and class names */
 		if (S_ISDIR(st.st_mode))
-			h = hash_tree(h, inputs[i], "", 1, &count);
+			h = hash_tree(h, inputs[i], "", 0, &count);
 		else if (ds_is_idx_name(ds_base_name(inputs[i])) || ds_cifar_kind(ds_base_name(inputs[i])))
-			h = hash_tree(h, parent_of(inputs[i], dir, sizeof dir), "", 0, &count);
+			h = hash_tree(h, parent_of(inputs[i], dir, sizeof dir), "", -1, &count);
 		text_add(&t, "tree %lld %016llx\n", (long long)count, (unsigned long long)h);
 	}
 	return t.s;

@@ -24,6 +24,10 @@ enum { DIR_HAS_SUBDIR = 1, DIR_HAS_MEMBER = 2 };
 
 /* A chunk of members read but not yet decoded: the reader fills one while
  * the other is decoded by OpenMP tasks. */
+/* Folders below a folder input are read to this depth (deeper ones are
+ * skipped members); the cache key's walk goes exactly as deep. */
+#define DATASET_MAX_DEPTH 64
+
 #define CHUNK_ITEMS 1024
 #define CHUNK_BYTES (64u << 20)
 #define TASK_ITEMS  16

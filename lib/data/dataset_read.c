@@ -30,7 +30,7 @@ ds_walk(Dataset *d, const char *root, const char *rel, int depth)
 	size_t n = 0;
 	int rc = 0;
 	snprintf(full, sizeof full, "%s%s%s", root, *rel ? "/" : "", rel);
-	if (depth > 64) {
+	if (depth > DATASET_MAX_DEPTH) {
 		d->members++;
 		return ds_skip(d, SKIP_UNREADABLE, rel, "folders nested too deep");
 	}
