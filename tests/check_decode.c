@@ -21,9 +21,9 @@ enum { H = 6, W = 8 };
 
 /* The members of the standard test archive and what they must decode to. */
 typedef struct {
-	TwMember m[16];
+	TwMember m[20];
 	int      n;
-	TwBuf    bufs[16];
+	TwBuf    bufs[20];
 	int      nbufs;
 	uint8_t  px[8][H * W * 3];   /* expected pixels (RGB) of the image members */
 } Fixture;
@@ -87,6 +87,10 @@ fixture_build(Fixture *f)
 	/* junk, skipped quietly */
 	fixture_add(f, "README", bytes("hello\n", 6));
 	fixture_add(f, "a/.DS_Store", bytes("\x00\x01", 2));
+	/* a name that says nothing and under 8 bytes: not an image, on every
+	 * rank alike (sorted first: a rank that made it a candidate would
+	 * number every id it holds one too high) */
+	fixture_add(f, "a/0tiny", bytes("\xFF\xD8\xFF\xE0", 4));
 	fixture_add(f, "__MACOSX/a/._1.png", tw_png(f->px[0], H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0));
 	/* bad members: warned, skipped, counted */
 	fixture_add(f, "b/anim.gif", bytes("GIF89a....", 10));
@@ -1061,6 +1065,7 @@ END_TEST
 
 typedef struct {
 	int64_t id, label, epoch;
+	int64_t  c;     /* channels */
 	uint32_t sum;   /* of the pixel bytes */
 	char     source[64];
 } Rec;
@@ -1095,6 +1100,7 @@ read_stream(Stream *s, const char *path)
 		o->id = rec.id;
 		o->label = rec.label;
 		o->epoch = rec.epoch;
+		o->c = t->shape[2];
 		o->sum = 0;
 		for (size_t i = 0; i < tensor_nbytes(t); i++)
 			o->sum = o->sum * 31 + ((const uint8_t *)t->data)[i];
@@ -1488,10 +1494,130 @@ START_TEST(test_tool_cache)
 	tu_assert_has(r.err, "set.cache: writing the cache file: File too large (give --cache a place with more room");
 	tu_result_free(&r);
 	ck_assert_int_eq(count_prefixed(tu_tmpdir(), "set.cache"), 0);
-	/* standard input cannot be checked */
+	/* killed mid-decode (SIGTERM, SIGHUP): nothing left beside the cache's place */
+	for (int k = 0; k < 2; k++) {
+		static const char *const sigs[] = { "TERM", "HUP" };
+		char dir[512];
+		snprintf(dir, sizeof dir, "%s/killed%d", tu_tmpdir(), k);
+		mkdir(dir, 0755);
+		tu_run(&r,
+		       "SSL_FAULT_DECODE_STALL=1 ssl-decode -q --cache '%s/c.cache' '%s' 2> '%s/../killed.err' & pid=$!; "
+		       "for i in $(seq 400); do grep -q stalled '%s/../killed.err' && break; sleep 0.05; done; "
+		       "kill -%s $pid; wait $pid",
+		       dir, in, dir, dir, sigs[k]);
+		ck_assert_int_eq(r.status, 128 + (k ? 1 : 15));
+		tu_result_free(&r);
+		ck_assert_msg(count_files(dir) == 0, "SIG%s left a file in the cache's folder", sigs[k]);
+	}
+	/* standard input cannot be checked, by any name, nor a FIFO; a cache
+	 * that is a FIFO (it blocked the open) or a folder (found at the rename,
+	 * after the decode): refused at once */
 	tu_run(&r, "ssl-decode --cache '%s' - < '%s'", cache, in);
 	ck_assert_int_eq(r.status, 2);
 	tu_result_free(&r);
+	tu_run(&r, "cat '%s' | timeout 20 ssl-decode --cache '%s' /dev/stdin", in, cache);
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, "--cache: /dev/stdin is neither a file nor a folder");
+	tu_result_free(&r);
+	ck_assert_int_eq(mkfifo(tu_path("cache.fifo"), 0600), 0);
+	tu_run(&r, "timeout 20 ssl-decode --cache '%s' '%s'", tu_path("cache.fifo"), in);
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, "cache.fifo: not a regular file");
+	tu_result_free(&r);
+	tu_run(&r, "timeout 20 ssl-decode --cache '%s' '%s' < /dev/null", cache, tu_path("cache.fifo"));
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, "cache.fifo is neither a file nor a folder");
+	tu_result_free(&r);
+	tu_run(&r, "ssl-decode --cache '%s' '%s'", tu_tmpdir(), in);
+	ck_assert_int_eq(r.status, 2);
+	tu_assert_has(r.err, ": not a regular file");
+	ck_assert_msg(!strstr(r.err, "decoded"), "%s", r.err);
+	tu_result_free(&r);
+	/* the store alone: a FIFO is refused without blocking */
+	{
+		uint8_t *meta = NULL;
+		size_t metalen = 0;
+		char err[512];
+		ck_assert_ptr_null(pixstore_open_kept(tu_path("cache.fifo"), &meta, &metalen, err, sizeof err));
+		tu_assert_has(err, "cache.fifo: not a regular file");
+	}
+}
+END_TEST
+
+/* The key of a cache file holds what decoding depends on beyond the
+ * options: the decoder's revision and the libraries' versions. */
+START_TEST(test_cache_key)
+{
+	DatasetOptions o = { 0 };
+	char want[256], *in[1] = { (char *)tool_fixture() }, *key = dataset_cache_key(&o, 1, in);
+	snprintf(want, sizeof want, " decode %d %s\n", DECODE_REVISION, image_codec_versions());
+	ck_assert_msg(strstr(key, want) != NULL, "%s", key);
+	ck_assert_ptr_nonnull(strstr(want, " libpng 1."));
+	free(key);
+	/* a file whose modification time was set back (after a change of its
+	 * bytes, say): the change time tells, and the inode of a copy put in
+	 * its place; for an input and for a file in a folder input */
+	for (int k = 0; k < 2; k++) {
+		char *before, *after;
+		TuResult r;
+		in[0] = (char *)tu_path(k ? "keydir" : "key.tar.gz");
+		tu_run(&r, "mkdir -p '%s/a' && cp '%s' '%s%s'", tu_path("keydir"), tool_fixture(), in[0],
+		       k ? "/a/x.tar.gz" : "");
+		ck_assert_int_eq(r.status, 0);
+		tu_result_free(&r);
+		before = dataset_cache_key(&o, 1, in);
+		tu_run(&r, "sleep 0.05; f='%s%s'; touch -r \"$f\" '%s' && touch -m -r '%s' \"$f\"", in[0],
+		       k ? "/a/x.tar.gz" : "", tu_path("stamp"), tu_path("stamp"));
+		ck_assert_int_eq(r.status, 0);
+		tu_result_free(&r);
+		after = dataset_cache_key(&o, 1, in);
+		ck_assert_msg(strcmp(before, after) != 0, "mtime set back, key unchanged:\n%s", after);
+		free(after);
+		tu_run(&r, "sleep 0.05; f='%s%s'; cp -p \"$f\" \"$f.new\" && mv \"$f.new\" \"$f\"", in[0],
+		       k ? "/a/x.tar.gz" : "");
+		ck_assert_int_eq(r.status, 0);
+		tu_result_free(&r);
+		ck_assert_ptr_nonnull(strstr(after = dataset_cache_key(&o, 1, in), " ino "));
+		ck_assert_str_ne(before, after);
+		free(before);
+		free(after);
+	}
+}
+END_TEST
+
+/* The cache key walks a folder input as deep as the reader does: an image
+ * in the deepest folder read is decoded, and touching it changes the key. */
+START_TEST(test_cache_key_depth)
+{
+	char dir[4096], file[4200], *in[1] = { dir }, *before, *after;
+	DatasetOptions o = { 0 };
+	uint8_t px[H * W * 3];
+	TwBuf b;
+	TuResult r;
+	int n = snprintf(dir, sizeof dir, "%s", tu_path("deep"));
+	mkdir(dir, 0755);
+	for (int k = 0; k < 64; k++) {   /* DATASET_MAX_DEPTH folders below the input */
+		n += snprintf(dir + n, sizeof dir - (size_t)n, "/d");
+		ck_assert_int_eq(mkdir(dir, 0755), 0);
+	}
+	tw_pattern(px, H, W, 3, 1);
+	b = tw_png(px, H, W, PNG_COLOR_TYPE_RGB, 8, NULL, 0, 0);
+	snprintf(file, sizeof file, "%s/x.png", dir);
+	tu_write_file(file, b.data, b.len);
+	free(b.data);
+	snprintf(dir, sizeof dir, "%s", tu_path("deep"));
+	tu_run(&r, "ssl-decode -q -v '%s' > /dev/null", dir);
+	ck_assert_msg(r.status == 0, "%s", r.err);
+	tu_assert_has(r.err, "decoded 1 images");
+	tu_result_free(&r);
+	before = dataset_cache_key(&o, 1, in);
+	tu_run(&r, "sleep 0.05; touch -d 2001-02-03 '%s'", file);
+	ck_assert_int_eq(r.status, 0);
+	tu_result_free(&r);
+	after = dataset_cache_key(&o, 1, in);
+	ck_assert_str_ne(before, after);
+	free(before);
+	free(after);
 }
 END_TEST
 
@@ -1585,6 +1711,13 @@ START_TEST(test_tool_shards_select)
 	}
 	for (int id = 0; id < 9; id++)
 		ck_assert_int_eq(seen[id], id < 5);
+	/* --channels 1 holds with shards too (a rank cannot see colour elsewhere, but need not) */
+	for (int i = 0; i < 2; i++) {
+		decode_shard(&s, i, 2, "--channels 1");
+		for (int64_t k = 0; k < s.n; k++)
+			ck_assert_int_eq(s.recs[k].c, 1);
+		free_stream(&s);
+	}
 	/* --cache: shard 0 kept, read again; shard 1 is another key */
 	snprintf(args, sizeof args, "--cache '%s'", tu_path("shard.cache"));
 	ck_assert_int_gt(decode_shard(&s, 0, 2, args), 0);
@@ -1614,6 +1747,13 @@ START_TEST(test_tool_shards_select)
 				idx[s.recs[k].id]++;
 		}
 		free_stream(&s);
+		if (i == 0) {   /* the partition is fixed: the same on every machine and in every version */
+			char got[200] = "";
+			for (int id = 0; id < 40; id++)
+				if (own[id])
+					snprintf(got + strlen(got), sizeof got - strlen(got), " %d", id);
+			ck_assert_str_eq(got, " 5 9 13 18 19 20 22 24 26 31 32 36");
+		}
 		if (i == 2)
 			ck_assert_int_eq(decoded, 40);
 	}
@@ -1690,6 +1830,8 @@ decode_suite(void)
 	tcase_add_test(tool, test_tool_spill);
 	tcase_add_test(tool, test_tool_spill_full);
 	tcase_add_test(tool, test_tool_cache);
+	tcase_add_test(tool, test_cache_key);
+	tcase_add_test(tool, test_cache_key_depth);
 	tcase_add_test(tool, test_tool_shards);
 	tcase_add_test(tool, test_tool_shards_select);
 	suite_add_tcase(s, ds);

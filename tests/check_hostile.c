@@ -1867,6 +1867,53 @@ START_TEST(test_tar_hard_links)
 }
 END_TEST
 
+/* With shards a hard link is its target's shard's, whatever its own name
+ * hashes to: a link to nothing kept is reported and counted by that rank
+ * alone (as a skipped member; with --strict, an error), never lost. */
+START_TEST(test_tar_hard_links_sharded)
+{
+	enum { NLINKS = 8 };
+	const char *path = tu_path("links.tar");
+	Buf t = { 0 };
+	TuResult r;
+	int skipped = 0, failed = 0;
+	for (int i = 0; i < 8; i++) {
+		char name[32];
+		TwBuf b = good_png(i);
+		snprintf(name, sizeof name, "dog/%d.png", i);
+		tar_file(&t, name, b.data, b.len);
+		free(b.data);
+	}
+	for (int i = 0; i < NLINKS; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "fox/link%d.png", i);
+		tar_header(&t, name, '1', 0, "cat/missing.png");
+	}
+	tar_end(&t);
+	write_buf(path, &t);
+	for (int i = 0; i < 2; i++) {
+		int k = 0;
+		const char *line;
+		run_bounded(&r, "sharded links", "ssl-decode --shard %d/2 '%s' > /dev/null", i, path);
+		ck_assert_msg(r.status == 0, "shard %d: %s", i, r.err);
+		if ((line = strstr(r.err, "skipped ")))
+			ck_assert_int_eq(sscanf(line, "skipped %d of", &k), 1);
+		ck_assert_msg(k == 0 || k == NLINKS, "shard %d reported %d of the %d links:\n%s", i, k, NLINKS, r.err);
+		skipped += k;
+		tu_result_free(&r);
+		run_bounded(&r, "sharded links", "ssl-decode --strict --shard %d/2 '%s' > /dev/null", i, path);
+		if (r.status != 0) {
+			tu_assert_has(r.err, ": hard link to cat/missing.png, which is not a kept image");
+			failed++;
+		}
+		tu_result_free(&r);
+	}
+	ck_assert_int_eq(skipped, NLINKS);
+	ck_assert_int_eq(failed, 1);
+	free(t.p);
+}
+END_TEST
+
 /* 12: inputs are opened once and sniffed from the bytes read, so a FIFO,
  * bash's <(...) and standard input ("-") work: tar.gz, zip (read as a
  * stream) and a single PNG. On main the FIFO hung and <(...) was "not an
@@ -2249,6 +2296,7 @@ hostile_suite(void)
 	tcase_add_test(round2, test_zero_sized_tensors);
 	tcase_add_test(round2, test_png_trns);
 	tcase_add_test(round2, test_tar_hard_links);
+	tcase_add_test(round2, test_tar_hard_links_sharded);
 	tcase_add_test(round2, test_pipes_and_stdin);
 	tcase_add_test(round2, test_invalid_utf8_names);
 	tcase_add_test(round2, test_schedule_overflow);

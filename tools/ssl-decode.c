@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/cli.h"
@@ -115,6 +116,24 @@ parse_bytes(const char *opt, const char *arg)
 	return opt_i64(opt, num, 0, INT64_C(1) << (62 - shift)) << shift;
 }
 
+/* --cache FILE: a regular file or none (a FIFO would block the open, a
+ * folder be found only at the rename, after the whole decode), and inputs
+ * whose changes can be seen: files and folders, not a pipe, a FIFO, a
+ * device or the standard input by any name (/dev/stdin, /dev/fd/0). */
+static void
+check_cache_args(const char *cache, int ninputs, char **inputs)
+{
+	struct stat st;
+	if (stat(cache, &st) == 0 && !S_ISREG(st.st_mode))
+		die_usage("--cache %s: not a regular file", cache);
+	for (int i = 0; i < ninputs; i++) {
+		if (strcmp(inputs[i], "-") == 0)
+			die_usage("--cache: an input on the standard input cannot be checked for changes");
+		if (stat(inputs[i], &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+			die_usage("--cache: %s is neither a file nor a folder: its changes cannot be checked", inputs[i]);
+	}
+}
+
 static void
 parse_options(int argc, char **argv, Options *o)
 {
@@ -205,9 +224,8 @@ parse_options(int argc, char **argv, Options *o)
 		die_usage("--fit %s: give --size too", image_fit_names[o->ds.fit]);
 	if (o->cache && o->ds.sizes_only)
 		die_usage("--cache: --survey keeps no pixels to cache");
-	for (int i = optind; o->cache && i < argc; i++)
-		if (strcmp(argv[i], "-") == 0)
-			die_usage("--cache: an input on the standard input cannot be checked for changes");
+	if (o->cache)
+		check_cache_args(o->cache, argc - optind, argv + optind);
 	if (o->start_epoch >= o->epochs)
 		die_usage("--start-epoch %lld: must be below --epochs %lld", (long long)o->start_epoch,
 		          (long long)o->epochs);

@@ -61,8 +61,36 @@ atomicfile_check(const char *path)
 	return rc;
 }
 
+/* Linux: the temporary made without a name in path's folder (O_TMPFILE),
+ * so that a writer killed by any signal, or ending in die(), leaves nothing
+ * (the file may be the size of a whole data set); atomicfile_sync links it
+ * as af->tmp just before the rename. -1 where the kernel or the file system
+ * cannot (the named temporary then; an error there is the one to report). */
 static int
-open_mode(AtomicFile *af, const char *path, const char *mode)
+open_unnamed(AtomicFile *af, const char *mode)
+{
+#ifdef O_TMPFILE
+	char *copy = xstrdup(af->path), proc[64];
+	int fd = open(dirname(copy), O_TMPFILE | O_RDWR, 0666);
+	free(copy);
+	if (fd < 0)
+		return -1;
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if (access(proc, F_OK) < 0 || !(af->fp = fdopen(fd, mode))) {   /* linked through /proc */
+		close(fd);
+		return -1;
+	}
+	af->unnamed = 1;
+	return 0;
+#else
+	(void)af;
+	(void)mode;
+	return -1;
+#endif
+}
+
+static int
+open_mode(AtomicFile *af, const char *path, const char *mode, int unnamed)
 {
 	size_t n = strlen(path) + 32;
 	remove_stale_temps(path);
@@ -70,7 +98,8 @@ open_mode(AtomicFile *af, const char *path, const char *mode)
 	af->path = xstrdup(path);
 	af->tmp = xmalloc(n);
 	snprintf(af->tmp, n, "%s.tmp.%ld", path, (long)getpid());
-	af->fp = fopen(af->tmp, mode);
+	if (!unnamed || open_unnamed(af, mode) < 0)
+		af->fp = fopen(af->tmp, mode);
 	if (!af->fp) {
 		int e = errno;
 		free(af->path);
@@ -85,13 +114,13 @@ open_mode(AtomicFile *af, const char *path, const char *mode)
 int
 atomicfile_open(AtomicFile *af, const char *path)
 {
-	return open_mode(af, path, "wb");
+	return open_mode(af, path, "wb", 0);
 }
 
 int
 atomicfile_open_rw(AtomicFile *af, const char *path)
 {
-	return open_mode(af, path, "w+b");
+	return open_mode(af, path, "w+b", 1);
 }
 
 static void
@@ -117,6 +146,18 @@ fsync_dir_of(const char *path)
 	return rc;
 }
 
+/* Names an unnamed temporary af->tmp (a leftover of a dead process with our
+ * pid replaced), while its descriptor is still open. */
+static int
+link_unnamed(AtomicFile *af)
+{
+	char proc[64];
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fileno(af->fp));
+	if (unlink(af->tmp) < 0 && errno != ENOENT)
+		return -1;
+	return linkat(AT_FDCWD, proc, AT_FDCWD, af->tmp, AT_SYMLINK_FOLLOW);
+}
+
 int
 atomicfile_sync(AtomicFile *af)
 {
@@ -126,6 +167,8 @@ atomicfile_sync(AtomicFile *af)
 	if (!e && fault_disk_full(ftell(af->fp)))
 		e = ENOSPC;
 	if (!e && fsync(fileno(af->fp)) < 0)
+		e = errno;
+	if (!e && af->unnamed && link_unnamed(af) < 0)
 		e = errno;
 	if (fclose(af->fp) == EOF && !e)
 		e = errno;

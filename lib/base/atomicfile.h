@@ -3,7 +3,9 @@
  * the same directory, fflush + fsync, rename over <path>, fsync the directory.
  * On any failure the temporary is removed and <path> is untouched. A writer
  * killed half way (SIGKILL) leaves its temporary: the next atomicfile_open
- * of the same path removes those whose process no longer exists.
+ * of the same path removes those whose process no longer exists (with
+ * atomicfile_open_rw on Linux the temporary has no name until the end, so
+ * there is none to leave).
  *
  * Fault injection for tests: atomicfile_commit fails with ENOSPC as a full
  * disk would under SSL_FAULT_WRITE_BYTES (lib/base/fault.h). */
@@ -16,6 +18,7 @@ typedef struct {
 	FILE *fp;          /* write here */
 	char *path;
 	char *tmp;
+	int   unnamed;     /* tmp is not linked yet (O_TMPFILE) */
 } AtomicFile;
 
 /* Whether a later atomicfile_open/commit of path can work, for tools to ask
@@ -25,7 +28,10 @@ int  atomicfile_check(const char *path);
 /* 0, or -1 with errno set (the directory is not writable...). */
 int  atomicfile_open(AtomicFile *af, const char *path);
 /* The same, the temporary open for reading too (fileno(af->fp) for pread
- * and pwrite: a file written at offsets and read back before it is kept). */
+ * and pwrite: a file written at offsets and read back before it is kept).
+ * On Linux it has no name until atomicfile_sync (O_TMPFILE: a writer
+ * killed by a signal leaves nothing, however large); elsewhere, or where
+ * the file system cannot, it is "<path>.tmp.<pid>" from the start. */
 int  atomicfile_open_rw(AtomicFile *af, const char *path);
 /* Flush, fsync, rename, fsync dir. 0, or -1 with errno (temp removed). */
 int  atomicfile_commit(AtomicFile *af);

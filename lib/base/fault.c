@@ -33,6 +33,17 @@ fault_slow_step(int64_t step)
 }
 
 void
+fault_decode_stall(int64_t decoded)
+{
+	const char *f = getenv("SSL_FAULT_DECODE_STALL");
+	if (!f || decoded < atoll(f))
+		return;
+	fputs("SSL_FAULT_DECODE_STALL: stalled\n", stderr);
+	for (;;)
+		pause();
+}
+
+void
 fault_rank_in_step(int rank, int64_t step)
 {
 	const char *f = getenv("SSL_FAULT_RANK_AT_STEP");

@@ -16,6 +16,10 @@
  *       fault_slow_step(): in ssl-train, every step from S on takes MS
  *       milliseconds longer, as on a machine that gets busy mid-run
  *       (--budget's re-plans).
+ *   SSL_FAULT_DECODE_STALL=N
+ *       fault_decode_stall(): ssl-decode, once N images are decoded, says
+ *       "stalled" on stderr and waits for a signal, as a reader of a slow
+ *       input would (a kill mid-decode, at a known point).
  *   SSL_FAULT_RANK_AT_STEP=R:S:kill|hang
  *       fault_rank_in_step(): in ssl-train-mpi, rank R dies (SIGKILL) or
  *       stops answering (the others' watchdog ends the job) at the start
@@ -33,6 +37,8 @@ int  fault_disk_full(long written);
 void fault_signal_in_step(int64_t step);
 /* SSL_FAULT_SLOW_FROM_STEP: sleeps MS ms when `step` (1-based) >= S. */
 void fault_slow_step(int64_t step);
+/* SSL_FAULT_DECODE_STALL: waits for a signal once `decoded` reaches N. */
+void fault_decode_stall(int64_t decoded);
 /* SSL_FAULT_RANK_AT_STEP: kills or hangs this process when it is rank R
  * and `step` (1-based) is S. */
 void fault_rank_in_step(int rank, int64_t step);

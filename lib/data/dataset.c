@@ -15,6 +15,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "base/fault.h"
 #include "data/image.h"
 #include "base/util.h"
 #include "data/dataset_impl.h"
@@ -145,19 +146,13 @@ ds_push_sample(Dataset *d)
 
 /* One bad member: warn and count, or with strict, the error. With shards,
  * another shard's member is its rank's to report: not counted here (the
- * callers counted it as a member: uncounted). */
-int
-ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...) ATTR_PRINTF(4, 5);
-
-int
-ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
+ * callers counted it as a member: uncounted). `owner` is the path whose
+ * shard the member belongs to: its own, or a hard link's target's. */
+static int
+skip_member(Dataset *d, const char *owner, int kind, const char *member, const char *what)
 {
-	char what[512], msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	if (!ds_mine(d, member, -1)) {
+	char msg[1024];
+	if (!ds_mine(d, owner, -1)) {
 		d->members--;   /* another shard's: its rank counts and reports it */
 		return 0;
 	}
@@ -170,6 +165,30 @@ ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
 	if (d->opt.warn)
 		d->opt.warn(d->opt.ctx, msg);
 	return 0;
+}
+
+int
+ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...) ATTR_PRINTF(4, 5);
+
+int
+ds_skip(Dataset *d, int kind, const char *member, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	return skip_member(d, member, kind, member, what);
+}
+
+/* A hard link to nothing kept: it is its target's shard's (shard_link),
+ * and that rank reports it. */
+static int
+skip_link(Dataset *d, const char *member, const char *target)
+{
+	char what[512];
+	snprintf(what, sizeof what, "hard link to %s, which is not a kept image", target);
+	return skip_member(d, target, SKIP_UNREADABLE, member, what);
 }
 
 /* ---- member paths, classes, folders ---- */
@@ -224,9 +243,12 @@ int
 ds_shard_of(const Dataset *d, const char *path, int64_t sub)
 {
 	uint64_t h = pixstore_fnv(PIXSTORE_FNV_INIT, path, strlen(path));
+	uint8_t le[8];   /* sub's bytes little-endian: the same partition on every machine */
 	if (d->opt.nshards <= 1)
 		return 0;
-	h = pixstore_fnv(h, &sub, sizeof sub);
+	for (int i = 0; i < 8; i++)
+		le[i] = (uint8_t)((uint64_t)sub >> (8 * i));
+	h = pixstore_fnv(h, le, sizeof le);
 	h ^= h >> 31;   /* the low bits of FNV alone mix poorly; mod uses them */
 	h *= UINT64_C(0x9e3779b97f4a7c15);
 	h ^= h >> 29;
@@ -318,7 +340,7 @@ resolve_links(Dataset *d)
 			s->c = s->sc = t->c;
 			s->ref = t->ref;   /* the same pixels, stored once */
 		} else {
-			rc = ds_skip(d, SKIP_UNREADABLE, member, "hard link to %s, which is not a kept image", target);
+			rc = skip_link(d, member, target);
 		}
 	}
 	strmap_free(&kept);
@@ -434,6 +456,7 @@ chunk_collect(Dataset *d, Chunk *c)
 	c->launched = 0;
 	if (d->opt.progress)
 		d->opt.progress(d->opt.ctx, d->n);
+	fault_decode_stall(d->n);
 	return rc;
 }
 
@@ -513,12 +536,18 @@ ds_member_kind(const char *path)
 	return k ? k : 3;
 }
 
+int
+ds_sniff_head(const uint8_t *head, size_t len)
+{
+	return len >= 8 && image_sniff(head, len) != IMAGE_FMT_UNKNOWN;
+}
+
 /* Handles a member once its first bytes are known: for kind 3, a quiet skip
  * unless the bytes look like an image. Returns 1 to read the member. */
 int
 ds_member_wanted(Dataset *d, const char *path, int kind, const uint8_t *head, size_t headlen)
 {
-	if (kind == 3 && image_sniff(head, headlen) == IMAGE_FMT_UNKNOWN)
+	if (kind == 3 && !ds_sniff_head(head, headlen))
 		return 0;
 	if (kind == 2) {
 		d->members++;
@@ -773,8 +802,9 @@ dataset_finish(Dataset *d)
 		any1 |= d->samples[i].c == 1;
 		any3 |= d->samples[i].c == 3;
 	}
-	/* with shards a rank cannot see whether other shards hold colour */
-	any3 |= d->opt.nshards > 1 && d->mode == MODE_NAMED;
+	/* with shards a rank cannot see whether other shards hold colour;
+	 * --channels 1 decoded every image gray already */
+	any3 |= d->opt.nshards > 1 && d->mode == MODE_NAMED && !d->opt.channels;
 	if (any1 && any3) {
 		/* auto channels: some color images, so every gray one becomes RGB
 		 * (when read: the store keeps one channel) */

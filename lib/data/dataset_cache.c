@@ -48,11 +48,15 @@ cmp_name(const struct dirent **a, const struct dirent **b)
 	return strcmp((*a)->d_name, (*b)->d_name);
 }
 
+/* A file's identity: the inode and the change time as well as the size and
+ * the modification time, which a user can set back (touch -d, tar, cp -p,
+ * rsync -t) after the bytes changed; the change time no user can set. */
 static uint64_t
 hash_stat(uint64_t h, const char *rel, const struct stat *st)
 {
-	int64_t v[4] = { (int64_t)st->st_mode, (int64_t)st->st_size, (int64_t)st->st_mtim.tv_sec,
-		             (int64_t)st->st_mtim.tv_nsec };
+	int64_t v[7] = { (int64_t)st->st_mode,          (int64_t)st->st_size,         (int64_t)st->st_mtim.tv_sec,
+		             (int64_t)st->st_mtim.tv_nsec, (int64_t)st->st_ino,          (int64_t)st->st_ctim.tv_sec,
+		             (int64_t)st->st_ctim.tv_nsec };
 	h = pixstore_fnv(h, rel, strlen(rel) + 1);
 	return pixstore_fnv(h, v, sizeof v);
 }
@@ -66,9 +70,11 @@ beside_wanted(const char *name)
 	       strcmp(name, "fine_label_names.txt") == 0 || strcmp(name, "coarse_label_names.txt") == 0;
 }
 
-/* Hashes (path, type, size, mtime) of everything below dir, in name order
- * (the same walk as the reader's: links to folders not followed); depth 0:
- * only the folder's own files that beside_wanted. *count: the entries. */
+/* Hashes (path, type, size, mtime, inode, ctime) of everything below dir,
+ * in name order (the same walk as the reader's, ds_walk: links to folders
+ * not followed, as deep as DATASET_MAX_DEPTH); depth: dir's below the
+ * input, or -1: only the folder's own files that beside_wanted. *count:
+ * the entries. */
 static uint64_t
 hash_tree(uint64_t h, const char *dir, const char *rel, int depth, int64_t *count)
 {
@@ -80,7 +86,7 @@ hash_tree(uint64_t h, const char *dir, const char *rel, int depth, int64_t *coun
 		char full[PATH_MAX], crel[PATH_MAX];
 		struct stat st, lst;
 		const char *nm = names[i]->d_name;
-		if (strcmp(nm, ".") && strcmp(nm, "..") && (depth > 0 || beside_wanted(nm)) && (size_t)snprintf(full, sizeof full, "%s/%s", dir, nm) < sizeof full &&
+		if (strcmp(nm, ".") && strcmp(nm, "..") && (depth >= 0 || beside_wanted(nm)) && (size_t)snprintf(full, sizeof full, "%s/%s", dir, nm) < sizeof full &&
 		    (size_t)snprintf(crel, sizeof crel, "%s%s%s", rel, *rel ? "/" : "", nm) < sizeof crel &&
 		    lstat(full, &lst) == 0) {
 			int link = S_ISLNK(lst.st_mode);
@@ -88,7 +94,7 @@ hash_tree(uint64_t h, const char *dir, const char *rel, int depth, int64_t *coun
 				st = lst;
 			h = hash_stat(h, crel, &st);
 			++*count;
-			if (!link && S_ISDIR(st.st_mode) && depth > 0 && depth < 64)
+			if (!link && S_ISDIR(st.st_mode) && depth >= 0 && depth < DATASET_MAX_DEPTH)
 				h = hash_tree(h, full, crel, depth + 1, count);
 		}
 		free(names[i]);
@@ -112,8 +118,8 @@ char *
 dataset_cache_key(const DatasetOptions *o, int ninputs, char *const *inputs)
 {
 	Text t = { 0 };
-	text_add(&t, "ssl-decode %s\nsize %dx%d fit %d channels %d max-pixels %lld split %s coarse %d strict %d\n",
-	         SSL_VERSION, o->height, o->width, o->fit, o->channels, (long long)o->max_pixels,
+	text_add(&t, "ssl-decode %s decode %d %s\nsize %dx%d fit %d channels %d max-pixels %lld split %s coarse %d strict %d\n",
+	         SSL_VERSION, DECODE_REVISION, image_codec_versions(), o->height, o->width, o->fit, o->channels, (long long)o->max_pixels,
 	         o->split ? o->split : "-", o->coarse, o->strict);
 	text_add(&t, "classes");
 	for (int i = 0; i < o->nclass_names; i++)
@@ -128,14 +134,16 @@ dataset_cache_key(const DatasetOptions *o, int ninputs, char *const *inputs)
 			snprintf(real, sizeof real, "?%s", strerror(errno));
 		if (stat(inputs[i], &st) < 0)
 			memset(&st, 0, sizeof st);
-		text_add(&t, "input %zu:%s real %zu:%s size %lld mtime %lld.%09ld\n", strlen(inputs[i]), inputs[i],
-		         strlen(real), real, (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+		text_add(&t, "input %zu:%s real %zu:%s size %lld mtime %lld.%09ld ino %llu ctime %lld.%09ld\n",
+		         strlen(inputs[i]), inputs[i], strlen(real), real, (long long)st.st_size,
+		         (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long long)st.st_ino,
+		         (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
 		/* a folder: its members; an IDX file or a CIFAR batch: the files
 		 * beside it that say its labels and class names */
 		if (S_ISDIR(st.st_mode))
-			h = hash_tree(h, inputs[i], "", 1, &count);
+			h = hash_tree(h, inputs[i], "", 0, &count);
 		else if (ds_is_idx_name(ds_base_name(inputs[i])) || ds_cifar_kind(ds_base_name(inputs[i])))
-			h = hash_tree(h, parent_of(inputs[i], dir, sizeof dir), "", 0, &count);
+			h = hash_tree(h, parent_of(inputs[i], dir, sizeof dir), "", -1, &count);
 		text_add(&t, "tree %lld %016llx\n", (long long)count, (unsigned long long)h);
 	}
 	return t.s;

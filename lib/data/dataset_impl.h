@@ -24,6 +24,10 @@ enum { DIR_HAS_SUBDIR = 1, DIR_HAS_MEMBER = 2 };
 
 /* A chunk of members read but not yet decoded: the reader fills one while
  * the other is decoded by OpenMP tasks. */
+/* Folders below a folder input are read to this depth (deeper ones are
+ * skipped members); the cache key's walk goes exactly as deep. */
+#define DATASET_MAX_DEPTH 64
+
 #define CHUNK_ITEMS 1024
 #define CHUNK_BYTES (64u << 20)
 #define TASK_ITEMS  16
@@ -144,6 +148,10 @@ int ds_set_mode(Dataset *d, int mode, const char *path);
 void ds_dir_note(Dataset *d, const char *path, int flag);
 int ds_is_junk_path(const char *path);
 int ds_member_kind(const char *path);
+/* Whether the first bytes of a member whose name says nothing make it an
+ * image to decode: 8 of them at least (in folders and archives alike, and
+ * the same on every rank), that sniff as one. */
+int ds_sniff_head(const uint8_t *head, size_t len);
 int ds_member_wanted(Dataset *d, const char *path, int kind, const uint8_t *head, size_t headlen);
 void ds_note_member_dir(Dataset *d, const char *path);
 int ds_submit(Dataset *d, const char *path, uint8_t *data, size_t len, int64_t cand);

@@ -30,7 +30,7 @@ ds_walk(Dataset *d, const char *root, const char *rel, int depth)
 	size_t n = 0;
 	int rc = 0;
 	snprintf(full, sizeof full, "%s%s%s", root, *rel ? "/" : "", rel);
-	if (depth > 64) {
+	if (depth > DATASET_MAX_DEPTH) {
 		d->members++;
 		return ds_skip(d, SKIP_UNREADABLE, rel, "folders nested too deep");
 	}
@@ -194,7 +194,7 @@ read_file(Dataset *d, const char *full, const char *rel, int kind)
 		return 0;
 	if (kind == 3) {
 		int fd = open(full, O_RDONLY);
-		ssize_t k = fd < 0 ? -1 : read(fd, head, sizeof head);
+		ssize_t k = fd < 0 ? -1 : ds_read_head(fd, head, sizeof head);
 		if (fd >= 0)
 			close(fd);
 		if (k <= 0)
@@ -220,28 +220,37 @@ read_file(Dataset *d, const char *full, const char *rel, int kind)
 
 /* ---- archives ---- */
 
-/* Reads the current entry's data. Returns 0 (data in *out), 1 (sniffed:
- * not an image), 2 (over the limit), 3 (this entry cannot be read; the
+/* Reads the current entry's data, after the pre bytes already read from
+ * it (a member whose name says nothing, sniffed by archive_head). Returns
+ * 0 (data in *out), 2 (over the limit), 3 (this entry cannot be read; the
  * archive goes on), 4 (more data than the archive's header says), -1 (the
  * archive is damaged).
  * Memory follows the bytes that arrive, not the size a header claims, and
  * never exceeds that size: a member whose header lies (or a decompression
- * bomb) costs what the header promised at most. Every member is sniffed
- * after its first bytes (a member named *.jpg full of zeros is not stored);
- * sniff selects what a miss means: 1 (skip quietly), or 0 (read on: the
- * decoder then names the problem). */
+ * bomb) costs what the header promised at most. A member named like an
+ * image whose first 8 bytes are not one is not read further (a *.jpg full
+ * of zeros is not stored): those 8 bytes are kept for the decoder's
+ * message. */
 static int
-archive_slurp(struct archive *a, int64_t size, int sniff, uint8_t **out, size_t *outlen)
+archive_slurp(struct archive *a, int64_t size, const uint8_t *pre, size_t prelen, uint8_t **out, size_t *outlen)
 {
-	size_t cap = size >= 0 && size < (1 << 20) ? (size_t)size + 1 : 1 << 20, len = 0;
+	size_t cap = size >= 0 && size < (1 << 20) ? (size_t)size + 1 : 1 << 20, len = prelen;
 	uint8_t *buf;
 	int sniffed = 0;
 	if (size > DATASET_MAX_MEMBER_BYTES)
 		return 2;
-	buf = xmalloc(cap);
+	if (size >= 0 && (int64_t)prelen > size)
+		return 4;
+	buf = xmalloc(cap);   /* cap > prelen: at least size + 1, or 1 MiB */
+	memcpy(buf, pre, prelen);
 	for (;;) {
-		la_ssize_t k = archive_read_data(a, buf + len, cap - len);
-		if (k < 0) {
+		la_ssize_t k;
+		if (!sniffed && len >= 8) {
+			if (image_sniff(buf, len) == IMAGE_FMT_UNKNOWN)
+				break;   /* named like an image but is not one */
+			sniffed = 1;
+		}
+		if ((k = archive_read_data(a, buf + len, cap - len)) < 0) {
 			free(buf);
 			return k == ARCHIVE_FATAL ? -1 : 3;
 		}
@@ -252,19 +261,6 @@ archive_slurp(struct archive *a, int64_t size, int sniff, uint8_t **out, size_t 
 			free(buf);
 			return 4;
 		}
-		if (!sniffed && len >= 8) {
-			if (image_sniff(buf, len) == IMAGE_FMT_UNKNOWN) {
-				if (sniff) {
-					free(buf);
-					return 1;
-				}
-				/* named like an image but is not one: keep 8 bytes for the decoder's message */
-				*out = buf;
-				*outlen = len;
-				return 0;
-			}
-			sniffed = 1;
-		}
 		if ((int64_t)len > DATASET_MAX_MEMBER_BYTES) {
 			free(buf);
 			return 2;
@@ -274,10 +270,6 @@ archive_slurp(struct archive *a, int64_t size, int sniff, uint8_t **out, size_t 
 			cap = cap * 2 < most ? cap * 2 : most;
 			buf = xrealloc(buf, cap);
 		}
-	}
-	if (sniff && !sniffed && image_sniff(buf, len) == IMAGE_FMT_UNKNOWN) {
-		free(buf);
-		return 1;
 	}
 	*out = buf;
 	*outlen = len;
@@ -366,20 +358,22 @@ src_skip(struct archive *a, void *ctx, la_int64_t n)
 	return n;
 }
 
-/* Whether the current entry's first bytes look like an image (another
- * shard's member of unknown kind: a candidate only if so). */
+/* Whether a member whose name says nothing (kind 3) is a candidate: its
+ * first 8 bytes (ds_sniff_head) look like an image. Every rank decides so
+ * from these bytes alone, before the header's size or a later read error
+ * can count, so that all ranks agree on the candidates and so on the ids;
+ * the rank that decodes it reads on after them (*got bytes in head). */
 static int
-archive_sniff(struct archive *a)
+archive_head(struct archive *a, uint8_t head[8], size_t *got)
 {
-	uint8_t head[8];
-	size_t got = 0;
-	while (got < sizeof head) {
-		la_ssize_t k = archive_read_data(a, head + got, sizeof head - got);
+	*got = 0;
+	while (*got < 8) {
+		la_ssize_t k = archive_read_data(a, head + *got, 8 - *got);
 		if (k <= 0)
 			break;
-		got += (size_t)k;
+		*got += (size_t)k;
 	}
-	return got >= sizeof head && image_sniff(head, got) != IMAGE_FMT_UNKNOWN;
+	return ds_sniff_head(head, *got);
 }
 
 /* With shards, a hard link is a candidate of its target's shard (the rank
@@ -409,6 +403,8 @@ ds_read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
 	char member[4096] = "", last[4096] = "";
+	uint8_t mhead[8];   /* a member's first bytes */
+	size_t mheadlen;
 	ArchiveSrc *src;
 	struct stat st;
 	int r, rc = 0, any = 0;
@@ -505,10 +501,12 @@ ds_read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_
 			rc = ds_skip(d, SKIP_UNSUPPORTED, member, "unsupported image format");
 			continue;
 		}
+		mheadlen = 0;
+		if (kind == 3 && !archive_head(a, mhead, &mheadlen))
+			continue;   /* not an image: quietly, on every rank */
 		if (!ds_mine(d, member, -1)) {   /* another shard's: noted, its data skipped unread */
 			int theirs;
-			if (kind != 3 || archive_sniff(a))
-				shard_member(d, member, &theirs);
+			shard_member(d, member, &theirs);
 			archive_read_data_skip(a);
 			continue;
 		}
@@ -516,11 +514,9 @@ ds_read_archive(Dataset *d, const char *path, int fd, const uint8_t *head, size_
 			uint8_t *data = NULL;
 			size_t len = 0;
 			int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
-			int s = archive_slurp(a, size, kind == 3, &data, &len), theirs;
+			int s = archive_slurp(a, size, mhead, mheadlen, &data, &len), theirs;
 			int64_t cand = -1;
-			if (s == 1 || (s == 3 && kind == 3 && d->opt.nshards > 1))
-				continue;   /* not an image (as archive_sniff says on the other ranks) */
-			if (s != -1)
+			if (s != -1)   /* a candidate from here on: a failure is its skip, and it keeps its id */
 				cand = shard_member(d, member, &theirs);
 			if (s == -1) {
 				rc = ds_fail(d, "%s: %s: %s", path, member, archive_error_string(a));

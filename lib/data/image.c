@@ -28,6 +28,25 @@ image_sniff(const void *buf, size_t len)
 	return IMAGE_FMT_UNKNOWN;
 }
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x)  STRINGIFY_(x)
+
+const char *
+image_codec_versions(void)
+{
+	static char buf[128];
+	/* libjpeg-turbo has no version to ask at run time (its message table
+	 * says 6b): the headers' it was built with; libpng's own */
+#ifdef LIBJPEG_TURBO_VERSION
+	const char *turbo = STRINGIFY(LIBJPEG_TURBO_VERSION);
+#else
+	const char *turbo = "-";
+#endif
+	snprintf(buf, sizeof buf, "libjpeg %d libjpeg-turbo %s libpng %s", JPEG_LIB_VERSION, turbo,
+	         png_get_libpng_ver(NULL));
+	return buf;
+}
+
 const char *
 image_format_name(ImageFormat f)
 {

@@ -15,6 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The revision of what decoding, channel conversion and resizing output:
+ * bump it with every change that alters a pixel of any image, so that
+ * ssl-decode --cache files made before are decoded again (their key holds
+ * it, with image_codec_versions). */
+#define DECODE_REVISION 1
+
 #define IMAGE_DEFAULT_MAX_PIXELS (INT64_C(64) << 20) /* 64 Mpx */
 #define IMAGE_MAX_SIDE 65535
 
@@ -28,6 +34,9 @@ typedef struct {
 /* The format from the first bytes (magic numbers), not the file name. */
 ImageFormat image_sniff(const void *buf, size_t len);
 const char *image_format_name(ImageFormat f);
+/* The libjpeg (libjpeg-turbo) and libpng in use, for keys of decoded sets:
+ * another library may decode the same bytes to other pixels. */
+const char *image_codec_versions(void);
 /* 1 when a file name has an image extension we decode (.jpg .jpeg .png .pnm
  * .ppm .pgm .pbm); 2 when it names an image format we do not decode (.gif,
  * .bmp, .webp, .tif, ...); 0 otherwise. Case-insensitive. */

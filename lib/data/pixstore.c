@@ -398,15 +398,21 @@ pixstore_open_kept(const char *path, uint8_t **meta, size_t *metalen, char *err,
 	struct stat st = { 0 };
 	const char *why;
 	PixStore *p;
-	int fd = open(path, O_RDONLY);
+	int fd = open(path, O_RDONLY | O_NONBLOCK);   /* a FIFO must not block: refused below */
 	if (fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "%s: %s", path, strerror(e));
 		errno = e;   /* ENOENT: no cache yet */
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || st.st_size < PIXSTORE_HEADER || read_all(fd, head, sizeof head, 0) < 0) {
-		snprintf(err, errlen, "%s: %s", path, st.st_size < PIXSTORE_HEADER ? "too short" : strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < PIXSTORE_HEADER ||
+	    read_all(fd, head, sizeof head, 0) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path,
+		         !st.st_mode                    ? strerror(e)   /* fstat failed */
+		         : !S_ISREG(st.st_mode)         ? "not a regular file"
+		         : st.st_size < PIXSTORE_HEADER ? "too short"
+		                                        : strerror(e));
 		close(fd);
 		errno = EINVAL;
 		return NULL;

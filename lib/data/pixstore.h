@@ -9,8 +9,9 @@
  * serves later epochs from memory when there is room.
  *
  * A store can also be kept (the cache file of ssl-decode --cache): the
- * spill file is then "<path>.tmp.<pid>" beside the cache file (atomicfile.h),
- * and pixstore_keep writes the pixels held in memory and the caller's
+ * spill file is then a temporary beside the cache file (atomicfile_open_rw:
+ * on Linux without a name until it is kept, so that a run killed by a
+ * signal leaves nothing), and pixstore_keep writes the pixels held in memory and the caller's
  * metadata after the spilled ones and renames the file into place. A kept
  * file is opened again with pixstore_open_kept: every image is then read
  * from it.
@@ -31,8 +32,8 @@ typedef int64_t PixRef;
 typedef struct PixStore PixStore;
 
 /* A store keeping up to budget bytes in memory; the rest spills to a file
- * in dir (NULL: $TMPDIR, else /var/tmp), or with keep_path set to
- * "<keep_path>.tmp.<pid>" (kept by pixstore_keep, removed otherwise). NULL
+ * in dir (NULL: $TMPDIR, else /var/tmp), or with keep_path set to a
+ * temporary beside keep_path (kept by pixstore_keep, removed otherwise). NULL
  * and a message in err when the folder cannot take a file. */
 PixStore *pixstore_new(int64_t budget, const char *dir, const char *keep_path, char *err, size_t errlen);
 /* Stores n bytes; *ref says where. -1 on error (pixstore_error). */
