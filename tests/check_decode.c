@@ -1340,6 +1340,8 @@ START_TEST(test_tool_spill)
 			ck_assert_int_eq(sscanf(line, "pixels: %lld bytes in memory, %lld bytes in the spill file", &inmem,
 			                        &spilled), 2);
 			ck_assert_msg(spilled > 0 && (b == 1 ? inmem == 0 : inmem > 0), "%s", line);
+			/* a quarter of the budget is kept for the rest of the process */
+			ck_assert_msg(inmem <= atoll(budgets[b]) * 3 / 4, "%s", line);
 			tu_assert_has(r.err, "decoded 8 images in ");
 			tu_assert_has(r.err, "epoch 1: 8 records in ");
 			tu_result_free(&r);

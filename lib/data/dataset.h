@@ -64,9 +64,11 @@ typedef struct {
 	int          sizes_only;    /* keep each image's size, not its pixels;
 	                               sizes may differ */
 	int          coarse;        /* CIFAR-100: coarse labels */
-	int64_t      memory;        /* decoded pixels held in memory, in bytes: 0 the
-	                               default (PIXSTORE_DEFAULT_BUDGET), < 0 none;
-	                               the rest goes to a spill file (pixstore.h) */
+	int64_t      memory;        /* the process's memory budget, in bytes: 0 the
+	                               default (PIXSTORE_DEFAULT_BUDGET), < 0 no pixels
+	                               in memory; decoded pixels get
+	                               dataset_pixel_budget() of it, the rest goes to
+	                               a spill file (pixstore.h) */
 	const char  *cache_dir;     /* the spill file's folder; NULL: $TMPDIR, /var/tmp */
 	const char  *cache_path;    /* keep the decoded set in this file (dataset_cache_keep):
 	                               the spill file is made beside it instead */
@@ -97,6 +99,11 @@ typedef struct {
 } Sample;
 
 typedef struct Dataset Dataset;
+
+#define DATASET_RESERVE (INT64_C(256) << 20)
+/* The bytes of decoded pixels kept in memory under a --memory budget (the
+ * rest of it is for everything else the process holds); < 0 stays < 0. */
+int64_t dataset_pixel_budget(int64_t memory);
 
 Dataset *dataset_new(const DatasetOptions *opt);
 /* Reads and decodes one input. -1 on error (see dataset_error). */
