@@ -9,14 +9,15 @@
 #   usage: bench/recipe-trials.sh EPOCHS "NAME VAR=VAL ..." ...
 #   e.g.   bench/recipe-trials.sh 3 "base" "lr0.3 LR=0.3" "t0.2 TEMPERATURE=0.2"
 # Runs go to runs/trial-EPOCHS-NAME (kept; a finished trial is not rerun);
-# the table goes to stdout and runs/trials-EPOCHS.md.
+# the table goes to stdout and runs/trials-EPOCHS.md (rows appended, so
+# batches of trials at the same epochs build one table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=$1
 shift
 table=runs/trials-$epochs.md
 mkdir -p runs
-{
+[ -s "$table" ] || {
 	echo "| trial | changes | linear | kNN | monitor first → last | train s | steps |"
 	echo "|---|---|---|---|---|---|---|"
 } > "$table"
