@@ -24,10 +24,7 @@
 static uint64_t
 fnv(const uint8_t *b, size_t n)
 {
-	uint64_t h = UINT64_C(1469598103934665603);
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * UINT64_C(1099511628211);
-	return h;
+	return fnv1a(FNV1A_INIT, b, n);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -22,25 +22,16 @@
 
 #define CHECK(x) do { if (!(x)) { fprintf(stderr, "fuzz_stream: check failed: %s (line %d)\n", #x, __LINE__); abort(); } } while (0)
 
-static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * UINT64_C(1099511628211);
-	return h;
-}
-
 /* A digest of everything a consumer sees in a record. */
 static uint64_t
 record_digest(const Record *rec)
 {
-	uint64_t h = UINT64_C(1469598103934665603);
-	h = fnv(h, &rec->id, sizeof rec->id);
-	h = fnv(h, &rec->label, sizeof rec->label);
-	h = fnv(h, &rec->epoch, sizeof rec->epoch);
+	uint64_t h = FNV1A_INIT;
+	h = fnv1a(h, &rec->id, sizeof rec->id);
+	h = fnv1a(h, &rec->label, sizeof rec->label);
+	h = fnv1a(h, &rec->epoch, sizeof rec->epoch);
 	if (rec->source)
-		h = fnv(h, rec->source, strlen(rec->source) + 1);
+		h = fnv1a(h, rec->source, strlen(rec->source) + 1);
 	for (int i = 0; i < rec->ntensors; i++) {
 		const Tensor *t = &rec->tensors[i];
 		size_t isz = dtype_size(t->dtype);
@@ -51,11 +42,11 @@ record_digest(const Record *rec)
 		CHECK(tensor_nbytes(t) <= (size_t)MAX_BYTES);
 		CHECK(((uintptr_t)t->data & (isz - 1)) == 0);
 		CHECK(memchr(t->name, '\0', sizeof t->name) != NULL);
-		h = fnv(h, t->name, strlen(t->name) + 1);
-		h = fnv(h, &t->dtype, sizeof t->dtype);
-		h = fnv(h, &t->ndim, sizeof t->ndim);
-		h = fnv(h, t->shape, sizeof t->shape[0] * (size_t)t->ndim);
-		h = fnv(h, t->data, tensor_nbytes(t));   /* ASan: every byte must be readable */
+		h = fnv1a(h, t->name, strlen(t->name) + 1);
+		h = fnv1a(h, &t->dtype, sizeof t->dtype);
+		h = fnv1a(h, &t->ndim, sizeof t->ndim);
+		h = fnv1a(h, t->shape, sizeof t->shape[0] * (size_t)t->ndim);
+		h = fnv1a(h, t->data, tensor_nbytes(t));   /* ASan: every byte must be readable */
 	}
 	return h;
 }

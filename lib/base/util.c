@@ -463,3 +463,12 @@ fput_tsv(const char *s, FILE *fp)
 	}
 	return 0;
 }
+
+uint64_t
+fnv1a(uint64_t h, const void *data, size_t n)
+{
+	const uint8_t *p = data;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * UINT64_C(1099511628211);
+	return h;
+}

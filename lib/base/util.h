@@ -98,4 +98,10 @@ int fshut(FILE *fp, const char *name);
 /* Monotonic seconds. */
 double now_seconds(void);
 
+/* FNV-1a, 64 bits (Fowler-Noll-Vo), continuing from h (FNV1A_INIT to
+ * start): checksums, cache keys, shard choice and hash tables. Not for
+ * anything an adversary chooses to collide. */
+#define FNV1A_INIT UINT64_C(14695981039346656037)
+uint64_t fnv1a(uint64_t h, const void *data, size_t n);
+
 #endif

@@ -27,10 +27,7 @@
 static uint64_t
 str_hash(const char *s)
 {
-	uint64_t h = UINT64_C(1469598103934665603);
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * UINT64_C(1099511628211);
-	return h;
+	return fnv1a(FNV1A_INIT, s, strlen(s));
 }
 
 /* The value slot for key, inserted (val = init) when absent and insert is set. */
@@ -255,13 +252,13 @@ ds_class_of(Dataset *d, const char *path)
 int
 ds_shard_of(const Dataset *d, const char *path, int64_t sub)
 {
-	uint64_t h = pixstore_fnv(PIXSTORE_FNV_INIT, path, strlen(path));
+	uint64_t h = fnv1a(FNV1A_INIT, path, strlen(path));
 	uint8_t le[8];   /* sub's bytes little-endian: the same partition on every machine */
 	if (d->opt.nshards <= 1)
 		return 0;
 	for (int i = 0; i < 8; i++)
 		le[i] = (uint8_t)((uint64_t)sub >> (8 * i));
-	h = pixstore_fnv(h, le, sizeof le);
+	h = fnv1a(h, le, sizeof le);
 	h ^= h >> 31;   /* the low bits of FNV alone mix poorly; mod uses them */
 	h *= UINT64_C(0x9e3779b97f4a7c15);
 	h ^= h >> 29;

@@ -57,8 +57,8 @@ hash_stat(uint64_t h, const char *rel, const struct stat *st)
 	int64_t v[7] = { (int64_t)st->st_mode,          (int64_t)st->st_size,         (int64_t)st->st_mtim.tv_sec,
 		             (int64_t)st->st_mtim.tv_nsec, (int64_t)st->st_ino,          (int64_t)st->st_ctim.tv_sec,
 		             (int64_t)st->st_ctim.tv_nsec };
-	h = pixstore_fnv(h, rel, strlen(rel) + 1);
-	return pixstore_fnv(h, v, sizeof v);
+	h = fnv1a(h, rel, strlen(rel) + 1);
+	return fnv1a(h, v, sizeof v);
 }
 
 /* Files beside an IDX file or CIFAR batch that the reader may read: the
@@ -81,7 +81,7 @@ hash_tree(uint64_t h, const char *dir, const char *rel, int depth, int64_t *coun
 	struct dirent **names;
 	int n = scandir(dir, &names, NULL, cmp_name);
 	if (n < 0)
-		return pixstore_fnv(h, "?", 1);
+		return fnv1a(h, "?", 1);
 	for (int i = 0; i < n; i++) {
 		char full[PATH_MAX], crel[PATH_MAX];
 		struct stat st, lst;
@@ -129,7 +129,7 @@ dataset_cache_key(const DatasetOptions *o, int ninputs, char *const *inputs)
 		struct stat st;
 		char real[PATH_MAX], dir[PATH_MAX];
 		int64_t count = 0;
-		uint64_t h = PIXSTORE_FNV_INIT;
+		uint64_t h = FNV1A_INIT;
 		if (!realpath(inputs[i], real))
 			snprintf(real, sizeof real, "?%s", strerror(errno));
 		if (stat(inputs[i], &st) < 0)

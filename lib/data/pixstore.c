@@ -45,15 +45,6 @@ struct PixStore {
 	char       err[1024];
 };
 
-uint64_t
-pixstore_fnv(uint64_t h, const void *data, size_t n)
-{
-	const uint8_t *p = data;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * UINT64_C(1099511628211);
-	return h;
-}
-
 static int
 fail(PixStore *p, int e, const char *what)
 {
@@ -337,7 +328,7 @@ pixstore_keep(PixStore *p, int (*meta)(void *ctx, uint8_t **buf, size_t *len), v
 		snprintf(p->err, sizeof p->err, "%s: the metadata does not fit in a cache file", p->place);
 		goto fail;
 	}
-	pack_header(head, at - PIXSTORE_HEADER, (int64_t)mlen, pixstore_fnv(PIXSTORE_FNV_INIT, m, mlen));
+	pack_header(head, at - PIXSTORE_HEADER, (int64_t)mlen, fnv1a(FNV1A_INIT, m, mlen));
 	if (write_all(p->fd, m, mlen, at) < 0 || write_all(p->fd, head, sizeof head, 0) < 0) {
 		fail(p, errno, "writing");
 		goto fail;
@@ -426,7 +417,7 @@ pixstore_open_kept(const char *path, uint8_t **meta, size_t *metalen, char *err,
 	*metalen = (size_t)get_u64(head + 40);
 	m = xmalloc(*metalen ? *metalen : 1);
 	if (read_all(fd, m, *metalen, (int64_t)get_u64(head + 32)) < 0 ||
-	    pixstore_fnv(PIXSTORE_FNV_INIT, m, *metalen) != get_u64(head + 48)) {
+	    fnv1a(FNV1A_INIT, m, *metalen) != get_u64(head + 48)) {
 		snprintf(err, errlen, "%s: its metadata does not match its checksum", path);
 		free(m);
 		close(fd);

@@ -74,8 +74,4 @@ PixStore *pixstore_open_kept(const char *path, uint8_t **meta, size_t *metalen, 
 int pixstore_valid(const PixStore *p, PixRef ref, size_t n);
 void pixstore_free(PixStore *p);
 
-/* FNV-1a, 64 bits, for checksums and keys. */
-uint64_t pixstore_fnv(uint64_t h, const void *data, size_t n);
-#define PIXSTORE_FNV_INIT UINT64_C(14695981039346656037)
-
 #endif

@@ -17,7 +17,6 @@ settings_fingerprint(const Trainer *t)
 	const ModelConfig *c = &s->model;
 	const OptimConfig *o = s->resume ? &s->resume->optim : &s->optim;
 	char buf[1024];
-	uint64_t h = UINT64_C(14695981039346656037);
 	int n = snprintf(buf, sizeof buf,
 	                 "%d %d %d %d %d %d %d %d %d %d | %d %.9g %d %.9g %.9g %.9g %.9g %.9g %d | %d %.17g %d %.17g %lld "
 	                 "%lld %.17g %llu %lld %lld %d %d %lld %d %d",
@@ -30,9 +29,7 @@ settings_fingerprint(const Trainer *t)
 	                 s->nnorm, (int)s->precision);
 	for (int i = 0; i < s->nnorm && n > 0 && (size_t)n < sizeof buf; i++)
 		n += snprintf(buf + n, sizeof buf - (size_t)n, " %.9g/%.9g", s->mean[i], s->std[i]);
-	for (int i = 0; i < n && (size_t)i < sizeof buf; i++)
-		h = (h ^ (uint8_t)buf[i]) * UINT64_C(1099511628211);
-	return h;
+	return fnv1a(FNV1A_INIT, buf, n < 0 ? 0 : (size_t)n < sizeof buf ? (size_t)n : sizeof buf);
 }
 
 typedef struct {
