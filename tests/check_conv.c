@@ -227,6 +227,29 @@ START_TEST(test_conv_limits)
 }
 END_TEST
 
+/* A bf16 model keeps the layers fp32's implicit kernels run (3x3 stride-1,
+ * up to 32 channels, at avx2 and up) in fp32, and every other one in bf16. */
+START_TEST(test_conv_bf16_pays)
+{
+	if (!isa_use(_i))
+		return;
+	static const int shapes[][8] = {
+		/* C, H, W, OC, K, S, P, implicit at avx2 and up */
+		{ 16, 32, 32, 16, 3, 1, 1, 1 }, { 32, 16, 16, 32, 3, 1, 1, 1 }, { 3, 32, 32, 16, 3, 1, 1, 1 },
+		{ 64, 8, 8, 64, 3, 1, 1, 0 },   { 16, 32, 32, 32, 3, 2, 1, 0 }, { 32, 8, 8, 32, 1, 1, 0, 0 },
+		{ 32, 8, 8, 64, 3, 1, 1, 0 },
+	};
+	for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+		const int *c = shapes[k];
+		ConvShape s;
+		ck_assert_int_eq(conv_shape_init(&s, c[0], c[1], c[2], c[3], c[4], c[5], c[6], 4), 0);
+		int fp32_faster = c[7] && _i != CPU_GENERIC;
+		ck_assert_msg(conv_bf16_pays(&s) == !fp32_faster, "shape %zu at level %d: conv_bf16_pays %d", k, _i,
+		              conv_bf16_pays(&s));
+	}
+}
+END_TEST
+
 static Suite *
 conv_suite(void)
 {
@@ -240,6 +263,7 @@ conv_suite(void)
 	tcase_add_loop_test(tc, test_conv_fused, 0, CPU_NISA * NCONV);
 	tcase_add_test(tc, test_conv_torch);
 	tcase_add_test(tc, test_conv_limits);
+	tcase_add_loop_test(tc, test_conv_bf16_pays, 0, CPU_NISA);
 	suite_add_tcase(s, tc);
 	return s;
 }

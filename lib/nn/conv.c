@@ -136,6 +136,17 @@ conv_is_implicit(const ConvShape *s)
 	       s->OC <= IMPLICIT_MAX_C && gemm_fast();
 }
 
+/* bf16 goes through im2col; where the fp32 implicit kernels run (16 and 32
+ * channels) that costs more than bf16 saves: a bf16 model keeps those
+ * layers in fp32 (bench/step_bf16.sh, width 16: 11% faster step). */
+int
+conv_bf16_pays(const ConvShape *s)
+{
+	ConvShape t = *s;
+	t.bf16 = 0;
+	return !conv_is_implicit(&t);
+}
+
 typedef struct {
 	int    Wp;    /* padded width */
 	size_t plane; /* floats per padded plane, with zeros that junk columns read past the end */

@@ -33,7 +33,8 @@ typedef struct {
 	int threads;     /* OpenMP team the workspace is planned for (parallel_threads()) */
 	int bf16;        /* 1: every product in bf16 with fp32 sums (lib/nn/bf16.h) through
 	                  * im2col (no implicit GEMM, no fp32 micro-kernels); 0 after
-	                  * conv_shape_init. Set by the model's precision. */
+	                  * conv_shape_init. Set by the model's precision where
+	                  * conv_bf16_pays. */
 } ConvShape;
 
 /* Fills s for batches of at most max_n images. Chunks are a few hundred
@@ -48,6 +49,9 @@ size_t conv_work_floats(const ConvShape *s);
 size_t conv_work_floats_eval(const ConvShape *s);
 /* Forward FLOPs for one image (2 * C*K*K * OC * OH*OW). */
 int64_t conv_flops(const ConvShape *s);
+/* Whether a bf16 model runs this layer in bf16: not the layers that fp32's
+ * implicit GEMM runs faster (lib/base/cpu level avx2 and up). */
+int     conv_bf16_pays(const ConvShape *s);
 
 /* out (OC,n,OH,OW) = conv(inp (C,n,H,W), weight (OC,C,K,K)) + bias (OC).
  * Threads take chunks of images; each runs im2col and a one-thread sgemm. */

@@ -722,7 +722,7 @@ model_precision_resolve(ModelPrecision want, ModelPrecision *out, char *msg, siz
 static void
 set_conv_bf16(Conv *cv, void *arg)
 {
-	cv->s.bf16 = *(const int *)arg;
+	cv->s.bf16 = *(const int *)arg && conv_bf16_pays(&cv->s);
 }
 
 void
