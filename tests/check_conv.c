@@ -246,6 +246,8 @@ START_TEST(test_conv_bf16_pays)
 		int fp32_faster = c[7] && _i != CPU_GENERIC;
 		ck_assert_msg(conv_bf16_pays(&s) == !fp32_faster, "shape %zu at level %d: conv_bf16_pays %d", k, _i,
 		              conv_bf16_pays(&s));
+		s.bf16 = 1; /* as a bf16 model's layer, set again: the same answer */
+		ck_assert_int_eq(conv_bf16_pays(&s), !fp32_faster);
 	}
 }
 END_TEST

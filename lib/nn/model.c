@@ -556,8 +556,13 @@ model_print_summary(const Model *m, FILE *fp)
 	char isa[160];
 	cpu_describe(isa, sizeof isa);
 	fprintf(fp, "kernels %s\n", isa);
-	fprintf(fp, "precision %s%s\n", model_precision_name(m->precision),
-	        m->precision != PRECISION_BF16 ? "" : bf16_native() ? " (avx512_bf16 kernel)" : " (portable kernel)");
+	if (m->precision == PRECISION_BF16) {
+		int total, bf16 = model_bf16_convs(m, &total);
+		fprintf(fp, "precision bf16 (%s kernel; %d of %d convolutions in bf16, the rest on fp32's implicit kernels)\n",
+		        bf16_native() ? "avx512_bf16" : "portable", bf16, total);
+	} else {
+		fprintf(fp, "precision %s\n", model_precision_name(m->precision));
+	}
 	summary_conv(fp, &m->stem);
 	if (m->has_pool)
 		fprintf(fp, "%-24s %4dx%-4dx%-4d -> %4dx%-4dx%-4d k3/s2\n", "maxpool", m->pool.C, m->pool.H,
@@ -731,6 +736,23 @@ model_set_precision(Model *m, ModelPrecision p)
 	int bf16 = p == PRECISION_BF16;
 	m->precision = bf16 ? PRECISION_BF16 : PRECISION_FP32;
 	each_layer(m, set_conv_bf16, NULL, &bf16);
+}
+
+static void
+count_conv_bf16(Conv *cv, void *arg)
+{
+	int *n = arg;
+	n[0] += cv->s.bf16;
+	n[1]++;
+}
+
+int
+model_bf16_convs(const Model *m, int *total)
+{
+	int n[2] = { 0, 0 };
+	each_layer((Model *)m, count_conv_bf16, NULL, n);
+	*total = n[1];
+	return n[0];
 }
 
 ModelPrecision
