@@ -2,6 +2,7 @@
  * folders, IDX files and CIFAR batches written here at run time. */
 #include <dirent.h>
 #include <png.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1496,7 +1497,10 @@ START_TEST(test_tool_cache)
 	tu_assert_has(r.err, "set.cache: writing the cache file: File too large (give --cache a place with more room");
 	tu_result_free(&r);
 	ck_assert_int_eq(count_prefixed(tu_tmpdir(), "set.cache"), 0);
-	/* killed mid-decode (SIGTERM, SIGHUP): nothing left beside the cache's place */
+	/* killed mid-decode (SIGTERM, SIGHUP): nothing left beside the cache's place.
+	 * Under nohup SIGHUP comes ignored, and the children would inherit that
+	 * (the kill would never land): they get the default action back. */
+	signal(SIGHUP, SIG_DFL);
 	for (int k = 0; k < 2; k++) {
 		static const char *const sigs[] = { "TERM", "HUP" };
 		char dir[512];
