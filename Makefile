@@ -85,10 +85,13 @@ check: deps
 check-asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
 
+# The demo pre-trains for a wall time, not a number of epochs: it ends when
+# promised on any CPU, and 5 minutes of the short-budget recipe beat the old
+# fixed 2 epochs by 2.4 kNN points (README, "Training on a time budget").
+DEMO_BUDGET ?= 5m
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@if [ -f pipelines/fashion-mnist.mk ]; then $(MAKE) --no-print-directory -f pipelines/fashion-mnist.mk; \
-	 else echo "make demo: not yet (ssl-train has not landed)"; fi
+	@$(MAKE) --no-print-directory -f pipelines/fashion-mnist.mk BUDGET=$(DEMO_BUDGET)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANPREFIX)/man1 $(DESTDIR)$(MANPREFIX)/man5

@@ -1,6 +1,6 @@
 # SimCLR on Fashion-MNIST (Debian package dataset-fashion-mnist): what
-# `make demo` runs. Sized to finish in about 10 minutes on 2 cores.
-#   make -f pipelines/fashion-mnist.mk [EPOCHS=..] [WIDTH=..] [RUN=name]
+# `make demo` runs, with BUDGET=5m (five minutes of pre-training).
+#   make -f pipelines/fashion-mnist.mk [BUDGET=5m | EPOCHS=..] [WIDTH=..] [RUN=name]
 DATASET     := Fashion-MNIST
 FMNIST      ?= /usr/share/datasets/fashion-mnist
 TRAIN_INPUT ?= $(FMNIST)/train-images-idx3-ubyte.gz
