@@ -87,7 +87,7 @@ check-asan: deps
 
 # The demo pre-trains for a wall time, not a number of epochs: it ends when
 # promised on any CPU, and 5 minutes of the short-budget recipe beat the old
-# fixed 2 epochs by 2.4 kNN points (README, "Training on a time budget").
+# fixed 2 epochs by about 2 kNN points (README, "Results on this machine").
 DEMO_BUDGET ?= 5m
 demo: deps
 	@$(MAKE) --no-print-directory all
