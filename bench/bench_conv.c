@@ -4,7 +4,10 @@
  * 16 and 64 and of the ImageNet stem at width 32 on 96 px images.
  * bench/conv_torch.py times the same layers in PyTorch (oneDNN).
  * One line per layer, level and pass: median ms of REPS and GFLOP/s.
- *   usage: bench_conv [--batch 32] [--reps 5] [--isa LEVEL] [--only NAME-PREFIX] */
+ * --precision bf16 runs every layer in bf16 (ConvShape.bf16); "bwd-w" is the backward pass without the input
+ * gradient (the weight gradient alone, as for a network's first layer).
+ *   usage: bench_conv [--batch 32] [--reps 5] [--isa LEVEL] [--only NAME-PREFIX]
+ *                     [--precision fp32|bf16] */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +17,7 @@
 #include "base/parallel.h"
 #include "base/rng.h"
 #include "base/util.h"
+#include "nn/bf16.h"
 #include "nn/conv.h"
 #include "nn/gemm.h"
 
@@ -45,12 +49,13 @@ int
 main(int argc, char **argv)
 {
 	setprogname(argv[0]);
-	int n = 32, reps = 5, only_isa = -1;
+	int n = 32, reps = 5, only_isa = -1, bf16 = 0;
 	const char *only = NULL;
 	static const struct option opts[] = { { "batch", required_argument, NULL, 'b' },
 		                              { "reps", required_argument, NULL, 'r' },
 		                              { "isa", required_argument, NULL, 'i' },
 		                              { "only", required_argument, NULL, 'o' },
+		                              { "precision", required_argument, NULL, 'p' },
 		                              { NULL, 0, NULL, 0 } };
 	int o;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -63,15 +68,22 @@ main(int argc, char **argv)
 				die_usage("--isa: '%s' is not generic, avx2 or avx512", optarg);
 			break;
 		case 'o': only = optarg; break;
+		case 'p':
+			if (strcmp(optarg, "bf16") != 0 && strcmp(optarg, "fp32") != 0)
+				die_usage("--precision: '%s' is not fp32 or bf16", optarg);
+			bf16 = strcmp(optarg, "bf16") == 0;
+			break;
 		default:
-			fprintf(stderr, "usage: bench_conv [--batch 32] [--reps 5] [--isa LEVEL] [--only NAME]\n");
+			fprintf(stderr, "usage: bench_conv [--batch 32] [--reps 5] [--isa LEVEL] [--only NAME]\n"
+			                "                  [--precision fp32|bf16]\n");
 			return 2;
 		}
 	}
 	parallel_set_threads(1);
 	char line[160];
 	cpu_describe(line, sizeof line);
-	printf("bench_conv: batch %d, 1 thread, median of %d; %s\n", n, reps, line);
+	printf("bench_conv: batch %d, 1 thread, median of %d, %s; %s\n", n, reps,
+	       bf16 ? (bf16_native() ? "bf16 (native kernel)" : "bf16 (portable kernel)") : "fp32", line);
 	double *t = xcalloc((size_t)reps, sizeof *t);
 	for (size_t l = 0; l < sizeof layers / sizeof layers[0]; l++) {
 		const Layer *L = &layers[l];
@@ -80,6 +92,7 @@ main(int argc, char **argv)
 		ConvShape s;
 		if (conv_shape_init(&s, L->C, L->H, L->W, L->OC, L->K, L->S, L->P, n) != 0)
 			die("%s: bad shape", L->name);
+		s.bf16 = bf16;
 		size_t in = (size_t)s.C * n * s.H * s.W, out = (size_t)s.OC * n * s.OH * s.OW,
 		       wn = (size_t)s.OC * s.C * s.K * s.K;
 		float *x = xalloc_aligned(in * 4), *dx = xalloc_aligned(in * 4), *w = xalloc_aligned(wn * 4);
@@ -96,7 +109,7 @@ main(int argc, char **argv)
 		for (int isa = 0; isa < CPU_NISA; isa++) {
 			if ((only_isa >= 0 && isa != only_isa) || cpu_isa_set((CpuIsa)isa) != 0)
 				continue;
-			for (int pass = 0; pass < 2; pass++) {
+			for (int pass = 0; pass < 3; pass++) {
 				for (int i = -1; i < reps; i++) {
 					memset(dx, 0, in * 4);
 					memset(dw, 0, wn * 4);
@@ -104,14 +117,14 @@ main(int argc, char **argv)
 					if (pass == 0)
 						conv2d_forward(y, work, x, w, NULL, n, &s);
 					else
-						conv2d_backward(dx, dw, NULL, work, dy, x, w, n, &s);
+						conv2d_backward(pass == 1 ? dx : NULL, dw, NULL, work, dy, x, w, n, &s);
 					if (i >= 0)
 						t[i] = now_seconds() - t0;
 				}
 				qsort(t, (size_t)reps, sizeof *t, cmp_double);
-				double med = t[reps / 2], flops = gf * (pass ? 2 : 1);
-				printf("%-10s %-7s %-4s %8.3f ms %7.1f GFLOP/s  (%s)\n", L->name, cpu_isa_name((CpuIsa)isa),
-				       pass ? "bwd" : "fwd", med * 1e3, flops / med, gemm_micro_name());
+				double med = t[reps / 2], flops = gf * (pass == 1 ? 2 : 1);
+				printf("%-10s %-7s %-5s %8.3f ms %7.1f GFLOP/s  (%s)\n", L->name, cpu_isa_name((CpuIsa)isa),
+				       pass == 0 ? "fwd" : pass == 1 ? "bwd" : "bwd-w", med * 1e3, flops / med, gemm_micro_name());
 				fflush(stdout);
 			}
 		}

@@ -364,17 +364,161 @@ START_TEST(test_threads)
 }
 END_TEST
 
+/* The products read in place (gemm_bf16_rows, gemm_bf16_rows_nt) on
+ * shapes with every kind of edge (rows short of a panel, columns short of
+ * a tile or of a pair, one pair): native and portable bit for bit, both
+ * against double sums of the bf16-rounded operands (fp32 summation bound
+ * K u S, S = sum |a b|), and the packing and conversions they rely on. */
+static const int rows_shapes[][3] = {
+	/* M, N, pairs (rows); M, R, N (rows_nt) */
+	{ 1, 1, 1 }, { 8, 48, 9 }, { 13, 100, 17 }, { 16, 1088, 72 }, { 5, 47, 3 }, { 3, 9, 63 },
+};
+#define NROWS ((int)(sizeof rows_shapes / sizeof rows_shapes[0]))
+
+static int
+kernels_to_run(void)
+{
+	return bf16_native() ? 2 : 1; /* portable, then native */
+}
+
+START_TEST(test_rows)
+{
+	const int M = rows_shapes[_i][0], N = rows_shapes[_i][1], KP = rows_shapes[_i][2], K = 2 * KP;
+	const int L = N + 3 * KP + 7; /* words of B; pair rows start anywhere in [0, L - N] */
+	Rng r = rng_for(29, 0, (uint64_t)_i, 0);
+	float *A = xcalloc((size_t)M * K, 4), *b0 = xcalloc((size_t)L, 4), *b1 = xcalloc((size_t)L, 4);
+	fill(A, (size_t)M * K, &r);
+	fill(b0, (size_t)L, &r);
+	fill(b1, (size_t)L, &r);
+	uint16_t *Ap = xcalloc(bf16_pack_a_elems(M, K), 2), *Ag = xcalloc(bf16_pack_a_elems(M, K), 2);
+	uint32_t *B = xcalloc((size_t)L, 4);
+	ptrdiff_t *boff = xcalloc((size_t)KP, sizeof *boff), *koff = xcalloc((size_t)K, sizeof *koff);
+	for (int q = 0; q < KP; q++)
+		boff[q] = (ptrdiff_t)rng_below(&r, (uint64_t)(L - N + 1));
+	for (int k = 0; k < K; k++)
+		koff[k] = k;
+	bf16_pack_a(Ap, 0, A, K, M, K);
+	bf16_pack_a_gather(Ag, A, M, (size_t)KP, K, koff);
+	ck_assert_mem_eq(Ap, Ag, 2 * bf16_pack_a_elems(M, K));
+	koff[K - 1] = -1; /* a missing element packs as zero */
+	bf16_pack_a_gather(Ag, A, M, (size_t)KP, K, koff);
+	for (int i = 0; i < M; i++)
+		ck_assert_int_eq(Ag[(((size_t)(i / BF16_MR) * KP + KP - 1) * BF16_MR + i % BF16_MR) * 2 + 1], 0);
+	bf16_interleave(B, b0, b1, (size_t)L);
+	float *C[2];
+	for (int nat = 0; nat < kernels_to_run(); nat++) {
+		C[nat] = xcalloc((size_t)M * N, 4);
+		bf16_native_set(nat);
+		gemm_bf16_rows(M, N, (size_t)KP, Ap, B, boff, C[nat], N);
+		bf16_native_set(1);
+	}
+	if (kernels_to_run() == 2)
+		ck_assert_msg(memcmp(C[0], C[1], sizeof(float) * M * N) == 0, "rows %d: native != portable", _i);
+	for (int i = 0; i < M; i++)
+		for (int j = 0; j < N; j++) {
+			double ref = 0, S = 0;
+			for (int q = 0; q < KP; q++) {
+				double p0 = (double)bf16_round(A[(size_t)i * K + 2 * q]) * bf16_round(b0[boff[q] + j]);
+				double p1 = (double)bf16_round(A[(size_t)i * K + 2 * q + 1]) * bf16_round(b1[boff[q] + j]);
+				ref += p0 + p1, S += fabs(p0) + fabs(p1);
+			}
+			ck_assert_msg(fabs(C[0][(size_t)i * N + j] - ref) <= K * 0x1p-24 * S + 1e-30, "rows %d (%d, %d): %g vs %g",
+			              _i, i, j, C[0][(size_t)i * N + j], ref);
+		}
+	for (int nat = 0; nat < kernels_to_run(); nat++)
+		free(C[nat]);
+	free(A), free(b0), free(b1), free(Ap), free(Ag), free(B), free(boff), free(koff);
+}
+END_TEST
+
+START_TEST(test_rows_nt)
+{
+	const int M = rows_shapes[_i][0], R = rows_shapes[_i][1], N = rows_shapes[_i][2];
+	const size_t lda = (size_t)N + 5, L = (size_t)N + 2 * R + 3;
+	Rng r = rng_for(31, 0, (uint64_t)_i, 0);
+	float *a = xcalloc((size_t)M * lda, 4), *b = xcalloc(L, 4), *C0 = xcalloc((size_t)M * R, 4);
+	fill(a, (size_t)M * lda, &r);
+	fill(b, L, &r);
+	fill(C0, (size_t)M * R, &r);
+	uint16_t *A = xcalloc((size_t)M * lda, 2), *B = xcalloc(L, 2);
+	bf16_convert(A, a, (size_t)M * lda);
+	bf16_convert(B, b, L);
+	ptrdiff_t *boff = xcalloc((size_t)R, sizeof *boff);
+	for (int k = 0; k < R; k++)
+		boff[k] = (ptrdiff_t)rng_below(&r, (uint64_t)(L - N + 1));
+	float *C[2];
+	for (int nat = 0; nat < kernels_to_run(); nat++) {
+		C[nat] = xcalloc((size_t)M * R, 4);
+		memcpy(C[nat], C0, sizeof(float) * M * R);
+		bf16_native_set(nat);
+		gemm_bf16_rows_nt(M, R, N, A, lda, B, boff, C[nat], R);
+		bf16_native_set(1);
+	}
+	if (kernels_to_run() == 2)
+		ck_assert_msg(memcmp(C[0], C[1], sizeof(float) * M * R) == 0, "rows_nt %d: native != portable", _i);
+	for (int i = 0; i < M; i++)
+		for (int k = 0; k < R; k++) {
+			double ref = C0[(size_t)i * R + k], S = fabs(ref);
+			for (int j = 0; j < N; j++) {
+				double p = (double)bf16_round(a[(size_t)i * lda + j]) * bf16_round(b[boff[k] + j]);
+				ref += p, S += fabs(p);
+			}
+			ck_assert_msg(fabs(C[0][(size_t)i * R + k] - ref) <= (N + 1) * 0x1p-24 * S, "rows_nt %d (%d, %d): %g vs %g",
+			              _i, i, k, C[0][(size_t)i * R + k], ref);
+		}
+	for (int nat = 0; nat < kernels_to_run(); nat++)
+		free(C[nat]);
+	free(a), free(b), free(C0), free(A), free(B), free(boff);
+}
+END_TEST
+
+/* bf16_convert and bf16_interleave round as bf16_from_f32, on either kernel
+ * and any length (vector bodies and scalar tails). */
+START_TEST(test_convert_arrays)
+{
+	const size_t n = 77;
+	Rng r = rng_for(37, 0, 0, 0);
+	float a[77], b[77];
+	for (size_t x = 0; x < n; x++) {
+		a[x] = (float)rng_normal(&r) * 1e3f;
+		b[x] = (float)rng_normal(&r) * 1e-3f;
+	}
+	a[3] = NAN, b[5] = -INFINITY, a[7] = 1e-40f;
+	for (int nat = 0; nat < kernels_to_run(); nat++) {
+		uint16_t h[77];
+		uint32_t w[77], w1[77];
+		bf16_native_set(nat);
+		bf16_convert(h, a, n);
+		bf16_interleave(w, a, b, n);
+		bf16_interleave(w1, b, NULL, n);
+		bf16_native_set(1);
+		for (size_t x = 0; x < n; x++) {
+			ck_assert_uint_eq(h[x], bf16_from_f32(a[x]));
+			ck_assert_uint_eq(w[x], bf16_from_f32(a[x]) | (uint32_t)bf16_from_f32(b[x]) << 16);
+			ck_assert_uint_eq(w1[x], bf16_from_f32(b[x]));
+		}
+	}
+}
+END_TEST
+
 /* A convolution with ConvShape.bf16 against the naive twin on bf16-rounded
  * input, weights and dout: forward, dinp and dweight all agree to fp32
  * summation error (relative 1e-5 of the largest value), while on raw inputs
  * they differ by more (the rounding is used everywhere). Shapes: 3x3 same
- * (the transposed backward), 3x3 stride 2 (col2im), 1x1 (direct), 1x1
- * stride 2, and 40 channels (beyond the fp32 micro-kernels' rows). */
+ * (implicit products at avx2 and up, else the transposed backward), 3x3
+ * stride 2 (col2im), 1x1 (direct), 1x1 stride 2, 40 channels (beyond the
+ * implicit products and the fp32 micro-kernels' rows), and for the
+ * implicit products an odd number of input channels (the stem's 3), of
+ * output channels, an odd width and a 5x5 kernel. Each case runs on the
+ * default kernels, on the portable bf16 kernel, and at the generic level
+ * (im2col for every shape). */
 static const int conv_cases[][8] = {
 	/* n, C, H, OC, K, S, P, chunk images */
-	{ 3, 4, 8, 6, 3, 1, 1, 1 }, { 2, 5, 9, 7, 3, 2, 1, 2 }, { 3, 6, 5, 9, 1, 1, 0, 2 },
-	{ 2, 6, 6, 4, 1, 2, 0, 1 }, { 2, 40, 6, 40, 3, 1, 1, 2 },
+	{ 3, 4, 8, 6, 3, 1, 1, 1 },   { 2, 5, 9, 7, 3, 2, 1, 2 },  { 3, 6, 5, 9, 1, 1, 0, 2 },
+	{ 2, 6, 6, 4, 1, 2, 0, 1 },   { 2, 40, 6, 40, 3, 1, 1, 2 }, { 2, 3, 8, 16, 3, 1, 1, 1 },
+	{ 3, 16, 7, 32, 3, 1, 1, 2 }, { 2, 32, 6, 5, 3, 1, 1, 1 },  { 2, 8, 10, 8, 5, 1, 2, 2 },
 };
+#define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
 static double
 max_abs(const float *x, size_t n)
@@ -405,7 +549,12 @@ round_all(float *dst, const float *src, size_t n)
 
 START_TEST(test_conv_bf16)
 {
-	const int *c = conv_cases[_i];
+	const int *c = conv_cases[_i % NCONV], mode = _i / NCONV;
+	const CpuIsa was = cpu_isa();
+	if (mode == 1)
+		bf16_native_set(0);
+	if (mode == 2)
+		ck_assert_int_eq(cpu_isa_set(CPU_GENERIC), 0);
 	ConvShape s;
 	ck_assert_int_eq(conv_shape_init(&s, c[1], c[2], c[2], c[3], c[4], c[5], c[6], c[0]), 0);
 	s.chunk = c[7];
@@ -427,6 +576,8 @@ START_TEST(test_conv_bf16)
 	round_all(dyr, dy, no);
 	conv2d_forward(y, work, x, w, NULL, n, &s);
 	conv2d_backward(dx, dw, NULL, work, dy, x, w, n, &s);
+	bf16_native_set(1);
+	cpu_isa_set(was);
 	conv2d_forward_ref(yref, xr, wr, NULL, n, &s);
 	conv2d_forward_ref(yraw, x, w, NULL, n, &s);
 	conv2d_backward_ref(dxref, dwref, NULL, dyr, xr, wr, n, &s);
@@ -463,7 +614,10 @@ bf16_suite(void)
 	tcase_add_test(tc, test_kernel_edges);
 	tcase_add_loop_test(tc, test_vs_fp32, 0, NSHAPES);
 	tcase_add_test(tc, test_threads);
-	tcase_add_loop_test(tc, test_conv_bf16, 0, (int)(sizeof conv_cases / sizeof conv_cases[0]));
+	tcase_add_loop_test(tc, test_rows, 0, NROWS);
+	tcase_add_loop_test(tc, test_rows_nt, 0, NROWS);
+	tcase_add_test(tc, test_convert_arrays);
+	tcase_add_loop_test(tc, test_conv_bf16, 0, 3 * NCONV);
 	suite_add_tcase(s, tc);
 	return s;
 }

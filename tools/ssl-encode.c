@@ -80,8 +80,7 @@ usage(FILE *fp)
 	        "  --precise-bn IMAGES   first recompute the BatchNorm statistics over these\n"
 	        "                        un-augmented training images (an images stream)\n"
 	        "  --precision P         fp32 (default), bf16 (convolutions and linear layers in bf16,\n"
-	        "                        fp32 sums; 3x3 stride-1 layers of up to 32 channels stay on faster\n"
-	        "                        fp32 kernels; needs avx512_bf16) or auto (bf16 where the CPU has it)\n");
+	        "                        fp32 sums; needs avx512_bf16) or auto (bf16 where the CPU has it)\n");
 	cli_help_shared(fp, 24, 0);
 }
 

@@ -155,7 +155,6 @@ usage(FILE *fp)
 	        "  --std S[,S...]            per-channel standard deviation (default: from the first batch)\n"
 	        "  --input-size HxWxC        with --steps 0: the input size, so no stream is read\n"
 	        "  --precision P             fp32, bf16 (convolutions and head products in bf16, fp32 sums;\n"
-	        "                            3x3 stride-1 layers of up to 32 channels stay on faster fp32 kernels;\n"
 	        "                            needs avx512_bf16) or auto (bf16 where the CPU has it) (fp32;\n"
 	        "                            with --resume: the checkpoint's)\n"
 	        "  --sync-bn                 ssl-train-mpi: BatchNorm statistics over all ranks' batches\n"

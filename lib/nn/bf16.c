@@ -418,3 +418,299 @@ gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int 
 {
 	gemm_split(gemm_bf16_serial, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+
+/* ---- products read in place ---- */
+
+void
+bf16_pack_a_gather(uint16_t *Ap, const float *X, int M, size_t KP, ptrdiff_t si, const ptrdiff_t *koff)
+{
+	const int np = (M + BF16_MR - 1) / BF16_MR;
+	for (int p = 0; p < np; p++)
+		for (size_t q = 0; q < KP; q++)
+			for (int r = 0; r < BF16_MR; r++) {
+				const int i = p * BF16_MR + r;
+				uint16_t *d = Ap + (((size_t)p * KP + q) * BF16_MR + r) * 2;
+				for (int e = 0; e < 2; e++) {
+					const ptrdiff_t o = koff[2 * q + e];
+					d[e] = i < M && o >= 0 ? bf16_from_f32(X[(ptrdiff_t)i * si + o]) : 0;
+				}
+			}
+}
+
+/* columns of C per tile of gemm_bf16_rows: three vectors of 16 */
+#define ROWS_NR 48
+
+static void
+rows_tile_portable(size_t KP, const uint16_t *ap, const uint32_t *b, const ptrdiff_t *boff, float *c, int ldc,
+                   int mr, int nr)
+{
+	float t[BF16_MR][ROWS_NR] = { { 0 } };
+	for (size_t q = 0; q < KP; q++, ap += 2 * BF16_MR) {
+		const uint32_t *bq = b + boff[q];
+		float b0[ROWS_NR], b1[ROWS_NR];
+		for (int j = 0; j < nr; j++) {
+			b0[j] = daz((uint16_t)(bq[j] & 0xffffu));
+			b1[j] = daz((uint16_t)(bq[j] >> 16));
+		}
+		for (int r = 0; r < mr; r++) {
+			const float a0 = daz(ap[2 * r]), a1 = daz(ap[2 * r + 1]);
+			for (int j = 0; j < nr; j++)
+				t[r][j] = ftz(ftz(t[r][j] + b1[j] * a1) + b0[j] * a0);
+		}
+	}
+	for (int r = 0; r < mr; r++)
+		memcpy(c + (size_t)r * ldc, t[r], sizeof(float) * nr);
+}
+
+/* the 16 lanes of a dot added as the native kernel does (halves folded,
+ * then a tree of horizontal adds: lanes_sum4) */
+static float
+lanes_sum(const float *t)
+{
+	float f[8];
+	for (int i = 0; i < 8; i++)
+		f[i] = t[i] + t[i + 8];
+	return ((f[0] + f[1]) + (f[2] + f[3])) + ((f[4] + f[5]) + (f[6] + f[7]));
+}
+
+static void
+rows_nt_portable(int M, int R, int N, const uint16_t *A, size_t lda, const uint16_t *B, const ptrdiff_t *boff,
+                 float *C, int ldc)
+{
+	for (int i = 0; i < M; i++)
+		for (int r = 0; r < R; r++) {
+			const uint16_t *a = A + (size_t)i * lda, *b = B + boff[r];
+			float t[16] = { 0 };
+			for (int j = 0; j < N; j += 2) {
+				const int l = j / 2 % 16;
+				const float a0 = daz(a[j]), b0 = daz(b[j]);
+				const float a1 = j + 1 < N ? daz(a[j + 1]) : 0.0f, b1 = j + 1 < N ? daz(b[j + 1]) : 0.0f;
+				t[l] = ftz(ftz(t[l] + b1 * a1) + b0 * a0);
+			}
+			C[(size_t)i * ldc + r] += lanes_sum(t);
+		}
+}
+
+#ifdef HAVE_X86
+/* one tile, MR x 48; full: nr == 48 and mr == MR (unmasked loads and stores) */
+NATIVE static inline __attribute__((always_inline)) void
+rows_tile_body(size_t KP, const uint16_t *ap, const uint32_t *b, const ptrdiff_t *boff, float *c, int ldc, int mr,
+               int nr, int full)
+{
+	__m512 t[BF16_MR][3];
+	for (int r = 0; r < BF16_MR; r++)
+		t[r][0] = t[r][1] = t[r][2] = _mm512_setzero_ps();
+	const __mmask16 m0 = mask16(nr), m1 = mask16(nr - 16), m2 = mask16(nr - 32);
+	for (size_t q = 0; q < KP; q++, ap += 2 * BF16_MR) {
+		const uint32_t *bq = b + boff[q];
+		__m512bh b0, b1, b2;
+		if (full) {
+			b0 = (__m512bh)_mm512_loadu_si512(bq);
+			b1 = (__m512bh)_mm512_loadu_si512(bq + 16);
+			b2 = (__m512bh)_mm512_loadu_si512(bq + 32);
+		} else {
+			b0 = (__m512bh)_mm512_maskz_loadu_epi32(m0, bq);
+			b1 = (__m512bh)_mm512_maskz_loadu_epi32(m1, bq + 16);
+			b2 = (__m512bh)_mm512_maskz_loadu_epi32(m2, bq + 32);
+		}
+#pragma GCC unroll 8
+		for (int r = 0; r < BF16_MR; r++) {
+			const __m512bh a = bcast_pair(ap + 2 * r);
+			t[r][0] = _mm512_dpbf16_ps(t[r][0], b0, a);
+			t[r][1] = _mm512_dpbf16_ps(t[r][1], b1, a);
+			t[r][2] = _mm512_dpbf16_ps(t[r][2], b2, a);
+		}
+	}
+	for (int r = 0; r < (full ? BF16_MR : mr); r++) {
+		float *cr = c + (size_t)r * ldc;
+		if (full) {
+			_mm512_storeu_ps(cr, t[r][0]);
+			_mm512_storeu_ps(cr + 16, t[r][1]);
+			_mm512_storeu_ps(cr + 32, t[r][2]);
+		} else {
+			_mm512_mask_storeu_ps(cr, m0, t[r][0]);
+			_mm512_mask_storeu_ps(cr + 16, m1, t[r][1]);
+			_mm512_mask_storeu_ps(cr + 32, m2, t[r][2]);
+		}
+	}
+}
+
+NATIVE static void
+rows_native(int M, int N, size_t KP, const uint16_t *Ap, const uint32_t *B, const ptrdiff_t *boff, float *C,
+            int ldc)
+{
+	for (int j0 = 0; j0 < N; j0 += ROWS_NR)
+		for (int i0 = 0; i0 < M; i0 += BF16_MR) {
+			const int mr = M - i0 < BF16_MR ? M - i0 : BF16_MR, nr = N - j0 < ROWS_NR ? N - j0 : ROWS_NR;
+			const uint16_t *ap = Ap + (size_t)(i0 / BF16_MR) * KP * BF16_MR * 2;
+			float *c = C + (size_t)i0 * ldc + j0;
+			if (mr == BF16_MR && nr == ROWS_NR)
+				rows_tile_body(KP, ap, B + j0, boff, c, ldc, mr, nr, 1);
+			else
+				rows_tile_body(KP, ap, B + j0, boff, c, ldc, mr, nr, 0);
+		}
+}
+
+NATIVE static inline __m256
+fold_halves(__m512 v)
+{
+	return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* the sums of a, b, c, d (in that order) in one vector, lanes added as
+ * lanes_sum says */
+NATIVE static inline __m128
+lanes_sum4(__m512 a, __m512 b, __m512 c, __m512 d)
+{
+	__m256 t = _mm256_hadd_ps(_mm256_hadd_ps(fold_halves(a), fold_halves(b)),
+	                          _mm256_hadd_ps(fold_halves(c), fold_halves(d)));
+	return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+}
+
+/* 4 rows of A x 4 rows of B at a time; rows past the edge repeat the last
+ * one and are not written */
+NATIVE static void
+rows_nt_native(int M, int R, int N, const uint16_t *A, size_t lda, const uint16_t *B, const ptrdiff_t *boff,
+               float *C, int ldc)
+{
+	for (int i0 = 0; i0 < M; i0 += 4)
+		for (int r0 = 0; r0 < R; r0 += 4) {
+			const uint16_t *a[4], *b[4];
+			for (int u = 0; u < 4; u++) {
+				a[u] = A + (size_t)(i0 + u < M ? i0 + u : M - 1) * lda;
+				b[u] = B + boff[r0 + u < R ? r0 + u : R - 1];
+			}
+			__m512 t[4][4];
+#pragma GCC unroll 4
+			for (int u = 0; u < 4; u++)
+#pragma GCC unroll 4
+				for (int v = 0; v < 4; v++)
+					t[u][v] = _mm512_setzero_ps();
+			int j = 0;
+			for (; j + 32 <= N; j += 32) {
+				__m512bh av[4], bv[4];
+#pragma GCC unroll 4
+				for (int u = 0; u < 4; u++) {
+					av[u] = (__m512bh)_mm512_loadu_si512(a[u] + j);
+					bv[u] = (__m512bh)_mm512_loadu_si512(b[u] + j);
+				}
+#pragma GCC unroll 4
+				for (int u = 0; u < 4; u++)
+#pragma GCC unroll 4
+					for (int v = 0; v < 4; v++)
+						t[u][v] = _mm512_dpbf16_ps(t[u][v], bv[v], av[u]);
+			}
+			if (j < N) {
+				const __mmask32 m = N - j >= 32 ? 0xffffffffu : (__mmask32)((1u << (N - j)) - 1);
+				__m512bh av[4], bv[4];
+#pragma GCC unroll 4
+				for (int u = 0; u < 4; u++) {
+					av[u] = (__m512bh)_mm512_maskz_loadu_epi16(m, a[u] + j);
+					bv[u] = (__m512bh)_mm512_maskz_loadu_epi16(m, b[u] + j);
+				}
+#pragma GCC unroll 4
+				for (int u = 0; u < 4; u++)
+#pragma GCC unroll 4
+					for (int v = 0; v < 4; v++)
+						t[u][v] = _mm512_dpbf16_ps(t[u][v], bv[v], av[u]);
+			}
+			const int nv = R - r0 < 4 ? R - r0 : 4;
+#pragma GCC unroll 4
+			for (int u = 0; u < 4; u++) {
+				if (i0 + u >= M)
+					break;
+				float *c = C + (size_t)(i0 + u) * ldc + r0;
+				const __m128 sum = lanes_sum4(t[u][0], t[u][1], t[u][2], t[u][3]);
+				if (nv == 4) {
+					_mm_storeu_ps(c, _mm_add_ps(_mm_loadu_ps(c), sum));
+				} else {
+					float e[4];
+					_mm_storeu_ps(e, sum);
+					for (int v = 0; v < nv; v++)
+						c[v] += e[v];
+				}
+			}
+		}
+}
+
+NATIVE static void
+convert_native(uint16_t *dst, const float *src, size_t n)
+{
+	size_t x = 0;
+	for (; x + 32 <= n; x += 32)
+		_mm512_storeu_si512(dst + x, (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + x + 16),
+		                                                          _mm512_loadu_ps(src + x)));
+	for (; x < n; x++)
+		dst[x] = bf16_from_f32(src[x]);
+}
+
+NATIVE static void
+interleave_native(uint32_t *dst, const float *a, const float *b, size_t n)
+{
+	size_t x = 0;
+	for (; x + 16 <= n; x += 16) {
+		__m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(a + x)));
+		__m512i hi = b ? _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(b + x)))
+		               : _mm512_setzero_si512();
+		_mm512_storeu_si512(dst + x, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+	}
+	for (; x < n; x++)
+		dst[x] = bf16_from_f32(a[x]) | (b ? (uint32_t)bf16_from_f32(b[x]) << 16 : 0u);
+}
+#endif
+
+void
+gemm_bf16_rows(int M, int N, size_t KP, const uint16_t *Ap, const uint32_t *B, const ptrdiff_t *boff, float *C,
+               int ldc)
+{
+#ifdef HAVE_X86
+	if (bf16_native()) {
+		rows_native(M, N, KP, Ap, B, boff, C, ldc);
+		return;
+	}
+#endif
+	for (int j0 = 0; j0 < N; j0 += ROWS_NR)
+		for (int i0 = 0; i0 < M; i0 += BF16_MR)
+			rows_tile_portable(KP, Ap + (size_t)(i0 / BF16_MR) * KP * BF16_MR * 2, B + j0, boff,
+			                   C + (size_t)i0 * ldc + j0, ldc, M - i0 < BF16_MR ? M - i0 : BF16_MR,
+			                   N - j0 < ROWS_NR ? N - j0 : ROWS_NR);
+}
+
+void
+gemm_bf16_rows_nt(int M, int R, int N, const uint16_t *A, size_t lda, const uint16_t *B, const ptrdiff_t *boff,
+                  float *C, int ldc)
+{
+#ifdef HAVE_X86
+	if (bf16_native()) {
+		rows_nt_native(M, R, N, A, lda, B, boff, C, ldc);
+		return;
+	}
+#endif
+	rows_nt_portable(M, R, N, A, lda, B, boff, C, ldc);
+}
+
+void
+bf16_convert(uint16_t *dst, const float *src, size_t n)
+{
+#ifdef HAVE_X86
+	if (bf16_native()) {
+		convert_native(dst, src, n);
+		return;
+	}
+#endif
+	for (size_t x = 0; x < n; x++)
+		dst[x] = bf16_from_f32(src[x]);
+}
+
+void
+bf16_interleave(uint32_t *dst, const float *a, const float *b, size_t n)
+{
+#ifdef HAVE_X86
+	if (bf16_native()) {
+		interleave_native(dst, a, b, n);
+		return;
+	}
+#endif
+	for (size_t x = 0; x < n; x++)
+		dst[x] = bf16_from_f32(a[x]) | (b ? (uint32_t)bf16_from_f32(b[x]) << 16 : 0u);
+}

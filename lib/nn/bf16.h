@@ -79,4 +79,31 @@ void   gemm_bf16_packed_a(int M, int N, int K, const uint16_t *Ap, int tb, const
 void   gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                  int ldb, float beta, float *C, int ldc);
 
+/* ---- products read in place (lib/nn/conv's stride-1 convolutions) ----
+ * B is not packed: its rows are read where they lie, at offsets, as the
+ * fp32 implicit kernels read them (lib/nn/gemm.h gemm_packed_rows,
+ * gemm_rows_nt). Same arithmetic as the kernels above: vdpbf16ps's fused
+ * pair steps (odd element first), bf16 denormals read as zero, denormal
+ * sums flushed; native and portable give the same bits. */
+
+/* Ap for gemm_bf16_rows: the M x 2*KP matrix whose element (i, k) is
+ * X[i * si + koff[k]], or 0 where koff[k] < 0, packed as bf16_pack_a. */
+void   bf16_pack_a_gather(uint16_t *Ap, const float *X, int M, size_t KP, ptrdiff_t si, const ptrdiff_t *koff);
+/* C (M x N, row stride ldc) = Ap x B, overwritten. Pair row q of B is the
+ * N words at B + boff[q]; word j holds the pair (element 2q, element 2q+1)
+ * of column j, the even one in its low half (bf16_interleave). */
+void   gemm_bf16_rows(int M, int N, size_t KP, const uint16_t *Ap, const uint32_t *B, const ptrdiff_t *boff,
+                      float *C, int ldc);
+/* C (M x R, row stride ldc) += A x B^T: the dot products of rows i of A
+ * (the N values at A + i * lda) and r of B (the N values at B + boff[r]).
+ * Each dot is 16 lane sums over pairs of consecutive elements, then the
+ * lanes are added in the tree order (i, i + 8), (i, i + 4), (i, i + 2),
+ * (0, 1). */
+void   gemm_bf16_rows_nt(int M, int R, int N, const uint16_t *A, size_t lda, const uint16_t *B,
+                         const ptrdiff_t *boff, float *C, int ldc);
+/* dst[x] = bf16(src[x]) for x < n. */
+void   bf16_convert(uint16_t *dst, const float *src, size_t n);
+/* dst[x] = bf16(a[x]) | bf16(b[x]) << 16 for x < n (b NULL: zeros). */
+void   bf16_interleave(uint32_t *dst, const float *a, const float *b, size_t n);
+
 #endif

@@ -101,6 +101,13 @@ conv_wgemm(const ConvShape *s, const float *ap, int ta, int M, int N, int K, con
 		gemm_serial(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* Channel pairs of a bf16 implicit product. */
+static int
+pairs_of(int channels)
+{
+	return (channels + 1) / 2;
+}
+
 /* Floats that the bf16 packing of the weights takes, for every way they
  * are used (OC x CKK forward; C x OC*K*K or CKK x OC backward). */
 static size_t
@@ -111,6 +118,11 @@ bf16_weight_floats(const ConvShape *s)
 	if ((t = bf16_pack_a_elems(s->C, s->OC * KK)) > e)
 		e = t;
 	if ((t = bf16_pack_a_elems(s->C * KK, s->OC)) > e)
+		e = t;
+	/* the implicit products': pairs of channels, an odd one padded */
+	if ((t = bf16_pack_a_elems(s->OC, 2 * pairs_of(s->C) * KK)) > e)
+		e = t;
+	if ((t = bf16_pack_a_elems(s->C, 2 * pairs_of(s->OC) * KK)) > e)
 		e = t;
 	return (e + 1) / 2;
 }
@@ -128,24 +140,21 @@ bf16_weight_floats(const ConvShape *s)
 #define IMPLICIT_MAX_C 32
 #endif
 #define IMPLICIT_MAX_OFFS (IMPLICIT_MAX_C * IMPLICIT_MAX_K * IMPLICIT_MAX_K)
+/* elements of a bf16 implicit product's weight rows: pairs, an odd channel padded */
+#define IMPLICIT_MAX_PAIRED ((IMPLICIT_MAX_C + 1) * IMPLICIT_MAX_K * IMPLICIT_MAX_K)
 
+static int
+implicit_shape(const ConvShape *s)
+{
+	return conv_is_same(s) && s->K > 1 && s->K <= IMPLICIT_MAX_K && s->C <= IMPLICIT_MAX_C &&
+	       s->OC <= IMPLICIT_MAX_C;
+}
+
+/* In bf16 too (gemm_bf16_rows: pairs of channels, interleaved). */
 static int
 conv_is_implicit(const ConvShape *s)
 {
-	return !s->bf16 && conv_is_same(s) && s->K > 1 && s->K <= IMPLICIT_MAX_K && s->C <= IMPLICIT_MAX_C &&
-	       s->OC <= IMPLICIT_MAX_C && gemm_fast();
-}
-
-/* bf16 goes through im2col; where the fp32 implicit kernels run (16 and 32
- * channels) that costs more than bf16 saves: a bf16 model keeps those
- * layers in fp32 (bench/bench_step --precision bf16, width 16: a step 11%
- * shorter than with every layer in bf16). */
-int
-conv_bf16_pays(const ConvShape *s)
-{
-	ConvShape t = *s;
-	t.bf16 = 0;
-	return !conv_is_implicit(&t);
+	return implicit_shape(s) && gemm_fast();
 }
 
 typedef struct {
@@ -166,13 +175,48 @@ pad_geometry(const ConvShape *s)
 	return g;
 }
 
-/* per thread: padded input, padded dout, one grid of max(C, OC) rows */
+/* Per thread: padded input and dout (fp32), then in bf16 their copies
+ * (input and dout as bf16 planes, the pairs of the side being multiplied
+ * as interleaved words), then one grid of max(C, OC) rows. The size does
+ * not depend on the precision (a model switches between steps). */
+typedef struct {
+	float    *pin, *pdy; /* C and OC fp32 planes */
+	uint16_t *pinb, *pdyb; /* C and OC bf16 planes */
+	uint32_t *pairs; /* max(C, OC) / 2 interleaved planes */
+	float    *grid;
+	size_t    floats;
+} ImplicitBuf;
+
+static ImplicitBuf
+implicit_layout(float *buf, const ConvShape *s)
+{
+	const Pad g = pad_geometry(s);
+	const size_t cmax = s->C > s->OC ? (size_t)s->C : (size_t)s->OC;
+	ImplicitBuf b;
+	size_t off = 0;
+#define AT(p) ((buf) ? (buf) + (p) : NULL)
+	b.pin = AT(off);
+	off += (size_t)s->C * g.plane;
+	b.pdy = AT(off);
+	off += (size_t)s->OC * g.plane;
+	b.pinb = (uint16_t *)AT(off);
+	off += ((size_t)s->C * g.plane + 1) / 2;
+	b.pdyb = (uint16_t *)AT(off);
+	off += ((size_t)s->OC * g.plane + 1) / 2;
+	b.pairs = (uint32_t *)AT(off);
+	off += (size_t)pairs_of((int)cmax) * g.plane;
+	off = (off + 15) & ~(size_t)15; /* the grid as aligned as the buffer */
+	b.grid = AT(off);
+	off += cmax * g.gld;
+#undef AT
+	b.floats = off;
+	return b;
+}
+
 static size_t
 implicit_floats(const ConvShape *s)
 {
-	Pad g = pad_geometry(s);
-	size_t cmax = s->C > s->OC ? (size_t)s->C : (size_t)s->OC;
-	return (size_t)(s->C + s->OC) * g.plane + cmax * g.gld;
+	return implicit_layout(NULL, s).floats;
 }
 
 /* off[(c * K + kh) * K + kw] = c * plane + kh * Wp + kw for c < channels */
@@ -202,8 +246,7 @@ conv_chunk_floats(const ConvShape *s)
 	int c = conv_is_same(s) && s->OC > s->C ? s->OC : s->C;
 	size_t n = (size_t)c * s->K * s->K * (size_t)col_ld(s, s->chunk);
 	/* whether or not the fast kernels are on: the size does not depend on the CPU */
-	if (conv_is_same(s) && s->K > 1 && s->K <= IMPLICIT_MAX_K && s->C <= IMPLICIT_MAX_C && s->OC <= IMPLICIT_MAX_C &&
-	    implicit_floats(s) > n)
+	if (implicit_shape(s) && implicit_floats(s) > n)
 		n = implicit_floats(s);
 	return n;
 }
@@ -496,6 +539,62 @@ chunk_sums(double *ts, const float *dinp, const float *inp, int n, int ch, const
 	}
 }
 
+/* dst (channels / 2 planes of words, rounded up) = the planes of src in
+ * pairs as bf16, interleaved (bf16_interleave); an odd last one paired
+ * with zeros. */
+static void
+interleave_planes(uint32_t *dst, const float *src, int channels, size_t plane)
+{
+	for (int cp = 0; cp < pairs_of(channels); cp++)
+		bf16_interleave(dst + (size_t)cp * plane, src + (size_t)2 * cp * plane,
+		                2 * cp + 1 < channels ? src + (size_t)(2 * cp + 1) * plane : NULL, plane);
+}
+
+/* The weights of a bf16 implicit product, packed as gemm_bf16_rows reads
+ * them: forward, rows oc and pairs (c / 2, tap); data gradient (dgrad),
+ * rows c and pairs (oc / 2, flipped tap). */
+static void
+implicit_pack_bf16(uint16_t *ap, const float *weight, const ConvShape *s, int dgrad)
+{
+	const int KK = s->K * s->K, rows = dgrad ? s->C : s->OC, inner = dgrad ? s->OC : s->C;
+	const size_t KP = (size_t)pairs_of(inner) * KK;
+	ptrdiff_t koff[IMPLICIT_MAX_PAIRED];
+	for (size_t q = 0; q < KP; q++)
+		for (int e = 0; e < 2; e++) {
+			const int ch = (int)(q / KK) * 2 + e, t = (int)(q % KK);
+			if (ch >= inner)
+				koff[2 * q + e] = -1;
+			else if (dgrad) /* element (c, k) at weight[(oc * C + c) * KK + KK - 1 - t] */
+				koff[2 * q + e] = ((ptrdiff_t)ch * s->C) * KK + KK - 1 - t;
+			else
+				koff[2 * q + e] = (ptrdiff_t)ch * KK + t;
+		}
+	bf16_pack_a_gather(ap, weight, rows, KP, dgrad ? KK : (ptrdiff_t)s->C * KK, koff);
+}
+
+/* Forward of images [i0, i0+nb) by implicit GEMM, in buf (implicit_layout). */
+static void
+implicit_forward(float *out, float *buf, const float *inp, const float *ap, int n, int i0, int nb,
+                 const ConvShape *s, const ConvFuse *f)
+{
+	const Pad g = pad_geometry(s);
+	const ImplicitBuf b = implicit_layout(buf, s);
+	const int KK = s->K * s->K;
+	ptrdiff_t off[IMPLICIT_MAX_OFFS];
+	implicit_offsets(off, s->bf16 ? pairs_of(s->C) : s->C, s, &g);
+	for (int i = i0; i < i0 + nb; i++) {
+		pad_image(b.pin, &g, inp, s->C, n, i, s, f);
+		if (s->bf16) {
+			interleave_planes(b.pairs, b.pin, s->C, g.plane);
+			gemm_bf16_rows(s->OC, g.grid, (size_t)pairs_of(s->C) * KK, (const uint16_t *)ap, b.pairs, off, b.grid,
+			               g.gld);
+		} else {
+			gemm_packed_rows(s->OC, g.grid, s->C * KK, ap, b.pin, off, 0, b.grid, g.gld);
+		}
+		unpad_grid(out, b.grid, &g, s->OC, n, i, s, 0);
+	}
+}
+
 /* One chunk of the forward pass; sums into st when stats are wanted. */
 static void
 forward_chunk(float *out, const Work *w, const float *inp, const float *weight, const float *bias, int n, int ch,
@@ -509,15 +608,7 @@ forward_chunk(float *out, const Work *w, const float *inp, const float *weight, 
 	if (conv_is_pointwise(s) && !(f && f->in_mean)) {
 		conv_wgemm(s, w->ap, 0, OC, ncol, CKK, weight, CKK, inp + i0 * ohw, (int)ldo, 0.0f, o, (int)ldo);
 	} else if (conv_is_implicit(s)) {
-		const Pad g = pad_geometry(s);
-		float *pin = w->col + (size_t)omp_get_thread_num() * w->csz, *grid = pin + (size_t)(s->C + OC) * g.plane;
-		ptrdiff_t off[IMPLICIT_MAX_OFFS];
-		implicit_offsets(off, s->C, s, &g);
-		for (int i = i0; i < i0 + nb; i++) {
-			pad_image(pin, &g, inp, s->C, n, i, s, f);
-			gemm_packed_rows(OC, g.grid, CKK, w->ap, pin, off, 0, grid, g.gld);
-			unpad_grid(out, grid, &g, OC, n, i, s, 0);
-		}
+		implicit_forward(out, w->col + (size_t)omp_get_thread_num() * w->csz, inp, w->ap, n, i0, nb, s, f);
 	} else {
 		float *col = w->col + (size_t)omp_get_thread_num() * w->csz;
 		int ld = col_ld(s, nb);
@@ -546,10 +637,12 @@ conv2d_forward_fused(float *out, float *work, const float *inp, const float *wei
 	const int OC = s->OC, nchunks = (n + s->chunk - 1) / s->chunk, G = conv_groups(s);
 	const Work w = work_layout(work, s);
 	double *stats = f ? f->out_stats : NULL;
-	if (fast_rows(s, OC) || conv_is_implicit(s))
-		gemm_pack_a(w.ap, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
-	if (s->bf16)
+	if (s->bf16 && conv_is_implicit(s))
+		implicit_pack_bf16((uint16_t *)w.ap, weight, s, 0);
+	else if (s->bf16)
 		bf16_pack_a((uint16_t *)w.ap, 0, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
+	else if (fast_rows(s, OC) || conv_is_implicit(s))
+		gemm_pack_a(w.ap, weight, s->C * s->K * s->K, OC, s->C * s->K * s->K);
 	if (!stats) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(s->threads) if (nchunks > 1)
 		for (int ch = 0; ch < nchunks; ch++)
@@ -577,19 +670,31 @@ implicit_backward(float *dinp, float *dw, float *buf, const float *dout, const f
                   int i0, int nb, const ConvShape *s, const ConvFuse *f, int overwrite)
 {
 	const Pad g = pad_geometry(s);
+	const ImplicitBuf b = implicit_layout(buf, s);
 	const int KK = s->K * s->K, cmax = s->C > s->OC ? s->C : s->OC;
-	float *pin = buf, *pdy = pin + (size_t)s->C * g.plane, *grid = pdy + (size_t)s->OC * g.plane;
+	const size_t grid0 = (size_t)s->P * g.Wp + s->P; /* dout's grid in its padded plane */
 	ptrdiff_t off[IMPLICIT_MAX_OFFS];
 	implicit_offsets(off, cmax, s, &g);
 	for (int i = i0; i < i0 + nb; i++) {
-		pad_image(pin, &g, inp, s->C, n, i, s, f);
-		pad_image(pdy, &g, dout, s->OC, n, i, s, NULL);
-		gemm_rows_nt(s->OC, s->C * KK, g.grid, pdy + (size_t)s->P * g.Wp + s->P, (int)g.plane, pin, off, dw,
-		             s->C * KK);
+		pad_image(b.pin, &g, inp, s->C, n, i, s, f);
+		pad_image(b.pdy, &g, dout, s->OC, n, i, s, NULL);
+		if (s->bf16) {
+			bf16_convert(b.pinb, b.pin, (size_t)s->C * g.plane);
+			bf16_convert(b.pdyb, b.pdy, (size_t)s->OC * g.plane);
+			gemm_bf16_rows_nt(s->OC, s->C * KK, g.grid, b.pdyb + grid0, g.plane, b.pinb, off, dw, s->C * KK);
+		} else {
+			gemm_rows_nt(s->OC, s->C * KK, g.grid, b.pdy + grid0, (int)g.plane, b.pin, off, dw, s->C * KK);
+		}
 		if (!dinp)
 			continue;
-		gemm_packed_rows(s->C, g.grid, s->OC * KK, ap, pdy, off, 0, grid, g.gld);
-		unpad_grid(dinp, grid, &g, s->C, n, i, s, !overwrite);
+		if (s->bf16) { /* off's first pairs_of(OC) * KK entries are the pairs' offsets too */
+			interleave_planes(b.pairs, b.pdy, s->OC, g.plane);
+			gemm_bf16_rows(s->C, g.grid, (size_t)pairs_of(s->OC) * KK, (const uint16_t *)ap, b.pairs, off, b.grid,
+			               g.gld);
+		} else {
+			gemm_packed_rows(s->C, g.grid, s->OC * KK, ap, b.pdy, off, 0, b.grid, g.gld);
+		}
+		unpad_grid(dinp, b.grid, &g, s->C, n, i, s, !overwrite);
 	}
 }
 
@@ -617,10 +722,12 @@ conv2d_backward_fused(float *dinp, float *dweight, float *dbias, float *work, co
 					w.wt[((size_t)c * OC + oc) * KK + k] = weight[((size_t)oc * s->C + c) * KK + (KK - 1 - k)];
 		ts.C = s->OC;
 		ts.OC = s->C;
-		if (fast_rows(s, s->C) || implicit)
+		if (!s->bf16 && (fast_rows(s, s->C) || implicit))
 			gemm_pack_a(w.ap, w.wt, OKK, s->C, OKK);
 	}
-	if (s->bf16 && dinp) /* the data gradient's A: wt, or weight^T */
+	if (s->bf16 && dinp && implicit)
+		implicit_pack_bf16((uint16_t *)w.ap, weight, s, 1);
+	else if (s->bf16 && dinp) /* the data gradient's A: wt, or weight^T */
 		bf16_pack_a((uint16_t *)w.ap, !transposed, transposed ? w.wt : weight, transposed ? OKK : CKK,
 		            transposed ? s->C : CKK, transposed ? OKK : OC);
 	/* BN backward sums of the transformed input's gradient, per group */

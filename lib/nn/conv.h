@@ -12,7 +12,8 @@
  * im2col runs in chunks of s->chunk images so the workspace stays bounded
  * (conv_work_floats); 1x1 stride-1 unpadded convolutions skip im2col, and
  * so do stride-1 "same" convolutions of up to 32 channels on CPUs with
- * AVX2+FMA (an implicit GEMM over one zero-padded copy of each image).
+ * AVX2+FMA (an implicit GEMM over one zero-padded copy of each image; in
+ * bf16 over interleaved pairs of its channels).
  * Threads take fixed shares of chunks, so results do not change between
  * runs with the same thread count.
  *
@@ -31,10 +32,9 @@ typedef struct {
 	int OH, OW;      /* set by conv_shape_init */
 	int chunk;       /* images per im2col chunk; set by conv_shape_init */
 	int threads;     /* OpenMP team the workspace is planned for (parallel_threads()) */
-	int bf16;        /* 1: every product in bf16 with fp32 sums (lib/nn/bf16.h) through
-	                  * im2col (no implicit GEMM, no fp32 micro-kernels); 0 after
-	                  * conv_shape_init. Set by the model's precision where
-	                  * conv_bf16_pays. */
+	int bf16;        /* 1: every product in bf16 with fp32 sums (lib/nn/bf16.h): the
+	                  * implicit GEMM's shapes on its bf16 kernels, the others through
+	                  * im2col; 0 after conv_shape_init. Set by the model's precision. */
 } ConvShape;
 
 /* Fills s for batches of at most max_n images. Chunks are a few hundred
@@ -49,9 +49,6 @@ size_t conv_work_floats(const ConvShape *s);
 size_t conv_work_floats_eval(const ConvShape *s);
 /* Forward FLOPs for one image (2 * C*K*K * OC * OH*OW). */
 int64_t conv_flops(const ConvShape *s);
-/* Whether a bf16 model runs this layer in bf16: not the layers that fp32's
- * implicit GEMM runs faster (lib/base/cpu level avx2 and up). */
-int     conv_bf16_pays(const ConvShape *s);
 
 /* out (OC,n,OH,OW) = conv(inp (C,n,H,W), weight (OC,C,K,K)) + bias (OC).
  * Threads take chunks of images; each runs im2col and a one-thread sgemm. */

@@ -557,9 +557,7 @@ model_print_summary(const Model *m, FILE *fp)
 	cpu_describe(isa, sizeof isa);
 	fprintf(fp, "kernels %s\n", isa);
 	if (m->precision == PRECISION_BF16) {
-		int total, bf16 = model_bf16_convs(m, &total);
-		fprintf(fp, "precision bf16 (%s kernel; %d of %d convolutions in bf16, the rest on fp32's implicit kernels)\n",
-		        bf16_native() ? "avx512_bf16" : "portable", bf16, total);
+		fprintf(fp, "precision bf16 (%s kernel)\n", bf16_native() ? "avx512_bf16" : "portable");
 	} else {
 		fprintf(fp, "precision %s\n", model_precision_name(m->precision));
 	}
@@ -727,7 +725,7 @@ model_precision_resolve(ModelPrecision want, ModelPrecision *out, char *msg, siz
 static void
 set_conv_bf16(Conv *cv, void *arg)
 {
-	cv->s.bf16 = *(const int *)arg && conv_bf16_pays(&cv->s);
+	cv->s.bf16 = *(const int *)arg;
 }
 
 void
@@ -736,23 +734,6 @@ model_set_precision(Model *m, ModelPrecision p)
 	int bf16 = p == PRECISION_BF16;
 	m->precision = bf16 ? PRECISION_BF16 : PRECISION_FP32;
 	each_layer(m, set_conv_bf16, NULL, &bf16);
-}
-
-static void
-count_conv_bf16(Conv *cv, void *arg)
-{
-	int *n = arg;
-	n[0] += cv->s.bf16;
-	n[1]++;
-}
-
-int
-model_bf16_convs(const Model *m, int *total)
-{
-	int n[2] = { 0, 0 };
-	each_layer((Model *)m, count_conv_bf16, NULL, n);
-	*total = n[1];
-	return n[0];
 }
 
 ModelPrecision

@@ -149,10 +149,8 @@ int64_t model_precise_bn_end(Model *m);
 
 /* Precision of the products (ssl-train --precision): PRECISION_BF16 rounds
  * the inputs and weights of the convolutions and linear layers to bf16 and
- * sums in fp32 (lib/nn/bf16.h), but for the convolutions that fp32's
- * implicit kernels run faster (conv_bf16_pays, at the level lib/base/cpu
- * chose when the precision was set); BatchNorm, the loss, the optimizer,
- * the parameters and the checkpoint stay fp32. A new model is fp32. */
+ * sums in fp32 (lib/nn/bf16.h); BatchNorm, the loss, the optimizer, the
+ * parameters and the checkpoint stay fp32. A new model is fp32. */
 typedef enum { PRECISION_FP32, PRECISION_BF16, PRECISION_AUTO } ModelPrecision;
 int  model_precision_parse(const char *s, ModelPrecision *out); /* "fp32" "bf16" "auto" */
 const char *model_precision_name(ModelPrecision p);
@@ -164,8 +162,6 @@ int  model_precision_resolve(ModelPrecision want, ModelPrecision *out, char *msg
 /* FP32 or BF16; between steps at any time (the parameters do not change). */
 void model_set_precision(Model *m, ModelPrecision p);
 ModelPrecision model_precision(const Model *m);
-/* How many of the encoder's convolutions run in bf16 (of *total). */
-int  model_bf16_convs(const Model *m, int *total);
 
 /* Eval mode (running statistics); nothing kept for backward. */
 const float *model_forward_eval(Model *m, const float *x, int n, ModelOutput which);
