@@ -237,6 +237,30 @@ col_ld(const ConvShape *s, int nb)
 	return gemm_pad_ld(nb * s->OH * s->OW);
 }
 
+/* Strided convolutions split each input plane into S phases per row (input
+ * columns S x + p, for p < S) with zeros around, once per channel and
+ * image: every im2col row (and col2im's sum) is then a contiguous run per
+ * output row instead of a strided gather of K*K times the plane. Phase row
+ * (y, p) holds column S x + p at lead + x. */
+static int
+phase_lead(const ConvShape *s)
+{
+	return (s->P + s->S - 1) / s->S;
+}
+
+static int
+phase_rowlen(const ConvShape *s)
+{
+	return phase_lead(s) + s->OW + s->K + 1;
+}
+
+/* floats of one plane's phase rows (after the chunk's columns) */
+static size_t
+phase_floats(const ConvShape *s)
+{
+	return s->S > 1 ? (size_t)s->H * s->S * phase_rowlen(s) : 0;
+}
+
 /* Column floats of one chunk (pointwise convolutions need them too when an
  * input transform needs a transformed copy; same convolutions hold dout's
  * columns in backward). */
@@ -244,7 +268,7 @@ static size_t
 conv_chunk_floats(const ConvShape *s)
 {
 	int c = conv_is_same(s) && s->OC > s->C ? s->OC : s->C;
-	size_t n = (size_t)c * s->K * s->K * (size_t)col_ld(s, s->chunk);
+	size_t n = (size_t)c * s->K * s->K * (size_t)col_ld(s, s->chunk) + phase_floats(s);
 	/* whether or not the fast kernels are on: the size does not depend on the CPU */
 	if (implicit_shape(s) && implicit_floats(s) > n)
 		n = implicit_floats(s);
@@ -420,6 +444,73 @@ unpad_grid(float *dst, const float *grid, const Pad *g, int C, int n, int i, con
 		}
 }
 
+/* The phase rows of plane src (H x W), through the input transform when tf. */
+CPU_BODY void
+split_phases(float *ph, const float *src, const ConvShape *s, int tf, float m, float a, float b)
+{
+	const int S = s->S, W = s->W, A = phase_lead(s), L = phase_rowlen(s);
+	for (int y = 0; y < s->H; y++)
+		for (int p = 0; p < S; p++) {
+			float *d = ph + ((size_t)y * S + p) * L;
+			const float *r = src + (size_t)y * W + p;
+			const int n = p < W ? (W - p + S - 1) / S : 0;
+			memset(d, 0, sizeof(float) * A);
+			memset(d + A + n, 0, sizeof(float) * (L - A - n));
+			d += A;
+			if (!tf) {
+#pragma omp simd
+				for (int x = 0; x < n; x++)
+					d[x] = r[(size_t)x * S];
+			} else {
+#pragma omp simd
+				for (int x = 0; x < n; x++) {
+					float v = (r[(size_t)x * S] - m) * a + b;
+					d[x] = v > 0.0f ? v : 0.0f;
+				}
+			}
+		}
+}
+
+/* Where tap column kw reads in input row 0: phase row (0, p) at its lead
+ * + shift; input row ih is ih * S phase rows further. */
+static inline float *
+phase_tap(float *ph, const ConvShape *s, int kw)
+{
+	const int S = s->S, off = kw - s->P, p = ((off % S) + S) % S;
+	return ph + (size_t)p * phase_rowlen(s) + phase_lead(s) + (off - p) / S;
+}
+
+/* im2col of a strided convolution through the phase rows (in ph). */
+CPU_BODY void
+im2col_strided(float *col, size_t ld, float *ph, const float *inp, int n, int i0, int nb, const ConvShape *s,
+               const ConvFuse *f)
+{
+	const int K = s->K, S = s->S, P = s->P, H = s->H, OH = s->OH, OW = s->OW;
+	const size_t hw = (size_t)H * s->W, ohw = (size_t)OH * OW, rowstep = (size_t)S * phase_rowlen(s);
+	const int tf = f && f->in_mean;
+	for (int c = 0; c < s->C; c++) {
+		float m = tf ? f->in_mean[c] : 0.0f, a = tf ? f->in_scale[c] : 1.0f, b = tf ? f->in_shift[c] : 0.0f;
+		for (int ii = 0; ii < nb; ii++) {
+			split_phases(ph, inp + ((size_t)c * n + i0 + ii) * hw, s, tf, m, a, b);
+			for (int kh = 0; kh < K; kh++)
+				for (int kw = 0; kw < K; kw++) {
+					float *dst = col + ((size_t)(c * K + kh) * K + kw) * ld + (size_t)ii * ohw;
+					const float *tap = phase_tap(ph, s, kw);
+					for (int oh = 0, ih = kh - P; oh < OH; oh++, ih += S, dst += OW) {
+						if (ih < 0 || ih >= H) {
+							memset(dst, 0, sizeof(float) * OW);
+							continue;
+						}
+						const float *run = tap + (size_t)ih * rowstep;
+#pragma omp simd
+						for (int ow = 0; ow < OW; ow++)
+							dst[ow] = run[ow];
+					}
+				}
+		}
+	}
+}
+
 /* col (C*K*K rows of nb*OH*OW, row stride ld) from images [i0, i0+nb) of inp (C,n,H,W), through
  * the input transform relu((x - m) * a + b) when f has one (padding stays 0:
  * it pads the transformed input). */
@@ -432,6 +523,10 @@ im2col_body(float *col, size_t ld, const float *inp, int n, int i0, int nb, cons
 	const int tf = f && f->in_mean;
 	if (conv_is_same(s) && W > 1) {
 		im2col_same(col, ld, inp, n, i0, nb, s, f);
+		return;
+	}
+	if (S > 1) { /* the phase rows after the chunk's columns (conv_chunk_floats) */
+		im2col_strided(col, ld, col + (size_t)rows * col_ld(s, nb), inp, n, i0, nb, s, f);
 		return;
 	}
 	for (long r = 0; r < rows; r++) {
@@ -484,6 +579,49 @@ CPU_CLONES(im2col,
             const ConvFuse *f),
            (col, ld, inp, n, i0, nb, s, f))
 
+/* col2im of a strided convolution: each image's runs summed into the phase
+ * rows (in ph), which then go to dinp (overwrite: assigned). */
+CPU_BODY void
+col2im_strided(float *dinp, const float *dcol, float *ph, int n, int i0, int nb, const ConvShape *s, int overwrite)
+{
+	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
+	const int A = phase_lead(s), L = phase_rowlen(s);
+	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw, rowstep = (size_t)S * L;
+	for (int c = 0; c < s->C; c++)
+		for (int ii = 0; ii < nb; ii++) {
+			memset(ph, 0, sizeof(float) * phase_floats(s));
+			for (int kh = 0; kh < K; kh++)
+				for (int kw = 0; kw < K; kw++) {
+					const float *src = dcol + ((size_t)(c * K + kh) * K + kw) * ld + (size_t)ii * ohw;
+					float *tap = phase_tap(ph, s, kw);
+					for (int oh = 0, ih = kh - P; oh < OH; oh++, ih += S, src += OW) {
+						if (ih < 0 || ih >= H)
+							continue;
+						float *run = tap + (size_t)ih * rowstep;
+#pragma omp simd
+						for (int ow = 0; ow < OW; ow++)
+							run[ow] += src[ow];
+					}
+				}
+			float *img = dinp + ((size_t)c * n + i0 + ii) * H * W;
+			for (int y = 0; y < H; y++)
+				for (int p = 0; p < S && p < W; p++) {
+					const float *d = ph + ((size_t)y * S + p) * L + A;
+					float *r = img + (size_t)y * W + p;
+					const int np = (W - p + S - 1) / S;
+					if (overwrite) {
+#pragma omp simd
+						for (int x = 0; x < np; x++)
+							r[(size_t)x * S] = d[x];
+					} else {
+#pragma omp simd
+						for (int x = 0; x < np; x++)
+							r[(size_t)x * S] += d[x];
+					}
+				}
+		}
+}
+
 /* dinp (C,n,H,W) images [i0, i0+nb) += col2im(dcol); overwrite: the chunk's
  * images are cleared first (they are about to be in cache anyway). */
 CPU_BODY void
@@ -491,6 +629,10 @@ col2im_body(float *dinp, const float *dcol, int n, int i0, int nb, const ConvSha
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
+	if (S > 1) { /* the phase rows after the chunk's columns (conv_chunk_floats) */
+		col2im_strided(dinp, dcol, (float *)dcol + (size_t)s->C * K * K * col_ld(s, nb), n, i0, nb, s, overwrite);
+		return;
+	}
 	for (int c = 0; c < s->C; c++) {
 		if (overwrite)
 			memset(dinp + ((size_t)c * n + i0) * H * W, 0, sizeof(float) * nb * H * W);
