@@ -509,7 +509,8 @@ END_TEST
  * stride 2 (col2im), 1x1 (direct), 1x1 stride 2, 40 channels (beyond the
  * implicit products and the fp32 micro-kernels' rows), and for the
  * implicit products an odd number of input channels (the stem's 3), of
- * output channels, an odd width and a 5x5 kernel. Each case runs on the
+ * output channels, an odd width and a 5x5 kernel; a 7x7 stride-2 one wide
+ * enough for im2col's phase rows. Each case runs on the
  * default kernels, on the portable bf16 kernel, and at the generic level
  * (im2col for every shape). */
 static const int conv_cases[][8] = {
@@ -517,6 +518,7 @@ static const int conv_cases[][8] = {
 	{ 3, 4, 8, 6, 3, 1, 1, 1 },   { 2, 5, 9, 7, 3, 2, 1, 2 },  { 3, 6, 5, 9, 1, 1, 0, 2 },
 	{ 2, 6, 6, 4, 1, 2, 0, 1 },   { 2, 40, 6, 40, 3, 1, 1, 2 }, { 2, 3, 8, 16, 3, 1, 1, 1 },
 	{ 3, 16, 7, 32, 3, 1, 1, 2 }, { 2, 32, 6, 5, 3, 1, 1, 1 },  { 2, 8, 10, 8, 5, 1, 2, 2 },
+	{ 2, 3, 34, 8, 7, 2, 3, 1 },
 };
 #define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 

@@ -241,7 +241,16 @@ col_ld(const ConvShape *s, int nb)
  * columns S x + p, for p < S) with zeros around, once per channel and
  * image: every im2col row (and col2im's sum) is then a contiguous run per
  * output row instead of a strided gather of K*K times the plane. Phase row
- * (y, p) holds column S x + p at lead + x. */
+ * (y, p) holds column S x + p at lead + x. That pays where taps overlap
+ * (K > S) and runs fill a vector (bench_conv, Zen 5: the 7x7/2 ImageNet
+ * stem 1.5x, 3x3/2 on 32 px 1.3x; 3x3/2 on 8 px 1.4x slower, 1x1/2 2x
+ * slower). */
+static int
+conv_uses_phases(const ConvShape *s)
+{
+	return s->S > 1 && s->K > s->S && s->OW >= 16;
+}
+
 static int
 phase_lead(const ConvShape *s)
 {
@@ -258,7 +267,7 @@ phase_rowlen(const ConvShape *s)
 static size_t
 phase_floats(const ConvShape *s)
 {
-	return s->S > 1 ? (size_t)s->H * s->S * phase_rowlen(s) : 0;
+	return conv_uses_phases(s) ? (size_t)s->H * s->S * phase_rowlen(s) : 0;
 }
 
 /* Column floats of one chunk (pointwise convolutions need them too when an
@@ -525,7 +534,7 @@ im2col_body(float *col, size_t ld, const float *inp, int n, int i0, int nb, cons
 		im2col_same(col, ld, inp, n, i0, nb, s, f);
 		return;
 	}
-	if (S > 1) { /* the phase rows after the chunk's columns (conv_chunk_floats) */
+	if (conv_uses_phases(s)) { /* the phase rows after the chunk's columns (conv_chunk_floats) */
 		im2col_strided(col, ld, col + (size_t)rows * col_ld(s, nb), inp, n, i0, nb, s, f);
 		return;
 	}
@@ -629,7 +638,7 @@ col2im_body(float *dinp, const float *dcol, int n, int i0, int nb, const ConvSha
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
-	if (S > 1) { /* the phase rows after the chunk's columns (conv_chunk_floats) */
+	if (conv_uses_phases(s)) { /* the phase rows after the chunk's columns (conv_chunk_floats) */
 		col2im_strided(dinp, dcol, (float *)dcol + (size_t)s->C * K * K * col_ld(s, nb), n, i0, nb, s, overwrite);
 		return;
 	}
