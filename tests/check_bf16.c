@@ -235,7 +235,9 @@ END_TEST
 
 /* What vdpbf16ps does at the edges: bf16 denormal inputs are zero, denormal
  * results are flushed, infinities and NaN propagate; the portable kernel
- * agrees (only products below FLT_MIN are out of its promise). */
+ * agrees (only products below FLT_MIN are out of its promise), and so do the
+ * in-place products (gemm_bf16_rows bit for bit; the dot's lane tree adds
+ * zeros, which may turn -0 into +0). */
 START_TEST(test_kernel_edges)
 {
 	const float tiny = ldexpf(1.0f, -63), big = ldexpf(1.0f, 100);
@@ -267,7 +269,22 @@ START_TEST(test_kernel_edges)
 				break;
 			bf16_native_set(nat);
 			gemm_bf16_serial(0, 1, 1, 1, 2, 1.0f, A[c], 2, B[c], 2, 0.0f, &C[nat], 1);
+			/* the in-place products take the same steps on the same pair */
+			uint16_t ap[2 * BF16_MR] = { 0 }, a16[2], b16[2];
+			uint32_t bw;
+			const ptrdiff_t zero = 0;
+			float cr = NAN, cnt = 0.0f;
+			bf16_pack_a(ap, 0, A[c], 2, 1, 2);
+			bf16_interleave(&bw, &B[c][0], &B[c][1], 1);
+			gemm_bf16_rows(1, 1, 1, ap, &bw, &zero, &cr, 1);
+			bf16_convert(a16, A[c], 2);
+			bf16_convert(b16, B[c], 2);
+			gemm_bf16_rows_nt(1, 1, 2, a16, 2, b16, &zero, &cnt, 1);
 			bf16_native_set(1);
+			ck_assert_msg(u_of(cr) == u_of(C[nat]) || (isnan(cr) && isnan(C[nat])),
+			              "case %d, kernel %d: in place %a, packed %a", c, nat, cr, C[nat]);
+			ck_assert_msg(cnt == C[nat] || (isnan(cnt) && isnan(C[nat])), "case %d, kernel %d: dot %a, packed %a",
+			              c, nat, cnt, C[nat]);
 		}
 		want[c] = C[0];
 		if (bf16_native())
@@ -408,6 +425,7 @@ START_TEST(test_rows)
 	float *C[2];
 	for (int nat = 0; nat < kernels_to_run(); nat++) {
 		C[nat] = xcalloc((size_t)M * N, 4);
+		fill(C[nat], (size_t)M * N, &r); /* overwritten, not added to */
 		bf16_native_set(nat);
 		gemm_bf16_rows(M, N, (size_t)KP, Ap, B, boff, C[nat], N);
 		bf16_native_set(1);
@@ -512,13 +530,13 @@ END_TEST
  * output channels, an odd width and a 5x5 kernel; a 7x7 stride-2 one wide
  * enough for im2col's phase rows. Each case runs on the
  * default kernels, on the portable bf16 kernel, and at the generic level
- * (im2col for every shape). */
+ * (no implicit products: im2col, or the direct product for 1x1). */
 static const int conv_cases[][8] = {
 	/* n, C, H, OC, K, S, P, chunk images */
 	{ 3, 4, 8, 6, 3, 1, 1, 1 },   { 2, 5, 9, 7, 3, 2, 1, 2 },  { 3, 6, 5, 9, 1, 1, 0, 2 },
 	{ 2, 6, 6, 4, 1, 2, 0, 1 },   { 2, 40, 6, 40, 3, 1, 1, 2 }, { 2, 3, 8, 16, 3, 1, 1, 1 },
 	{ 3, 16, 7, 32, 3, 1, 1, 2 }, { 2, 32, 6, 5, 3, 1, 1, 1 },  { 2, 8, 10, 8, 5, 1, 2, 2 },
-	{ 2, 3, 34, 8, 7, 2, 3, 1 },
+	{ 2, 3, 34, 8, 7, 2, 3, 1 },   { 2, 1, 9, 4, 7, 1, 3, 1 },
 };
 #define NCONV ((int)(sizeof conv_cases / sizeof conv_cases[0]))
 
@@ -573,6 +591,10 @@ START_TEST(test_conv_bf16)
 	fill(x, ni, &r);
 	fill(w, nw, &r);
 	fill(dy, no, &r);
+	fill(dx, ni, &r); /* the gradients are added to what is there */
+	fill(dw, nw, &r);
+	memcpy(dxref, dx, sizeof(float) * ni);
+	memcpy(dwref, dw, sizeof(float) * nw);
 	round_all(xr, x, ni);
 	round_all(wr, w, nw);
 	round_all(dyr, dy, no);

@@ -481,9 +481,11 @@ rows_nt_portable(int M, int R, int N, const uint16_t *A, size_t lda, const uint1
 		for (int r = 0; r < R; r++) {
 			const uint16_t *a = A + (size_t)i * lda, *b = B + boff[r];
 			float t[16] = { 0 };
-			for (int j = 0; j < N; j += 2) {
+			/* to a whole vector of 32, zeros past N: the native tail adds 0 * 0
+			 * to every lane too (which makes a -0 lane +0) */
+			for (int j = 0; j < (N + 31) / 32 * 32; j += 2) {
 				const int l = j / 2 % 16;
-				const float a0 = daz(a[j]), b0 = daz(b[j]);
+				const float a0 = j < N ? daz(a[j]) : 0.0f, b0 = j < N ? daz(b[j]) : 0.0f;
 				const float a1 = j + 1 < N ? daz(a[j + 1]) : 0.0f, b1 = j + 1 < N ? daz(b[j + 1]) : 0.0f;
 				t[l] = ftz(ftz(t[l] + b1 * a1) + b0 * a0);
 			}

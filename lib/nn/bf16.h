@@ -7,7 +7,7 @@
  * while it is packed, and the products summed in fp32. The operands stay
  * fp32 in memory: the rounding happens in the packing, so callers (the
  * convolutions and linear layers in bf16 mode) hand over the same buffers
- * as for gemm().
+ * as for gemm(). (The in-place products at the end read B already in bf16.)
  *
  * Packed layout (what vdpbf16ps reads): K is taken in pairs (an odd K is
  * padded with a zero). A is cut into panels of BF16_MR rows, B into panels
@@ -82,9 +82,11 @@ void   gemm_bf16(int ta, int tb, int M, int N, int K, float alpha, const float *
 /* ---- products read in place (lib/nn/conv's stride-1 convolutions) ----
  * B is not packed: its rows are read where they lie, at offsets, as the
  * fp32 implicit kernels read them (lib/nn/gemm.h gemm_packed_rows,
- * gemm_rows_nt). Same arithmetic as the kernels above: vdpbf16ps's fused
+ * gemm_rows_nt). The same steps as the kernels above: vdpbf16ps's fused
  * pair steps (odd element first), bf16 denormals read as zero, denormal
- * sums flushed; native and portable give the same bits. */
+ * sums flushed; native and portable give the same bits. Unlike them the
+ * sums run over all of K (no restart every BF16_KC elements), so they are
+ * not gemm_bf16's bits for K > BF16_KC. */
 
 /* Ap for gemm_bf16_rows: the M x 2*KP matrix whose element (i, k) is
  * X[i * si + koff[k]], or 0 where koff[k] < 0, packed as bf16_pack_a. */
@@ -96,9 +98,9 @@ void   gemm_bf16_rows(int M, int N, size_t KP, const uint16_t *Ap, const uint32_
                       float *C, int ldc);
 /* C (M x R, row stride ldc) += A x B^T: the dot products of rows i of A
  * (the N values at A + i * lda) and r of B (the N values at B + boff[r]).
- * Each dot is 16 lane sums over pairs of consecutive elements, then the
- * lanes are added in the tree order (i, i + 8), (i, i + 4), (i, i + 2),
- * (0, 1). */
+ * Each dot is 16 lane sums over pairs of consecutive elements (lane l
+ * takes pairs l, l + 16, ...), then the lanes are added as
+ * f_i = l_i + l_(i+8), ((f0 + f1) + (f2 + f3)) + ((f4 + f5) + (f6 + f7)). */
 void   gemm_bf16_rows_nt(int M, int R, int N, const uint16_t *A, size_t lda, const uint16_t *B,
                          const ptrdiff_t *boff, float *C, int ldc);
 /* dst[x] = bf16(src[x]) for x < n. */

@@ -182,7 +182,7 @@ pad_geometry(const ConvShape *s)
 typedef struct {
 	float    *pin, *pdy; /* C and OC fp32 planes */
 	uint16_t *pinb, *pdyb; /* C and OC bf16 planes */
-	uint32_t *pairs; /* max(C, OC) / 2 interleaved planes */
+	uint32_t *pairs; /* pairs_of(max(C, OC)) interleaved planes */
 	float    *grid;
 	size_t    floats;
 } ImplicitBuf;
@@ -267,7 +267,8 @@ phase_rowlen(const ConvShape *s)
 static size_t
 phase_floats(const ConvShape *s)
 {
-	return conv_uses_phases(s) ? (size_t)s->H * s->S * phase_rowlen(s) : 0;
+	/* whole 64-byte lines: the next thread's columns stay aligned */
+	return conv_uses_phases(s) ? ((size_t)s->H * s->S * phase_rowlen(s) + 15) & ~(size_t)15 : 0;
 }
 
 /* Column floats of one chunk (pointwise convolutions need them too when an
@@ -461,8 +462,8 @@ split_phases(float *ph, const float *src, const ConvShape *s, int tf, float m, f
 	for (int y = 0; y < s->H; y++)
 		for (int p = 0; p < S; p++) {
 			float *d = ph + ((size_t)y * S + p) * L;
-			const float *r = src + (size_t)y * W + p;
 			const int n = p < W ? (W - p + S - 1) / S : 0;
+			const float *r = src + (size_t)y * W + (n ? p : 0);
 			memset(d, 0, sizeof(float) * A);
 			memset(d + A + n, 0, sizeof(float) * (L - A - n));
 			d += A;
@@ -535,7 +536,7 @@ im2col_body(float *col, size_t ld, const float *inp, int n, int i0, int nb, cons
 		return;
 	}
 	if (conv_uses_phases(s)) { /* the phase rows after the chunk's columns (conv_chunk_floats) */
-		im2col_strided(col, ld, col + (size_t)rows * col_ld(s, nb), inp, n, i0, nb, s, f);
+		im2col_strided(col, ld, col + (size_t)rows * ld, inp, n, i0, nb, s, f);
 		return;
 	}
 	for (long r = 0; r < rows; r++) {
@@ -638,7 +639,8 @@ col2im_body(float *dinp, const float *dcol, int n, int i0, int nb, const ConvSha
 {
 	const int K = s->K, S = s->S, P = s->P, H = s->H, W = s->W, OH = s->OH, OW = s->OW;
 	const size_t ohw = (size_t)OH * OW, ld = (size_t)nb * ohw;
-	if (conv_uses_phases(s)) { /* the phase rows after the chunk's columns (conv_chunk_floats) */
+	if (conv_uses_phases(s)) { /* the phase rows after the chunk's columns (dcol is the column
+	                            * buffer, ld nb * ohw <= col_ld: conv_chunk_floats) */
 		col2im_strided(dinp, dcol, (float *)dcol + (size_t)s->C * K * K * col_ld(s, nb), n, i0, nb, s, overwrite);
 		return;
 	}

@@ -34,7 +34,8 @@ typedef struct {
 	int threads;     /* OpenMP team the workspace is planned for (parallel_threads()) */
 	int bf16;        /* 1: every product in bf16 with fp32 sums (lib/nn/bf16.h): the
 	                  * implicit GEMM's shapes on its bf16 kernels, the others through
-	                  * im2col; 0 after conv_shape_init. Set by the model's precision. */
+	                  * im2col (1x1 stride 1: directly); 0 after conv_shape_init. Set
+	                  * by the model's precision. */
 } ConvShape;
 
 /* Fills s for batches of at most max_n images. Chunks are a few hundred
