@@ -165,6 +165,16 @@ ftz(float x)
 	return fabsf(x) < FLT_MIN ? copysignf(0.0f, x) : x;
 }
 
+/* One vdpbf16ps lane step on the pair (a0, a1) x (b0, b1), inputs already
+ * read through daz: the odd product first, each sum flushed. (The product of
+ * two bf16 values is exact in fp32: no fma needed.) The portable kernels
+ * all go through it. */
+static inline float
+pair_step(float t, float a0, float a1, float b0, float b1)
+{
+	return ftz(ftz(t + b1 * a1) + b0 * a0);
+}
+
 static void
 tile_portable(size_t kp, const uint16_t *ap, const uint16_t *bp, float *c, int ldc, int mr, int nr, int acc,
               float alpha)
@@ -178,9 +188,8 @@ tile_portable(size_t kp, const uint16_t *ap, const uint16_t *bp, float *c, int l
 		}
 		for (int r = 0; r < BF16_MR; r++) {
 			const float a0 = daz(ap[2 * r]), a1 = daz(ap[2 * r + 1]);
-			/* the product of two bf16 values is exact in fp32: no fma needed */
 			for (int j = 0; j < BF16_NR; j++)
-				t[r][j] = ftz(ftz(t[r][j] + b1[j] * a1) + b0[j] * a0);
+				t[r][j] = pair_step(t[r][j], a0, a1, b0[j], b1[j]);
 		}
 	}
 	for (int r = 0; r < mr; r++)
@@ -455,7 +464,7 @@ rows_tile_portable(size_t KP, const uint16_t *ap, const uint32_t *b, const ptrdi
 		for (int r = 0; r < mr; r++) {
 			const float a0 = daz(ap[2 * r]), a1 = daz(ap[2 * r + 1]);
 			for (int j = 0; j < nr; j++)
-				t[r][j] = ftz(ftz(t[r][j] + b1[j] * a1) + b0[j] * a0);
+				t[r][j] = pair_step(t[r][j], a0, a1, b0[j], b1[j]);
 		}
 	}
 	for (int r = 0; r < mr; r++)
@@ -487,7 +496,7 @@ rows_nt_portable(int M, int R, int N, const uint16_t *A, size_t lda, const uint1
 				const int l = j / 2 % 16;
 				const float a0 = j < N ? daz(a[j]) : 0.0f, b0 = j < N ? daz(b[j]) : 0.0f;
 				const float a1 = j + 1 < N ? daz(a[j + 1]) : 0.0f, b1 = j + 1 < N ? daz(b[j + 1]) : 0.0f;
-				t[l] = ftz(ftz(t[l] + b1 * a1) + b0 * a0);
+				t[l] = pair_step(t[l], a0, a1, b0, b1);
 			}
 			C[(size_t)i * ldc + r] += lanes_sum(t);
 		}
