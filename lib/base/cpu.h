@@ -70,6 +70,9 @@ void cpu_describe(char *buf, size_t n);
  * the same for whole files) */
 #define CPU_TARGET_AVX2 __attribute__((target("arch=x86-64-v3")))
 #define CPU_TARGET_AVX512 __attribute__((target("arch=x86-64-v4")))
+/* the avx512 level plus avx512_bf16 (vdpbf16ps), for the kernels of
+ * lib/nn/bf16.c; they run only where cpu_features() reports it */
+#define CPU_TARGET_AVX512_BF16 __attribute__((target("arch=x86-64-v4,avx512bf16")))
 /* name##_body returns void: CPU_CLONES; a value of type ret: CPU_CLONES_RET */
 #define CPU_CLONES(name, params, args)                                               \
 	CPU_TARGET_AVX512 static void name##_avx512 params { name##_body args; }      \

@@ -15,9 +15,8 @@
 #define BF16_MC 128  /* rows of A per packed block (64 KB) */
 #define BF16_NC 1024 /* columns of B per packed block (512 KB) */
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef CPU_HAVE_X86
 #include <immintrin.h>
-#define HAVE_X86 1
 #endif
 
 /* ---- conversion ---- */
@@ -91,14 +90,14 @@ pack_portable(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int row
 	}
 }
 
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 static void pack_native(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K);
 #endif
 
 static void
 pack(uint16_t *Xp, int w, const float *X, size_t si, size_t sk, int rows, int K)
 {
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 	if ((si == 1 || sk == 1) && (w == 8 || w % 16 == 0) && bf16_native()) {
 		pack_native(Xp, w, X, si, sk, rows, K);
 		return;
@@ -200,8 +199,8 @@ tile_portable(size_t kp, const uint16_t *ap, const uint16_t *bp, float *c, int l
 		}
 }
 
-#ifdef HAVE_X86
-#define NATIVE __attribute__((target("avx512bf16,avx512f,avx512bw,avx512vl")))
+#ifdef CPU_HAVE_X86
+#define NATIVE CPU_TARGET_AVX512_BF16
 
 NATIVE static inline __m512bh
 bcast_pair(const uint16_t *p)
@@ -370,7 +369,7 @@ blocked(int ta, int tb, int M, int N, int K, float alpha, const float *A, int ld
 		return;
 	}
 	TileFn *tile = tile_portable;
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 	if (bf16_native())
 		tile = tile_native;
 #endif
@@ -502,7 +501,7 @@ rows_nt_portable(int M, int R, int N, const uint16_t *A, size_t lda, const uint1
 		}
 }
 
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 /* one tile, MR x 48; full: nr == 48 and mr == MR (unmasked loads and stores) */
 NATIVE static inline __attribute__((always_inline)) void
 rows_tile_body(size_t KP, const uint16_t *ap, const uint32_t *b, const ptrdiff_t *boff, float *c, int ldc, int mr,
@@ -674,7 +673,7 @@ void
 gemm_bf16_rows(int M, int N, size_t KP, const uint16_t *Ap, const uint32_t *B, const ptrdiff_t *boff, float *C,
                int ldc)
 {
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 	if (bf16_native()) {
 		rows_native(M, N, KP, Ap, B, boff, C, ldc);
 		return;
@@ -691,7 +690,7 @@ void
 gemm_bf16_rows_nt(int M, int R, int N, const uint16_t *A, size_t lda, const uint16_t *B, const ptrdiff_t *boff,
                   float *C, int ldc)
 {
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 	if (bf16_native()) {
 		rows_nt_native(M, R, N, A, lda, B, boff, C, ldc);
 		return;
@@ -703,7 +702,7 @@ gemm_bf16_rows_nt(int M, int R, int N, const uint16_t *A, size_t lda, const uint
 void
 bf16_convert(uint16_t *dst, const float *src, size_t n)
 {
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 	if (bf16_native()) {
 		convert_native(dst, src, n);
 		return;
@@ -716,7 +715,7 @@ bf16_convert(uint16_t *dst, const float *src, size_t n)
 void
 bf16_interleave(uint32_t *dst, const float *a, const float *b, size_t n)
 {
-#ifdef HAVE_X86
+#ifdef CPU_HAVE_X86
 	if (bf16_native()) {
 		interleave_native(dst, a, b, n);
 		return;
