@@ -734,7 +734,7 @@ START_TEST(test_tool_threads_and_blocks)
 	const char *runs[] = { "--threads 1 --block 1", "--threads 2", "--threads 2 --block 5", "--threads 3 --block 64",
 		               "--block 3" };
 	for (int i = 0; i < 5; i++) {
-		char name[16];
+		char name[24]; /* "tb%d.ssl" for any int */
 		snprintf(name, sizeof name, "tb%d.ssl", i);
 		tu_run(&r, "%s ssl-augment --recipe imagenet --size 24 --seed 3 %s <'%s' >'%s'", i == 4 ? cut : "",
 		       runs[i], i == 4 ? "/dev/stdin" : in, tu_path(name));
