@@ -92,6 +92,8 @@ fixture_make(Fixture *f, ModelArch arch, int width, uint64_t seed)
 	f->meta.train.epoch_records = 16;
 	f->meta.train.total_steps = 100;
 	f->meta.train.warmup_steps = 10;
+	f->meta.train.relaid_at = 40;
+	f->meta.train.relaid_phase = 0.25;
 	f->meta.train.records_per_epoch = 40;
 	f->meta.train.epochs = 5;
 	f->meta.train.batch = 2;
@@ -162,6 +164,8 @@ START_TEST(test_round_trip)
 	ck_assert_int_eq(ck.train.epoch_records, 16);
 	ck_assert_int_eq(ck.train.total_steps, 100);
 	ck_assert_int_eq(ck.train.warmup_steps, 10);
+	ck_assert_int_eq(ck.train.relaid_at, 40);
+	ck_assert(ck.train.relaid_phase == 0.25);
 	ck_assert_int_eq(ck.train.records_per_epoch, 40);
 	ck_assert(ck.train.lr == 0.3 * 2 / 256);
 	ck_assert(ck.train.seed == UINT64_C(0xfedcba9876543210));
@@ -320,6 +324,15 @@ START_TEST(test_foreign_and_version)
 	tu_write_file(bad, bytes, len);
 	load_fails_with(bad, "checkpoint version 2.0 is not supported (this is 1.0)");
 	free(bytes);
+	/* A re-laid cosine inside the warm-up, or with a phase outside [0, 1),
+	 * would make a resume's rate jump: refused. */
+	f.meta.train.relaid_at = 10;
+	save_ok(&f, bad);
+	load_fails_with(bad, "relaid_at 10 (phase 0.25) is not a step of the cosine");
+	f.meta.train.relaid_at = 40;
+	f.meta.train.relaid_phase = 1;
+	save_ok(&f, bad);
+	load_fails_with(bad, "relaid_at 40 (phase 1) is not a step of the cosine");
 	fixture_free(&f);
 }
 END_TEST

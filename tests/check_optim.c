@@ -190,21 +190,65 @@ START_TEST(test_config)
 }
 END_TEST
 
+/* The schedule laid once, from the end of warm-up to total. */
+static float
+lr_once(int64_t step, int64_t total, int64_t warmup, float base)
+{
+	LrSchedule s = { .total = total, .warmup = warmup };
+	return lr_at(step, &s, base);
+}
+
 START_TEST(test_schedule)
 {
 	/* warm-up: base * (step + 1) / warmup */
-	ck_assert(fabsf(lr_at(0, 100, 10, 1.0f) - 0.1f) < 1e-7f);
-	ck_assert(fabsf(lr_at(4, 100, 10, 2.0f) - 1.0f) < 1e-7f);
-	ck_assert(fabsf(lr_at(10, 100, 10, 1.0f) - 1.0f) < 1e-7f);
+	ck_assert(fabsf(lr_once(0, 100, 10, 1.0f) - 0.1f) < 1e-7f);
+	ck_assert(fabsf(lr_once(4, 100, 10, 2.0f) - 1.0f) < 1e-7f);
+	ck_assert(fabsf(lr_once(10, 100, 10, 1.0f) - 1.0f) < 1e-7f);
 	/* cosine: half way through the decay */
-	ck_assert(fabsf(lr_at(55, 100, 10, 1.0f) - 0.5f) < 1e-6f);
-	ck_assert(lr_at(99, 100, 10, 1.0f) > 0.0f && lr_at(99, 100, 10, 1.0f) < 1e-3f);
-	ck_assert(lr_at(100, 100, 10, 1.0f) == 0.0f);
-	ck_assert(lr_at(1000, 100, 10, 1.0f) == 0.0f);
-	ck_assert(fabsf(lr_at(0, 100, 0, 3.0f) - 3.0f) < 1e-6f);
+	ck_assert(fabsf(lr_once(55, 100, 10, 1.0f) - 0.5f) < 1e-6f);
+	ck_assert(lr_once(99, 100, 10, 1.0f) > 0.0f && lr_once(99, 100, 10, 1.0f) < 1e-3f);
+	ck_assert(lr_once(100, 100, 10, 1.0f) == 0.0f);
+	ck_assert(lr_once(1000, 100, 10, 1.0f) == 0.0f);
+	ck_assert(fabsf(lr_once(0, 100, 0, 3.0f) - 3.0f) < 1e-6f);
 	for (int s = 1; s < 100; s++) /* monotone after warm-up */
 		if (s > 10)
-			ck_assert(lr_at(s, 100, 10, 1.0f) <= lr_at(s - 1, 100, 10, 1.0f));
+			ck_assert(lr_once(s, 100, 10, 1.0f) <= lr_once(s - 1, 100, 10, 1.0f));
+}
+END_TEST
+
+/* A --budget re-plan moves the end at step 40 of a 100-step schedule (10
+ * warm-up): the rest of the cosine runs from the phase reached there over
+ * the steps left, so the rate is continuous at the re-plan and falls to 0
+ * at the new end, whether that end moved out or in. Laying the cosine again
+ * over the new total from step 0 would step the rate up when the end moves
+ * out (the old way, seen in a two-hour run). */
+START_TEST(test_schedule_relaid)
+{
+	static const int64_t ends[] = { 160, 60, 41 };
+	LrSchedule old = { .total = 100, .warmup = 10 };
+	double p40 = lr_phase(40, &old);
+	ck_assert(fabs(p40 - 30.0 / 90.0) < 1e-12);
+	for (size_t k = 0; k < sizeof ends / sizeof ends[0]; k++) {
+		LrSchedule s = { .total = ends[k], .warmup = 10, .relaid_at = 40, .relaid_phase = p40 };
+		float prev = lr_at(39, &old, 1.0f);
+		ck_assert(fabs(lr_phase(40, &s) - p40) < 1e-12);
+		ck_assert(lr_at(40, &s, 1.0f) == lr_at(40, &old, 1.0f));
+		for (int64_t i = 40; i < s.total; i++) {
+			float lr = lr_at(i, &s, 1.0f);
+			ck_assert_msg(lr <= prev && lr > 0.0f, "end %lld step %lld: %g after %g", (long long)s.total,
+			              (long long)i, lr, prev);
+			prev = lr;
+		}
+		ck_assert(lr_at(s.total, &s, 1.0f) == 0.0f);
+		/* half way from the re-plan to the end, the phase is half way from p40 to 1 */
+		if ((s.total - 40) % 2 == 0)
+			ck_assert(fabs(lr_phase(40 + (s.total - 40) / 2, &s) - (p40 + 1.0) / 2) < 1e-12);
+	}
+	/* laid again at or before the end of warm-up: the schedule laid once */
+	{
+		LrSchedule s = { .total = 100, .warmup = 10, .relaid_at = 10, .relaid_phase = 0.5 };
+		ck_assert(lr_at(55, &s, 1.0f) == lr_once(55, 100, 10, 1.0f));
+	}
 }
 END_TEST
 
@@ -268,6 +312,7 @@ optim_suite(void)
 	tcase_add_test(tc, test_state_table);
 	tcase_add_test(tc, test_config);
 	tcase_add_test(tc, test_schedule);
+	tcase_add_test(tc, test_schedule_relaid);
 	tcase_add_test(tc, test_params_rules);
 	suite_add_tcase(s, tc);
 	return s;

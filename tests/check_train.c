@@ -317,6 +317,62 @@ START_TEST(test_tail_batches)
 }
 END_TEST
 
+/* The learning rate of a log's rows after warm-up never rises (a --budget
+ * re-plan lays the rest of the cosine from where it stands); the rows read. */
+static int
+assert_lr_falls_after(const char *path, long long warmup)
+{
+	FILE *f = fopen(path, "r");
+	char line[512];
+	double prev = INFINITY;
+	int n = 0;
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(line, sizeof line, f));
+	while (fgets(line, sizeof line, f)) {
+		long long step, epoch;
+		double loss, lr;
+		ck_assert_int_eq(sscanf(line, "%lld\t%lld\t%lf\t%lf", &step, &epoch, &loss, &lr), 4);
+		if (step > warmup) {
+			ck_assert_msg(lr <= prev, "%s: step %lld: lr %g after %g", path, step, lr, prev);
+			prev = lr;
+		}
+		n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* A --budget run whose steps SSL_FAULT_SLOW_FROM_STEP=slow slows: it
+ * re-plans (saying `says`) to more steps than first planned, or fewer,
+ * re-lays the cosine after warm-up, and its rate only falls. */
+static void
+check_replan(const char *slow, const char *name, const char *says, int more)
+{
+	TuResult r;
+	Checkpoint ck;
+	char cmd[512], file[64];
+	const char *p;
+	long long planned;
+	snprintf(cmd, sizeof cmd, "SSL_FAULT_SLOW_FROM_STEP=%s " TINY " --budget 2s --warmup-steps 5 --log $TMP/%s.tsv "
+	         "-o $TMP/%s.ssl $TMP/b.views", slow, name, name);
+	tu_run_ok(&r, cmd);
+	p = strstr(r.err, "the plan: ");
+	planned = p ? atoll(p + strlen("the plan: ")) : -1;
+	tu_assert_has(r.err, "--budget: re-planned at ");
+	tu_assert_has(r.err, says);
+	snprintf(file, sizeof file, "%s.ssl", name);
+	load_ok(&ck, tu_path(file));
+	ck_assert_msg(more ? ck.train.total_steps > planned : ck.train.total_steps < planned,
+	              "%lld steps, first planned %lld:\n%s", (long long)ck.train.total_steps, planned, r.err);
+	ck_assert_int_eq(ck.train.step, ck.train.total_steps);
+	ck_assert_int_gt(ck.train.relaid_at, 25);
+	ck_assert(ck.train.relaid_phase > 0 && ck.train.relaid_phase < 1);
+	snprintf(file, sizeof file, "%s.tsv", name);
+	ck_assert_int_eq(assert_lr_falls_after(tu_path(file), 5), ck.train.step);
+	checkpoint_free(&ck);
+	tu_result_free(&r);
+}
+
 /* --budget: the plan is fixed after the timed steps and recorded; a run
  * interrupted while still timing records its estimate, and the resume keeps
  * it. (How long a run takes is not asserted: that is for bench/.) */
@@ -355,19 +411,34 @@ START_TEST(test_budget)
 	checkpoint_free(&ck);
 	/* A machine that gets busy after the plan (each step from the 30th
 	 * 40 ms longer): the run re-plans to fewer steps than it first planned. */
-	tu_run_ok(&r, "SSL_FAULT_SLOW_FROM_STEP=30:40 " TINY " --budget 2s -o $TMP/bs.ssl $TMP/b.views");
+	check_replan("30:40", "bs", "(the steps slowed down)", 0);
+	/* Interrupted after that re-plan, the resume keeps the re-laid cosine. */
+	tu_run(&r, "SSL_FAULT_SIGNAL_AT_STEP=50 SSL_FAULT_SLOW_FROM_STEP=30:40 " TINY " --budget 2s --warmup-steps 5 "
+	           "--log $TMP/br.tsv -o $TMP/br.ssl $TMP/b.views");
+	ck_assert_msg(r.status == 143, "exit %d:\n%s", r.status, r.err);
+	tu_result_free(&r);
 	{
-		const char *p = strstr(r.err, "the plan: ");
-		long long planned = p ? atoll(p + strlen("the plan: ")) : -1;
-		tu_assert_has(r.err, "--budget: re-planned at ");
-		tu_assert_has(r.err, "(the steps slowed down)");
-		load_ok(&ck, tu_path("bs.ssl"));
-		ck_assert_msg(ck.train.total_steps < planned, "%lld steps, first planned %lld:\n%s",
-		              (long long)ck.train.total_steps, planned, r.err);
+		int64_t relaid_at;
+		double relaid_phase;
+		load_ok(&ck, tu_path("br.ssl"));
+		ck_assert_int_eq(ck.train.step, 50);
+		ck_assert_int_gt(ck.train.relaid_at, 25);
+		relaid_at = ck.train.relaid_at;
+		relaid_phase = ck.train.relaid_phase;
+		checkpoint_free(&ck);
+		tu_run_ok(&r, TINY " --budget 2s --resume $TMP/br.ssl --log $TMP/br.tsv -o $TMP/br.ssl $TMP/b.views");
+		tu_result_free(&r);
+		load_ok(&ck, tu_path("br.ssl"));
 		ck_assert_int_eq(ck.train.step, ck.train.total_steps);
+		ck_assert_int_eq(ck.train.relaid_at, relaid_at);
+		ck_assert(ck.train.relaid_phase == relaid_phase);
+		ck_assert_int_eq(assert_lr_falls_after(tu_path("br.tsv"), 5), ck.train.step);
 		checkpoint_free(&ck);
 	}
-	tu_result_free(&r);
+	/* ... and one that gets quieter after a busy start (the first 30 steps
+	 * 20 ms longer, the rest 10 ms: the plan must last past the half-way
+	 * re-plan): it re-plans to more steps, and the rate still only falls. */
+	check_replan("1:20:31,31:10", "bq", "(the steps sped up)", 1);
 	/* the budget decides the steps */
 	tu_run(&r, TINY " --budget 2s --steps 5 -o $TMP/x.ssl $TMP/b.views");
 	ck_assert_int_eq(r.status, 2);

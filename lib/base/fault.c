@@ -27,9 +27,14 @@ void
 fault_slow_step(int64_t step)
 {
 	const char *f = getenv("SSL_FAULT_SLOW_FROM_STEP");
-	long long s = -1, ms = 0;
-	if (f && sscanf(f, "%lld:%lld", &s, &ms) == 2 && step >= s && ms > 0)
-		usleep((useconds_t)(ms * 1000));
+	for (; f && *f; f = strchr(f, ',') ? strchr(f, ',') + 1 : "") {
+		long long s = -1, ms = 0, e = INT64_MAX;
+		if (sscanf(f, "%lld:%lld:%lld", &s, &ms, &e) >= 2 && step >= s && step < e) {
+			if (ms > 0)
+				usleep((useconds_t)(ms * 1000));
+			return;
+		}
+	}
 }
 
 void

@@ -12,10 +12,11 @@
  *       fault_signal_in_step(): ssl-train raises SIGTERM inside step S,
  *       after the backward pass and before the update (the step finishes;
  *       the run stops after it, as it does for a real signal).
- *   SSL_FAULT_SLOW_FROM_STEP=S:MS
- *       fault_slow_step(): in ssl-train, every step from S on takes MS
- *       milliseconds longer, as on a machine that gets busy mid-run
- *       (--budget's re-plans).
+ *   SSL_FAULT_SLOW_FROM_STEP=S:MS[:E][,S:MS[:E]...]
+ *       fault_slow_step(): in ssl-train, every step from S on (to E,
+ *       exclusive, when given) takes MS milliseconds longer, as on a
+ *       machine that gets busy mid-run, or quieter after a busy start
+ *       (--budget's re-plans); the first range holding the step counts.
  *   SSL_FAULT_DECODE_STALL=N
  *       fault_decode_stall(): ssl-decode, once N images are decoded, says
  *       "stalled" on stderr and waits for a signal, as a reader of a slow
@@ -35,7 +36,7 @@
 int  fault_disk_full(long written);
 /* SSL_FAULT_SIGNAL_AT_STEP: raises SIGTERM when `step` (1-based) is S. */
 void fault_signal_in_step(int64_t step);
-/* SSL_FAULT_SLOW_FROM_STEP: sleeps MS ms when `step` (1-based) >= S. */
+/* SSL_FAULT_SLOW_FROM_STEP: sleeps MS ms when `step` (1-based) is in a range [S, E). */
 void fault_slow_step(int64_t step);
 /* SSL_FAULT_DECODE_STALL: waits for a signal once `decoded` reaches N. */
 void fault_decode_stall(int64_t decoded);

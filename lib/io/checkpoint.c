@@ -159,7 +159,7 @@ pack_optim(msgpack_packer *pk, const Checkpoint *ck, Optim *o)
 static int
 pack_train(msgpack_packer *pk, const CheckpointTrain *t)
 {
-	int rc = msgpack_pack_map(pk, 21);
+	int rc = msgpack_pack_map(pk, 23);
 	rc |= pack_kv_str(pk, "objective", t->objective);
 	rc |= pack_kv_str(pk, "precision", t->precision[0] ? t->precision : "fp32");
 	rc |= pack_kv_i64(pk, "step", t->step);
@@ -168,6 +168,8 @@ pack_train(msgpack_packer *pk, const CheckpointTrain *t)
 	rc |= pack_kv_i64(pk, "first_epoch", t->first_epoch);
 	rc |= pack_kv_i64(pk, "total_steps", t->total_steps);
 	rc |= pack_kv_i64(pk, "warmup_steps", t->warmup_steps);
+	rc |= pack_kv_i64(pk, "relaid_at", t->relaid_at);
+	rc |= pack_kv_f64(pk, "relaid_phase", t->relaid_phase);
 	rc |= pack_kv_i64(pk, "records_per_epoch", t->records_per_epoch);
 	rc |= pack_kv_i64(pk, "epochs", t->epochs);
 	rc |= pack_kv_i64(pk, "batch", t->batch);
@@ -419,6 +421,18 @@ decode_train(const msgpack_object *m, CheckpointTrain *t, char *why, size_t whyl
 		if (msgfile_get_int(m, "train", "min_tail", 0, INT32_MAX, &v, why, whylen) < 0)
 			return -1;
 		t->min_tail = v > 0 ? (int)v : 1;
+	}
+	/* Written since budget re-plans re-lay the cosine; older files laid it once. */
+	if (mpu_map_get(m, "relaid_at") &&
+	    (msgfile_get_int(m, "train", "relaid_at", 0, INT64_MAX, &t->relaid_at, why, whylen) < 0 ||
+	     msgfile_get_f64(m, "train", "relaid_phase", &t->relaid_phase, why, whylen) < 0))
+		return -1;
+	if (t->relaid_at > 0 && (t->relaid_at <= t->warmup_steps || t->relaid_at > t->total_steps ||
+	                         !(t->relaid_phase >= 0 && t->relaid_phase < 1))) {
+		snprintf(why, whylen, "train: relaid_at %lld (phase %g) is not a step of the cosine (warm-up %lld, "
+		         "total %lld) with a phase in [0, 1)", (long long)t->relaid_at, t->relaid_phase,
+		         (long long)t->warmup_steps, (long long)t->total_steps);
+		return -1;
 	}
 	if (msgfile_get_int(m, "train", "threads", 0, 1 << 16, &v, why, whylen) < 0)
 		return -1;

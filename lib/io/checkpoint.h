@@ -52,6 +52,9 @@ typedef struct {
 	int64_t  first_epoch;       /* epoch number of step 0 */
 	int64_t  total_steps;       /* schedule length (LR reaches 0 there) */
 	int64_t  warmup_steps;
+	int64_t  relaid_at;         /* the cosine re-laid at this step by a --budget re-plan; 0: never
+	                               (files without the key) */
+	double   relaid_phase;      /* its phase there, in [0, 1) (lr_at's LrSchedule) */
 	int64_t  records_per_epoch; /* -1: unknown */
 	int64_t  epochs;            /* epochs of the schedule; -1: unknown (--steps) */
 	int      batch;             /* pairs (simclr) or images (supervised) per step */

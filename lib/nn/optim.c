@@ -232,15 +232,30 @@ optim_step(Optim *o, float lr)
 	}
 }
 
+double
+lr_phase(int64_t step, const LrSchedule *s)
+{
+	double p;
+	if (step <= s->warmup)
+		return 0.0;
+	if (step >= s->total)
+		return 1.0;
+	if (s->relaid_at > s->warmup && step >= s->relaid_at)
+		p = s->relaid_phase + (1.0 - s->relaid_phase) * (double)(step - s->relaid_at) /
+		                          (double)(s->total - s->relaid_at);
+	else
+		p = (double)(step - s->warmup) / (double)(s->total - s->warmup);
+	return p < 1.0 ? p : 1.0;
+}
+
 float
-lr_at(int64_t step, int64_t total, int64_t warmup, float base)
+lr_at(int64_t step, const LrSchedule *s, float base)
 {
 	if (step < 0)
 		step = 0;
-	if (step >= total)
+	if (step >= s->total)
 		return 0.0f;
-	if (step < warmup)
-		return base * (float)(step + 1) / (float)warmup;
-	double p = (double)(step - warmup) / (double)(total - warmup);
-	return (float)(base * 0.5 * (1.0 + cos(M_PI * p)));
+	if (step < s->warmup)
+		return base * (float)(step + 1) / (float)s->warmup;
+	return (float)(base * 0.5 * (1.0 + cos(M_PI * lr_phase(step, s))));
 }

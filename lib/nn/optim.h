@@ -56,9 +56,21 @@ ParamTable *optim_state(Optim *o);
 int64_t optim_get_step(const Optim *o);          /* updates done (AdamW bias correction) */
 void    optim_set_step(Optim *o, int64_t step);  /* after loading a checkpoint */
 
-/* Linear warm-up, base * (step + 1) / warmup for steps [0, warmup), then
- * cosine decay to 0 at step total: base * 0.5 * (1 + cos(pi * (step -
- * warmup) / (total - warmup))). Steps >= total give 0. */
-float lr_at(int64_t step, int64_t total, int64_t warmup, float base);
+/* The learning-rate schedule: linear warm-up, base * (step + 1) / warmup
+ * for steps [0, warmup), then cosine decay to 0 at step total, base * 0.5 *
+ * (1 + cos(pi * phase)). Laid once, the phase is (step - warmup) / (total -
+ * warmup). A schedule re-laid at step relaid_at (a --budget re-plan that
+ * moved total) runs the rest of the cosine from the phase it had reached
+ * there over the steps left, relaid_phase + (1 - relaid_phase) * (step -
+ * relaid_at) / (total - relaid_at): the rate goes on falling, without a step
+ * up or down, whether the end moved out or in. */
+typedef struct {
+	int64_t total, warmup;
+	int64_t relaid_at;    /* <= warmup: laid once */
+	double  relaid_phase; /* the cosine's phase (0..1) at relaid_at */
+} LrSchedule;
+
+double lr_phase(int64_t step, const LrSchedule *s); /* 0 at the end of warm-up, 1 at total */
+float  lr_at(int64_t step, const LrSchedule *s, float base); /* steps >= total give 0 */
 
 #endif

@@ -9,8 +9,9 @@
  * A machine can get busier (or quieter) after the plan is made, so the run
  * re-plans at a quarter, half, three quarters and nine tenths of the budget,
  * from the rate of the steps since the previous plan, when that moves the
- * end by more than 1%: the cosine is stretched or shrunk over the new total
- * from where it stands. A resumed run keeps the plan its checkpoint
+ * end by more than 1%: the rest of the cosine, from the phase it has
+ * reached, is laid over the steps left (LrSchedule), so the rate never steps
+ * up when the end moves out. A resumed run keeps the plan its checkpoint
  * recorded and does not re-plan. */
 #include "train/internal.h"
 
@@ -124,6 +125,11 @@ budget_replan(Trainer *t)
 	t->probe_step0 = t->step;
 	if (llabs(total - old) * 100 <= old)
 		return;
+	if (t->step > t->warmup) { /* the rest of the cosine, from where it stands */
+		LrSchedule sched = trainer_lr_schedule(t);
+		t->relaid_phase = lr_phase(t->step, &sched);
+		t->relaid_at = t->step;
+	}
 	t->total = total;
 	if (t->warmup > t->total)
 		t->warmup = t->total;

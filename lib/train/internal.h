@@ -53,6 +53,8 @@ struct Trainer {
 	int           cap;                 /* records per step on this process: B / ranks */
 	/* schedule */
 	int64_t       step, total, warmup, spe, rpe, epochs, first_epoch;
+	int64_t       relaid_at;            /* the cosine re-laid there by a --budget re-plan (0: never) */
+	double        relaid_phase;         /* ... from this phase (LrSchedule) */
 	int           log_errno;            /* the log's first write error, 0 if none */
 	float         lr_base;
 	/* position in the input */
@@ -159,6 +161,14 @@ int64_t budget_steps(const Trainer *t);
 void    budget_after_step(Trainer *t);       /* collective once: when the plan is fixed */
 void    budget_describe_steps(const Trainer *t, char *buf, size_t len);
 void    budget_report(const Trainer *t);
+
+/* The learning-rate schedule of the run as it stands. */
+static inline LrSchedule
+trainer_lr_schedule(const Trainer *t)
+{
+	return (LrSchedule){ .total = t->total, .warmup = t->warmup, .relaid_at = t->relaid_at,
+		             .relaid_phase = t->relaid_phase };
+}
 
 /* save.c (collective) */
 int  save_checkpoint(Trainer *t, char *err, size_t errlen);

@@ -25,6 +25,8 @@ fill_meta(Trainer *t)
 	/* a --budget run still timing its steps records its estimate: a resume keeps that plan */
 	tr->total_steps = t->planning ? budget_steps(t) : t->total;
 	tr->warmup_steps = t->warmup < tr->total_steps ? t->warmup : tr->total_steps;
+	tr->relaid_at = t->relaid_at;
+	tr->relaid_phase = t->relaid_phase;
 	tr->records_per_epoch = t->rpe;
 	tr->epochs = t->epochs;
 	tr->batch = t->B;

@@ -106,7 +106,8 @@ step_train(Trainer *t, char *err, size_t errlen)
 	float loss = 0, acc = 0, lr;
 	int n = t->n;
 	monitor_baseline(t);
-	lr = lr_at(t->step, t->total, t->warmup, t->lr_base);
+	LrSchedule sched = trainer_lr_schedule(t);
+	lr = lr_at(t->step, &sched, t->lr_base);
 	if (t->mpi)
 		fault_rank_in_step(t->rank, t->step + 1);
 	if (t->s.objective == OBJECTIVE_SIMCLR) {

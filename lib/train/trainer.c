@@ -69,6 +69,8 @@ plan_schedule(Trainer *t, int64_t grpe, char *err, size_t errlen)
 		t->step = tr->step;
 		t->total = tr->total_steps;
 		t->warmup = tr->warmup_steps;
+		t->relaid_at = tr->relaid_at;
+		t->relaid_phase = tr->relaid_phase;
 		t->rpe = tr->records_per_epoch;
 		t->epochs = tr->epochs;
 		t->spe = steps_per_epoch(t, t->rpe);
