@@ -344,6 +344,8 @@ checkpoint_seed(const char *name, ModelArch arch, int proj_layers, int num_class
 		ck.train.epoch_records = 2;
 		ck.train.total_steps = 10;
 		ck.train.warmup_steps = 1;
+		ck.train.relaid_at = 3; /* a --budget re-plan at step 3 */
+		ck.train.relaid_phase = 0.25;
 		ck.train.records_per_epoch = 8;
 		ck.train.epochs = 2;
 		ck.train.batch = 2;

@@ -324,8 +324,8 @@ START_TEST(test_foreign_and_version)
 	tu_write_file(bad, bytes, len);
 	load_fails_with(bad, "checkpoint version 2.0 is not supported (this is 1.0)");
 	free(bytes);
-	/* A re-laid cosine inside the warm-up, or with a phase outside [0, 1),
-	 * would make a resume's rate jump: refused. */
+	/* A re-laid cosine inside the warm-up, past the steps taken, or with a
+	 * phase outside [0, 1) would make a resume's rate jump: refused. */
 	f.meta.train.relaid_at = 10;
 	save_ok(&f, bad);
 	load_fails_with(bad, "relaid_at 10 (phase 0.25) is not a step of the cosine");
@@ -333,6 +333,10 @@ START_TEST(test_foreign_and_version)
 	f.meta.train.relaid_phase = 1;
 	save_ok(&f, bad);
 	load_fails_with(bad, "relaid_at 40 (phase 1) is not a step of the cosine");
+	f.meta.train.relaid_at = 78; /* after the checkpoint's step 77 */
+	f.meta.train.relaid_phase = 0.25;
+	save_ok(&f, bad);
+	load_fails_with(bad, "relaid_at 78 (phase 0.25) is not a step of the cosine already taken");
 	fixture_free(&f);
 }
 END_TEST

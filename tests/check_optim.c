@@ -244,6 +244,23 @@ START_TEST(test_schedule_relaid)
 		if ((s.total - 40) % 2 == 0)
 			ck_assert(fabs(lr_phase(40 + (s.total - 40) / 2, &s) - (p40 + 1.0) / 2) < 1e-12);
 	}
+	/* re-laid twice (the end moved out at 40, then in at 70): the second
+	 * re-plan starts from the phase the first had reached */
+	{
+		LrSchedule s1 = { .total = 160, .warmup = 10, .relaid_at = 40, .relaid_phase = p40 }, s2 = s1;
+		float prev = lr_at(69, &s1, 1.0f);
+		s2.total = 120;
+		s2.relaid_at = 70;
+		s2.relaid_phase = lr_phase(70, &s1);
+		ck_assert(s2.relaid_phase > p40 && s2.relaid_phase < 1);
+		ck_assert(lr_at(70, &s2, 1.0f) == lr_at(70, &s1, 1.0f));
+		for (int64_t i = 70; i < s2.total; i++) {
+			float lr = lr_at(i, &s2, 1.0f);
+			ck_assert(lr <= prev && lr > 0.0f);
+			prev = lr;
+		}
+		ck_assert(lr_at(120, &s2, 1.0f) == 0.0f);
+	}
 	/* laid again at or before the end of warm-up: the schedule laid once */
 	{
 		LrSchedule s = { .total = 100, .warmup = 10, .relaid_at = 10, .relaid_phase = 0.5 };

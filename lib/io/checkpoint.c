@@ -427,11 +427,12 @@ decode_train(const msgpack_object *m, CheckpointTrain *t, char *why, size_t whyl
 	    (msgfile_get_int(m, "train", "relaid_at", 0, INT64_MAX, &t->relaid_at, why, whylen) < 0 ||
 	     msgfile_get_f64(m, "train", "relaid_phase", &t->relaid_phase, why, whylen) < 0))
 		return -1;
-	if (t->relaid_at > 0 && (t->relaid_at <= t->warmup_steps || t->relaid_at > t->total_steps ||
+	/* A re-plan happens at a step already taken, after warm-up. */
+	if (t->relaid_at > 0 && (t->relaid_at <= t->warmup_steps || t->relaid_at > t->step ||
 	                         !(t->relaid_phase >= 0 && t->relaid_phase < 1))) {
-		snprintf(why, whylen, "train: relaid_at %lld (phase %g) is not a step of the cosine (warm-up %lld, "
-		         "total %lld) with a phase in [0, 1)", (long long)t->relaid_at, t->relaid_phase,
-		         (long long)t->warmup_steps, (long long)t->total_steps);
+		snprintf(why, whylen, "train: relaid_at %lld (phase %g) is not a step of the cosine already taken "
+		         "(warm-up %lld, step %lld) with a phase in [0, 1)", (long long)t->relaid_at, t->relaid_phase,
+		         (long long)t->warmup_steps, (long long)t->step);
 		return -1;
 	}
 	if (msgfile_get_int(m, "train", "threads", 0, 1 << 16, &v, why, whylen) < 0)
